@@ -1,0 +1,294 @@
+"""The catalog: YAML files under hwmodels/catalog/ looked up by name.
+
+devices.yaml and links.yaml map a name to its facts; catalog/models/*.yaml map a model name to
+Hugging Face config.json keys. Users add entries with YAML, or point FLEETSIM_CATALOG at a
+directory laid out the same way (its entries override the bundled ones).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwmodels.dtypes import DType
+from hwmodels.errors import ConfigError, UnknownNameError
+from hwmodels.frozen import FrozenMap
+from hwmodels.specs import DeviceKind, DeviceSpec, LinkKind, LinkSpec, ModelSpec
+from hwmodels.units import GiB
+
+CATALOG_DIR = Path(__file__).parent / "catalog"
+
+
+def _catalog_dirs() -> list[Path]:
+    dirs = [CATALOG_DIR]
+    extra = os.environ.get("FLEETSIM_CATALOG")
+    if extra:
+        dirs.extend(Path(p) for p in extra.split(os.pathsep) if p)
+    return dirs
+
+
+def read_yaml(path: Path | str) -> Any:
+    """Parse a YAML file; syntax errors become one ConfigError line naming the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read file: {err.strerror}", file=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"malformed YAML{where}: {problem}", file=str(path)) from None
+
+
+def _read_mapping(path: Path) -> dict[str, dict[str, Any]]:
+    data = read_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("top level must be a mapping of name -> entry", file=str(path))
+    for name, entry in data.items():
+        if not isinstance(entry, dict):
+            raise ConfigError("entry must be a mapping of keys", file=str(path), key=str(name))
+    return {str(k): v for k, v in data.items()}
+
+
+@functools.cache
+def _entries(kind: str) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """name -> (file, raw entry) for 'devices', 'links' or 'models'."""
+    out: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for root in _catalog_dirs():
+        files = sorted((root / "models").glob("*.yaml")) if kind == "models" else \
+            [root / f"{kind}.yaml"]
+        for path in files:
+            if path.exists():
+                for name, entry in _read_mapping(path).items():
+                    out[name.lower()] = (path, entry)
+    return out
+
+
+def clear_cache() -> None:
+    """Forget parsed catalog files (after FLEETSIM_CATALOG changes)."""
+    _entries.cache_clear()
+    load_device.cache_clear()
+    load_link.cache_clear()
+    _load_model_by_name.cache_clear()
+
+
+def list_devices() -> list[str]:
+    return sorted(_entries("devices"))
+
+
+def list_links() -> list[str]:
+    return sorted(_entries("links"))
+
+
+def list_models() -> list[str]:
+    return sorted(_entries("models"))
+
+
+def raw_entry(kind: str, name: str) -> dict[str, Any]:
+    """The YAML entry as written (for `show` commands)."""
+    entries = _entries(kind)
+    key = name.lower()
+    if key not in entries:
+        raise UnknownNameError(kind.rstrip("s"), name, entries)
+    return dict(entries[key][1])
+
+
+class _Fields:
+    """Reads typed keys from a raw entry, naming file and key on any error."""
+
+    def __init__(self, entry: Mapping[str, Any], file: Path | str, name: str,
+                 allowed_keys: set[str]) -> None:
+        self.entry, self.file, self.name = entry, str(file), name
+        unknown = set(entry) - allowed_keys
+        if unknown:
+            raise ConfigError(f"unknown key '{sorted(unknown)[0]}'", file=self.file,
+                              key=f"{name}.{sorted(unknown)[0]}", allowed=sorted(allowed_keys))
+
+    def num(self, key: str, default: float | None = None, *, positive: bool = True) -> float:
+        if key not in self.entry:
+            if default is None:
+                raise ConfigError("missing required key", file=self.file,
+                                  key=f"{self.name}.{key}")
+            return default
+        value = self.entry[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"expected a number, got {value!r}", file=self.file,
+                              key=f"{self.name}.{key}")
+        if value < 0 or (positive and value == 0):
+            raise ConfigError(f"must be {'>' if positive else '>='} 0, got {value}",
+                              file=self.file, key=f"{self.name}.{key}")
+        return float(value)
+
+    def text(self, key: str, default: str | None = None) -> str:
+        if key not in self.entry:
+            if default is None:
+                raise ConfigError("missing required key", file=self.file,
+                                  key=f"{self.name}.{key}")
+            return default
+        return str(self.entry[key])
+
+    def dtype_table(self, key: str, scale: float) -> FrozenMap[DType, float]:
+        raw = self.entry.get(key) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError("expected a mapping dtype -> number", file=self.file,
+                              key=f"{self.name}.{key}", allowed=[d.value for d in DType])
+        table: dict[DType, float] = {}
+        for dt, value in raw.items():
+            try:
+                dtype = DType(str(dt).lower())
+            except ValueError:
+                raise ConfigError(f"unknown dtype '{dt}'", file=self.file,
+                                  key=f"{self.name}.{key}",
+                                  allowed=[d.value for d in DType]) from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"expected a positive number for {dt}, got {value!r}",
+                                  file=self.file, key=f"{self.name}.{key}")
+            table[dtype] = float(value) * scale
+        return FrozenMap(table)
+
+    def enum(self, key: str, enum_cls: type, default: str) -> Any:
+        value = self.text(key, default)
+        try:
+            return enum_cls(value)
+        except ValueError:
+            raise ConfigError(f"unknown value '{value}'", file=self.file,
+                              key=f"{self.name}.{key}",
+                              allowed=[e.value for e in enum_cls]) from None
+
+
+_DEVICE_KEYS = {"vendor", "kind", "peak_tflops", "memory_gib", "memory_bw_gbps",
+                "scale_up_link", "scale_up_bw_gbps", "host_link", "tdp_w", "idle_w",
+                "price_usd_per_hour", "gemm_efficiency", "memory_efficiency",
+                "attention_efficiency", "kernel_overhead_us", "devices_per_node", "source",
+                "notes", "aliases"}
+
+
+def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> DeviceSpec:
+    """DeviceSpec from a devices.yaml entry (units: TFLOP/s, GiB, GB/s, W, USD/h, us)."""
+    f = _Fields(entry, file, name, _DEVICE_KEYS)
+    peak = f.dtype_table("peak_tflops", 1e12)
+    if not peak:
+        raise ConfigError("missing required key", file=str(file), key=f"{name}.peak_tflops",
+                          allowed=[d.value for d in DType])
+    try:
+        return DeviceSpec(
+            name=name,
+            vendor=f.text("vendor"),
+            kind=f.enum("kind", DeviceKind, "gpu"),
+            peak_flops=peak,
+            memory_bytes=f.num("memory_gib") * GiB,
+            memory_bw_Bps=f.num("memory_bw_gbps") * 1e9,
+            scale_up_link=f.text("scale_up_link"),
+            scale_up_bw_Bps=f.num("scale_up_bw_gbps") * 1e9,
+            host_link=f.text("host_link", "pcie4"),
+            tdp_w=f.num("tdp_w"),
+            idle_w=f.num("idle_w", positive=False),
+            price_usd_per_hour=f.num("price_usd_per_hour", positive=False),
+            gemm_efficiency=f.dtype_table("gemm_efficiency", 1.0),
+            memory_efficiency=f.num("memory_efficiency", 0.85),
+            attention_efficiency=f.num("attention_efficiency", 0.55),
+            kernel_overhead_s=f.num("kernel_overhead_us", 4.0, positive=False) * 1e-6,
+            devices_per_node=int(f.num("devices_per_node", 8)),
+            source=f.text("source", ""),
+        )
+    except ConfigError as err:
+        if err.file:
+            raise
+        raise ConfigError(str(err), file=str(file), key=name) from None
+
+
+_LINK_KEYS = {"kind", "bandwidth_gbps", "latency_us", "efficiency", "source", "notes"}
+
+
+def link_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> LinkSpec:
+    """LinkSpec from a links.yaml entry (bandwidth per direction in GB/s, latency in us)."""
+    f = _Fields(entry, file, name, _LINK_KEYS)
+    try:
+        return LinkSpec(
+            name=name,
+            kind=f.enum("kind", LinkKind, "scale_out"),
+            bandwidth_Bps=f.num("bandwidth_gbps") * 1e9,
+            latency_s=f.num("latency_us", positive=False) * 1e-6,
+            efficiency=f.num("efficiency", 0.8),
+            source=f.text("source", ""),
+        )
+    except ConfigError as err:
+        if err.file:
+            raise
+        raise ConfigError(str(err), file=str(file), key=name) from None
+
+
+@functools.cache
+def load_device(name: str) -> DeviceSpec:
+    """DeviceSpec by catalog name (case-insensitive); unknown names list the valid ones."""
+    entries = _entries("devices")
+    key = name.lower()
+    if key not in entries:
+        for cand, (_, entry) in entries.items():
+            if key in [str(a).lower() for a in entry.get("aliases", [])]:
+                key = cand
+                break
+        else:
+            raise UnknownNameError("device", name, entries)
+    path, entry = entries[key]
+    return device_from_entry(key, entry, path)
+
+
+@functools.cache
+def load_link(name: str) -> LinkSpec:
+    """LinkSpec by catalog name (case-insensitive)."""
+    entries = _entries("links")
+    key = name.lower()
+    if key not in entries:
+        raise UnknownNameError("link", name, entries)
+    path, entry = entries[key]
+    return link_from_entry(key, entry, path)
+
+
+@functools.cache
+def _load_model_by_name(key: str) -> ModelSpec:
+    from hwmodels.hf_config import model_from_config
+
+    path, entry = _entries("models")[key]
+    return model_from_config(entry, name=key, file=str(path))
+
+
+def load_model(ref: str | Path | Mapping[str, Any], *, file: str | None = None) -> ModelSpec:
+    """ModelSpec from a catalog name, a path to an HF config.json/YAML, or an inline mapping."""
+    from hwmodels.hf_config import model_from_config
+
+    if isinstance(ref, Mapping):
+        name = str(ref.get("name", ref.get("_name_or_path", "inline")))
+        return model_from_config(ref, name=name, file=file)
+    text = str(ref)
+    key = text.lower()
+    if key in _entries("models"):
+        return _load_model_by_name(key)
+    path = Path(text)
+    if path.suffix in (".json", ".yaml", ".yml") or path.exists():
+        if not path.exists():
+            raise ConfigError("model config file not found", file=text)
+        if path.suffix == ".json":
+            try:
+                data = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"malformed JSON at line {err.lineno}: {err.msg}",
+                                  file=text) from None
+        else:
+            data = read_yaml(path)
+        if not isinstance(data, dict):
+            raise ConfigError("expected a mapping of config keys", file=text)
+        name = str(data.get("name") or data.get("_name_or_path") or path.parent.name or path.stem)
+        return model_from_config(data, name=name, file=text)
+    raise UnknownNameError("model", text, _entries("models"))

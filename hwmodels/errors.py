@@ -1,0 +1,46 @@
+"""Errors raised for bad input: each names where (file), what (key) and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class FleetsimError(ValueError):
+    """Base for every user-facing input error; the CLI prints str(err) on one line, exits 2."""
+
+
+class ConfigError(FleetsimError):
+    """A value in a spec, scenario, catalog file or trace is missing or out of range."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        allowed: Iterable[object] | str | None = None,
+    ) -> None:
+        self.file = file
+        self.key = key
+        if allowed is not None and not isinstance(allowed, str):
+            allowed = ", ".join(str(a) for a in allowed)
+        self.allowed = allowed
+        parts = []
+        if file:
+            parts.append(str(file))
+        if key:
+            parts.append(f"key '{key}'")
+        prefix = ": ".join(parts)
+        text = f"{prefix}: {message}" if prefix else message
+        if allowed:
+            text += f" (allowed: {allowed})"
+        super().__init__(text)
+
+
+class UnknownNameError(ConfigError):
+    """A catalog or registry lookup for a name that does not exist."""
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str], *, file: str | None = None,
+                 key: str | None = None) -> None:
+        super().__init__(f"unknown {kind} '{name}'", file=file, key=key or kind,
+                         allowed=sorted(valid))

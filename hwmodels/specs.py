@@ -1,0 +1,273 @@
+"""Frozen specs of devices, links, models and clusters: the vocabulary every cost model takes.
+
+Specs are validated on construction (ValueError naming the field); they hold facts, not costs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hwmodels._compat import StrEnum
+from hwmodels.dtypes import DType
+from hwmodels.errors import ConfigError
+from hwmodels.frozen import FrozenMap
+
+
+def _positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or not (value > 0):
+            raise ConfigError(f"must be > 0, got {value!r}", key=f"{type(obj).__name__}.{name}")
+
+
+def _non_negative(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or value < 0:
+            raise ConfigError(f"must be >= 0, got {value!r}", key=f"{type(obj).__name__}.{name}")
+
+
+def _fraction(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (0 < value <= 1):
+            raise ConfigError(f"must be in (0, 1], got {value!r}",
+                              key=f"{type(obj).__name__}.{name}")
+
+
+class DeviceKind(StrEnum):
+    GPU = "gpu"
+    NPU = "npu"
+    TPU = "tpu"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceSpec:
+    """One accelerator (a GPU, a GCD, an NPU or a TPU chip) as the cost models see it.
+
+    peak_flops holds *dense* peak FLOP/s per dtype (never the 2:4-sparse figure).
+    The efficiency fields are defaults from public measurements; a calibration profile
+    replaces them (hwmodels.profile).
+    """
+
+    name: str
+    vendor: str
+    kind: DeviceKind = DeviceKind.GPU
+    peak_flops: FrozenMap[DType, float]
+    memory_bytes: float
+    memory_bw_Bps: float
+    scale_up_link: str
+    scale_up_bw_Bps: float  # per direction, per device, aggregate over all its links
+    host_link: str = "pcie4"
+    tdp_w: float
+    idle_w: float
+    price_usd_per_hour: float
+    # Achievable fraction of dense peak for large, well-shaped GEMMs, per dtype.
+    gemm_efficiency: FrozenMap[DType, float] = field(default_factory=FrozenMap)
+    # Achievable fraction of memory bandwidth for streaming kernels (copy/elementwise).
+    memory_efficiency: float = 0.85
+    # Flash-style attention throughput as a fraction of dense bf16/fp16 peak.
+    attention_efficiency: float = 0.55
+    # Fixed per-kernel overhead (launch + tail), seconds.
+    kernel_overhead_s: float = 4e-6
+    devices_per_node: int = 8
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _positive(self, "memory_bytes", "memory_bw_Bps", "scale_up_bw_Bps", "tdp_w",
+                  "devices_per_node")
+        _non_negative(self, "idle_w", "price_usd_per_hour", "kernel_overhead_s")
+        _fraction(self, "memory_efficiency", "attention_efficiency")
+        if not self.peak_flops:
+            raise ConfigError("needs at least one dtype", key="DeviceSpec.peak_flops",
+                              allowed=[d.value for d in DType])
+        for dt, flops in self.peak_flops.items():
+            if not isinstance(dt, DType) or not flops > 0:
+                raise ConfigError(f"bad entry {dt}: {flops}", key="DeviceSpec.peak_flops",
+                                  allowed=[d.value for d in DType])
+        for dt, eff in self.gemm_efficiency.items():
+            if not (0 < eff <= 1):
+                raise ConfigError(f"{dt} must be in (0, 1], got {eff}",
+                                  key="DeviceSpec.gemm_efficiency")
+        if self.idle_w >= self.tdp_w:
+            raise ConfigError(f"idle_w {self.idle_w} must be below tdp_w {self.tdp_w}",
+                              key="DeviceSpec.idle_w")
+
+    def supports(self, dtype: DType) -> bool:
+        return dtype in self.peak_flops
+
+    def peak(self, dtype: DType) -> float:
+        """Dense peak FLOP/s for `dtype`; int4 weight-only runs at the bf16 rate."""
+        if dtype in self.peak_flops:
+            return self.peak_flops[dtype]
+        if dtype in (DType.INT4, DType.FP16) and DType.BF16 in self.peak_flops:
+            return self.peak_flops[DType.BF16]
+        if dtype is DType.BF16 and DType.FP16 in self.peak_flops:
+            return self.peak_flops[DType.FP16]
+        raise ConfigError(f"device '{self.name}' has no {dtype} peak", key="dtype",
+                          allowed=[d.value for d in self.peak_flops])
+
+    def gemm_eff(self, dtype: DType) -> float:
+        """Large-GEMM efficiency for `dtype` (falls back to bf16's, then 0.75)."""
+        if dtype in self.gemm_efficiency:
+            return self.gemm_efficiency[dtype]
+        return self.gemm_efficiency.get(DType.BF16, 0.75)
+
+
+class LinkKind(StrEnum):
+    SCALE_UP = "scale_up"  # NVLink/NVSwitch, xGMI, HCCS, ICI
+    SCALE_OUT = "scale_out"  # InfiniBand, RoCE, Ethernet
+    HOST = "host"  # PCIe
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkSpec:
+    """A fabric as one device sees it: bandwidth per direction per device (or per NIC)."""
+
+    name: str
+    kind: LinkKind
+    bandwidth_Bps: float
+    latency_s: float
+    # Fraction of link bandwidth NCCL-style collectives reach as bus bandwidth (large messages).
+    efficiency: float = 0.8
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _positive(self, "bandwidth_Bps")
+        _non_negative(self, "latency_s")
+        _fraction(self, "efficiency")
+
+
+class AttentionKind(StrEnum):
+    MHA = "mha"  # includes GQA/MQA via num_kv_heads
+    MLA = "mla"  # DeepSeek multi-head latent attention
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSpec:
+    """A decoder-only transformer's dimensions (HF config.json vocabulary, normalized).
+
+    Dense models have num_experts == 0. MoE layers replace the MLP with `num_experts`
+    experts of width moe_ffn_hidden_size, `experts_per_token` active, plus `num_shared_experts`
+    always-on experts; the first `first_dense_layers` layers keep a dense MLP.
+    """
+
+    name: str
+    model_type: str = "llama"
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    ffn_hidden_size: int
+    vocab_size: int
+    gated_mlp: bool = True  # SwiGLU (3 matrices) vs plain GELU (2 matrices)
+    tie_embeddings: bool = False
+    max_seq_len: int = 4096
+    num_experts: int = 0
+    experts_per_token: int = 0
+    moe_ffn_hidden_size: int = 0
+    num_shared_experts: int = 0
+    shared_expert_ffn_hidden_size: int = 0  # 0 -> moe_ffn_hidden_size
+    first_dense_layers: int = 0
+    attention: AttentionKind = AttentionKind.MHA
+    # MLA (DeepSeek-V2/V3) dims; zero for MHA/GQA models.
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _positive(self, "num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
+                  "ffn_hidden_size", "vocab_size", "max_seq_len")
+        _non_negative(self, "num_experts", "experts_per_token", "moe_ffn_hidden_size",
+                      "num_shared_experts", "first_dense_layers", "kv_lora_rank", "q_lora_rank",
+                      "qk_rope_head_dim", "v_head_dim", "shared_expert_ffn_hidden_size")
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(
+                f"num_attention_heads {self.num_heads} not divisible by "
+                f"num_key_value_heads {self.num_kv_heads}", key="num_key_value_heads")
+        if self.num_experts:
+            if not (0 < self.experts_per_token <= self.num_experts):
+                raise ConfigError(
+                    f"experts_per_token {self.experts_per_token} must be in 1..{self.num_experts}",
+                    key="num_experts_per_tok")
+            if self.moe_ffn_hidden_size <= 0:
+                raise ConfigError("MoE model needs moe_ffn_hidden_size > 0",
+                                  key="moe_intermediate_size")
+        if self.first_dense_layers > self.num_layers:
+            raise ConfigError("first_dense_layers exceeds num_layers", key="first_dense_layers")
+        if self.attention is AttentionKind.MLA and self.kv_lora_rank <= 0:
+            raise ConfigError("MLA model needs kv_lora_rank > 0", key="kv_lora_rank")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.num_layers - self.first_dense_layers if self.is_moe else 0
+
+    @property
+    def num_dense_layers(self) -> int:
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def q_dim(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    @property
+    def shared_ffn(self) -> int:
+        return self.shared_expert_ffn_hidden_size or self.moe_ffn_hidden_size
+
+
+class Topology(StrEnum):
+    FAT_TREE = "fat-tree"
+    RAIL_OPTIMIZED = "rail-optimized"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterSpec:
+    """Nodes of identical devices: a scale-up fabric inside a node, a scale-out one across.
+
+    inter_node bandwidth is per NIC; nics_per_node defaults to one NIC per device.
+    oversubscription > 1 divides the bandwidth available above the leaf switches
+    (a leaf holds `nodes_per_leaf` nodes).
+    """
+
+    device: DeviceSpec
+    num_devices: int
+    devices_per_node: int
+    intra_node: LinkSpec
+    inter_node: LinkSpec
+    nics_per_node: int = 0  # 0 -> devices_per_node
+    topology: Topology = Topology.RAIL_OPTIMIZED
+    oversubscription: float = 1.0
+    nodes_per_leaf: int = 32
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _positive(self, "num_devices", "devices_per_node", "oversubscription", "nodes_per_leaf")
+        _non_negative(self, "nics_per_node")
+        if self.num_devices > self.devices_per_node and self.num_devices % self.devices_per_node:
+            raise ConfigError(
+                f"num_devices {self.num_devices} is not a multiple of devices_per_node "
+                f"{self.devices_per_node}", key="cluster.num_devices")
+        if self.oversubscription < 1:
+            raise ConfigError("must be >= 1", key="cluster.oversubscription")
+
+    @property
+    def num_nodes(self) -> int:
+        return max(1, -(-self.num_devices // self.devices_per_node))
+
+    @property
+    def nics(self) -> int:
+        return self.nics_per_node or self.devices_per_node
+
+    def node_of(self, rank: int) -> int:
+        return rank // self.devices_per_node

@@ -1,0 +1,1 @@
+"""fleetsim simulator package."""

@@ -1,0 +1,1 @@
+"""fleetsim traces package."""
