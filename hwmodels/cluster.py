@@ -1,0 +1,335 @@
+"""Cluster topology: building ClusterSpecs, the switch graph, and per-group bandwidth facts.
+
+Cost queries use `group_info` (arithmetic on rank numbers, cached); `cluster_graph` builds the
+explicit device/NVSwitch/NIC/leaf/spine graph for inspection, plots and cross-checks only.
+Rank r lives on node r // devices_per_node at local index r % devices_per_node; NIC i of a node
+serves local indices l with l * nics // devices_per_node == i (its "rail").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+
+from hwmodels.errors import ConfigError
+from hwmodels.specs import ClusterSpec, DeviceSpec, LinkSpec, Topology
+
+# One switch hop on an InfiniBand NDR fabric (NVIDIA Quantum-2 QM9700 datasheet, 2022:
+# port-to-port latency ~130 ns); crossing the spine adds two hops (leaf->spine->leaf).
+SWITCH_HOP_LATENCY_S = 130e-9
+
+Ranks = Sequence[int] | range
+
+
+def _resolve_device(device: str | DeviceSpec) -> DeviceSpec:
+    if isinstance(device, DeviceSpec):
+        return device
+    from hwmodels.catalog import load_device
+
+    return load_device(str(device))
+
+
+def _resolve_link(link: str | LinkSpec, key: str) -> LinkSpec:
+    if isinstance(link, LinkSpec):
+        return link
+    from hwmodels.catalog import load_link
+    from hwmodels.errors import UnknownNameError
+
+    try:
+        return load_link(str(link))
+    except UnknownNameError as err:
+        raise ConfigError(f"unknown link '{link}'", key=key, allowed=err.allowed) from None
+
+
+def build_cluster(
+    device: str | DeviceSpec,
+    num_devices: int,
+    *,
+    devices_per_node: int | None = None,
+    intra_node: str | LinkSpec | None = None,
+    inter_node: str | LinkSpec = "ib-ndr",
+    nics_per_node: int = 0,
+    topology: str | Topology = "rail-optimized",
+    oversubscription: float = 1.0,
+    nodes_per_leaf: int = 32,
+    name: str = "",
+) -> ClusterSpec:
+    """A ClusterSpec from catalog names or specs.
+
+    intra_node defaults to the device's scale-up link at the device's own scale_up_bw_Bps;
+    nics_per_node=0 means one NIC per device.
+    """
+    dev = _resolve_device(device)
+    try:
+        topo = Topology(str(topology))
+    except ValueError:
+        raise ConfigError(f"unknown topology '{topology}'", key="cluster.topology",
+                          allowed=[t.value for t in Topology]) from None
+    for key, value in (("cluster.num_devices", num_devices),
+                       ("cluster.devices_per_node", devices_per_node),
+                       ("cluster.nics_per_node", nics_per_node),
+                       ("cluster.nodes_per_leaf", nodes_per_leaf)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"expected an integer, got {value!r}", key=key)
+    if intra_node is None:
+        intra = _resolve_link(dev.scale_up_link, "cluster.intra_node")
+        if intra.bandwidth_Bps != dev.scale_up_bw_Bps:
+            # links.yaml: a device's own scale_up_bw_gbps wins when devices share a fabric
+            # name (e.g. an MI250X GCD gets less Infinity Fabric than an MI300X).
+            intra = dataclasses.replace(intra, bandwidth_Bps=dev.scale_up_bw_Bps)
+    else:
+        intra = _resolve_link(intra_node, "cluster.intra_node")
+    inter = _resolve_link(inter_node, "cluster.inter_node")
+    return ClusterSpec(
+        device=dev,
+        num_devices=num_devices,
+        devices_per_node=devices_per_node if devices_per_node is not None
+        else dev.devices_per_node,
+        intra_node=intra,
+        inter_node=inter,
+        nics_per_node=nics_per_node,
+        topology=topo,
+        oversubscription=float(oversubscription),
+        nodes_per_leaf=nodes_per_leaf,
+        name=name,
+    )
+
+
+def rail_of(cluster: ClusterSpec, local_index: int) -> int:
+    """The NIC (rail) index that serves a device's local index on its node."""
+    nics, dpn = cluster.nics, cluster.devices_per_node
+    return local_index * nics // dpn
+
+
+def _nics_of_device(cluster: ClusterSpec) -> float:
+    """NICs one device owns: its own PCIe-switch NIC(s); below 1 when devices share a NIC."""
+    return cluster.nics / cluster.devices_per_node
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupInfo:
+    """What a collective's cost depends on for one process group (per-rank bandwidths, B/s).
+
+    inter_bw_Bps is one rank's share of its node's NICs for traffic leaving the node (divided
+    by the oversubscription when the traffic crosses leaf switches); node_inter_bw_Bps is the
+    whole group's NIC bandwidth on its least-served node (what parallel rings share).
+    """
+
+    size: int
+    num_nodes: int
+    ranks_per_node: int  # max over the group's nodes
+    min_ranks_per_node: int
+    intra_bw_Bps: float
+    inter_bw_Bps: float
+    node_inter_bw_Bps: float
+    intra_latency_s: float
+    inter_latency_s: float
+    intra_efficiency: float
+    inter_efficiency: float
+    spans_leaves: bool
+
+
+def _canonical_ranks(cluster: ClusterSpec, ranks: Ranks) -> tuple[int, ...] | range:
+    """A hashable key for a rank list (ranges stay ranges: O(1) to hash)."""
+    if isinstance(ranks, range):
+        if ranks.step < 0:
+            ranks = ranks[::-1]
+        return ranks
+    if isinstance(ranks, (str, bytes)) or not isinstance(ranks, Iterable):
+        raise ConfigError(f"expected a sequence of integer ranks, got {ranks!r}", key="ranks",
+                          allowed=f"distinct integers in 0..{cluster.num_devices - 1}")
+    return tuple(ranks)
+
+
+def group_info(cluster: ClusterSpec, ranks: Ranks) -> GroupInfo:
+    """Bandwidth/latency facts for the process group `ranks` (cached; O(len(ranks)) once)."""
+    key = _canonical_ranks(cluster, ranks)
+    try:
+        return _group_info(cluster, key)
+    except TypeError:  # an unhashable element: report it as bad input
+        _check_ranks(cluster, key)
+        raise
+
+
+def _check_ranks(cluster: ClusterSpec, ranks: tuple[int, ...] | range) -> None:
+    allowed = f"distinct integers in 0..{cluster.num_devices - 1}"
+    if len(ranks) == 0:
+        raise ConfigError("process group is empty", key="ranks", allowed=allowed)
+    if isinstance(ranks, range):
+        if ranks[0] < 0 or ranks[-1] >= cluster.num_devices:
+            raise ConfigError(f"rank out of range in {ranks}", key="ranks", allowed=allowed)
+        return
+    seen: set[int] = set()
+    for r in ranks:
+        if isinstance(r, bool) or not isinstance(r, numbers.Integral):
+            raise ConfigError(f"rank {r!r} is not an integer", key="ranks", allowed=allowed)
+        if not 0 <= r < cluster.num_devices:
+            raise ConfigError(f"rank {r} out of range", key="ranks", allowed=allowed)
+        if r in seen:
+            raise ConfigError(f"rank {r} appears twice", key="ranks", allowed=allowed)
+        seen.add(r)
+
+
+@functools.lru_cache(maxsize=16384)
+def _group_info(cluster: ClusterSpec, ranks: tuple[int, ...] | range) -> GroupInfo:
+    _check_ranks(cluster, ranks)
+    dpn, nics = cluster.devices_per_node, cluster.nics
+    # node -> {rail: number of group ranks on that rail}
+    nodes: dict[int, dict[int, int]] = {}
+    for r in ranks:
+        node, local = divmod(r, dpn)
+        rail = local * nics // dpn
+        rails = nodes.setdefault(node, {})
+        rails[rail] = rails.get(rail, 0) + 1
+    counts = [sum(rails.values()) for rails in nodes.values()]
+    rpn, min_rpn = max(counts), min(counts)
+    intra, inter = cluster.intra_node, cluster.inter_node
+    own_nics = _nics_of_device(cluster)
+    spans = len(nodes) > 1 and _spans_leaves(cluster, nodes)
+    oversub = cluster.oversubscription if spans else 1.0
+    if own_nics >= 1:
+        # Each device drives its own NIC(s); nothing is shared inside the node.
+        rank_nics = own_nics
+        node_nics = min(min_rpn * own_nics, nics)
+    else:
+        # Several devices hang off one NIC: group ranks on the same rail split it.
+        rank_nics = 1.0 / max(max(rails.values()) for rails in nodes.values())
+        node_nics = min(len(rails) for rails in nodes.values())
+    extra_lat = 2 * SWITCH_HOP_LATENCY_S if spans else 0.0
+    return GroupInfo(
+        size=len(ranks),
+        num_nodes=len(nodes),
+        ranks_per_node=rpn,
+        min_ranks_per_node=min_rpn,
+        intra_bw_Bps=intra.bandwidth_Bps,
+        inter_bw_Bps=rank_nics * inter.bandwidth_Bps / oversub,
+        node_inter_bw_Bps=node_nics * inter.bandwidth_Bps / oversub,
+        intra_latency_s=intra.latency_s,
+        inter_latency_s=inter.latency_s + extra_lat,
+        intra_efficiency=intra.efficiency,
+        inter_efficiency=inter.efficiency,
+        spans_leaves=spans,
+    )
+
+
+def _spans_leaves(cluster: ClusterSpec, nodes: dict[int, dict[int, int]]) -> bool:
+    """Whether the group's inter-node traffic must climb above its leaf switches."""
+    leaf_groups = {node // cluster.nodes_per_leaf for node in nodes}
+    if len(leaf_groups) > 1:
+        return True
+    if cluster.topology is Topology.FAT_TREE:
+        return False
+    # Rail-optimized: one leaf per rail; NCCL's rings pair same-position ranks of
+    # neighbouring nodes, so traffic stays on a rail only if every node uses the same rails.
+    layouts = {tuple(sorted(rails.items())) for rails in nodes.values()}
+    return len(layouts) > 1
+
+
+# --------------------------------------------------------------------------------------
+# The explicit graph
+# --------------------------------------------------------------------------------------
+
+
+def _leaf_key(cluster: ClusterSpec, node: int, rail: int) -> tuple[str, int, int]:
+    group = node // cluster.nodes_per_leaf
+    if cluster.topology is Topology.FAT_TREE:
+        return ("leaf", group, 0)
+    return ("leaf", group, rail)
+
+
+def cluster_graph(cluster: ClusterSpec) -> nx.Graph:
+    """The cluster as a frozen graph (devices, NVSwitches, NICs, leaves, spine); cached.
+
+    Edges carry bandwidth_Bps (per direction) and latency_s; leaf-spine edges also carry
+    `ports` (NICs below the leaf) and have their bandwidth divided by the oversubscription.
+    """
+    return _cluster_graph(cluster)
+
+
+@functools.lru_cache(maxsize=4)
+def _cluster_graph(cluster: ClusterSpec) -> nx.Graph:
+    g = nx.Graph(name=cluster.name or f"{cluster.num_devices}x{cluster.device.name}")
+    dpn, nics = cluster.devices_per_node, cluster.nics
+    intra, inter = cluster.intra_node, cluster.inter_node
+    nic_bw, nic_lat = inter.bandwidth_Bps, inter.latency_s
+    own_nics = max(1, nics // dpn)
+    half_intra = intra.latency_s / 2
+    # Split the link latency over the hops of a same-rail path (dev-nic-leaf-nic-dev).
+    hop_lat = nic_lat / 4
+    su = {"bandwidth_Bps": intra.bandwidth_Bps, "latency_s": half_intra, "kind": "scale_up"}
+    nic_edge = {"bandwidth_Bps": nic_bw, "latency_s": hop_lat, "kind": "nic"}
+    nodes: list[tuple] = []
+    edges: list[tuple] = []
+    ports: dict[tuple, int] = {}
+    num_nodes = cluster.num_nodes
+    for node in range(num_nodes):
+        sw = ("nvswitch", node)
+        nodes.append((sw, {"kind": "switch", "node": node}))
+        for i in range(nics):
+            nic = ("nic", node, i)
+            leaf = _leaf_key(cluster, node, i)
+            nodes.append((nic, {"kind": "nic", "node": node, "rail": i}))
+            edges.append((nic, leaf, nic_edge))
+            ports[leaf] = ports.get(leaf, 0) + 1
+        first = node * dpn
+        for local in range(min(dpn, cluster.num_devices - first)):
+            dev = ("device", first + local)
+            nodes.append((dev, {"kind": "device", "node": node, "local": local}))
+            edges.append((dev, sw, su))
+            base = local * nics // dpn
+            for i in range(base, base + own_nics):
+                edges.append((dev, ("nic", node, i), nic_edge))
+    for leaf, n_ports in ports.items():
+        nodes.append((leaf, {"kind": "leaf", "ports": n_ports}))
+    if len(ports) > 1:
+        nodes.append((("spine",), {"kind": "spine"}))
+        for leaf, n_ports in ports.items():
+            edges.append((leaf, ("spine",), {
+                "bandwidth_Bps": n_ports * nic_bw / cluster.oversubscription,
+                "latency_s": SWITCH_HOP_LATENCY_S, "kind": "uplink", "ports": n_ports}))
+    g.add_nodes_from(nodes)
+    g.add_edges_from(edges)
+    return nx.freeze(g)
+
+
+def bottleneck_bandwidth(cluster: ClusterSpec, ranks: Ranks) -> float:
+    """Per-rank bandwidth (B/s) of the group's ring traffic, routed on the graph (small groups).
+
+    Single node: each rank's scale-up link. Several nodes: rank j of each node sends to rank j
+    of the next node (NCCL's per-rail rings) over the shortest path that avoids NVSwitches;
+    each edge is shared fairly among the flows crossing it in that direction; a leaf's uplink
+    is assumed fully loaded by every NIC below it (all jobs communicating at once).
+    """
+    key = _canonical_ranks(cluster, ranks)
+    _check_ranks(cluster, key)
+    g = cluster_graph(cluster)
+    by_node: dict[int, list[int]] = {}
+    for r in sorted(key):
+        by_node.setdefault(cluster.node_of(r), []).append(r)
+    node_ids = sorted(by_node)
+    if len(node_ids) == 1:
+        return min(g[("device", r)][("nvswitch", node_ids[0])]["bandwidth_Bps"] for r in key)
+    net = nx.subgraph_view(g, filter_node=lambda n: n[0] != "nvswitch")
+    paths: list[list[tuple]] = []
+    for idx, node in enumerate(node_ids):
+        nxt = by_node[node_ids[(idx + 1) % len(node_ids)]]
+        for j, r in enumerate(by_node[node]):
+            dst = nxt[j % len(nxt)]
+            paths.append(nx.shortest_path(net, ("device", r), ("device", dst)))
+    load: dict[tuple, int] = {}
+    for path in paths:
+        for u, v in zip(path, path[1:], strict=False):
+            load[(u, v)] = load.get((u, v), 0) + 1
+    best = math.inf
+    for path in paths:
+        for u, v in zip(path, path[1:], strict=False):
+            data = g[u][v]
+            sharers = max(load[(u, v)], data.get("ports", 0))
+            best = min(best, data["bandwidth_Bps"] / sharers)
+    return best
