@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hwmodels._compat import StrEnum
-from hwmodels.dtypes import DType
+from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
 
@@ -98,6 +98,7 @@ class DeviceSpec:
 
     def peak(self, dtype: DType) -> float:
         """Dense peak FLOP/s for `dtype`; int4 weight-only runs at the bf16 rate."""
+        dtype = parse_dtype(dtype)  # accept plain strings ('bf16') as well as DType members
         if dtype in self.peak_flops:
             return self.peak_flops[dtype]
         if dtype in (DType.INT4, DType.FP16) and DType.BF16 in self.peak_flops:
@@ -171,11 +172,18 @@ class ModelSpec:
     shared_expert_ffn_hidden_size: int = 0  # 0 -> moe_ffn_hidden_size
     first_dense_layers: int = 0
     attention: AttentionKind = AttentionKind.MHA
-    # MLA (DeepSeek-V2/V3) dims; zero for MHA/GQA models.
+    # MLA (DeepSeek-V2/V3) dims; zero for MHA/GQA models. For MLA, head_dim is the q/k head
+    # width qk_nope_head_dim + qk_rope_head_dim and v_head_dim the value head width.
     kv_lora_rank: int = 0
     q_lora_rank: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
+    # Small per-layer extras that only move parameter counts (hf_config sets them per family).
+    qkv_bias: bool = False  # biases on the q/k/v projections (Qwen2, GPT-2, BLOOM, OPT, ...)
+    linear_bias: bool = False  # biases on every linear layer (GPT-2, Megatron GPT, BLOOM, ...)
+    norm_bias: bool = False  # LayerNorm with bias (vs RMSNorm / bias-free LayerNorm)
+    learned_pos_emb: bool = False  # learned absolute positions, max_seq_len x hidden_size
+    qk_norm: bool = False  # per-head RMSNorm on q and k (Qwen3)
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -200,6 +208,9 @@ class ModelSpec:
             raise ConfigError("first_dense_layers exceeds num_layers", key="first_dense_layers")
         if self.attention is AttentionKind.MLA and self.kv_lora_rank <= 0:
             raise ConfigError("MLA model needs kv_lora_rank > 0", key="kv_lora_rank")
+        if self.attention is AttentionKind.MLA and self.qk_rope_head_dim >= self.head_dim:
+            raise ConfigError(f"MLA head_dim {self.head_dim} must exceed qk_rope_head_dim "
+                              f"{self.qk_rope_head_dim}", key="qk_rope_head_dim")
 
     @property
     def is_moe(self) -> bool:
@@ -224,6 +235,17 @@ class ModelSpec:
     @property
     def shared_ffn(self) -> int:
         return self.shared_expert_ffn_hidden_size or self.moe_ffn_hidden_size
+
+    @property
+    def qk_nope_head_dim(self) -> int:
+        """MLA: the non-rotary part of the q/k head (head_dim = nope + rope); else head_dim."""
+        return self.head_dim - self.qk_rope_head_dim if self.attention is AttentionKind.MLA \
+            else self.head_dim
+
+    @property
+    def value_head_dim(self) -> int:
+        """Per-head width of V (MLA's v_head_dim, otherwise head_dim)."""
+        return self.v_head_dim or self.head_dim
 
 
 class Topology(StrEnum):
