@@ -1,0 +1,479 @@
+"""Compute time of one transformer layer (and the embedding/logits ends) on one rank of a TP group.
+
+Times are compute only: the training simulator adds the TP/SP/CP/EP collectives from
+hwmodels.collectives. A layer is a list of GEMMs (shapes per rank), flash attention on
+heads/tp, and memory-bound kernels (norms, bias-dropout-add, rotary, activation, MoE permutes),
+each timed by hwmodels.ops. Backward: every GEMM becomes a dgrad and a wgrad GEMM of the same
+FLOPs (2x), flash attention backward does 2.5x the forward FLOPs, memory kernels move ~2x bytes.
+`LayerCost.flops` counts the FLOPs actually executed on the rank (causal attention halved).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwmodels import ops
+from hwmodels.dtypes import DType, parse_dtype
+from hwmodels.errors import ConfigError
+from hwmodels.parallel import CPMode
+from hwmodels.profile import DeviceProfile
+from hwmodels.specs import AttentionKind, DeviceSpec, ModelSpec
+
+ProfileArg = DeviceProfile | str | Path | None
+
+# Dropout masks are stored as 1 byte per element (Megatron's fused bias-dropout-add).
+DROPOUT_MASK_BYTES = 1.0
+# Backward of a memory-bound kernel reads the saved input and the output grad and writes the input
+# grad (LayerNorm backward also reduces weight grads): ~2x the forward traffic (Korthikanti et al.
+# 2022, Sec. 4; Megatron fused kernels).
+ELEMENTWISE_BACKWARD_RATIO = 2.0
+# Vocab-parallel cross entropy (Megatron): read bf16 logits, write and re-read the fp32 softmax.
+CROSS_ENTROPY_BYTES_PER_LOGIT = 2.0 + 4.0 + 4.0
+# Backward of cross entropy: read the fp32 softmax, write the bf16 logit grad.
+CROSS_ENTROPY_BWD_BYTES_PER_LOGIT = 4.0 + 2.0
+# Position embeddings: models with these types use ALiBi biases instead of rotary embeddings.
+ALIBI_MODEL_TYPES = frozenset({"bloom", "mpt"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerCost:
+    """Seconds of one layer's pass on one rank, by kind; flops are those executed on the rank."""
+
+    gemm_s: float
+    attention_s: float
+    elementwise_s: float
+    total_s: float
+    flops: float
+    weight_grad_s: float = 0.0  # backward only: the wgrad GEMMs inside gemm_s (zero-bubble W)
+
+    @property
+    def input_grad_s(self) -> float:
+        """Backward only: everything but the weight-gradient GEMMs (zero-bubble B pass)."""
+        return self.total_s - self.weight_grad_s
+
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    """One matmul of a layer on one rank: `groups` x [m, k] @ [k, n] (groups > 1: MoE experts)."""
+
+    m: float
+    n: float
+    k: float
+    groups: float = 1.0
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.groups * self.m * self.n * self.k
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def _int(value: object, key: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"must be an integer >= {minimum}, got {value!r}", key=key)
+    return value
+
+
+def check_tp(model: ModelSpec, tp: int) -> None:
+    """ConfigError unless tp splits the heads (and the KV heads, or replicates them)."""
+    _int(tp, "tp")
+    if model.num_heads % tp:
+        raise ConfigError(f"num_heads {model.num_heads} of '{model.name}' not divisible by "
+                          f"tp {tp}", key="tp",
+                          allowed=[d for d in range(1, model.num_heads + 1)
+                                   if model.num_heads % d == 0])
+    if model.attention is AttentionKind.MHA and model.num_kv_heads % tp and \
+            tp % model.num_kv_heads:
+        raise ConfigError(f"num_kv_heads {model.num_kv_heads} and tp {tp}: one must divide "
+                          "the other", key="tp")
+
+
+def kv_heads_per_rank(model: ModelSpec, tp: int) -> float:
+    """KV heads a TP rank holds: kv_heads/tp, at least one (replicated when tp > kv_heads)."""
+    return max(model.num_kv_heads / tp, 1.0)
+
+
+def uses_rope(model: ModelSpec) -> bool:
+    """Rotary embeddings unless the model has learned absolute positions or ALiBi."""
+    return not model.learned_pos_emb and model.model_type not in ALIBI_MODEL_TYPES
+
+
+def attention_gemms(model: ModelSpec, tokens: float, tp: int) -> list[Gemm]:
+    """Projection GEMMs of one attention block on one TP rank (GQA fused QKV, or MLA)."""
+    h, heads = model.hidden_size, model.num_heads / tp
+    if model.attention is AttentionKind.MLA:
+        out: list[Gemm] = []
+        if model.q_lora_rank:
+            out.append(Gemm(tokens, model.q_lora_rank, h))  # q down (replicated)
+            out.append(Gemm(tokens, heads * model.head_dim, model.q_lora_rank))
+        else:
+            out.append(Gemm(tokens, heads * model.head_dim, h))
+        out.append(Gemm(tokens, model.kv_lora_rank + model.qk_rope_head_dim, h))  # kv down
+        # kv up; in decode vLLM absorbs it into q/o, which reads the same weights, same FLOPs
+        out.append(Gemm(tokens, heads * (model.qk_nope_head_dim + model.value_head_dim),
+                        model.kv_lora_rank))
+        out.append(Gemm(tokens, h, heads * model.value_head_dim))
+        return out
+    qkv = (heads + 2 * kv_heads_per_rank(model, tp)) * model.head_dim
+    return [Gemm(tokens, qkv, h), Gemm(tokens, h, heads * model.head_dim)]
+
+
+def mlp_gemms(model: ModelSpec, tokens: float, ffn: float, tp: int, groups: float = 1.0
+              ) -> list[Gemm]:
+    """Up(+gate, fused) and down GEMMs of an MLP of width ffn split over tp."""
+    if tokens == 0 or ffn == 0 or groups == 0:
+        return []
+    width = ffn / tp
+    up = 2 * width if model.gated_mlp else width
+    return [Gemm(tokens, up, model.hidden_size, groups),
+            Gemm(tokens, model.hidden_size, width, groups)]
+
+
+def moe_routing(model: ModelSpec, tokens: float, *, ep: int = 1,
+                imbalance: float = 1.0) -> tuple[float, float]:
+    """(local experts that receive tokens, rows per such expert on the busiest rank).
+
+    Each EP rank brings `tokens`; their tokens*ep*top_k assignments spread uniformly over the
+    experts, so a rank's num_experts/ep experts see tokens*top_k rows, times `imbalance` on the
+    busiest rank. With few tokens not every expert is hit: the expected number of distinct
+    experts chosen is E*(1 - (1 - k/E)^(tokens*ep)) (each token picks k of E), which is what
+    makes small-batch MoE decode read fewer expert weights.
+    """
+    e, k = model.num_experts, model.experts_per_token
+    local = e / ep
+    if tokens <= 0:
+        return 0.0, 0.0
+    active = local * (1.0 - (1.0 - k / e) ** (tokens * ep))
+    rows = tokens * k / active * imbalance
+    return active, rows
+
+
+def moe_gemms(model: ModelSpec, tokens: float, tp: int, *, ep: int = 1,
+              imbalance: float = 1.0) -> list[Gemm]:
+    """Router, routed experts (one grouped GEMM per matrix) and shared experts on one rank."""
+    out = [Gemm(tokens, model.num_experts, model.hidden_size)]
+    active, rows = moe_routing(model, tokens, ep=ep, imbalance=imbalance)
+    out += mlp_gemms(model, rows, model.moe_ffn_hidden_size, tp, groups=active)
+    if model.num_shared_experts:
+        out += mlp_gemms(model, tokens, model.num_shared_experts * model.shared_ffn, tp)
+    return out
+
+
+def layer_gemms(model: ModelSpec, tokens: float, tp: int, *, moe: bool, ep: int = 1,
+                imbalance: float = 1.0) -> list[Gemm]:
+    """All GEMMs of one layer's forward on one rank for `tokens` tokens."""
+    gemms = attention_gemms(model, tokens, tp)
+    if moe:
+        gemms += moe_gemms(model, tokens, tp, ep=ep, imbalance=imbalance)
+    else:
+        gemms += mlp_gemms(model, tokens, model.ffn_hidden_size, tp)
+    return gemms
+
+
+def gemms_time(device: DeviceSpec, gemms: list[Gemm], dtype: DType,
+               profile: DeviceProfile) -> float:
+    """Forward time of a list of GEMMs (grouped ones as one launch)."""
+    total = 0.0
+    for g in gemms:
+        if g.groups == 1.0:
+            total += ops.gemm_time(device, g.m, g.n, g.k, dtype, profile)
+        else:
+            total += ops.grouped_gemm_time(device, g.groups, g.m, g.n, g.k, dtype, profile)
+    return total
+
+
+def _gemms_backward(device: DeviceSpec, gemms: list[Gemm], dtype: DType,
+                    profile: DeviceProfile) -> tuple[float, float]:
+    """(dgrad seconds, wgrad seconds): dX[m,k] = dY[m,n] W^T, dW[k,n] = X^T[k,m] dY[m,n]."""
+    dgrad = gemms_time(device, [Gemm(g.m, g.k, g.n, g.groups) for g in gemms], dtype, profile)
+    wgrad = gemms_time(device, [Gemm(g.k, g.n, g.m, g.groups) for g in gemms], dtype, profile)
+    return dgrad, wgrad
+
+
+def activation_elt_bytes(dtype: DType) -> float:
+    """Bytes of one activation element: fp32 for fp32/tf32 runs, else 16-bit."""
+    return 4.0 if dtype in (DType.FP32, DType.TF32) else 2.0
+
+
+def _uses_dropout(model: ModelSpec, dropout: bool | None) -> bool:
+    """Default as hwmodels.memory: GPT-style (plain MLP) models train with dropout, Llama not."""
+    return (not model.gated_mlp) if dropout is None else dropout
+
+
+def layer_elementwise_bytes(model: ModelSpec, tokens: float, tp: int, *, moe: bool,
+                            sequence_parallel: bool, dropout: bool, dtype: DType,
+                            ep: int = 1, imbalance: float = 1.0) -> list[float]:
+    """Bytes moved by each memory-bound forward kernel of one layer on one rank (one per kernel).
+
+    Norms and bias-dropout-add act on the full hidden state, replicated on every TP rank unless
+    sequence parallel splits them by tp; rotary and the activation act on tp-split tensors.
+    """
+    elt = activation_elt_bytes(dtype)
+    hidden = tokens * model.hidden_size * elt / (tp if sequence_parallel else 1)
+    residual = (3.0 + (DROPOUT_MASK_BYTES / elt if dropout else 0.0)) * hidden
+    act_rw = 3.0 if model.gated_mlp else 2.0  # gated: read gate and up, write product
+    out = [2.0 * hidden, residual, 2.0 * hidden, residual]  # norm, bda, norm, bda
+    if uses_rope(model):
+        heads = model.num_heads / tp
+        if model.attention is AttentionKind.MLA:
+            width = (heads + 1) * model.qk_rope_head_dim
+        else:
+            width = (heads + kv_heads_per_rank(model, tp)) * model.head_dim
+        out.append(2.0 * tokens * width * elt)
+    if moe:
+        routed = tokens * model.experts_per_token * imbalance
+        act = act_rw * routed * model.moe_ffn_hidden_size / tp * elt
+        if model.num_shared_experts:
+            act += act_rw * tokens * model.num_shared_experts * model.shared_ffn / tp * elt
+        out.append(act)
+        permute = 2.0 * routed * model.hidden_size * elt
+        out += [permute, permute]  # dispatch permute and combine un-permute
+    else:
+        out.append(act_rw * tokens * model.ffn_hidden_size / tp * elt)
+    return out
+
+
+def _elementwise_time(device: DeviceSpec, sizes: list[float], profile: DeviceProfile,
+                      scale: float = 1.0) -> float:
+    return sum(ops.memory_time(device, b * scale, profile) for b in sizes if b > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer forward / backward
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    tokens: float
+    seq_q: int
+    gemms: list[Gemm]
+    elementwise: list[float]
+    profile: DeviceProfile
+    dtype: DType
+
+
+def _setup(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int, tp: int,
+           cp: int, sequence_parallel: bool, dtype: DType | str, moe: bool, ep: int,
+           moe_imbalance: float, profile: ProfileArg, dropout: bool | None,
+           cp_mode: CPMode | str) -> _Setup:
+    _int(micro_batch, "micro_batch")
+    _int(seq_len, "seq_len")
+    _int(cp, "cp")
+    _int(ep, "ep")
+    check_tp(model, tp)
+    dt = parse_dtype(dtype)
+    if moe and not model.is_moe:
+        raise ConfigError(f"model '{model.name}' has no MoE layers", key="moe", allowed=[False])
+    if ep > 1 and not moe:
+        raise ConfigError("ep > 1 applies to MoE layers only", key="ep")
+    if moe and model.num_experts % ep:
+        raise ConfigError(f"ep {ep} does not divide num_experts {model.num_experts}", key="ep")
+    if not (isinstance(moe_imbalance, (int, float)) and moe_imbalance >= 1.0):
+        raise ConfigError(f"must be >= 1, got {moe_imbalance!r}", key="moe_imbalance")
+    mode = _cp_mode(cp_mode)
+    if seq_len % cp:
+        raise ConfigError(f"seq_len {seq_len} not divisible by cp {cp}", key="cp")
+    if mode is CPMode.ULYSSES and model.num_heads % (tp * cp):
+        raise ConfigError(f"ulysses needs num_heads divisible by tp*cp = {tp * cp}", key="cp")
+    tokens = float(micro_batch * seq_len // cp)
+    prof = ops.resolve_profile(device, profile)
+    return _Setup(
+        tokens=tokens,
+        seq_q=seq_len // cp,
+        gemms=layer_gemms(model, tokens, tp, moe=moe, ep=ep, imbalance=moe_imbalance),
+        elementwise=layer_elementwise_bytes(
+            model, tokens, tp, moe=moe, sequence_parallel=sequence_parallel,
+            dropout=_uses_dropout(model, dropout), dtype=dt, ep=ep, imbalance=moe_imbalance),
+        profile=prof,
+        dtype=dt,
+    )
+
+
+def _cp_mode(value: CPMode | str) -> CPMode:
+    try:
+        return CPMode(str(value))
+    except ValueError:
+        raise ConfigError(f"unknown cp_mode '{value}'", key="cp_mode",
+                          allowed=[m.value for m in CPMode]) from None
+
+
+def _attention(model: ModelSpec, device: DeviceSpec, s: _Setup, *, micro_batch: int,
+               seq_len: int, tp: int, cp: int, cp_mode: CPMode | str, backward: bool,
+               flash: bool, dropout: bool) -> tuple[float, float]:
+    """(seconds, flops) of causal attention on one rank.
+
+    Flash: ring CP runs cp kernel calls per pass, each a causal-sized block of seq_len/cp queries
+    and keys (load-balanced zig-zag split: every rank does 1/cp of the causal work); Ulysses runs
+    heads/(tp*cp) over the full sequence. Unfused (flash=False, Megatron before FlashAttention):
+    two batched GEMMs over the full s x s square plus softmax and dropout on the score tensor.
+    """
+    mode = _cp_mode(cp_mode)
+    heads_div = tp * cp if (mode is CPMode.ULYSSES and cp > 1) else tp
+    calls, q = (1, seq_len) if heads_div != tp or cp == 1 else (cp, seq_len // cp)
+    heads = model.num_heads // heads_div
+    dqk, dv = model.head_dim, model.value_head_dim
+    if not flash:
+        return _unfused_attention(device, s, batch=micro_batch * heads * calls, q=q, dqk=dqk,
+                                  dv=dv, backward=backward, dropout=dropout)
+    kv_heads = (heads if model.attention is AttentionKind.MLA
+                else max(model.num_kv_heads // heads_div, 1))
+    one = ops.attention_prefill_time(
+        device, batch=micro_batch, q_len=q, kv_len=q, num_heads=heads, num_kv_heads=kv_heads,
+        head_dim=dqk, v_head_dim=dv, dtype=s.dtype, causal=True, backward=backward,
+        profile=s.profile)
+    pairs = micro_batch * ops.causal_pairs(q, q) * calls
+    flops = 2.0 * pairs * heads * (dqk + dv)
+    if backward:
+        flops *= ops.ATTN_BACKWARD_FLOPS_RATIO
+    return calls * one, flops
+
+
+def _unfused_attention(device: DeviceSpec, s: _Setup, *, batch: float, q: int, dqk: int, dv: int,
+                       backward: bool, dropout: bool) -> tuple[float, float]:
+    """Megatron's pre-flash attention: baddbmm QK^T, fused scale-mask-softmax, dropout, bmm PV.
+
+    Scores are materialized (batch x q x q, 16-bit): softmax reads and writes them, dropout reads
+    them and writes probs plus a 1-byte mask (Korthikanti et al. 2022, Sec. 4.1 accounting).
+    """
+    gemms = [Gemm(q, q, dqk, batch), Gemm(q, dv, q, batch)]
+    scores = batch * q * q * activation_elt_bytes(s.dtype)
+    mask = batch * q * q * DROPOUT_MASK_BYTES
+    if backward:
+        dgrad, wgrad = _gemms_backward(device, gemms, s.dtype, s.profile)
+        sizes = [3.0 * scores] + ([2.0 * scores + mask] if dropout else [])
+        elt = _elementwise_time(device, sizes, s.profile)
+        return dgrad + wgrad + elt, 2.0 * sum(g.flops for g in gemms)
+    sizes = [2.0 * scores] + ([2.0 * scores + mask] if dropout else [])
+    t = gemms_time(device, gemms, s.dtype, s.profile) + _elementwise_time(device, sizes, s.profile)
+    return t, sum(g.flops for g in gemms)
+
+
+def layer_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int,
+                       tp: int, cp: int = 1, sequence_parallel: bool = False,
+                       dtype: DType | str = DType.BF16, moe: bool = False, ep: int = 1,
+                       moe_imbalance: float = 1.0, profile: ProfileArg = None,
+                       dropout: bool | None = None, cp_mode: CPMode | str = CPMode.RING,
+                       flash: bool = True) -> LayerCost:
+    """Forward compute of one transformer layer on one rank (no communication)."""
+    s = _setup(model, device, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
+               sequence_parallel=sequence_parallel, dtype=dtype, moe=moe, ep=ep,
+               moe_imbalance=moe_imbalance, profile=profile, dropout=dropout, cp_mode=cp_mode)
+    gemm_s = gemms_time(device, s.gemms, s.dtype, s.profile)
+    attn_s, attn_flops = _attention(model, device, s, micro_batch=micro_batch, seq_len=seq_len,
+                                    tp=tp, cp=cp, cp_mode=cp_mode, backward=False,
+                                    flash=flash, dropout=_uses_dropout(model, dropout))
+    elt_s = _elementwise_time(device, s.elementwise, s.profile)
+    return LayerCost(gemm_s=gemm_s, attention_s=attn_s, elementwise_s=elt_s,
+                     total_s=gemm_s + attn_s + elt_s,
+                     flops=sum(g.flops for g in s.gemms) + attn_flops)
+
+
+def layer_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int,
+                        tp: int, cp: int = 1, sequence_parallel: bool = False,
+                        dtype: DType | str = DType.BF16, moe: bool = False, ep: int = 1,
+                        moe_imbalance: float = 1.0, profile: ProfileArg = None,
+                        dropout: bool | None = None, cp_mode: CPMode | str = CPMode.RING,
+                        flash: bool = True) -> LayerCost:
+    """Backward compute of one layer on one rank: dgrad + wgrad GEMMs, flash-attention backward,
+    ~2x elementwise traffic. weight_grad_s is the wgrad part (deferrable in zero-bubble)."""
+    s = _setup(model, device, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
+               sequence_parallel=sequence_parallel, dtype=dtype, moe=moe, ep=ep,
+               moe_imbalance=moe_imbalance, profile=profile, dropout=dropout, cp_mode=cp_mode)
+    dgrad_s, wgrad_s = _gemms_backward(device, s.gemms, s.dtype, s.profile)
+    attn_s, attn_flops = _attention(model, device, s, micro_batch=micro_batch, seq_len=seq_len,
+                                    tp=tp, cp=cp, cp_mode=cp_mode, backward=True,
+                                    flash=flash, dropout=_uses_dropout(model, dropout))
+    elt_s = _elementwise_time(device, s.elementwise, s.profile, ELEMENTWISE_BACKWARD_RATIO)
+    gemm_s = dgrad_s + wgrad_s
+    return LayerCost(gemm_s=gemm_s, attention_s=attn_s, elementwise_s=elt_s,
+                     total_s=gemm_s + attn_s + elt_s,
+                     flops=2.0 * sum(g.flops for g in s.gemms) + attn_flops,
+                     weight_grad_s=wgrad_s)
+
+
+def layer_weight_grad_time(model: ModelSpec, device: DeviceSpec, **kwargs: object) -> float:
+    """Seconds of the weight-gradient GEMMs alone (zero-bubble schedules' W pass)."""
+    return layer_backward_time(model, device, **kwargs).weight_grad_s  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding and logits
+# ---------------------------------------------------------------------------------------------
+
+
+def _end_setup(model: ModelSpec, device: DeviceSpec, micro_batch: int, seq_len: int, tp: int,
+               cp: int, dtype: DType | str, profile: ProfileArg
+               ) -> tuple[float, DType, DeviceProfile]:
+    _int(micro_batch, "micro_batch")
+    _int(seq_len, "seq_len")
+    _int(tp, "tp")
+    _int(cp, "cp")
+    if seq_len % cp:
+        raise ConfigError(f"seq_len {seq_len} not divisible by cp {cp}", key="cp")
+    return float(micro_batch * seq_len // cp), parse_dtype(dtype), \
+        ops.resolve_profile(device, profile)
+
+
+def _cost(gemm_s: float, elt_s: float, flops: float, wgrad_s: float = 0.0) -> LayerCost:
+    return LayerCost(gemm_s=gemm_s, attention_s=0.0, elementwise_s=elt_s,
+                     total_s=gemm_s + elt_s, flops=flops, weight_grad_s=wgrad_s)
+
+
+def embedding_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
+                           seq_len: int, tp: int, cp: int = 1,
+                           sequence_parallel: bool = False, dtype: DType | str = DType.BF16,
+                           profile: ProfileArg = None) -> LayerCost:
+    """Vocab-parallel embedding lookup (+ learned positions): gather rows, write the output."""
+    tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
+    nbytes = 2.0 * tokens * model.hidden_size * activation_elt_bytes(dt)
+    sizes = [nbytes, nbytes] if model.learned_pos_emb else [nbytes]
+    return _cost(0.0, _elementwise_time(device, sizes, prof), 0.0)
+
+
+def embedding_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
+                            seq_len: int, tp: int, cp: int = 1,
+                            sequence_parallel: bool = False, dtype: DType | str = DType.BF16,
+                            profile: ProfileArg = None) -> LayerCost:
+    """Scatter-add of the output grad into this rank's vocab shard (all weight gradient)."""
+    tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
+    nbytes = 2.0 * tokens * model.hidden_size * activation_elt_bytes(dt)
+    elt_s = _elementwise_time(device, [nbytes], prof, ELEMENTWISE_BACKWARD_RATIO)
+    return LayerCost(gemm_s=0.0, attention_s=0.0, elementwise_s=elt_s, total_s=elt_s,
+                     flops=0.0, weight_grad_s=0.0)
+
+
+def _logits_parts(model: ModelSpec, tokens: float, tp: int, dt: DType,
+                  sequence_parallel: bool) -> tuple[Gemm, float, float]:
+    vocab = model.vocab_size / tp
+    hidden = tokens * model.hidden_size * activation_elt_bytes(dt) / \
+        (tp if sequence_parallel else 1)
+    return Gemm(tokens, vocab, model.hidden_size), 2.0 * hidden, tokens * vocab
+
+
+def logits_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int,
+                        tp: int, cp: int = 1, sequence_parallel: bool = False,
+                        dtype: DType | str = DType.BF16, profile: ProfileArg = None) -> LayerCost:
+    """Final norm, logits GEMM over vocab/tp, vocab-parallel softmax cross entropy."""
+    tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
+    gemm, norm_bytes, logits = _logits_parts(model, tokens, tp, dt, sequence_parallel)
+    gemm_s = gemms_time(device, [gemm], dt, prof)
+    elt_s = _elementwise_time(device, [norm_bytes, logits * CROSS_ENTROPY_BYTES_PER_LOGIT], prof)
+    return _cost(gemm_s, elt_s, gemm.flops)
+
+
+def logits_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
+                         seq_len: int, tp: int, cp: int = 1, sequence_parallel: bool = False,
+                         dtype: DType | str = DType.BF16,
+                         profile: ProfileArg = None) -> LayerCost:
+    """Cross-entropy grad, logits dgrad + wgrad GEMMs, final-norm backward."""
+    tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
+    gemm, norm_bytes, logits = _logits_parts(model, tokens, tp, dt, sequence_parallel)
+    dgrad_s, wgrad_s = _gemms_backward(device, [gemm], dt, prof)
+    elt_s = _elementwise_time(device, [logits * CROSS_ENTROPY_BWD_BYTES_PER_LOGIT], prof)
+    elt_s += _elementwise_time(device, [norm_bytes], prof, ELEMENTWISE_BACKWARD_RATIO)
+    return _cost(dgrad_s + wgrad_s, elt_s, 2.0 * gemm.flops, wgrad_s)

@@ -1,0 +1,335 @@
+"""One serving iteration (continuous batching): prefill chunks and decode tokens in one forward.
+
+A step on a TP x PP replica runs every linear layer once over all the batch's tokens (prefill
+tokens + one per decoding sequence), so weights are read once per step and small-batch decode is
+memory-bound. Attention runs as one varlen flash-attention kernel over the prefill chunks and one
+paged decode kernel over the decoding sequences' KV caches (as vLLM/TensorRT-LLM launch them).
+TP adds two all-reduces per layer (and one after the vocab-parallel embedding) over the
+scale-up link; PP adds one activation send per stage boundary.
+
+`StepCostModel` is the fast aggregated form used by the serving simulator. A batch enters only
+through five sums, so `estimate_step` is computed by the same code and agrees exactly:
+- prefill_tokens = sum of new tokens of the prefill chunks,
+- prefill_attn_units = sum over prefill chunks of new * (cached + new / 2): the (query, key)
+  pairs of causal attention of `new` tokens appended to `cached` context tokens,
+- decode_seqs, decode_context_sum = number of decoding sequences and the sum of their context
+  lengths (KV entries each decode query reads, its own new token included),
+- keyword extras: prefill_seqs (sequences that sample a token after prefill; default: 1 if any
+  prefill tokens) and prefill_cached_sum (cached prefix tokens the prefill kernel reads; 0).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hwmodels import layers, ops
+from hwmodels.cluster import build_cluster, group_info
+from hwmodels.collectives import CollectiveOp, collective_time_for_group
+from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, parse_dtype
+from hwmodels.errors import ConfigError
+from hwmodels.flops import attention_core_flops
+from hwmodels.profile import DeviceProfile
+from hwmodels.specs import AttentionKind, DeviceSpec, LinkSpec, ModelSpec
+
+# Per-step host work not hidden behind the GPU: scheduling, input preparation, sampling launch,
+# output processing. vLLM's v0.6.0 performance update (Sep 2024) found CPU overhead dominated
+# small-model steps before async output processing / multi-step scheduling; with them and CUDA
+# graphs a residual of well under a millisecond remains. 0.5 ms is our assumption (cross-checked
+# by the Llama-2-7B NeMo/TensorRT-LLM latency test); override per StepCostModel.
+STEP_OVERHEAD_S = 0.5e-3
+# Sampler traffic per logit: read bf16 logits, write and re-read fp32 probabilities (softmax,
+# top-k/top-p) - vLLM's Sampler on the gathered logits.
+SAMPLER_BYTES_PER_LOGIT = 2.0 + 4.0 + 4.0
+# Bounded memo sizes (entries); a full memo is cleared, not evicted one by one.
+MEMO_MAX_ENTRIES = 1 << 18
+
+BREAKDOWN_KEYS = ("gemm_s", "attention_prefill_s", "attention_decode_s", "elementwise_s",
+                  "tp_comm_s", "pp_comm_s", "logits_s", "overhead_s")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepEstimate:
+    """One serving step: time_s through all PP stages; breakdown parts sum to time_s (except
+    stage_s, the slowest stage = the pipeline's issue interval, and flops, the step's FLOPs)."""
+
+    time_s: float
+    breakdown: dict[str, float] = field(default_factory=dict)
+
+
+def _default_kv_dtype(dtype: DType) -> DType:
+    """As hwmodels.memory: the KV cache uses the model dtype, 16-bit for weight-only int4/int8."""
+    return DType.BF16 if dtype in (DType.INT4, DType.INT8) else dtype
+
+
+def _stage_layer_counts(model: ModelSpec, pp: int) -> list[tuple[int, int]]:
+    """(dense layers, MoE layers) per stage; same split as hwmodels.memory (round(i * L / pp))."""
+    out = []
+    per = model.num_layers / pp
+    for stage in range(pp):
+        lo, hi = round(stage * per), round((stage + 1) * per)
+        dense = max(0, min(hi, model.first_dense_layers if model.is_moe else hi) - lo)
+        out.append((dense, hi - lo - dense))
+    return out
+
+
+class StepCostModel:
+    """Memoized step-time model of one replica (see the module docstring for the arguments)."""
+
+    def __init__(self, model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int = 1,
+                 dtype: DType | str = DType.BF16, kv_dtype: DType | str | None = None,
+                 profile: DeviceProfile | str | Path | None = None,
+                 intra_link: str | LinkSpec | None = None,
+                 inter_link: str | LinkSpec = "ib-ndr",
+                 step_overhead_s: float = STEP_OVERHEAD_S) -> None:
+        for key, value in (("tp", tp), ("pp", pp)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"must be an integer >= 1, got {value!r}", key=key)
+        layers.check_tp(model, tp)
+        if pp > model.num_layers:
+            raise ConfigError(f"pp {pp} exceeds num_layers {model.num_layers}", key="pp")
+        self.model, self.device, self.tp, self.pp = model, device, tp, pp
+        self.dtype = parse_dtype(dtype)
+        device.peak(DType.BF16 if self.dtype is DType.INT4 else self.dtype)  # supported?
+        self.kv_dtype = (_default_kv_dtype(self.dtype) if kv_dtype is None
+                         else parse_dtype(kv_dtype, key="kv_dtype"))
+        if self.kv_dtype is DType.INT4:
+            raise ConfigError("int4 KV cache is not supported", key="kv_dtype",
+                              allowed=["bf16", "fp16", "fp8", "fp32"])
+        if not (isinstance(step_overhead_s, (int, float)) and step_overhead_s >= 0):
+            raise ConfigError(f"must be >= 0, got {step_overhead_s!r}", key="step_overhead_s")
+        self.step_overhead_s = float(step_overhead_s)
+        self.profile = ops.resolve_profile(device, profile)
+        self.act_dtype = DType.FP32 if self.dtype in (DType.FP32, DType.TF32) else DType.BF16
+        self.elt = BYTES_PER_ELEMENT[self.act_dtype]
+        self.stages = _stage_layer_counts(model, pp)
+        self.heads = model.num_heads // tp
+        mla = model.attention is AttentionKind.MLA
+        self.kv_heads = self.heads if mla else int(layers.kv_heads_per_rank(model, tp))
+        self.decode_kv_heads = int(layers.kv_heads_per_rank(model, tp)) if not mla else 1
+        self.latent_dim = model.kv_lora_rank + model.qk_rope_head_dim if mla else 0
+        kv_row = (self.latent_dim if mla else 2 * self.decode_kv_heads * model.head_dim)
+        self.kv_row_bytes = kv_row * BYTES_PER_ELEMENT[self.kv_dtype]
+        self._tp_group = self._p2p_groups = None
+        if tp * pp > 1:
+            cluster = build_cluster(device, tp * pp, intra_node=intra_link, inter_node=inter_link)
+            self._tp_group = group_info(cluster, range(tp)) if tp > 1 else None
+            self._p2p_groups = [group_info(cluster, (s * tp, (s + 1) * tp))
+                                for s in range(pp - 1)]
+            self._cluster = cluster
+        self.num_dense, self.num_moe = model.num_dense_layers, model.num_moe_layers
+        self.num_layers, self.v_head_dim = model.num_layers, model.value_head_dim
+        self._attn_peak = ops._attention_peak(device, self.act_dtype)
+        self._decode_rate = ops.decode_compute_rate(device, self.profile)
+        self.attn_flops_per_pair = attention_core_flops(model, query_tokens=1.0, key_tokens=1.0)
+        self._time_memo: dict[tuple[float, ...], float] = {}
+        self._linear_memo: dict[float, tuple[float, ...]] = {}
+        self._rows_memo: dict[float, tuple[float, float]] = {}
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def _comm(self, group: object, op: CollectiveOp, nbytes: float) -> float:
+        if group is None or nbytes == 0:
+            return 0.0
+        return collective_time_for_group(self._cluster, group, op, nbytes).time_s  # type: ignore
+
+    def _linear(self, tokens: float) -> tuple[float, ...]:
+        """Parts that depend only on the step's token count: (gemm s, elementwise s, FLOPs) of
+        one dense and one MoE layer, one TP all-reduce of the hidden state, the embedding
+        lookup, all PP activation sends, and the final norm."""
+        hit = self._linear_memo.get(tokens)
+        if hit is not None:
+            return hit
+        m, d, p, tp = self.model, self.device, self.profile, self.tp
+        out = []
+        for moe in (False, True):
+            if moe and not m.is_moe:
+                out += [0.0, 0.0, 0.0]
+                continue
+            gemms = layers.layer_gemms(m, tokens, tp, moe=moe)
+            elt = layers.layer_elementwise_bytes(m, tokens, tp, moe=moe, sequence_parallel=False,
+                                                 dropout=False, dtype=self.act_dtype)
+            elt.append(2.0 * tokens * self.kv_row_bytes)  # write new K/V into the paged cache
+            flops = sum(g.flops for g in layers.layer_gemms(m, tokens, 1, moe=moe))
+            out += [layers.gemms_time(d, gemms, self.dtype, p),
+                    sum(ops._memory(d, p, b) for b in elt), flops]
+        hidden_bytes = tokens * m.hidden_size * self.elt
+        all_reduce = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE, hidden_bytes)
+        embed = ops._memory(d, p, 2.0 * hidden_bytes)
+        sends = [self._comm(g, CollectiveOp.SEND_RECV, hidden_bytes)
+                 for g in (self._p2p_groups or [])]
+        final_norm = ops._memory(d, p, 2.0 * hidden_bytes)
+        result = (out[0], out[3], out[1], out[4], out[2], out[5], all_reduce, embed,
+                  sum(sends), final_norm)
+        if len(self._linear_memo) >= MEMO_MAX_ENTRIES:
+            self._linear_memo.clear()
+        self._linear_memo[tokens] = result
+        return result
+
+    def _logits(self, rows: float) -> tuple[float, float]:
+        """(seconds, flops) of logits for `rows` sampled positions: GEMM over vocab/tp, gather
+        of the vocab shards, sampler."""
+        hit = self._rows_memo.get(rows)
+        if hit is not None:
+            return hit
+        m, d, p = self.model, self.device, self.profile
+        if rows == 0:
+            result = (0.0, 0.0)
+        else:
+            gemm = ops.gemm_time(d, rows, m.vocab_size / self.tp, m.hidden_size, self.act_dtype, p)
+            gather = self._comm(self._tp_group, CollectiveOp.ALL_GATHER,
+                                rows * m.vocab_size * self.elt)
+            sampler = ops.memory_time(d, rows * m.vocab_size * SAMPLER_BYTES_PER_LOGIT, p)
+            result = (gemm + gather + sampler, 2.0 * rows * m.vocab_size * m.hidden_size)
+        if len(self._rows_memo) >= MEMO_MAX_ENTRIES:
+            self._rows_memo.clear()
+        self._rows_memo[rows] = result
+        return result
+
+    def _check(self, args: tuple[float, ...]) -> None:
+        tokens, units, seqs, context, pseqs, cached = args
+        try:  # fast path: plain non-negative finite numbers, consistent sums
+            if (0 <= tokens < math.inf and 0 <= seqs <= context < math.inf
+                    and 0 <= pseqs < math.inf and 0 <= cached < math.inf
+                    and tokens / 2.0 * (1 - 1e-12) <= units < math.inf
+                    and (tokens or not (units or pseqs or cached))):
+                return
+        except TypeError:
+            pass
+        names = ("prefill_tokens", "prefill_attn_units", "decode_seqs", "decode_context_sum",
+                 "prefill_seqs", "prefill_cached_sum")
+        for name, value in zip(names, args, strict=True):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not (0 <= value < math.inf):
+                raise ConfigError(f"must be a finite number >= 0, got {value!r}", key=name)
+        if context < seqs:
+            raise ConfigError(f"decode_context_sum {context} < decode_seqs {seqs}: every "
+                              "decoding sequence reads >= 1 KV entry", key="decode_context_sum")
+        if tokens == 0:
+            raise ConfigError("prefill attention units/seqs/cached given without prefill tokens",
+                              key="prefill_tokens")
+        raise ConfigError(f"prefill_attn_units {units} below the minimum prefill_tokens/2 "
+                          f"= {tokens / 2}", key="prefill_attn_units")
+
+    def _parts(self, prefill_tokens: float, prefill_attn_units: float, decode_seqs: float,
+               decode_context_sum: float, prefill_seqs: float,
+               prefill_cached_sum: float) -> tuple[float, ...]:
+        """(gemm, attn prefill, attn decode, elementwise, tp comm, pp comm, logits, overhead,
+        stage_s, flops) of one step; the first eight sum to time_s."""
+        m, d, p = self.model, self.device, self.profile
+        tokens = float(prefill_tokens + decode_seqs)
+        if tokens == 0:
+            return (0.0,) * 10  # an empty batch launches nothing
+        (g_dense, g_moe, e_dense, e_moe, f_dense, f_moe, all_reduce, embed, sends,
+         final_norm) = self._linear(tokens)
+        attn_p = 0.0 if prefill_tokens == 0 else ops._varlen(
+            d, p, prefill_attn_units, prefill_tokens, prefill_tokens + prefill_cached_sum,
+            self.heads, self.kv_heads, m.head_dim, self.v_head_dim, self.act_dtype,
+            peak=self._attn_peak)
+        attn_d = ops._decode(d, p, decode_seqs, decode_context_sum, self.heads,
+                             self.decode_kv_heads, m.head_dim, self.kv_dtype, self.latent_dim,
+                             self._decode_rate)
+        rows = decode_seqs + (prefill_seqs or (1 if prefill_tokens else 0))
+        logits_s, logits_flops = self._logits(rows)
+        embed_ar = all_reduce if self.tp > 1 else 0.0
+        per_dense = g_dense + e_dense + 2 * all_reduce + attn_p + attn_d
+        per_moe = g_moe + e_moe + 2 * all_reduce + attn_p + attn_d
+        last = self.pp - 1
+        stage_s = 0.0
+        for i, (n_dense, n_moe) in enumerate(self.stages):
+            t = n_dense * per_dense + n_moe * per_moe
+            if i == 0:
+                t += embed + embed_ar
+            if i == last:
+                t += final_norm + logits_s
+            stage_s = max(stage_s, t)
+        nd, nm, n = self.num_dense, self.num_moe, self.num_layers
+        attn_flops = self.attn_flops_per_pair * (prefill_attn_units + decode_context_sum)
+        return (nd * g_dense + nm * g_moe, n * attn_p, n * attn_d,
+                nd * e_dense + nm * e_moe + embed, 2 * n * all_reduce + embed_ar, sends,
+                final_norm + logits_s, self.step_overhead_s, stage_s,
+                nd * f_dense + nm * f_moe + n * attn_flops + logits_flops)
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def breakdown(self, prefill_tokens: float, prefill_attn_units: float, decode_seqs: float,
+                  decode_context_sum: float, *, prefill_seqs: float = 0,
+                  prefill_cached_sum: float = 0) -> dict[str, float]:
+        """Seconds by part (summed over PP stages), time_s, stage_s and flops of one step."""
+        args = (prefill_tokens, prefill_attn_units, decode_seqs, decode_context_sum,
+                prefill_seqs, prefill_cached_sum)
+        self._check(args)
+        parts = self._parts(*args)
+        out = dict(zip(BREAKDOWN_KEYS, parts[:8], strict=True))
+        out["time_s"] = sum(parts[:8])
+        out["stage_s"] = parts[8]
+        out["flops"] = parts[9]
+        return out
+
+    def time_s(self, prefill_tokens: float, prefill_attn_units: float, decode_seqs: float,
+               decode_context_sum: float, *, prefill_seqs: float = 0,
+               prefill_cached_sum: float = 0) -> float:
+        """Seconds of one step through all PP stages (memoized)."""
+        key = (prefill_tokens, prefill_attn_units, decode_seqs, decode_context_sum,
+               prefill_seqs, prefill_cached_sum)
+        hit = self._time_memo.get(key)
+        if hit is not None:
+            return hit
+        self._check(key)
+        value = sum(self._parts(*key)[:8])
+        if len(self._time_memo) >= MEMO_MAX_ENTRIES:
+            self._time_memo.clear()
+        self._time_memo[key] = value
+        return value
+
+
+@functools.lru_cache(maxsize=64)
+def _cost_model(model: ModelSpec, device: DeviceSpec, tp: int, pp: int, dtype: DType | str,
+                kv_dtype: DType | str | None, profile: DeviceProfile | str | Path | None,
+                intra_link: str | LinkSpec | None, inter_link: str | LinkSpec) -> StepCostModel:
+    return StepCostModel(model, device, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv_dtype,
+                         profile=profile, intra_link=intra_link, inter_link=inter_link)
+
+
+def _lengths(values: Sequence[int], key: str, minimum: int) -> list[int]:
+    if isinstance(values, (str, bytes)):
+        raise ConfigError(f"expected a list of integers, got {values!r}", key=key)
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ConfigError(f"every length must be an integer >= {minimum}, got {v!r}",
+                              key=key)
+        out.append(v)
+    return out
+
+
+def prefill_attn_units(prefill_lens: Sequence[int], prefill_cached: Sequence[int] = ()) -> float:
+    """Sum over prefill chunks of new * (cached + new/2): causal (query, key) pairs."""
+    new = _lengths(prefill_lens, "prefill_lens", 1)
+    cached = _lengths(prefill_cached, "prefill_cached", 0) or [0] * len(new)
+    if len(cached) != len(new):
+        raise ConfigError(f"prefill_cached has {len(cached)} entries for {len(new)} prompts",
+                          key="prefill_cached")
+    return float(sum(ops.causal_pairs(n, c + n) for n, c in zip(new, cached, strict=True)))
+
+
+def estimate_step(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int = 1,
+                  prefill_lens: Sequence[int] = (), prefill_cached: Sequence[int] = (),
+                  decode_context_lens: Sequence[int] = (), dtype: DType | str = DType.BF16,
+                  kv_dtype: DType | str | None = None,
+                  profile: DeviceProfile | str | Path | None = None,
+                  intra_link: str | LinkSpec | None = None,
+                  inter_link: str | LinkSpec = "ib-ndr") -> StepEstimate:
+    """One serving step: prompts of prefill_lens new tokens (after prefill_cached cached ones)
+    and sequences decoding one token at decode_context_lens, on a TP x PP replica."""
+    units = prefill_attn_units(prefill_lens, prefill_cached)
+    new = list(prefill_lens)
+    ctx = _lengths(decode_context_lens, "decode_context_lens", 1)
+    cost = _cost_model(model, device, tp, pp, dtype, kv_dtype, profile, intra_link, inter_link)
+    parts = cost.breakdown(sum(new), units, len(ctx), sum(ctx), prefill_seqs=len(new),
+                           prefill_cached_sum=sum(prefill_cached))
+    time_s = parts.pop("time_s")
+    return StepEstimate(time_s=time_s, breakdown=parts)
