@@ -1,0 +1,15 @@
+"""The fleetsim command line (the only place that reads user files and prints)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from simulator.cli.app import main as _main
+
+    sys.exit(_main())
+
+
+__all__ = ["main"]

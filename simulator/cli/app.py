@@ -1,0 +1,46 @@
+"""The `fleetsim` typer application: sub-apps are registered here, errors handled in main()."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from hwmodels.errors import FleetsimError
+from simulator.cli.catalog_cmds import hw_app, models_app
+from simulator.cli.estimate_cmds import estimate_app
+
+app = typer.Typer(
+    name="fleetsim",
+    help="Discrete-event cluster simulator and auto-configurator for LLM training and serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(hw_app, name="hw")
+app.add_typer(models_app, name="models")
+app.add_typer(estimate_app, name="estimate")
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: bad input -> one line on stderr and exit 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="fleetsim", standalone_mode=False)
+    except FleetsimError as err:
+        print(f"fleetsim: error: {err}", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("fleetsim: aborted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0

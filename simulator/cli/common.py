@@ -1,0 +1,73 @@
+"""Shared CLI plumbing: JSON output, atomic file writes, scenario loading, error exits."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hwmodels.catalog import read_yaml
+from hwmodels.errors import ConfigError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types from numpy scalars, enums, dataclasses' dicts, NaN -> None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def emit_json(obj: Mapping[str, Any]) -> None:
+    """Print exactly one JSON object on stdout (the --json contract)."""
+    print(json.dumps(_jsonable(obj), indent=2, sort_keys=False))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text via a temp file + rename so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_scenario_file(path: str | Path) -> dict[str, Any]:
+    """Read a scenario YAML file into a mapping (ConfigError on bad YAML / not a mapping)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError("scenario must be a YAML mapping", file=str(path))
+    return data
+
+
+def parse_kv_list(items: list[str] | None, *, option: str) -> dict[str, str]:
+    """['a=1', 'b=x'] -> {'a': '1', 'b': 'x'} with a clear error naming the option."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"expected key=value, got '{item}'", key=option)
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out

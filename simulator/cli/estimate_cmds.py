@@ -1,0 +1,72 @@
+"""`fleetsim estimate step`: one serving batch step, the unit of every serving prediction."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from hwmodels.catalog import load_device, load_model
+from hwmodels.dtypes import parse_dtype
+from hwmodels.errors import ConfigError
+from simulator.cli.common import console, emit_json
+
+estimate_app = typer.Typer(help="Analytical estimates.", no_args_is_help=True)
+
+
+@estimate_app.command("step")
+def estimate_step_cmd(
+    model: str = typer.Option(..., "--model", help="Catalog name or path to an HF config.json."),
+    device: str = typer.Option(..., "--device", help="Catalog device name."),
+    tp: int = typer.Option(1, "--tp"),
+    pp: int = typer.Option(1, "--pp"),
+    prefill_len: int = typer.Option(0, "--prefill-len", help="New tokens per prefilled prompt."),
+    prefill_seqs: int = typer.Option(0, "--prefill-seqs", help="Prompts prefilled this step."),
+    decode_seqs: int = typer.Option(0, "--decode-seqs", help="Sequences decoding one token."),
+    context: int = typer.Option(0, "--context", help="Context length of decoding sequences."),
+    dtype: str = typer.Option("bf16", "--dtype", help="bf16|fp8|int8|int4 (weights/compute)."),
+    kv_dtype: str = typer.Option(None, "--kv-dtype", help="KV-cache dtype (default: dtype)."),
+    profile: str = typer.Option(None, "--profile", help="Calibration profile JSON."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Time of one batch step: S prompts of L tokens prefilled + B sequences decoding at C."""
+    from hwmodels.step import estimate_step
+
+    for key, value in (("--tp", tp), ("--pp", pp)):
+        if value < 1:
+            raise ConfigError(f"must be >= 1, got {value}", key=key)
+    for key, value in (("--prefill-len", prefill_len), ("--prefill-seqs", prefill_seqs),
+                       ("--decode-seqs", decode_seqs), ("--context", context)):
+        if value < 0:
+            raise ConfigError(f"must be >= 0, got {value}", key=key)
+    if prefill_seqs and not prefill_len:
+        raise ConfigError("--prefill-seqs needs --prefill-len > 0", key="--prefill-len")
+    if prefill_len and not prefill_seqs:
+        prefill_seqs = 1
+    if decode_seqs and not context:
+        raise ConfigError("--decode-seqs needs --context > 0", key="--context")
+    if not prefill_seqs and not decode_seqs:
+        raise ConfigError("empty batch: give --prefill-len/--prefill-seqs and/or "
+                          "--decode-seqs/--context", key="batch")
+    m = load_model(model)
+    d = load_device(device)
+    est = estimate_step(
+        m, d, tp=tp, pp=pp,
+        prefill_lens=[prefill_len] * prefill_seqs,
+        decode_context_lens=[context] * decode_seqs,
+        dtype=parse_dtype(dtype, key="--dtype"),
+        kv_dtype=parse_dtype(kv_dtype, key="--kv-dtype") if kv_dtype else None,
+        profile=profile,
+    )
+    out = {"model": m.name, "device": d.name, "tp": tp, "pp": pp,
+           "prefill_tokens": prefill_len * prefill_seqs, "decode_seqs": decode_seqs,
+           "context": context, "dtype": dtype, "time_s": est.time_s,
+           "breakdown": dict(est.breakdown)}
+    if json_out:
+        emit_json(out)
+        return
+    t = Table(title=f"{m.name} on {tp}x{pp} {d.name}: step {est.time_s * 1e3:.3f} ms")
+    t.add_column("component")
+    t.add_column("value")
+    for k, v in est.breakdown.items():
+        t.add_row(k, f"{v * 1e3:.3f} ms" if k.endswith("_s") else f"{v:.4g}")
+    console.print(t)
