@@ -10,6 +10,8 @@ import typer
 from hwmodels.errors import FleetsimError
 from simulator.cli.catalog_cmds import hw_app, models_app
 from simulator.cli.estimate_cmds import estimate_app
+from simulator.cli.simulate_cmds import simulate_app
+from simulator.cli.validate_cmds import validate_cmd
 
 app = typer.Typer(
     name="fleetsim",
@@ -21,6 +23,8 @@ app = typer.Typer(
 app.add_typer(hw_app, name="hw")
 app.add_typer(models_app, name="models")
 app.add_typer(estimate_app, name="estimate")
+app.add_typer(simulate_app, name="simulate")
+app.command("validate")(validate_cmd)
 
 
 

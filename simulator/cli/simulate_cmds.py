@@ -1,0 +1,90 @@
+"""`fleetsim simulate train|serve`: what-if simulations from a scenario YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from hwmodels.errors import ConfigError
+from simulator.cli.common import console, emit_json, load_scenario_file
+
+simulate_app = typer.Typer(help="Simulate a training or serving scenario.", no_args_is_help=True)
+
+SET_HELP = "Override a scenario key, e.g. --set parallelism.tp=4 (repeatable)."
+
+
+def _train_table(title: str, out: dict[str, Any]) -> Table:
+    t = Table(title=title, show_header=False)
+    bd = out["breakdown"]
+    rows = [
+        ("iteration time", f"{out['iteration_time_s']:.3f} s"),
+        ("tokens/s", f"{out['tokens_per_s']:,.0f}"),
+        ("TFLOP/s per GPU (model)", f"{out['tflops_per_gpu']:.1f}"),
+        ("MFU / HFU", f"{out['mfu']:.1%} / {out['hfu']:.1%}"),
+        ("peak memory", f"{out['peak_memory_gib']:.1f} GiB of {out['memory_capacity_gib']:.1f}"
+                        f" ({'fits' if out['fits_memory'] else 'DOES NOT FIT'})"),
+        ("compute", f"{bd['compute_s']:.3f} s"),
+        ("exposed communication", f"{bd['exposed_comm_s']:.3f} s"),
+        ("pipeline bubble", f"{bd['bubble_s']:.3f} s"),
+        ("optimizer", f"{bd['optimizer_s']:.3f} s"),
+    ]
+    if out.get("message"):
+        rows.append(("note", out["message"]))
+    if "ettr" in out:
+        rows += [("ETTR", f"{out['ettr']:.3f}"),
+                 ("goodput tokens/s", f"{out['goodput_tokens_per_s']:,.0f}"),
+                 ("interruptions", ", ".join(f"{k}: {v}" for k, v in
+                                             out["interruptions"].items()) or "none")]
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+@simulate_app.command("train")
+def simulate_train(
+    scenario: str = typer.Argument(..., help="Training scenario YAML."),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    timeline: str = typer.Option(None, "--timeline", help="Write a Chrome/Perfetto trace JSON."),
+    plot: str = typer.Option(None, "--plot", help="Write the pipeline Gantt chart (PNG)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the run: section (failures)."),
+    seeds: int = typer.Option(1, "--seeds", help="Run the run: section with N seeds."),
+    progress_plot: str = typer.Option(None, "--progress-plot",
+                                      help="With run:, plot progress vs wall-clock (PNG)."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """One training iteration (and, with a run: section, a long run with failures)."""
+    from simulator.training import apply_overrides, load_training_scenario, simulate_iteration
+
+    raw = apply_overrides(load_scenario_file(scenario), set_ or [])
+    sc = load_training_scenario(raw, file=scenario)
+    want_events = bool(timeline or plot)
+    result = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel,
+                                timeline=want_events)
+    out = result.to_dict()
+    if sc.run_section_raw is not None:
+        if seeds < 1:
+            raise ConfigError(f"must be >= 1, got {seeds}", key="--seeds")
+        from simulator.longrun import simulate_run_from_scenario
+
+        run = simulate_run_from_scenario(sc, seed=seed, seeds=seeds, file=scenario,
+                                         iteration=result)
+        out.update(run.to_dict())
+        if progress_plot:
+            from simulator.longrun.plot import plot_progress
+
+            plot_progress(run, progress_plot)
+    if timeline:
+        from simulator.training.timeline import write_chrome_trace
+
+        write_chrome_trace(result.timeline or (), timeline)
+    if plot:
+        from simulator.training.plot import plot_pipeline
+
+        plot_pipeline(result.timeline or (), plot, title=sc.name or scenario)
+    if json_out:
+        emit_json(out)
+        return
+    console.print(_train_table(f"{sc.name or scenario}: {sc.model.name} on "
+                               f"{sc.cluster.num_devices} x {sc.cluster.device.name}", out))

@@ -1,0 +1,53 @@
+"""Collective costs on the concrete rank groups of the plan, memoized per simulation.
+
+Every number comes from hwmodels.collectives.collective_time for the actual ranks on the actual
+links (so a TP group inside a node rides NVLink and a DP group across nodes rides the NICs).
+nbytes follows nccl-tests' "size": all_gather -> the gathered output, reduce_scatter -> the
+full input, all_reduce/all_to_all/send_recv -> the buffer.
+"""
+
+from __future__ import annotations
+
+from hwmodels.collectives import CollectiveOp, collective_time
+from hwmodels.layers import ProfileArg
+from hwmodels.specs import ClusterSpec
+
+
+class CommModel:
+    """collective_time with a per-simulation cache (no process-wide state)."""
+
+    __slots__ = ("cluster", "profile", "_cache")
+
+    def __init__(self, cluster: ClusterSpec, profile: ProfileArg = None) -> None:
+        self.cluster = cluster
+        self.profile = profile
+        self._cache: dict[tuple[tuple[int, ...], CollectiveOp, float], float] = {}
+
+    def time_s(self, ranks: tuple[int, ...], op: CollectiveOp, nbytes: float) -> float:
+        """Seconds for `op` of `nbytes` over `ranks`; 0 for a group of one or no bytes."""
+        if len(ranks) <= 1 or nbytes <= 0:
+            return 0.0
+        key = (ranks, op, float(nbytes))
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = collective_time(self.cluster, ranks, op, nbytes,
+                                     profile=self.profile).time_s
+            self._cache[key] = cached
+        return cached
+
+    def all_reduce(self, ranks: tuple[int, ...], nbytes: float) -> float:
+        return self.time_s(ranks, CollectiveOp.ALL_REDUCE, nbytes)
+
+    def all_gather(self, ranks: tuple[int, ...], nbytes: float) -> float:
+        return self.time_s(ranks, CollectiveOp.ALL_GATHER, nbytes)
+
+    def reduce_scatter(self, ranks: tuple[int, ...], nbytes: float) -> float:
+        return self.time_s(ranks, CollectiveOp.REDUCE_SCATTER, nbytes)
+
+    def all_to_all(self, ranks: tuple[int, ...], nbytes: float) -> float:
+        return self.time_s(ranks, CollectiveOp.ALL_TO_ALL, nbytes)
+
+    def send_recv(self, src: int, dst: int, nbytes: float) -> float:
+        if src == dst:
+            return 0.0
+        return self.time_s((src, dst), CollectiveOp.SEND_RECV, nbytes)

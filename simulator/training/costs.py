@@ -1,0 +1,283 @@
+"""Per-op costs of one pipeline chunk: layer compute from hwmodels.layers plus the exposed part
+of TP / CP / EP / ZeRO-3 communication, each collective costed on the stage's real rank group.
+
+A chunk (virtual stage v) holds num_layers/(pp*vpp) consecutive layers; v == 0 adds the
+embedding, the last virtual stage adds the logits and loss. Costs are computed once per
+(virtual stage, op kind) and looked up by the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hwmodels import layers
+from hwmodels.dtypes import DType
+from hwmodels.layers import ProfileArg
+from hwmodels.parallel import CPMode, ParallelConfig, Recompute, TrainingConfig
+from hwmodels.specs import ModelSpec
+from simulator.training.comm import CommModel
+from simulator.training.placement import StageGroups
+
+# Gradients reduced by ZeRO-3/FSDP every microbatch travel in the 16-bit compute dtype
+# (DeepSpeed's communication_data_type defaults to the fp16/bf16 model dtype; llm-foundry's
+# FSDP `mixed_precision: PURE` reduces in bf16).
+ZERO3_GRAD_BYTES = 2.0
+# Weights all-gathered by ZeRO-3/FSDP are the 16-bit model copy.
+ZERO3_PARAM_BYTES = 2.0
+
+
+def activation_bytes(dtype: DType) -> float:
+    """Bytes of one activation element on the wire (fp8 training keeps bf16 activations)."""
+    return 4.0 if dtype in (DType.FP32, DType.TF32) else 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PhaseCost:
+    """One op's cost on one rank: compute seconds and communication seconds left exposed."""
+
+    compute_s: float
+    exposed_comm_s: float
+    wgrad_s: float = 0.0  # weight-gradient GEMMs inside compute_s (backward only)
+    flops: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkCost:
+    """Costs of one microbatch through one virtual stage."""
+
+    forward: PhaseCost
+    backward: PhaseCost  # full backward (incl. recompute and weight gradients)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _LayerPhase:
+    compute_s: float
+    comm_s: float  # total communication issued
+    exposed_s: float
+    wgrad_s: float
+    flops: float
+
+
+class ChunkCostModel:
+    """Builds ChunkCost for every virtual stage of a plan (memoized per layer kind)."""
+
+    def __init__(self, model: ModelSpec, training: TrainingConfig, parallel: ParallelConfig,
+                 comm: CommModel, groups: tuple[StageGroups, ...],
+                 profile: ProfileArg = None, flash_attention: bool = True) -> None:
+        self.model, self.training, self.parallel = model, training, parallel
+        self.flash_attention = flash_attention
+        self.comm, self.groups, self.profile = comm, groups, profile
+        self.device = comm.cluster.device
+        self._layer_cache: dict[tuple[int, bool], tuple[_LayerPhase, _LayerPhase]] = {}
+
+    # -- per layer ---------------------------------------------------------------------------
+
+    def _common(self) -> dict[str, object]:
+        t, p = self.training, self.parallel
+        return dict(micro_batch=t.micro_batch, seq_len=t.seq_len, tp=p.tp, cp=p.cp,
+                    sequence_parallel=p.sequence_parallel and p.tp > 1, dtype=t.dtype,
+                    profile=self.profile)
+
+    def _tokens(self) -> float:
+        return self.training.micro_batch * self.training.seq_len / self.parallel.cp
+
+    def _tp_comm_s(self, g: StageGroups) -> float:
+        """TP collectives of one layer's forward: 2 all-reduce, or 2 AG + 2 RS with SP."""
+        p = self.parallel
+        if p.tp == 1:
+            return 0.0
+        nbytes = self._tokens() * self.model.hidden_size * activation_bytes(self.training.dtype)
+        if p.sequence_parallel:
+            return 2 * (self.comm.all_gather(g.tp_group, nbytes)
+                        + self.comm.reduce_scatter(g.tp_group, nbytes))
+        return 2 * self.comm.all_reduce(g.tp_group, nbytes)
+
+    def _cp_comm_s(self, g: StageGroups) -> tuple[float, bool]:
+        """(forward CP comm of one layer, overlappable with attention?)."""
+        p, m = self.parallel, self.model
+        if p.cp == 1:
+            return 0.0, False
+        act = activation_bytes(self.training.dtype)
+        tp_kv = max(1, m.num_kv_heads // p.tp) if p.tp <= m.num_kv_heads else 1
+        kv_bytes = self._tokens() * 2 * tp_kv * m.head_dim * act
+        if p.cp_mode is CPMode.RING:
+            # KV block passed around the ring: cp-1 steps to the next rank, hidden behind the
+            # attention of the block already held (Liu et al. Ring Attention; Megatron CP).
+            nxt = g.cp_group[1 % len(g.cp_group)]
+            return (p.cp - 1) * self.comm.send_recv(g.cp_group[0], nxt, kv_bytes), True
+        # Ulysses: all-to-all of q, k, v before attention and of the output after.
+        q_bytes = self._tokens() * m.q_dim / p.tp * act
+        return (2 * self.comm.all_to_all(g.cp_group, q_bytes)
+                + self.comm.all_to_all(g.cp_group, kv_bytes)), False
+
+    def _ep_comm_s(self, g: StageGroups) -> float:
+        """Dispatch + combine all-to-all of one MoE layer's forward over the EP group."""
+        p, m = self.parallel, self.model
+        if p.ep == 1:
+            return 0.0
+        nbytes = (self._tokens() * m.experts_per_token * m.hidden_size
+                  * activation_bytes(self.training.dtype))
+        return 2 * self.comm.all_to_all(g.ep_group, nbytes)
+
+    def _zero3_gather_s(self, g: StageGroups, moe: bool) -> tuple[float, float]:
+        """(all-gather of one layer's weights, reduce-scatter of its grads) for ZeRO-3."""
+        from hwmodels import flops
+
+        p = self.parallel
+        if p.zero < 3 or len(g.dp_cp_group) == 1:
+            return 0.0, 0.0
+        params = flops.layer_param_count(self.model, moe=moe) / p.tp
+        ag = self.comm.all_gather(g.dp_cp_group, params * ZERO3_PARAM_BYTES)
+        rs = self.comm.reduce_scatter(g.dp_cp_group, params * ZERO3_GRAD_BYTES)
+        return ag, rs
+
+    def layer(self, stage: int, moe: bool) -> tuple[_LayerPhase, _LayerPhase]:
+        """(forward, backward) of one layer on the representative rank of `stage`."""
+        key = (stage, moe)
+        hit = self._layer_cache.get(key)
+        if hit is not None:
+            return hit
+        p = self.parallel
+        g = self.groups[stage]
+        common = self._common()
+        extra = dict(moe=moe, ep=p.ep if moe else 1, cp_mode=p.cp_mode,
+                     flash=self.flash_attention)
+        fwd = layers.layer_forward_time(self.model, self.device, **common, **extra)
+        bwd = layers.layer_backward_time(self.model, self.device, **common, **extra)
+        tp_s = self._tp_comm_s(g)
+        cp_s, cp_overlap = self._cp_comm_s(g)
+        ep_s = self._ep_comm_s(g) if moe else 0.0
+
+        def exposed_tp(gemm_s: float) -> float:
+            return max(0.0, tp_s - gemm_s) if p.overlap_tp_comm else tp_s
+
+        def exposed_cp(attn_s: float, comm_s: float) -> float:
+            return max(0.0, comm_s - attn_s) if cp_overlap else comm_s
+
+        f_comm = tp_s + cp_s + ep_s
+        f_exposed = exposed_tp(fwd.gemm_s) + exposed_cp(fwd.attention_s, cp_s) + ep_s
+        forward = _LayerPhase(compute_s=fwd.total_s, comm_s=f_comm, exposed_s=f_exposed,
+                              wgrad_s=0.0, flops=fwd.flops)
+        # backward: the same TP collectives (transposed), ring CP sends KV and dKV (2x), EP
+        # all-to-all in reverse; recompute re-runs forward work first.
+        b_compute = bwd.total_s
+        b_comm = tp_s + 2 * cp_s + ep_s
+        b_exposed = exposed_tp(bwd.gemm_s) + exposed_cp(bwd.attention_s, 2 * cp_s) + ep_s
+        b_flops = bwd.flops
+        if p.recompute is Recompute.FULL:
+            b_compute += fwd.total_s
+            b_comm += f_comm
+            b_exposed += f_exposed
+            b_flops += fwd.flops
+        elif p.recompute is Recompute.SELECTIVE:
+            b_compute += fwd.attention_s  # softmax/QK^T/AV only, no communication
+        backward = _LayerPhase(compute_s=b_compute, comm_s=b_comm, exposed_s=b_exposed,
+                               wgrad_s=bwd.weight_grad_s, flops=b_flops)
+        self._layer_cache[key] = (forward, backward)
+        return forward, backward
+
+    # -- per chunk ---------------------------------------------------------------------------
+
+    def chunk_layers(self, virtual_stage: int) -> tuple[int, int]:
+        """(dense layers, MoE layers) of a virtual stage."""
+        m, p = self.model, self.parallel
+        per = m.num_layers // (p.pp * p.vpp)
+        lo, hi = virtual_stage * per, (virtual_stage + 1) * per
+        moe = 0
+        if m.is_moe:
+            moe = max(0, hi - max(lo, m.first_dense_layers))
+        return per - moe, moe
+
+    def chunk(self, virtual_stage: int) -> ChunkCost:
+        """Forward and backward cost of one microbatch through virtual stage `virtual_stage`."""
+        p = self.parallel
+        stage = virtual_stage % p.pp
+        dense, moe = self.chunk_layers(virtual_stage)
+        fwd = [_scale(self.layer(stage, False)[0], dense)]
+        bwd = [_scale(self.layer(stage, False)[1], dense)]
+        if moe:
+            fwd.append(_scale(self.layer(stage, True)[0], moe))
+            bwd.append(_scale(self.layer(stage, True)[1], moe))
+        ends = self._ends(stage, virtual_stage)
+        if ends is not None:
+            fwd.append(ends[0])
+            bwd.append(ends[1])
+        f_phase = _sum(fwd)
+        b_phase = _sum(bwd)
+        f_exposed, b_exposed = f_phase.exposed_s, b_phase.exposed_s
+        zero_f, zero_b = self._zero3_exposed(stage, dense, moe)
+        return ChunkCost(
+            forward=PhaseCost(compute_s=f_phase.compute_s, exposed_comm_s=f_exposed + zero_f,
+                              flops=f_phase.flops),
+            backward=PhaseCost(compute_s=b_phase.compute_s, exposed_comm_s=b_exposed + zero_b,
+                               wgrad_s=b_phase.wgrad_s, flops=b_phase.flops))
+
+    def _zero3_exposed(self, stage: int, dense: int, moe: int) -> tuple[float, float]:
+        """ZeRO-3/FSDP weight gathers prefetched one layer ahead (FSDP forward/backward prefetch,
+        DeepSpeed prefetch bucket): exposed = the first layer's gather + per layer the part
+        of the gather (and, backward, the grad reduce-scatter) longer than its compute."""
+        n = dense + moe
+        if self.parallel.zero < 3 or n == 0:
+            return 0.0, 0.0
+        g = self.groups[stage]
+        f_exp = b_exp = 0.0
+        for count, is_moe in ((dense, False), (moe, True)):
+            if not count:
+                continue
+            ag, rs = self._zero3_gather_s(g, is_moe)
+            f_layer, b_layer = self.layer(stage, is_moe)
+            f_exp += count * max(0.0, ag - f_layer.compute_s)
+            b_exp += count * max(0.0, ag + rs - b_layer.compute_s)
+        ag0, rs0 = self._zero3_gather_s(g, moe > 0 and dense == 0)
+        return f_exp + ag0, b_exp + ag0 + rs0
+
+    def _ends(self, stage: int, virtual_stage: int) -> tuple[_LayerPhase, _LayerPhase] | None:
+        """Embedding (first virtual stage) and logits + loss (last) work, with TP collectives."""
+        p = self.parallel
+        last = p.pp * p.vpp - 1
+        if virtual_stage not in (0, last):
+            return None
+        common = self._common()
+        g = self.groups[stage]
+        nbytes = self._tokens() * self.model.hidden_size * activation_bytes(self.training.dtype)
+        # vocab-parallel embedding output all-reduce (reduce-scatter with SP); logits input
+        # all-gather with SP (its backward reduce-scatters), or the backward all-reduce.
+        tp_coll = (self.comm.reduce_scatter(g.tp_group, nbytes) if p.sequence_parallel
+                   else self.comm.all_reduce(g.tp_group, nbytes))
+        f_c = b_c = b_w = f_comm = b_comm = f_fl = b_fl = 0.0
+        if virtual_stage == 0:
+            e_f = layers.embedding_forward_time(self.model, self.device, **common)
+            e_b = layers.embedding_backward_time(self.model, self.device, **common)
+            f_c += e_f.total_s
+            b_c += e_b.total_s
+            f_comm += tp_coll
+            f_fl += e_f.flops
+            b_fl += e_b.flops
+        if virtual_stage == last:
+            l_f = layers.logits_forward_time(self.model, self.device, **common)
+            l_b = layers.logits_backward_time(self.model, self.device, **common)
+            f_c += l_f.total_s
+            b_c += l_b.total_s
+            b_w += l_b.weight_grad_s
+            f_comm += (self.comm.all_gather(g.tp_group, nbytes) if p.sequence_parallel else 0.0)
+            b_comm += tp_coll
+            f_fl += l_f.flops
+            b_fl += l_b.flops
+        return (_LayerPhase(compute_s=f_c, comm_s=f_comm, exposed_s=f_comm, wgrad_s=0.0,
+                            flops=f_fl),
+                _LayerPhase(compute_s=b_c, comm_s=b_comm, exposed_s=b_comm, wgrad_s=b_w,
+                            flops=b_fl))
+
+
+def _scale(phase: _LayerPhase, n: int) -> _LayerPhase:
+    return _LayerPhase(compute_s=phase.compute_s * n, comm_s=phase.comm_s * n,
+                       exposed_s=phase.exposed_s * n, wgrad_s=phase.wgrad_s * n,
+                       flops=phase.flops * n)
+
+
+def _sum(phases: list[_LayerPhase]) -> _LayerPhase:
+    return _LayerPhase(compute_s=sum(x.compute_s for x in phases),
+                       comm_s=sum(x.comm_s for x in phases),
+                       exposed_s=sum(x.exposed_s for x in phases),
+                       wgrad_s=sum(x.wgrad_s for x in phases),
+                       flops=sum(x.flops for x in phases))

@@ -1,0 +1,159 @@
+"""End of the iteration on one stage: data-parallel gradient reduction and the optimizer step.
+
+Gradients are reduced in buckets (Megatron-core DDP: bucket_size = max(40M, 1M x dp) params,
+megatron/core/distributed/distributed_data_parallel.py). With overlap_grad_reduce, a chunk's
+buckets become ready while the backward of its last microbatch runs (layers finish in reverse
+order, uniformly over that op) and go out one at a time on the stage's DP channel; without it
+they all start after the stage's last backward. ZeRO-0 all-reduces, ZeRO-1/2 (Megatron's
+distributed optimizer) reduce-scatter and all-gather the updated 16-bit weights after the step,
+ZeRO-3 reduces per microbatch inside the ops (costs.py), so nothing is left here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hwmodels import flops
+from hwmodels.dtypes import DType
+from hwmodels.ops import memory_time
+from hwmodels.parallel import ParallelConfig, TrainingConfig
+from hwmodels.specs import ModelSpec
+from simulator.training.comm import CommModel
+from simulator.training.placement import StageGroups
+
+# Megatron-core DDP default bucket: max(40,000,000, 1,000,000 * dp) parameters.
+BUCKET_MIN_PARAMS = 40_000_000
+BUCKET_PARAMS_PER_DP_RANK = 1_000_000
+# Adam step, memory-bound over the rank's shard of fp32 state (apex/TE FusedAdam,
+# multi_tensor_apply): read fp32 grad, master weight, m, v (16 B), write master, m, v (12 B),
+# write the 16-bit model copy (2 B), plus the grad-norm pass re-reading fp32 grads (4 B).
+ADAM_BYTES_PER_PARAM = 34.0
+# 16-bit model weights all-gathered after a distributed-optimizer step.
+PARAM_GATHER_BYTES = 2.0
+
+
+def grad_reduce_bytes(dtype: DType) -> float:
+    """Bytes per gradient element on the DP wire: Megatron reduces fp32 main grads for bf16
+    (arguments.py forces accumulate_allreduce_grads_in_fp32 with --bf16) and fp32 training;
+    fp16 runs (SC'21) reduce the fp16 grad buffer."""
+    return 2.0 if dtype is DType.FP16 else 4.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageParams:
+    """Parameters one rank of a stage holds, per chunk (dense and expert)."""
+
+    dense_per_chunk: tuple[float, ...]
+    expert_per_chunk: tuple[float, ...]
+    tied_embedding: float  # word-embedding params synchronized between first and last stage
+
+    @property
+    def dense(self) -> float:
+        return sum(self.dense_per_chunk)
+
+    @property
+    def expert(self) -> float:
+        return sum(self.expert_per_chunk)
+
+
+def stage_params(model: ModelSpec, parallel: ParallelConfig, stage: int) -> StageParams:
+    """Per-rank parameter counts of `stage` (TP-split; experts also EP-split)."""
+    p = parallel
+    per = model.num_layers // (p.pp * p.vpp)
+    dense_layer = flops.layer_param_count(model, moe=False) / p.tp
+    non_expert = _non_expert_moe_params(model) if model.is_moe else 0.0
+    experts = flops.layer_param_count(model, moe=True) - non_expert if model.is_moe else 0.0
+    vocab = model.vocab_size * model.hidden_size / p.tp
+    dense_c, expert_c = [], []
+    for c in range(p.vpp):
+        v = c * p.pp + stage
+        lo, hi = v * per, (v + 1) * per
+        n_moe = max(0, hi - max(lo, model.first_dense_layers)) if model.is_moe else 0
+        dense = (per - n_moe) * dense_layer + n_moe * non_expert / p.tp
+        if v == 0:
+            dense += vocab
+        if v == p.pp * p.vpp - 1 and (not model.tie_embeddings or p.pp > 1):
+            dense += vocab
+        dense_c.append(dense)
+        expert_c.append(n_moe * experts / (p.tp * p.ep))
+    tied = 0.0
+    if model.tie_embeddings and p.pp > 1 and stage in (0, p.pp - 1):
+        tied = model.vocab_size * model.hidden_size / p.tp
+    return StageParams(dense_per_chunk=tuple(dense_c), expert_per_chunk=tuple(expert_c),
+                       tied_embedding=tied)
+
+
+def _non_expert_moe_params(model: ModelSpec) -> float:
+    """Parameters of an MoE layer that are not routed experts (attention, router, shared)."""
+    f = model.moe_ffn_hidden_size
+    per_expert = (3 if model.gated_mlp else 2) * model.hidden_size * f
+    return flops.layer_param_count(model, moe=True) - model.num_experts * per_expert
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageEnd:
+    """How the end of the iteration went on one stage."""
+
+    compute_end_s: float
+    grad_sync_end_s: float
+    exposed_comm_s: float  # DP reduction + embedding sync + param gather not hidden
+    optimizer_s: float
+    end_s: float
+
+
+def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: CommModel,
+                 training: TrainingConfig, parallel: ParallelConfig, compute_end_s: float,
+                 last_grad_window: dict[int, tuple[float, float]],
+                 profile: object = None) -> StageEnd:
+    """Grad reduction (bucketed, overlapped or not), embedding sync, optimizer, param gather."""
+    p = parallel
+    device = comm.cluster.device
+    gbytes = grad_reduce_bytes(training.dtype)
+    dp_size = len(groups.dp_cp_group)
+    bucket_params = max(BUCKET_MIN_PARAMS, BUCKET_PARAMS_PER_DP_RANK * dp_size)
+    channel_free = 0.0
+    sync_end = compute_end_s
+    if p.zero < 3:
+        for chunk in sorted(last_grad_window, key=lambda c: last_grad_window[c][0]):
+            start, end = last_grad_window[chunk]
+            jobs = (
+                (groups.dp_cp_group, params.dense_per_chunk[chunk]),
+                (groups.expert_dp_group, params.expert_per_chunk[chunk]),
+            )
+            for ranks, nparams in jobs:
+                if len(ranks) <= 1 or nparams <= 0:
+                    continue
+                n_buckets = max(1, math.ceil(nparams / bucket_params))
+                size = nparams / n_buckets * gbytes
+                t_bucket = (comm.reduce_scatter(ranks, size) if p.zero >= 1
+                            else comm.all_reduce(ranks, size))
+                for k in range(n_buckets):
+                    ready = (start + (end - start) * (k + 1) / n_buckets
+                             if p.overlap_grad_reduce else compute_end_s)
+                    channel_free = max(channel_free, ready) + t_bucket
+            sync_end = max(sync_end, channel_free)
+    exposed = sync_end - compute_end_s
+    # tied word embeddings: first and last stage all-reduce their copies' grads (Megatron
+    # _allreduce_word_embedding_grads), after the DP reduction.
+    if params.tied_embedding:
+        exposed += comm.all_reduce(_embedding_peer(groups, p), params.tied_embedding * gbytes)
+    dp_shard = dp_size if p.zero >= 1 else 1
+    edp_shard = len(groups.expert_dp_group) if p.zero >= 1 else 1
+    shard = params.dense / dp_shard + params.expert / edp_shard
+    optimizer_s = memory_time(device, shard * ADAM_BYTES_PER_PARAM, profile) if shard else 0.0
+    if p.zero in (1, 2) and not p.overlap_param_gather:
+        # updated weights all-gathered before the next forward (hidden when overlapped with it)
+        exposed += comm.all_gather(groups.dp_cp_group, params.dense * PARAM_GATHER_BYTES)
+        exposed += comm.all_gather(groups.expert_dp_group, params.expert * PARAM_GATHER_BYTES)
+    end = compute_end_s + exposed + optimizer_s
+    return StageEnd(compute_end_s=compute_end_s, grad_sync_end_s=sync_end,
+                    exposed_comm_s=exposed, optimizer_s=optimizer_s, end_s=end)
+
+
+def _embedding_peer(groups: StageGroups, parallel: ParallelConfig) -> tuple[int, ...]:
+    """The first-stage and last-stage ranks holding the same embedding shard."""
+    stride = groups.next_rank - groups.rank if groups.next_rank is not None else \
+        groups.rank - groups.prev_rank  # type: ignore[operator]
+    first = groups.rank - groups.stage * stride
+    return (first, first + (parallel.pp - 1) * stride)

@@ -1,0 +1,109 @@
+"""Rank placement: which global ranks form each TP/CP/DP/EP group and pipeline link.
+
+Megatron-LM orders ranks with TP innermost (inside a node), then CP, EP, DP and PP outermost
+(megatron/core/parallel_state.py, RankGenerator order "tp-cp-ep-dp-pp"). ParallelConfig's
+rank_order lists the dimensions innermost first and can move them. The mesh is built over the
+four dense dimensions (tp, cp, dp, pp; world = tp*cp*dp*pp). Expert parallelism splits the
+cp*dp "data" ranks of one (tp rank, pp stage) into groups of `ep`: consecutive ones when ep comes
+before dp in rank_order (Megatron's default), strided ones otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from hwmodels.parallel import ParallelConfig
+
+_DENSE_DIMS = ("tp", "cp", "dp", "pp")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageGroups:
+    """The concrete rank groups seen by the representative rank of one pipeline stage."""
+
+    stage: int
+    rank: int  # the representative rank (tp=cp=dp=0 coordinates) of this stage
+    tp_group: tuple[int, ...]
+    cp_group: tuple[int, ...]
+    dp_group: tuple[int, ...]  # data-parallel replicas of this rank (same tp/cp/pp coords)
+    dp_cp_group: tuple[int, ...]  # gradient-reduction group of dense params (dp x cp)
+    ep_group: tuple[int, ...]
+    expert_dp_group: tuple[int, ...]  # gradient-reduction group of expert params
+    next_rank: int | None  # same coordinates on stage + 1 (None on the last stage)
+    prev_rank: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mesh:
+    """Strides of the dense dimensions for a rank order (innermost first)."""
+
+    sizes: dict[str, int]
+    strides: dict[str, int]
+
+    def rank(self, **coords: int) -> int:
+        return sum(self.strides[d] * coords.get(d, 0) for d in _DENSE_DIMS)
+
+    def group(self, vary: tuple[str, ...], **fixed: int) -> tuple[int, ...]:
+        """Ranks obtained by varying `vary` dimensions with the others fixed, sorted."""
+        ranges = [range(self.sizes[d]) for d in vary]
+        out = []
+        for combo in itertools.product(*ranges):
+            coords = dict(fixed)
+            coords.update(zip(vary, combo, strict=True))
+            out.append(self.rank(**coords))
+        return tuple(sorted(out))
+
+
+def build_mesh(parallel: ParallelConfig) -> Mesh:
+    """Strides of tp/cp/dp/pp following parallel.rank_order (ep is folded into cp*dp)."""
+    sizes = {"tp": parallel.tp, "cp": parallel.cp, "dp": parallel.dp, "pp": parallel.pp}
+    strides: dict[str, int] = {}
+    stride = 1
+    for dim in parallel.rank_order:
+        if dim == "ep":
+            continue
+        strides[dim] = stride
+        stride *= sizes[dim]
+    return Mesh(sizes=sizes, strides=strides)
+
+
+def _ep_groups(data_ranks: tuple[int, ...], ep: int, contiguous: bool) -> tuple[
+        tuple[int, ...], tuple[int, ...]]:
+    """(EP group, expert-DP group) containing data_ranks[0]."""
+    n = len(data_ranks)
+    if ep <= 1:
+        return (data_ranks[0],), data_ranks
+    if contiguous:
+        ep_group = data_ranks[:ep]
+        edp_group = data_ranks[::ep]
+    else:
+        step = n // ep
+        ep_group = data_ranks[::step]
+        edp_group = data_ranks[:step]
+    return tuple(sorted(ep_group)), tuple(sorted(edp_group))
+
+
+def pipeline_groups(parallel: ParallelConfig) -> tuple[StageGroups, ...]:
+    """Rank groups of every stage of the pipeline that holds rank 0 (one stands for all)."""
+    mesh = build_mesh(parallel)
+    order = list(parallel.rank_order)
+    ep_contiguous = order.index("ep") < order.index("dp")
+    stages = []
+    for s in range(parallel.pp):
+        rank = mesh.rank(pp=s)
+        data = mesh.group(("cp", "dp"), pp=s)
+        ep_group, edp_group = _ep_groups(data, parallel.ep, ep_contiguous)
+        stages.append(StageGroups(
+            stage=s,
+            rank=rank,
+            tp_group=mesh.group(("tp",), pp=s),
+            cp_group=mesh.group(("cp",), pp=s),
+            dp_group=mesh.group(("dp",), pp=s),
+            dp_cp_group=data,
+            ep_group=ep_group,
+            expert_dp_group=edp_group,
+            next_rank=mesh.rank(pp=s + 1) if s + 1 < parallel.pp else None,
+            prev_rank=mesh.rank(pp=s - 1) if s > 0 else None,
+        ))
+    return tuple(stages)

@@ -1,0 +1,159 @@
+"""simulate_iteration: one training iteration of a parallel plan, as a SimPy simulation.
+
+Symmetry: one pipeline (pp stages, the one holding rank 0) stands for every DP/CP/EP replica;
+its collectives are costed on the real groups that pipeline's ranks belong to.
+"""
+
+from __future__ import annotations
+
+from hwmodels import flops
+from hwmodels.errors import ConfigError
+from hwmodels.layers import ProfileArg
+from hwmodels.memory import DEFAULT_HEADROOM, training_memory
+from hwmodels.ops import resolve_profile
+from hwmodels.parallel import (
+    ParallelConfig,
+    TrainingConfig,
+    check_plan,
+    num_microbatches,
+)
+from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.units import GiB
+from simulator.training.comm import CommModel
+from simulator.training.costs import ChunkCost, ChunkCostModel, activation_bytes
+from simulator.training.engine import TraceEvent, run_pipeline
+from simulator.training.gradsync import finish_stage, stage_params
+from simulator.training.placement import pipeline_groups
+from simulator.training.results import Breakdown, IterationResult, StageRecord
+from simulator.training.schedules import Op, OpKind, build_schedule, max_inflight
+
+# Headroom kept free when judging fit (allocator spikes, NCCL growth): hwmodels.memory default.
+MEMORY_HEADROOM = DEFAULT_HEADROOM
+
+
+def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
+                       parallel: ParallelConfig, *, profile: ProfileArg = None,
+                       timeline: bool = False, flash_attention: bool = True
+                       ) -> IterationResult:
+    """Simulate one optimizer step of `model` on `cluster` with plan `parallel`.
+
+    flash_attention=False models Megatron's pre-FlashAttention fused softmax kernels (the
+    SC'21 / MLSys'23 runs).
+    """
+    check_plan(model, cluster, training, parallel)
+    p = parallel
+    device = cluster.device
+    if not device.supports(training.dtype):
+        raise ConfigError(f"device '{device.name}' has no {training.dtype} support",
+                          key="training.dtype", allowed=[d.value for d in device.peak_flops])
+    prof = resolve_profile(device, profile)
+    groups = pipeline_groups(p)
+    comm = CommModel(cluster, prof)
+    m = num_microbatches(training, p)
+    ops = build_schedule(p.schedule, p.pp, m, p.vpp)
+    split = any(op.kind is OpKind.W for stage_ops in ops for op in stage_ops)
+    costs = ChunkCostModel(model, training, p, comm, groups, profile=prof,
+                           flash_attention=flash_attention)
+    chunk_costs: list[ChunkCost] = [costs.chunk(v) for v in range(p.pp * p.vpp)]
+    table = _op_table(chunk_costs, split)
+
+    def op_time(stage: int, op: Op) -> tuple[float, float]:
+        return table[(op.kind, op.chunk * p.pp + stage)]
+
+    p2p_bytes = (training.micro_batch * training.seq_len / p.cp * model.hidden_size
+                 * activation_bytes(training.dtype) / p.tp)  # scatter-gather / SP: 1/tp each
+
+    def p2p_time(src: int, dst: int, kind: OpKind) -> float:
+        return comm.send_recv(groups[src].rank, groups[dst].rank, p2p_bytes)
+
+    run = run_pipeline(ops, pp=p.pp, vpp=p.vpp, op_time=op_time, p2p_time=p2p_time,
+                       record=timeline)
+
+    ends = []
+    for s, stage_run in enumerate(run.stages):
+        ends.append(finish_stage(
+            stage=s, params=stage_params(model, p, s), groups=groups[s], comm=comm,
+            training=training, parallel=p, compute_end_s=stage_run.end_s,
+            last_grad_window=stage_run.last_grad_window, profile=prof))
+    iteration_s = max(e.end_s for e in ends)
+
+    memories = [training_memory(model, training, p, stage=s, flash_attention=flash_attention)
+                .total_bytes for s in range(p.pp)]
+    capacity = device.memory_bytes * (1.0 - MEMORY_HEADROOM)
+    needed = max(memories)
+    fits = needed <= capacity
+    records = []
+    for s, (stage_run, end) in enumerate(zip(run.stages, ends, strict=True)):
+        exposed = stage_run.exposed_comm_s + end.exposed_comm_s
+        busy = stage_run.compute_s + exposed + end.optimizer_s
+        records.append(StageRecord(
+            stage=s, compute_s=stage_run.compute_s, exposed_comm_s=exposed,
+            bubble_s=max(0.0, iteration_s - busy), optimizer_s=end.optimizer_s,
+            end_s=end.end_s, memory_gib=memories[s] / GiB,
+            max_inflight_microbatches=max_inflight(ops[s])))
+    # the critical stage: the busiest one (least idle); ties -> the lowest index
+    crit = min(records, key=lambda r: (r.bubble_s, r.stage))
+    breakdown = Breakdown(compute_s=crit.compute_s, exposed_comm_s=crit.exposed_comm_s,
+                          bubble_s=crit.bubble_s, optimizer_s=crit.optimizer_s)
+
+    n = cluster.num_devices
+    peak = device.peak(training.dtype)
+    model_flops = flops.model_flops_per_iteration(model, batch=training.global_batch,
+                                                  seq_len=training.seq_len)
+    hw_flops = flops.hardware_flops_per_iteration(model, batch=training.global_batch,
+                                                  seq_len=training.seq_len,
+                                                  recompute=p.recompute)
+    message = "" if fits else (f"does not fit: needs {needed / GiB:.1f} GiB of "
+                               f"{capacity / GiB:.1f} GiB per device")
+    events: tuple[TraceEvent, ...] | None = None
+    if timeline:
+        events = run.events + _end_events(ends, run.stages)
+    return IterationResult(
+        iteration_time_s=iteration_s,
+        tokens_per_s=training.global_batch * training.seq_len / iteration_s,
+        tflops_per_gpu=model_flops / iteration_s / n / 1e12,
+        hardware_tflops_per_gpu=hw_flops / iteration_s / n / 1e12,
+        mfu=model_flops / (iteration_s * n * peak),
+        hfu=hw_flops / (iteration_s * n * peak),
+        peak_memory_gib=needed / GiB,
+        memory_per_stage=tuple(x / GiB for x in memories),
+        fits_memory=fits,
+        memory_needed_gib=needed / GiB,
+        memory_capacity_gib=capacity / GiB,
+        breakdown=breakdown,
+        num_microbatches=m,
+        critical_stage=crit.stage,
+        message=message,
+        stages=tuple(records),
+        timeline=events,
+    )
+
+
+def _op_table(chunk_costs: list[ChunkCost], split: bool
+              ) -> dict[tuple[OpKind, int], tuple[float, float]]:
+    """(kind, virtual stage) -> (compute_s, exposed_comm_s); W holds the weight-grad GEMMs."""
+    table: dict[tuple[OpKind, int], tuple[float, float]] = {}
+    for v, c in enumerate(chunk_costs):
+        table[(OpKind.F, v)] = (c.forward.compute_s, c.forward.exposed_comm_s)
+        if split:
+            table[(OpKind.B, v)] = (c.backward.compute_s - c.backward.wgrad_s,
+                                    c.backward.exposed_comm_s)
+            table[(OpKind.W, v)] = (c.backward.wgrad_s, 0.0)
+        else:
+            table[(OpKind.B, v)] = (c.backward.compute_s, c.backward.exposed_comm_s)
+    return table
+
+
+def _end_events(ends: list, stages: tuple) -> tuple[TraceEvent, ...]:  # type: ignore[type-arg]
+    """Timeline intervals for the DP reduction tail and the optimizer step of each stage."""
+    out = []
+    for s, end in enumerate(ends):
+        t = stages[s].end_s
+        if end.exposed_comm_s > 0:
+            out.append(TraceEvent(track=f"stage {s}", name="grad sync", start_s=t,
+                                  duration_s=end.exposed_comm_s, category="dp"))
+            t += end.exposed_comm_s
+        if end.optimizer_s > 0:
+            out.append(TraceEvent(track=f"stage {s}", name="optimizer", start_s=t,
+                                  duration_s=end.optimizer_s, category="optimizer"))
+    return tuple(out)
