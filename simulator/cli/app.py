@@ -9,6 +9,7 @@ import typer
 
 from hwmodels.errors import FleetsimError
 from simulator.cli.catalog_cmds import hw_app, models_app
+from simulator.cli.demo_cmd import demo_cmd
 from simulator.cli.estimate_cmds import estimate_app
 from simulator.cli.simulate_cmds import simulate_app
 from simulator.cli.validate_cmds import validate_cmd
@@ -25,6 +26,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(estimate_app, name="estimate")
 app.add_typer(simulate_app, name="simulate")
 app.command("validate")(validate_cmd)
+app.command("demo")(demo_cmd)
 
 
 
