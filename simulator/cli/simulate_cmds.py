@@ -42,14 +42,45 @@ def _train_table(title: str, out: dict[str, Any]) -> Table:
     return t
 
 
+def _long_run(sc: Any, iteration: Any, *, seed: int | None, seeds: int | None, file: str,
+              progress_plot: str | None) -> dict[str, Any]:
+    """The run: section: failures, checkpoints, stragglers over weeks (iteration-level events)."""
+    from simulator.longrun.plot import plot_progress
+    from simulator.longrun.simulate import (
+        default_iteration_time_fn,
+        simulate_run,
+        simulate_run_seeds,
+    )
+
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"must be >= 1, got {seeds}", key="--seeds")
+    full_dp, full_time_s = sc.parallel.dp, iteration.iteration_time_s
+    other = default_iteration_time_fn(sc)
+
+    def iteration_time_s(dp: int) -> float:
+        return full_time_s if dp == full_dp else other(dp)
+
+    if seeds is None or seeds == 1:
+        run = simulate_run(sc, seed=seed, iteration_time_fn=iteration_time_s)
+        runs = [run]
+    else:
+        summary = simulate_run_seeds(sc, seeds=seeds, seed=seed,
+                                     iteration_time_fn=iteration_time_s)
+        run, runs = summary, list(summary.runs)
+    if progress_plot:
+        plot_progress(runs, progress_plot)
+    return run.to_dict()
+
+
 @simulate_app.command("train")
 def simulate_train(
     scenario: str = typer.Argument(..., help="Training scenario YAML."),
     set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
     timeline: str = typer.Option(None, "--timeline", help="Write a Chrome/Perfetto trace JSON."),
     plot: str = typer.Option(None, "--plot", help="Write the pipeline Gantt chart (PNG)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the run: section (failures)."),
-    seeds: int = typer.Option(1, "--seeds", help="Run the run: section with N seeds."),
+    seed: int = typer.Option(None, "--seed", help="Seed for the run: section (default: run.seed)."),
+    seeds: int = typer.Option(None, "--seeds",
+                              help="Run the run: section with N seeds (default: run.seeds)."),
     progress_plot: str = typer.Option(None, "--progress-plot",
                                       help="With run:, plot progress vs wall-clock (PNG)."),
     json_out: bool = typer.Option(False, "--json"),
@@ -64,17 +95,8 @@ def simulate_train(
                                 timeline=want_events)
     out = result.to_dict()
     if sc.run_section_raw is not None:
-        if seeds < 1:
-            raise ConfigError(f"must be >= 1, got {seeds}", key="--seeds")
-        from simulator.longrun import simulate_run_from_scenario
-
-        run = simulate_run_from_scenario(sc, seed=seed, seeds=seeds, file=scenario,
-                                         iteration=result)
-        out.update(run.to_dict())
-        if progress_plot:
-            from simulator.longrun.plot import plot_progress
-
-            plot_progress(run, progress_plot)
+        out.update(_long_run(sc, result, seed=seed, seeds=seeds, file=scenario,
+                             progress_plot=progress_plot))
     if timeline:
         from simulator.training.timeline import write_chrome_trace
 

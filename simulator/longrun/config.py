@@ -1,0 +1,100 @@
+"""Typed inputs of a long-run simulation: the job's shape and the parsed `run:` section."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hwmodels._compat import StrEnum
+from hwmodels.errors import ConfigError
+from simulator.longrun.checkpoint import CheckpointPolicy
+from simulator.longrun.failures import FailureModel, num_nodes_of
+from simulator.longrun.stragglers import StragglerSpec
+
+
+class ShortagePolicy(StrEnum):
+    """What the job does when a failure leaves it short of nodes and no spare is free."""
+
+    WAIT = "wait"  # wait for a repaired node
+    ELASTIC = "elastic"  # continue with fewer data-parallel replicas
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobShape:
+    """What the long-run engine needs to know about the training job."""
+
+    num_gpus: int
+    gpus_per_node: int
+    dp: int  # data-parallel replicas when healthy
+    gpus_per_replica: int  # tp * pp * cp
+    tokens_per_iteration: float
+    state_bytes: float  # one full checkpoint (weights + optimizer), all shards
+    nodes_per_leaf: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("num_gpus", "gpus_per_node", "dp", "gpus_per_replica", "nodes_per_leaf"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"must be an integer >= 1, got {value!r}", key=f"job.{name}")
+        if not (self.tokens_per_iteration > 0 and math.isfinite(self.tokens_per_iteration)):
+            raise ConfigError("must be > 0", key="job.tokens_per_iteration")
+        if not self.state_bytes >= 0:
+            raise ConfigError("must be >= 0", key="job.state_bytes")
+
+    @property
+    def num_nodes(self) -> int:
+        return num_nodes_of(self.num_gpus, self.gpus_per_node)
+
+    def replicas_lost(self, missing_nodes: int) -> int:
+        """DP replicas a set of missing nodes breaks (each node in a distinct replica: the
+        common case for independent failures in a large job)."""
+        per_node = max(1, self.gpus_per_node // self.gpus_per_replica)
+        return min(self.dp, missing_nodes * per_node)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """The `run:` section: how long, what fails, how the job recovers and checkpoints."""
+
+    duration_s: float | None = None
+    token_budget: float | None = None
+    failures: FailureModel | None  # None: nothing fails
+    detection_s: float = 60.0
+    restart_s: float = 300.0
+    checkpoint: CheckpointPolicy
+    stragglers: StragglerSpec | None = None
+    spares: int = 0
+    shortage: ShortagePolicy = ShortagePolicy.WAIT
+    min_dp: int = 1  # elastic: below this many replicas, wait instead
+    seeds: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.duration_s is None and self.token_budget is None:
+            raise ConfigError("give a duration or a token budget", key="run.duration",
+                              allowed="a duration like 54d, and/or token_budget")
+        if self.duration_s is not None and not (self.duration_s > 0
+                                                and math.isfinite(self.duration_s)):
+            raise ConfigError(f"must be > 0, got {self.duration_s!r}", key="run.duration")
+        if self.token_budget is not None and not self.token_budget > 0:
+            raise ConfigError(f"must be > 0, got {self.token_budget!r}", key="run.token_budget")
+        for name in ("detection_s", "restart_s"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"must be >= 0, got {value!r}", key=f"run.{name}")
+        if self.spares < 0:
+            raise ConfigError(f"must be >= 0, got {self.spares}", key="run.spares")
+        if self.min_dp < 1:
+            raise ConfigError(f"must be >= 1, got {self.min_dp}", key="run.min_dp")
+        if self.seeds < 1:
+            raise ConfigError(f"must be >= 1, got {self.seeds}", key="run.seeds")
+
+    def check_job(self, job: JobShape, *, file: str | None = None) -> None:
+        """Checks that need the job: spares within the cluster, min_dp within dp."""
+        if self.spares > job.num_nodes:
+            raise ConfigError(f"{self.spares} spare nodes exceed the cluster's {job.num_nodes} "
+                              "nodes", file=file, key="run.spares",
+                              allowed=f"0..{job.num_nodes}")
+        if self.min_dp > job.dp:
+            raise ConfigError(f"min_dp {self.min_dp} exceeds dp {job.dp}", file=file,
+                              key="run.min_dp", allowed=f"1..{job.dp}")

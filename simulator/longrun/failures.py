@@ -1,0 +1,386 @@
+"""Failure models: per-component failure processes and a vectorized sampler over a whole job.
+
+A component class (faulty GPU, HBM, NIC, switch/cable, software bug, ...) fails per unit
+(one GPU, one node or one leaf switch) as a renewal process with Weibull inter-failure times
+(shape 1 = exponential, < 1 infant mortality, > 1 ageing) whose mean is 1/rate. A switch
+failure is correlated: it takes down every node under that switch.
+
+The default model (`llama3`) is built from Table 5 of "The Llama 3 Herd of Models"
+(arXiv 2407.21783): 419 unexpected interruptions over 16,384 H100 GPUs (2,048 nodes of 8)
+in 54 days, split by component. GPU-side causes become rates per GPU-hour, host-side and
+software causes rates per node-day, network switch/cable a rate per leaf switch-day
+(32 nodes per leaf, our cluster default), so a job of any size gets rates that scale with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from importlib import resources
+
+import numpy as np
+
+from hwmodels._compat import StrEnum
+from hwmodels.errors import ConfigError, UnknownNameError
+from hwmodels.units import parse_duration_s
+
+DAY_S = 86400.0
+HOUR_S = 3600.0
+
+# Llama 3 405B pre-training (arXiv 2407.21783, Section 3.3.4 and Table 5).
+LLAMA3_GPUS = 16384
+LLAMA3_GPUS_PER_NODE = 8
+LLAMA3_DAYS = 54.0
+LLAMA3_NODES_PER_SWITCH = 32  # assumption: our rail-optimized default, nodes under one leaf
+LLAMA3_CSV = "failures_llama3_405b_54d.csv"
+
+# Repair times (assumptions, not published by Meta): a failed GPU/host goes back to the pool
+# after an RMA-style swap; unplanned maintenance after a day; a switch/cable in two hours.
+REPAIR_HARDWARE_S = 3 * DAY_S
+REPAIR_MAINTENANCE_S = 1 * DAY_S
+REPAIR_SWITCH_S = 2 * HOUR_S
+
+
+class FailureModelKind(StrEnum):
+    """The failure-model registry keys (`run.failures.model`)."""
+
+    LLAMA3 = "llama3"
+    EXPONENTIAL = "exponential"
+    WEIBULL = "weibull"
+
+
+class Scope(StrEnum):
+    """What one failing unit is: a GPU, a node, or a leaf switch (which takes its nodes down)."""
+
+    GPU = "gpu"
+    NODE = "node"
+    SWITCH = "switch"
+
+
+# Which rate key goes with which scope, and its unit in seconds.
+RATE_KEYS: dict[str, tuple[Scope, float]] = {
+    "rate_per_gpu_hour": (Scope.GPU, HOUR_S),
+    "rate_per_node_day": (Scope.NODE, DAY_S),
+    "rate_per_switch_day": (Scope.SWITCH, DAY_S),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentFailure:
+    """One component class: failures per unit-second, Weibull shape, what a failure costs."""
+
+    cause: str
+    scope: Scope
+    rate_per_unit_s: float  # 1 / mean time between failures of one unit
+    shape: float = 1.0
+    replace: bool = True  # hardware: the affected nodes leave the job until repaired
+    repair_s: float = REPAIR_HARDWARE_S
+    nodes_per_switch: int = 0  # SWITCH scope: blast radius in nodes; 0 -> cluster nodes_per_leaf
+
+    def __post_init__(self) -> None:
+        key = f"run.failures.components.{self.cause}"
+        if not (self.rate_per_unit_s > 0 and math.isfinite(self.rate_per_unit_s)):
+            raise ConfigError(f"failure rate must be > 0, got {self.rate_per_unit_s!r}",
+                              key=key + ".rate")
+        if not (self.shape > 0 and math.isfinite(self.shape)):
+            raise ConfigError(f"Weibull shape must be > 0, got {self.shape!r}",
+                              key=key + ".shape")
+        if self.repair_s < 0:
+            raise ConfigError(f"repair time must be >= 0, got {self.repair_s!r}",
+                              key=key + ".repair_s")
+        if self.nodes_per_switch < 0:
+            raise ConfigError("must be >= 0", key=key + ".nodes_per_switch")
+
+    @property
+    def weibull_scale_s(self) -> float:
+        """Weibull scale so that the mean inter-failure time is 1/rate."""
+        return 1.0 / (self.rate_per_unit_s * math.gamma(1.0 + 1.0 / self.shape))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailureModel:
+    """A set of independent component failure processes."""
+
+    kind: FailureModelKind
+    components: tuple[ComponentFailure, ...]
+
+    def __post_init__(self) -> None:
+        if not self.components:
+            raise ConfigError("a failure model needs at least one component",
+                              key="run.failures.components")
+
+    def job_rate_per_s(self, *, num_gpus: int, gpus_per_node: int,
+                       nodes_per_leaf: int = LLAMA3_NODES_PER_SWITCH) -> float:
+        """Mean failures per second hitting a job of num_gpus (1 / job MTTF)."""
+        return sum(c.rate_per_unit_s * unit_count(c, num_gpus=num_gpus,
+                                                  gpus_per_node=gpus_per_node,
+                                                  nodes_per_leaf=nodes_per_leaf)
+                   for c in self.components)
+
+    def expected_interruptions(self, *, num_gpus: int, gpus_per_node: int, duration_s: float,
+                               nodes_per_leaf: int = LLAMA3_NODES_PER_SWITCH) -> float:
+        """Expected failures in duration_s (exact for exponential; long-run mean otherwise)."""
+        return duration_s * self.job_rate_per_s(num_gpus=num_gpus, gpus_per_node=gpus_per_node,
+                                                nodes_per_leaf=nodes_per_leaf)
+
+
+def num_nodes_of(num_gpus: int, gpus_per_node: int) -> int:
+    """Nodes holding num_gpus."""
+    return max(1, -(-num_gpus // gpus_per_node))
+
+
+def switch_size(c: ComponentFailure, nodes_per_leaf: int) -> int:
+    """Nodes one switch of component c takes down."""
+    return c.nodes_per_switch or nodes_per_leaf
+
+
+def unit_count(c: ComponentFailure, *, num_gpus: int, gpus_per_node: int,
+               nodes_per_leaf: int) -> int:
+    """How many units of c's scope a job of num_gpus has."""
+    nodes = num_nodes_of(num_gpus, gpus_per_node)
+    if c.scope is Scope.GPU:
+        return num_gpus
+    if c.scope is Scope.NODE:
+        return nodes
+    return -(-nodes // switch_size(c, nodes_per_leaf))
+
+
+# ---------------------------------------------------------------- the Llama 3 table
+
+def _slug(text: str) -> str:
+    out = "".join(ch if ch.isalnum() else "_" for ch in text.lower())
+    return "_".join(p for p in out.split("_") if p)
+
+
+def load_llama3_table() -> list[dict[str, object]]:
+    """Rows of the bundled Llama 3 Table 5 copy: component, category, unexpected_interruptions."""
+    text = resources.files("simulator.data").joinpath(LLAMA3_CSV).read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    return [{"component": r["component"], "category": r["category"],
+             "count": int(r["unexpected_interruptions"])} for r in rows]
+
+
+def _llama3_component(component: str, category: str, count: int) -> ComponentFailure:
+    """Map one Table 5 row to a per-unit process (scope and repair by category)."""
+    nodes = LLAMA3_GPUS // LLAMA3_GPUS_PER_NODE
+    exposure_s = LLAMA3_DAYS * DAY_S
+    cause = _slug(component)
+    if category == "GPU":
+        return ComponentFailure(cause=cause, scope=Scope.GPU,
+                                rate_per_unit_s=count / (LLAMA3_GPUS * exposure_s))
+    if category == "Network":
+        switches = nodes // LLAMA3_NODES_PER_SWITCH
+        return ComponentFailure(cause=cause, scope=Scope.SWITCH,
+                                rate_per_unit_s=count / (switches * exposure_s),
+                                repair_s=REPAIR_SWITCH_S,
+                                nodes_per_switch=LLAMA3_NODES_PER_SWITCH)
+    rate = count / (nodes * exposure_s)
+    if category in ("Dependency", "Unknown"):  # software: restart in place, no node lost
+        return ComponentFailure(cause=cause, scope=Scope.NODE, rate_per_unit_s=rate,
+                                replace=False, repair_s=0.0)
+    if category == "Unplanned maintenance":
+        return ComponentFailure(cause=cause, scope=Scope.NODE, rate_per_unit_s=rate,
+                                repair_s=REPAIR_MAINTENANCE_S)
+    return ComponentFailure(cause=cause, scope=Scope.NODE, rate_per_unit_s=rate)
+
+
+def llama3_components() -> tuple[ComponentFailure, ...]:
+    """The default per-component processes from Llama 3's Table 5."""
+    return tuple(_llama3_component(str(r["component"]), str(r["category"]), int(r["count"]))
+                 for r in load_llama3_table())
+
+
+# Llama 3's all-cause rate: 419 / (2,048 nodes x 54 days) = 3.79 per 1,000 node-days (between
+# Meta RSC-2's 2.34 and RSC-1's 6.50, Kokolis et al. HPCA'25).
+LLAMA3_NODE_FAILURES_PER_1000_NODE_DAYS = 1000 * 419 / (LLAMA3_GPUS / LLAMA3_GPUS_PER_NODE
+                                                        * LLAMA3_DAYS)
+
+
+# ---------------------------------------------------------------- the registry
+
+def _positive(options: Mapping[str, object], key: str, default: float, file: str | None) -> float:
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"must be a number, got {value!r}", file=file,
+                          key=f"run.failures.{key}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"must be > 0, got {value!r}", file=file, key=f"run.failures.{key}")
+    return float(value)
+
+
+def _build_llama3(options: Mapping[str, object], file: str | None) -> tuple[ComponentFailure, ...]:
+    scale = _positive(options, "scale", 1.0, file)
+    shape = _positive(options, "shape", 1.0, file)
+    return tuple(replace(c, rate_per_unit_s=c.rate_per_unit_s * scale, shape=shape)
+                 for c in llama3_components())
+
+
+def _single_node_process(options: Mapping[str, object], file: str | None,
+                         default_shape: float) -> tuple[ComponentFailure, ...]:
+    per_1000 = _positive(options, "node_failures_per_1000_node_days",
+                         LLAMA3_NODE_FAILURES_PER_1000_NODE_DAYS, file)
+    shape = _positive(options, "shape", default_shape, file)
+    repair_s = parse_duration_s(options.get("repair_s", REPAIR_HARDWARE_S),
+                                key="run.failures.repair_s", file=file)
+    return (ComponentFailure(cause="node", scope=Scope.NODE, rate_per_unit_s=per_1000 / 1000 / DAY_S,
+                             shape=shape, repair_s=repair_s),)
+
+
+# Weibull default shape 0.78: a typical infant-mortality fit for HPC node failures (Schroeder &
+# Gibson, DSN'06, report shapes 0.7-0.8 for time between failures).
+DEFAULT_WEIBULL_SHAPE = 0.78
+
+FAILURE_MODELS: dict[FailureModelKind, Callable[[Mapping[str, object], str | None],
+                                                tuple[ComponentFailure, ...]]] = {
+    FailureModelKind.LLAMA3: _build_llama3,
+    FailureModelKind.EXPONENTIAL: lambda o, f: _single_node_process(o, f, 1.0),
+    FailureModelKind.WEIBULL: lambda o, f: _single_node_process(o, f, DEFAULT_WEIBULL_SHAPE),
+}
+
+_KNOWN_KEYS = {"model", "scale", "shape", "node_failures_per_1000_node_days", "repair_s",
+               "components"}
+_COMPONENT_KEYS = set(RATE_KEYS) | {"shape", "replace", "repair_s", "nodes_per_switch"}
+
+
+def build_failure_model(options: Mapping[str, object] | None, *,
+                        file: str | None = None) -> FailureModel:
+    """A FailureModel from the `run.failures` mapping (None -> the llama3 default)."""
+    options = dict(options or {})
+    unknown = set(options) - _KNOWN_KEYS
+    if unknown:
+        raise ConfigError(f"unknown key '{sorted(unknown)[0]}'", file=file, key="run.failures",
+                          allowed=sorted(_KNOWN_KEYS))
+    name = str(options.get("model", FailureModelKind.LLAMA3))
+    try:
+        kind = FailureModelKind(name)
+    except ValueError:
+        raise UnknownNameError("failure model", name, [k.value for k in FailureModelKind],
+                               file=file, key="run.failures.model") from None
+    if kind is FailureModelKind.EXPONENTIAL and "shape" in options:
+        raise ConfigError("the exponential model has shape 1; use model: weibull", file=file,
+                          key="run.failures.shape")
+    components = {c.cause: c for c in FAILURE_MODELS[kind](options, file)}
+    overrides = options.get("components") or {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError("must map cause -> settings", file=file, key="run.failures.components")
+    for cause, spec in overrides.items():
+        components[str(cause)] = _component_override(str(cause), spec, components.get(str(cause)),
+                                                     file)
+    return FailureModel(kind=kind, components=tuple(components.values()))
+
+
+def _component_override(cause: str, spec: object, base: ComponentFailure | None,
+                        file: str | None) -> ComponentFailure:
+    key = f"run.failures.components.{cause}"
+    if not isinstance(spec, Mapping):
+        raise ConfigError("must be a mapping", file=file, key=key)
+    unknown = set(spec) - _COMPONENT_KEYS
+    if unknown:
+        raise ConfigError(f"unknown key '{sorted(unknown)[0]}'", file=file, key=key,
+                          allowed=sorted(_COMPONENT_KEYS))
+    rate_keys = [k for k in RATE_KEYS if k in spec]
+    if len(rate_keys) > 1:
+        raise ConfigError("give one rate", file=file, key=key, allowed=sorted(RATE_KEYS))
+    fields: dict[str, object] = {}
+    if rate_keys:
+        scope, unit_s = RATE_KEYS[rate_keys[0]]
+        rate = spec[rate_keys[0]]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+            raise ConfigError(f"failure rate must be a number > 0, got {rate!r}", file=file,
+                              key=f"{key}.{rate_keys[0]}")
+        fields.update(scope=scope, rate_per_unit_s=float(rate) / unit_s)
+    elif base is None:
+        raise ConfigError("a new cause needs a rate", file=file, key=key,
+                          allowed=sorted(RATE_KEYS))
+    if "shape" in spec:
+        fields["shape"] = spec["shape"]
+    if "replace" in spec:
+        fields["replace"] = bool(spec["replace"])
+    if "repair_s" in spec:
+        fields["repair_s"] = parse_duration_s(spec["repair_s"], key=f"{key}.repair_s", file=file)
+    if "nodes_per_switch" in spec:
+        fields["nodes_per_switch"] = spec["nodes_per_switch"]
+    try:
+        if base is None:
+            return ComponentFailure(cause=cause, **fields)  # type: ignore[arg-type]
+        return replace(base, **fields)
+    except ConfigError as err:
+        raise ConfigError(str(err), file=file) from None
+    except TypeError as err:
+        raise ConfigError(f"bad value: {err}", file=file, key=key) from None
+
+
+# ---------------------------------------------------------------- the sampler
+
+class FailureSampler:
+    """Next-failure clocks of every unit of every component, as numpy arrays (one per class).
+
+    Each unit holds the absolute time of its next failure; a renewal draws a fresh Weibull
+    interval from `now`. The next job failure is the minimum over all arrays, so 16k GPUs
+    cost one argmin per class per event instead of 16k simulation processes.
+    """
+
+    def __init__(self, model: FailureModel, *, num_gpus: int, gpus_per_node: int,
+                 nodes_per_leaf: int, rng: np.random.Generator) -> None:
+        self.model = model
+        self.gpus_per_node = gpus_per_node
+        self.num_nodes = num_nodes_of(num_gpus, gpus_per_node)
+        self.nodes_per_leaf = nodes_per_leaf
+        self._rng = rng
+        self._comps = model.components
+        self._scale = [c.weibull_scale_s for c in self._comps]
+        self._next = [self._draw(i, unit_count(c, num_gpus=num_gpus, gpus_per_node=gpus_per_node,
+                                               nodes_per_leaf=nodes_per_leaf), 0.0)
+                      for i, c in enumerate(self._comps)]
+        self._min_idx = [int(np.argmin(a)) for a in self._next]
+
+    def _draw(self, i: int, n: int, now: float) -> np.ndarray:
+        shape = self._comps[i].shape
+        if shape == 1.0:
+            return now + self._rng.exponential(self._scale[i], n)
+        return now + self._scale[i] * self._rng.weibull(shape, n)
+
+    def next_failure(self) -> tuple[float, int, int]:
+        """(time, component index, unit index) of the earliest pending failure."""
+        best = min(range(len(self._next)), key=lambda i: self._next[i][self._min_idx[i]])
+        unit = self._min_idx[best]
+        return float(self._next[best][unit]), best, unit
+
+    def component(self, i: int) -> ComponentFailure:
+        return self._comps[i]
+
+    def nodes_hit(self, i: int, unit: int) -> range:
+        """Node slots a failure of unit `unit` of component i takes down."""
+        c = self._comps[i]
+        if c.scope is Scope.GPU:
+            node = unit // self.gpus_per_node
+            return range(node, node + 1)
+        if c.scope is Scope.NODE:
+            return range(unit, unit + 1)
+        size = switch_size(c, self.nodes_per_leaf)
+        return range(unit * size, min((unit + 1) * size, self.num_nodes))
+
+    def _units_of_nodes(self, i: int, nodes: np.ndarray) -> np.ndarray:
+        c = self._comps[i]
+        if c.scope is Scope.GPU:
+            g = self.gpus_per_node
+            return (nodes[:, None] * g + np.arange(g)[None, :]).ravel()
+        if c.scope is Scope.NODE:
+            return nodes
+        return np.empty(0, dtype=np.int64)  # switches are not part of a node
+
+    def renew_unit(self, i: int, unit: int, now: float) -> None:
+        """The unit restarts its clock (software restart, repaired switch)."""
+        self._next[i][unit] = self._draw(i, 1, now)[0]
+        self._min_idx[i] = int(np.argmin(self._next[i]))
+
+    def set_nodes(self, nodes: np.ndarray, now: float, *, present: bool) -> None:
+        """Fresh nodes fill these slots (present) or the slots are empty (never fail)."""
+        for i in range(len(self._comps)):
+            units = self._units_of_nodes(i, nodes)
+            if units.size == 0:
+                continue
+            self._next[i][units] = self._draw(i, units.size, now) if present else np.inf
+            self._min_idx[i] = int(np.argmin(self._next[i]))

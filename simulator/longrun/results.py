@@ -1,0 +1,118 @@
+"""Typed results of a long training run: one seed (RunResult) and many seeds (RunSummary)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.frozen import FrozenMap
+
+LOST_KEYS = ("restart", "rework", "checkpoint", "stragglers", "waiting_spare", "elastic")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """One simulated run: ETTR, goodput, interruptions and where the time went."""
+
+    ettr: float  # productive time (surviving iterations x healthy iteration time) / wall time
+    goodput_tokens_per_s: float  # surviving tokens / wall time
+    ideal_tokens_per_s: float  # tokens per second with no failures, stalls or stragglers
+    wall_s: float
+    productive_s: float
+    iterations: float
+    tokens: float
+    time_to_train_s: float | None  # wall time to reach the token budget (None: not reached)
+    interruptions: FrozenMap[str, int]
+    time_lost_s: FrozenMap[str, float]  # LOST_KEYS; productive_s + sum == wall_s
+    job_mttf_s: float  # expected, from the failure model (inf without failures)
+    iteration_time_s: float  # healthy, full data parallelism
+    checkpoint_every_iterations: int
+    checkpoint_interval_s: float  # compute time between checkpoints
+    checkpoint_stall_s: float
+    restart_overhead_s: float  # detection + restart + persistent load (no waiting)
+    min_dp_seen: int
+    seed: int
+    progress_t_s: tuple[float, ...] = ()
+    progress_tokens: tuple[float, ...] = ()
+
+    @property
+    def num_interruptions(self) -> int:
+        return int(sum(self.interruptions.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `run:` part of `fleetsim simulate train --json` (no time series)."""
+        return {
+            "ettr": self.ettr,
+            "goodput_tokens_per_s": self.goodput_tokens_per_s,
+            "ideal_tokens_per_s": self.ideal_tokens_per_s,
+            "wall_s": self.wall_s,
+            "tokens": self.tokens,
+            "time_to_train_s": self.time_to_train_s,
+            "interruptions": dict(sorted(self.interruptions.items())),
+            "num_interruptions": self.num_interruptions,
+            "time_lost_s": dict(self.time_lost_s),
+            "job_mttf_s": self.job_mttf_s,
+            "checkpoint_interval_s": self.checkpoint_interval_s,
+            "checkpoint_every_iterations": self.checkpoint_every_iterations,
+            "checkpoint_stall_s": self.checkpoint_stall_s,
+            "restart_overhead_s": self.restart_overhead_s,
+            "min_dp_seen": self.min_dp_seen,
+            "seed": self.seed,
+        }
+
+    def progress_df(self) -> pd.DataFrame:
+        """Progress (tokens kept) against wall-clock time, one row per change point."""
+        return pd.DataFrame({"t_s": self.progress_t_s, "tokens": self.progress_tokens})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """Several seeds of the same run: mean and 5-95% band of ETTR, per-seed results."""
+
+    runs: tuple[RunResult, ...]
+
+    def _values(self, name: str) -> np.ndarray:
+        return np.array([getattr(r, name) for r in self.runs], dtype=float)
+
+    @property
+    def ettr_mean(self) -> float:
+        return float(self._values("ettr").mean())
+
+    @property
+    def ettr_p5(self) -> float:
+        return float(np.percentile(self._values("ettr"), 5))
+
+    @property
+    def ettr_p95(self) -> float:
+        return float(np.percentile(self._values("ettr"), 95))
+
+    @property
+    def interruptions_mean(self) -> float:
+        return float(np.mean([r.num_interruptions for r in self.runs]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Mean over seeds of the contract fields plus the ETTR band."""
+        causes = sorted({c for r in self.runs for c in r.interruptions})
+        n = len(self.runs)
+        ttt = [r.time_to_train_s for r in self.runs if r.time_to_train_s is not None]
+        return {
+            "ettr": self.ettr_mean,
+            "ettr_p5": self.ettr_p5,
+            "ettr_p95": self.ettr_p95,
+            "goodput_tokens_per_s": float(self._values("goodput_tokens_per_s").mean()),
+            "time_to_train_s": float(np.mean(ttt)) if len(ttt) == n else None,
+            "interruptions": {c: sum(r.interruptions.get(c, 0) for r in self.runs) / n
+                              for c in causes},
+            "num_interruptions": self.interruptions_mean,
+            "time_lost_s": {k: float(np.mean([r.time_lost_s[k] for r in self.runs]))
+                            for k in self.runs[0].time_lost_s},
+            "seeds": n,
+        }
+
+    def to_df(self) -> pd.DataFrame:
+        """One row per seed."""
+        return pd.DataFrame([{k: v for k, v in r.to_dict().items()
+                              if not isinstance(v, dict)} for r in self.runs])

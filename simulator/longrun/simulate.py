@@ -1,0 +1,110 @@
+"""Glue from a training scenario to the long-run engine: job shape, iteration-time callable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hwmodels.errors import ConfigError
+from hwmodels.flops import param_count
+from hwmodels.parallel import ParallelConfig, TrainingConfig
+from hwmodels.specs import ClusterSpec, ModelSpec
+from simulator.longrun.checkpoint import CHECKPOINT_BYTES_PER_PARAM, checkpoint_state_bytes
+from simulator.longrun.config import JobShape, RunConfig
+from simulator.longrun.engine import IterationTimeFn, simulate_longrun
+from simulator.longrun.results import RunResult, RunSummary
+from simulator.longrun.scenario import parse_run
+
+
+def job_shape(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
+              parallel: ParallelConfig, *,
+              bytes_per_param: float = CHECKPOINT_BYTES_PER_PARAM) -> JobShape:
+    """The long-run view of a training job: sizes, replicas, tokens per step, state bytes."""
+    return JobShape(
+        num_gpus=cluster.num_devices,
+        gpus_per_node=cluster.devices_per_node,
+        dp=parallel.dp,
+        gpus_per_replica=parallel.tp * parallel.pp * parallel.cp,
+        tokens_per_iteration=float(training.global_batch * training.seq_len),
+        state_bytes=checkpoint_state_bytes(param_count(model), bytes_per_param=bytes_per_param),
+        nodes_per_leaf=cluster.nodes_per_leaf,
+    )
+
+
+def iteration_time_fn(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
+                      parallel: ParallelConfig) -> IterationTimeFn:
+    """iteration_time_s(dp) from the iteration simulator, cached per DP size.
+
+    Fewer replicas keep the global batch (each does more microbatches) on fewer devices; when
+    the batch does not divide over the smaller dp, the time scales as dp_full / dp.
+    """
+    from dataclasses import replace
+
+    from simulator.training import simulate_iteration  # lazy: lives in another package part
+
+    cache: dict[int, float] = {}
+    per_replica = parallel.tp * parallel.pp * parallel.cp
+
+    def fn(dp: int) -> float:
+        if dp not in cache:
+            if dp == parallel.dp:
+                cache[dp] = simulate_iteration(model, cluster, training,
+                                               parallel).iteration_time_s
+            else:
+                try:
+                    c = replace(cluster, num_devices=dp * per_replica)
+                    cache[dp] = simulate_iteration(model, c, training,
+                                                   replace(parallel, dp=dp)).iteration_time_s
+                except ConfigError:
+                    # the batch does not split over dp replicas: same work on fewer replicas
+                    cache[dp] = fn(parallel.dp) * parallel.dp / dp
+        return cache[dp]
+
+    return fn
+
+
+def _scenario_parts(scenario: Any) -> tuple[ModelSpec, ClusterSpec, TrainingConfig,
+                                            ParallelConfig, Any, str | None]:
+    return (scenario.model, scenario.cluster, scenario.training, scenario.parallel,
+            getattr(scenario, "run", None) or getattr(scenario, "run_section_raw", None),
+            getattr(scenario, "file", None))
+
+
+def run_config(scenario: Any) -> tuple[RunConfig, JobShape]:
+    """Parse the scenario's `run:` mapping for its job."""
+    model, cluster, training, parallel, run, file = _scenario_parts(scenario)
+    job = job_shape(model, cluster, training, parallel)
+    return parse_run(run, job=job, file=file), job
+
+
+def simulate_run(scenario: Any, *, seed: int | None = None,
+                 iteration_time_fn: Callable[[int], float] | None = None) -> RunResult:
+    """One seeded long run of a TrainingScenario (its .model .cluster .training .parallel .run)."""
+    cfg, job = run_config(scenario)
+    fn = iteration_time_fn or default_iteration_time_fn(scenario)
+    return simulate_longrun(cfg, job, fn, seed=cfg.seed if seed is None else seed)
+
+
+def simulate_run_seeds(scenario: Any, *, seeds: int | None = None, seed: int | None = None,
+                       iteration_time_fn: Callable[[int], float] | None = None) -> RunSummary:
+    """`seeds` independent runs (default: run.seeds), seeds spawned from one SeedSequence."""
+    cfg, job = run_config(scenario)
+    fn = iteration_time_fn or default_iteration_time_fn(scenario)
+    return simulate_many(cfg, job, fn, seeds=seeds or cfg.seeds,
+                         seed=cfg.seed if seed is None else seed)
+
+
+def simulate_many(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int,
+                  seed: int = 0) -> RunSummary:
+    """Independent runs with child seeds of SeedSequence(seed) (run i uses child i)."""
+    children = np.random.SeedSequence(seed).generate_state(seeds)
+    return RunSummary(runs=tuple(simulate_longrun(cfg, job, fn, seed=int(s))
+                                 for s in children))
+
+
+def default_iteration_time_fn(scenario: Any) -> IterationTimeFn:
+    """iteration_time_fn of a scenario's specs (the iteration simulator, cached per DP)."""
+    model, cluster, training, parallel, _, _ = _scenario_parts(scenario)
+    return iteration_time_fn(model, cluster, training, parallel)
