@@ -5,10 +5,17 @@ time = alpha + data_factor(op, n) * nbytes / bus_bw, where nbytes follows nccl-t
 buffer) and bus bandwidth is nccl-tests' normalisation (PERFORMANCE.md in NVIDIA/nccl-tests):
 busbw = algbw * 2(n-1)/n for all_reduce, (n-1)/n for all_gather/reduce_scatter/all_to_all,
 1 for broadcast/send_recv. Achievable bus bandwidth is link bandwidth times LinkSpec.efficiency.
+
+`channels` (optional) caps how many parallel rings/trees (NCCL channels) carry a collective
+across nodes: each channel leaves a node through one NIC, so a multi-node ring, tree or
+hierarchical inter-node phase gets at most channels x one rank's NIC share instead of all the
+node's NICs. None (default) is NCCL's multi-channel ideal; intra-node groups and the direct
+all_to_all/send_recv model are not affected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -102,6 +109,21 @@ def _algorithm(op: CollectiveOp, algorithm: Algorithm | str | None) -> Algorithm
     return algo
 
 
+def _channels(channels: int | None) -> None:
+    if channels is None:
+        return
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ConfigError(f"must be an integer >= 1 or None, got {channels!r}", key="channels")
+
+
+def _channel_limited(group: GroupInfo, channels: int) -> GroupInfo:
+    """The group as `channels` NCCL channels see it: one NIC share per channel leaves a node."""
+    node_bw = min(group.node_inter_bw_Bps, channels * group.inter_bw_Bps)
+    if node_bw >= group.node_inter_bw_Bps:
+        return group
+    return dataclasses.replace(group, node_inter_bw_Bps=node_bw)
+
+
 def _nbytes(nbytes: float) -> float:
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float)) or \
             not (0 <= nbytes < math.inf):
@@ -117,11 +139,12 @@ def collective_time(
     *,
     algorithm: Algorithm | str | None = None,
     profile: DeviceProfile | None = None,
+    channels: int | None = None,
 ) -> CollectiveCost:
     """Time of `op` on `nbytes` (nccl-tests size) over the group `ranks`; cached."""
     group = ranks if isinstance(ranks, GroupInfo) else group_info(cluster, ranks)
     return collective_time_for_group(cluster, group, op, nbytes, algorithm=algorithm,
-                                     profile=profile)
+                                     profile=profile, channels=channels)
 
 
 def collective_time_for_group(
@@ -132,11 +155,15 @@ def collective_time_for_group(
     *,
     algorithm: Algorithm | str | None = None,
     profile: DeviceProfile | None = None,
+    channels: int | None = None,
 ) -> CollectiveCost:
     """collective_time for a precomputed GroupInfo (the simulator's hot path).
 
     GroupInfo carries every cluster fact the cost uses, so the cache key omits the cluster.
     """
+    _channels(channels)
+    if channels is not None and group.num_nodes > 1:
+        group = _channel_limited(group, channels)
     try:
         return _cost(group, op, nbytes, algorithm, profile)
     except TypeError:  # unhashable argument: validate for a clear message

@@ -27,6 +27,13 @@ class PipelineSchedule(StrEnum):
     ZB_H1 = "zb-h1"
 
 
+class FSDPImpl(StrEnum):
+    """How ZeRO-3/FSDP moves weights and grads (the simulator's framework constants per value)."""
+
+    NCCL = "nccl"  # PyTorch FSDP / Megatron: NCCL multi-channel, one gather per layer pass
+    DEEPSPEED_2021 = "deepspeed-2021"  # DeepSpeed ZeRO-3 as in SC'21 Table 2 (see costs.py)
+
+
 class CPMode(StrEnum):
     RING = "ring"  # ring attention: KV blocks passed around the CP group (send/recv)
     ULYSSES = "ulysses"  # all-to-all on heads (DeepSpeed-Ulysses)
@@ -67,6 +74,7 @@ class ParallelConfig:
     recompute: Recompute = Recompute.NONE
     schedule: PipelineSchedule = PipelineSchedule.ONE_F_ONE_B
     cp_mode: CPMode = CPMode.RING
+    fsdp_impl: FSDPImpl = FSDPImpl.NCCL  # only read when zero == 3
     overlap_grad_reduce: bool = True
     overlap_param_gather: bool = True
     overlap_tp_comm: bool = False
@@ -80,6 +88,9 @@ class ParallelConfig:
         if self.zero not in (0, 1, 2, 3):
             raise ConfigError(f"unknown ZeRO stage {self.zero}", key="parallelism.zero",
                               allowed=[0, 1, 2, 3])
+        if str(self.fsdp_impl) not in {m.value for m in FSDPImpl}:
+            raise ConfigError(f"unknown FSDP implementation {self.fsdp_impl!r}",
+                              key="parallelism.fsdp_impl", allowed=[m.value for m in FSDPImpl])
         if sorted(self.rank_order) != sorted(("tp", "cp", "ep", "dp", "pp")):
             raise ConfigError(f"bad rank order {self.rank_order}", key="parallelism.rank_order",
                               allowed="a permutation of tp, cp, ep, dp, pp")

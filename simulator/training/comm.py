@@ -3,7 +3,8 @@
 Every number comes from hwmodels.collectives.collective_time for the actual ranks on the actual
 links (so a TP group inside a node rides NVLink and a DP group across nodes rides the NICs).
 nbytes follows nccl-tests' "size": all_gather -> the gathered output, reduce_scatter -> the
-full input, all_reduce/all_to_all/send_recv -> the buffer.
+full input, all_reduce/all_to_all/send_recv -> the buffer. `channels` caps the NCCL channels
+(parallel rings) a collective uses across nodes (hwmodels.collectives); None = NCCL's default.
 """
 
 from __future__ import annotations
@@ -21,28 +22,31 @@ class CommModel:
     def __init__(self, cluster: ClusterSpec, profile: ProfileArg = None) -> None:
         self.cluster = cluster
         self.profile = profile
-        self._cache: dict[tuple[tuple[int, ...], CollectiveOp, float], float] = {}
+        self._cache: dict[tuple[tuple[int, ...], CollectiveOp, float, int | None], float] = {}
 
-    def time_s(self, ranks: tuple[int, ...], op: CollectiveOp, nbytes: float) -> float:
+    def time_s(self, ranks: tuple[int, ...], op: CollectiveOp, nbytes: float,
+               channels: int | None = None) -> float:
         """Seconds for `op` of `nbytes` over `ranks`; 0 for a group of one or no bytes."""
         if len(ranks) <= 1 or nbytes <= 0:
             return 0.0
-        key = (ranks, op, float(nbytes))
+        key = (ranks, op, float(nbytes), channels)
         cached = self._cache.get(key)
         if cached is None:
-            cached = collective_time(self.cluster, ranks, op, nbytes,
-                                     profile=self.profile).time_s
+            cached = collective_time(self.cluster, ranks, op, nbytes, profile=self.profile,
+                                     channels=channels).time_s
             self._cache[key] = cached
         return cached
 
     def all_reduce(self, ranks: tuple[int, ...], nbytes: float) -> float:
         return self.time_s(ranks, CollectiveOp.ALL_REDUCE, nbytes)
 
-    def all_gather(self, ranks: tuple[int, ...], nbytes: float) -> float:
-        return self.time_s(ranks, CollectiveOp.ALL_GATHER, nbytes)
+    def all_gather(self, ranks: tuple[int, ...], nbytes: float,
+                   channels: int | None = None) -> float:
+        return self.time_s(ranks, CollectiveOp.ALL_GATHER, nbytes, channels)
 
-    def reduce_scatter(self, ranks: tuple[int, ...], nbytes: float) -> float:
-        return self.time_s(ranks, CollectiveOp.REDUCE_SCATTER, nbytes)
+    def reduce_scatter(self, ranks: tuple[int, ...], nbytes: float,
+                       channels: int | None = None) -> float:
+        return self.time_s(ranks, CollectiveOp.REDUCE_SCATTER, nbytes, channels)
 
     def all_to_all(self, ranks: tuple[int, ...], nbytes: float) -> float:
         return self.time_s(ranks, CollectiveOp.ALL_TO_ALL, nbytes)

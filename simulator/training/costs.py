@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hwmodels import layers
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
-from hwmodels.parallel import CPMode, ParallelConfig, Recompute, TrainingConfig
+from hwmodels.parallel import CPMode, FSDPImpl, ParallelConfig, Recompute, TrainingConfig
 from hwmodels.specs import ModelSpec
 from simulator.training.comm import CommModel
 from simulator.training.placement import StageGroups
@@ -24,6 +24,37 @@ from simulator.training.placement import StageGroups
 ZERO3_GRAD_BYTES = 2.0
 # Weights all-gathered by ZeRO-3/FSDP are the 16-bit model copy.
 ZERO3_PARAM_BYTES = 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FSDPTraits:
+    """Framework constants of one ZeRO-3/FSDP implementation (ParallelConfig.fsdp_impl)."""
+
+    channels: int | None  # NCCL channels (rings) across nodes; None = NCCL's one per NIC
+    gathers_per_layer: int  # all-gathers one layer's weights are split into (latency count)
+    regather_on_recompute: bool  # full recompute gathers the weights again before backward
+
+
+FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
+    # PyTorch FSDP (FULL_SHARD, one flat parameter per transformer block) and Megatron: NCCL
+    # picks its channels (one ring per NIC); activation checkpointing runs inside the FSDP
+    # unit, so the backward's single gather also serves the recompute.
+    FSDPImpl.NCCL: FSDPTraits(channels=None, gathers_per_layer=1,
+                              regather_on_recompute=False),
+    # DeepSpeed ZeRO-3 as used for SC'21 Table 2 (Narayanan et al., 2021). Three documented
+    # behaviours of stage3 in 2021: (1) parameters are fetched per sub-module by forward/
+    # backward hooks, six sub-modules with weights in a Megatron GPT layer (2 LayerNorms, QKV,
+    # attention projection, fc1, fc2), each its own all-gather of small per-rank shards on the
+    # single data-parallel process group; (2) the hooks release a sub-module's weights after
+    # its forward, so the checkpointed recompute and the backward each gather them again
+    # (3 gathers + 1 reduce-scatter per layer per microbatch); (3) those collectives run at
+    # one NCCL channel's bandwidth, one NIC per rank (~22 GB/s on HDR). (3) is not measured
+    # independently: it is what SC'21 Table 2 implies (its 768/1536-GPU iterations take the
+    # same ~67 s, i.e. a fixed ~1.4 TB of per-rank traffic at ~21 GB/s), the bandwidth of a
+    # single ring whose slowest hop is one HDR NIC rather than NCCL's 8-NIC multi-ring ideal.
+    FSDPImpl.DEEPSPEED_2021: FSDPTraits(channels=1, gathers_per_layer=6,
+                                        regather_on_recompute=True),
+}
 
 
 def activation_bytes(dtype: DType) -> float:
@@ -126,9 +157,13 @@ class ChunkCostModel:
         p = self.parallel
         if p.zero < 3 or len(g.dp_cp_group) == 1:
             return 0.0, 0.0
+        traits = FSDP_TRAITS[FSDPImpl(p.fsdp_impl)]
         params = flops.layer_param_count(self.model, moe=moe) / p.tp
-        ag = self.comm.all_gather(g.dp_cp_group, params * ZERO3_PARAM_BYTES)
-        rs = self.comm.reduce_scatter(g.dp_cp_group, params * ZERO3_GRAD_BYTES)
+        k = traits.gathers_per_layer
+        ag = k * self.comm.all_gather(g.dp_cp_group, params * ZERO3_PARAM_BYTES / k,
+                                      traits.channels)
+        rs = self.comm.reduce_scatter(g.dp_cp_group, params * ZERO3_GRAD_BYTES,
+                                      traits.channels)
         return ag, rs
 
     def layer(self, stage: int, moe: bool) -> tuple[_LayerPhase, _LayerPhase]:
@@ -215,10 +250,13 @@ class ChunkCostModel:
     def _zero3_exposed(self, stage: int, dense: int, moe: int) -> tuple[float, float]:
         """ZeRO-3/FSDP weight gathers prefetched one layer ahead (FSDP forward/backward prefetch,
         DeepSpeed prefetch bucket): exposed = the first layer's gather + per layer the part
-        of the gather (and, backward, the grad reduce-scatter) longer than its compute."""
+        of the gather(s) (and, backward, the grad reduce-scatter) longer than its compute."""
+        p = self.parallel
         n = dense + moe
-        if self.parallel.zero < 3 or n == 0:
+        if p.zero < 3 or n == 0:
             return 0.0, 0.0
+        traits = FSDP_TRAITS[FSDPImpl(p.fsdp_impl)]
+        bwd_gathers = 2 if traits.regather_on_recompute and p.recompute is Recompute.FULL else 1
         g = self.groups[stage]
         f_exp = b_exp = 0.0
         for count, is_moe in ((dense, False), (moe, True)):
@@ -227,7 +265,7 @@ class ChunkCostModel:
             ag, rs = self._zero3_gather_s(g, is_moe)
             f_layer, b_layer = self.layer(stage, is_moe)
             f_exp += count * max(0.0, ag - f_layer.compute_s)
-            b_exp += count * max(0.0, ag + rs - b_layer.compute_s)
+            b_exp += count * max(0.0, bwd_gathers * ag + rs - b_layer.compute_s)
         ag0, rs0 = self._zero3_gather_s(g, moe > 0 and dense == 0)
         return f_exp + ag0, b_exp + ag0 + rs0
 

@@ -4,7 +4,8 @@ Keys: model (catalog name, path to an HF config.json/YAML, or inline HF keys),
 cluster{device, num_devices, devices_per_node, intra_node, inter_node, nics_per_node, topology,
 oversubscription, nodes_per_leaf}, training{seq_len, global_batch, micro_batch, dtype},
 parallelism{tp, pp, vpp, cp, ep, dp (int or auto), zero, sequence_parallel, recompute,
-schedule, cp_mode, overlap_grad_reduce, overlap_param_gather, overlap_tp_comm, rank_order},
+schedule, cp_mode, fsdp_impl, overlap_grad_reduce, overlap_param_gather, overlap_tp_comm,
+rank_order},
 optional run{...} (kept raw for the long-run simulator), name, description.
 """
 
@@ -21,7 +22,14 @@ from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.dtypes import parse_dtype
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import CPMode, ParallelConfig, PipelineSchedule, Recompute, TrainingConfig
+from hwmodels.parallel import (
+    CPMode,
+    FSDPImpl,
+    ParallelConfig,
+    PipelineSchedule,
+    Recompute,
+    TrainingConfig,
+)
 from hwmodels.specs import ClusterSpec, ModelSpec
 
 TOP_KEYS = ("model", "cluster", "training", "parallelism", "run", "name", "description")
@@ -29,8 +37,8 @@ CLUSTER_KEYS = ("device", "num_devices", "devices_per_node", "intra_node", "inte
                 "nics_per_node", "topology", "oversubscription", "nodes_per_leaf")
 TRAINING_KEYS = ("seq_len", "global_batch", "micro_batch", "dtype")
 PARALLEL_KEYS = ("tp", "pp", "vpp", "cp", "ep", "dp", "zero", "sequence_parallel", "recompute",
-                 "schedule", "cp_mode", "overlap_grad_reduce", "overlap_param_gather",
-                 "overlap_tp_comm", "rank_order")
+                 "schedule", "cp_mode", "fsdp_impl", "overlap_grad_reduce",
+                 "overlap_param_gather", "overlap_tp_comm", "rank_order")
 _BOOL_KEYS = ("sequence_parallel", "overlap_grad_reduce", "overlap_param_gather",
               "overlap_tp_comm")
 
@@ -150,6 +158,7 @@ def _parallel(section: dict[str, Any], cluster: ClusterSpec, file: str | None) -
             dp=dp, zero=zero, schedule=schedule, rank_order=rank_order,
             recompute=_enum(section, "recompute", Recompute, "none", file),
             cp_mode=_enum(section, "cp_mode", CPMode, "ring", file),
+            fsdp_impl=_enum(section, "fsdp_impl", FSDPImpl, "nccl", file),
             **sizes, **{k: _bool(section, k, file, k != "sequence_parallel" and
                                  k != "overlap_tp_comm") for k in _BOOL_KEYS})
     except ConfigError as err:

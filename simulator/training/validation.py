@@ -13,7 +13,17 @@ Assumptions per source:
   all-reduce after the backward, not overlapped (Megatron 2021); interleaved schedule with the
   layers per virtual stage the notes give, vpp = 1 where the sc21 scripts set no vpp flag.
   The metric is hardware TFLOP/s per GPU (the 96-factor count). ZeRO-3 rows: DeepSpeed ZeRO-3
-  (zero=3) with the same recompute; the paper's TFLOP/s use the same formula.
+  (zero=3) with the same recompute; the paper's TFLOP/s use the same formula. They run with
+  fsdp_impl = deepspeed-2021, whose framework constants (costs.FSDP_TRAITS) are: gathers per
+  sub-module (6 per layer), a re-gather for the checkpointed recompute (3 gathers + 1
+  reduce-scatter per layer per microbatch), and one NCCL channel (one HDR NIC, ~22 GB/s per
+  rank) instead of NCCL's 8-NIC multi-ring ideal. The last is inferred from this table (its
+  768- and 1536-GPU iterations both take ~67 s: fixed per-rank traffic at ~21 GB/s), so the
+  Table 2 ZeRO-3 rows check the shape of the collapse, not an independent prediction. With
+  NCCL's multi-channel bandwidth the collapse disappears (~210 TFLOP/s flat). The smallest
+  scale of each model (384 / 640 GPUs) is over-predicted by ~26-31%: the prefetch model
+  (gather hidden behind the previous layer's compute) overlaps more than DeepSpeed did.
+  Per-sub-module latency of 1536/2240-rank rings (~2.4/3.4 ms per gather) costs ~2-5%.
 - KORTH-* (Korthikanti et al. MLSys'23): fp16, unfused attention, "full" rows = full recompute
   without SP, "selective" rows = SP + selective recompute; schedules as in the notes; no
   gradient-reduce overlap (Sec. 6.3 states it); the Sec. 6.3 row is Table 5's 530B setting
@@ -23,6 +33,13 @@ Assumptions per source:
   recompute, FlashAttention; MosaicML H100 nodes: 8x H100-SXM, NVLink4, 8x 400 Gb/s NDR NICs
   (3.2 Tb/s per node, MosaicML/Databricks cluster description).
 Clusters: Selene DGX A100 nodes (8x A100-80GB, NVLink3, 8x 200 Gb/s HDR InfiniBand).
+Device constant: the A100 bf16/fp16 gemm_efficiency (devices.yaml, 0.72) is the sustained
+training-GEMM value that fits SC21-T1 + KORTH-* as one device-level number (target MAPE 4.6%;
+12.5% at the isolated-GEMM 0.82); calibration profiles replace it.
+FOUNDRY-H100 rows are reported, not tuned: over-predicted by 22-54% (predicted MFU 0.51-0.64 vs
+published 0.37-0.46) with almost no exposed communication, i.e. the gap is in compute
+efficiency (H100's isolated-GEMM 0.72, FA3-level attention 0.55, no eager-PyTorch
+elementwise overhead), not in FSDP traffic; no principled constant was found for it.
 """
 
 from __future__ import annotations
@@ -37,7 +54,7 @@ import pandas as pd
 from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.dtypes import DType
-from hwmodels.parallel import ParallelConfig, PipelineSchedule, Recompute, TrainingConfig
+from hwmodels.parallel import FSDPImpl, ParallelConfig, PipelineSchedule, Recompute, TrainingConfig
 from hwmodels.specs import ClusterSpec, ModelSpec
 from simulator.training.comm import CommModel
 from simulator.training.costs import ChunkCostModel
@@ -143,7 +160,8 @@ def row_setup(row: pd.Series) -> RowSetup:
     zero = 3 if "ZeRO-3" in notes else 0
     schedule = PipelineSchedule.INTERLEAVED if vpp > 1 else PipelineSchedule.ONE_F_ONE_B
     plan = ParallelConfig(tp=tp, pp=pp, dp=dp, vpp=vpp, zero=zero, sequence_parallel=sp,
-                          recompute=recompute, schedule=schedule, overlap_grad_reduce=False)
+                          recompute=recompute, schedule=schedule, overlap_grad_reduce=False,
+                          fsdp_impl=FSDPImpl.DEEPSPEED_2021 if zero == 3 else FSDPImpl.NCCL)
     training = TrainingConfig(seq_len=int(row.seq_len), global_batch=int(row.global_batch),
                               micro_batch=micro, dtype=DType.FP16)
     config = (f"tp{tp} pp{pp} dp{dp}" + (f" vpp{vpp}" if vpp > 1 else "")

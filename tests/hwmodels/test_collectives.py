@@ -73,6 +73,32 @@ def test_full_nodes_use_one_ring_per_nic() -> None:
     assert bus > 6 * busbw_GBps(c, range(0, 128, 8), "all_reduce")
 
 
+@pytest.mark.parametrize("op", ["all_gather", "reduce_scatter", "all_reduce"])
+def test_one_channel_across_full_nodes_gets_one_nics_bandwidth(op: str) -> None:
+    # One NCCL channel (ring) leaves each node through one NIC: on DGX A100 nodes with HDR
+    # 200 Gb/s NICs that is the single-NIC busbw, ~20-24 GB/s of the 25 GB/s line rate
+    # (ConnectX-6 datasheet; nccl-tests across nodes with NCCL_MAX_NCHANNELS=1 / one HCA).
+    c = build_cluster(A100, 128, devices_per_node=8, intra_node="nvlink3", inter_node="ib-hdr")
+    one = collective_time(c, range(128), op, GiB, channels=1).bus_bw_Bps / GB
+    four = collective_time(c, range(128), op, GiB, channels=4).bus_bw_Bps / GB
+    assert 18 <= one <= 25, one
+    assert four == pytest.approx(4 * one, rel=0.05)
+    assert busbw_GBps(c, range(128), op) > 6 * one  # default: one ring per NIC (8 NICs)
+    assert collective_time(c, range(128), op, GiB, channels=64).time_s == \
+        collective_time(c, range(128), op, GiB).time_s  # more channels than NICs: no change
+    # Inside one node channels do not cap NVLink.
+    assert collective_time(c, range(8), op, GiB, channels=1).time_s == \
+        collective_time(c, range(8), op, GiB).time_s
+
+
+@pytest.mark.parametrize("channels", [0, -1, 1.5, True, "1"])
+def test_bad_channels(channels: object) -> None:
+    with pytest.raises(ConfigError) as err:
+        collective_time(build_cluster(A100, 16), range(16), "all_gather", GiB,
+                        channels=channels)  # type: ignore[arg-type]
+    assert err.value.key == "channels"
+
+
 def test_send_recv_uses_the_link_between_the_pair() -> None:
     c = build_cluster(H100, 16)
     same_node = collective_time(c, [0, 1], "send_recv", GiB)

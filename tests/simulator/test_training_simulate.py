@@ -190,3 +190,21 @@ def test_overrides_and_dp_auto() -> None:
     assert sc.run_section_raw == {"duration": "2h"}
     with pytest.raises(ConfigError, match="expected key=value"):
         apply_overrides(base, ["parallelism.pp"])
+
+
+def test_deepspeed_2021_zero3_is_slower_across_nodes_and_parses() -> None:
+    # One NCCL channel per collective + per-sub-module gathers + a re-gather for the recompute
+    # (costs.FSDP_TRAITS): more exposed traffic than NCCL's multi-ring FSDP on 4 nodes.
+    plan = dict(n=32, dp=32, zero=3, recompute=Recompute.FULL, global_batch=32)
+    nccl = _run(**plan)
+    ds = _run(**plan, fsdp_impl="deepspeed-2021")
+    assert ds.iteration_time_s > 1.2 * nccl.iteration_time_s
+    assert ds.breakdown.exposed_comm_s > nccl.breakdown.exposed_comm_s
+    base = yaml.safe_load((SCENARIOS / "llama3-70b-h100.yaml").read_text())
+    sc = load_training_scenario(apply_overrides(base, ["parallelism.fsdp_impl=deepspeed-2021"]))
+    assert sc.parallel.fsdp_impl == "deepspeed-2021"
+    with pytest.raises(ConfigError, match="key 'parallelism.fsdp_impl'.*allowed: nccl"):
+        load_training_scenario(apply_overrides(base, ["parallelism.fsdp_impl=fairscale"]),
+                               file="s.yaml")
+    with pytest.raises(ConfigError, match="parallelism.fsdp_impl"):
+        ParallelConfig(zero=3, fsdp_impl="fairscale")  # type: ignore[arg-type]
