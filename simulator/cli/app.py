@@ -11,7 +11,7 @@ from hwmodels.errors import FleetsimError
 from simulator.cli.catalog_cmds import hw_app, models_app
 from simulator.cli.demo_cmd import demo_cmd
 from simulator.cli.estimate_cmds import estimate_app
-from simulator.cli.plan_cmds import plan_app
+from simulator.cli.plan_cmds import plan_app, sweep_cmd
 from simulator.cli.simulate_cmds import simulate_app
 from simulator.cli.validate_cmds import validate_cmd
 
@@ -29,6 +29,7 @@ app.add_typer(simulate_app, name="simulate")
 app.command("validate")(validate_cmd)
 app.command("demo")(demo_cmd)
 app.add_typer(plan_app, name="plan")
+app.command("sweep")(sweep_cmd)
 
 
 

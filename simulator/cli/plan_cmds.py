@@ -47,3 +47,116 @@ def plan_checkpoint_cmd(
     console.print(f"best interval {plan.best_interval_s / 60:.1f} min (ETTR {plan.best_ettr:.4f});"
                   f" Young {plan.young_interval_s / 60:.1f} min, Daly "
                   f"{plan.daly_interval_s / 60:.1f} min")
+
+
+def _int_list(text: str | None, key: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"expected comma-separated integers, got '{text}'", key=key) from None
+    if not values or any(v < 1 for v in values):
+        raise ConfigError(f"expected integers >= 1, got '{text}'", key=key)
+    return values
+
+
+def _executor(name: str, address: str | None):  # type: ignore[no-untyped-def]
+    from planners.executors import make_executor
+
+    return make_executor(name, address=address) if name == "ray" else make_executor(name)
+
+
+@plan_app.command("train")
+def plan_train_cmd(
+    model: str = typer.Option(..., "--model", help="Catalog name or HF config.json path."),
+    device: str = typer.Option(..., "--device"),
+    num_devices: str = typer.Option(..., "--num-devices", help="A count or a list: 512,1024."),
+    seq_len: int = typer.Option(..., "--seq-len"),
+    global_batch: int = typer.Option(None, "--global-batch", help="Sequences per step."),
+    global_batch_tokens: int = typer.Option(None, "--global-batch-tokens"),
+    dtype: str = typer.Option("bf16", "--dtype"),
+    max_tp: int = typer.Option(None, "--max-tp"),
+    pp: str = typer.Option(None, "--pp", help="Allowed PP degrees, e.g. 8 or 4,8."),
+    micro_batches: str = typer.Option("1,2,4,8", "--micro-batches"),
+    headroom: float = typer.Option(0.05, "--memory-headroom", help="Fraction kept free."),
+    inter_node: str = typer.Option("ib-ndr", "--inter-node"),
+    top_k: int = typer.Option(10, "--top-k"),
+    executor: str = typer.Option("local", "--executor", help="local | ray"),
+    address: str = typer.Option(None, "--address", help="Ray cluster address."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Search parallel plans (pruned by divisibility and memory), simulate the best ones."""
+    from planners.train import plan_train
+    from planners.train_space import TrainConstraints
+
+    if (global_batch is None) == (global_batch_tokens is None):
+        raise ConfigError("give exactly one of --global-batch / --global-batch-tokens",
+                          key="--global-batch")
+    counts = _int_list(num_devices, "--num-devices") or []
+    constraints = TrainConstraints(max_tp=max_tp, pp=_int_list(pp, "--pp"),
+                                   micro_batches=tuple(_int_list(micro_batches,
+                                                                 "--micro-batches") or ()),
+                                   memory_headroom=headroom)
+    with _executor(executor, address) as ex:
+        result = plan_train(model, device, counts if len(counts) > 1 else counts[0],
+                            seq_len=seq_len, global_batch=global_batch,
+                            global_batch_tokens=global_batch_tokens, dtype=dtype,
+                            constraints=constraints, top_k=top_k, executor=ex,
+                            inter_node=inter_node)
+    out = result.to_dict()
+    if json_out:
+        emit_json(out)
+        return
+    t = Table(title=f"plan train: {model} on {num_devices} x {device} — considered "
+                    f"{out['considered']}, pruned {out['pruned_divisibility']} (divisibility) + "
+                    f"{out['pruned_memory']} (memory), simulated {out['simulated']}")
+    t.add_column("#")
+    for c in ("plan", "tokens/s", "MFU", "memory GiB"):
+        t.add_column(c)
+    for i, row in enumerate(out["plans"], 1):
+        plan = (f"tp{row['tp']} pp{row['pp']} vpp{row['vpp']} dp{row['dp']} cp{row['cp']} "
+                f"ep{row['ep']} mb{row['micro_batch']} zero{row['zero']} "
+                f"recompute={row['recompute']} {row['schedule']}"
+                f"{' sp' if row['sequence_parallel'] else ''}")
+        t.add_row(str(i), plan, f"{row['tokens_per_s']:,.0f}", f"{row['mfu']:.1%}",
+                  f"{row['peak_memory_gib']:.1f}")
+    console.print(t)
+
+
+def sweep_cmd(
+    scenario: str = typer.Argument(..., help="Training scenario YAML."),
+    grid: list[str] = typer.Option(..., "--grid", help="key=v1,v2 (repeatable)."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a scenario key (repeatable)."),
+    out: str = typer.Option("sweep.csv", "--out", help="Results .csv or .parquet."),
+    plot: str = typer.Option(None, "--plot", help="Plot tokens/s over the first grid key."),
+    metric: str = typer.Option("tokens_per_s", "--metric"),
+    executor: str = typer.Option("local", "--executor", help="local | ray"),
+    address: str = typer.Option(None, "--address"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Simulate a training scenario at every point of a grid; write a table and a plot."""
+    from planners.sweep import evaluate_training, parse_grid, plot_sweep, sweep, write_results
+    from simulator.training import apply_overrides
+
+    base = apply_overrides(load_scenario_file(scenario), set_ or [])
+    grid_map = parse_grid(grid)
+    with _executor(executor, address) as ex:
+        df = sweep(base, grid_map, evaluate_training, ex)
+    write_results(df, out)
+    keys = list(grid_map)
+    if plot:
+        plot_sweep(df, keys[0], metric, hue=keys[1] if len(keys) > 1 else None, path=plot,
+                   title=scenario)
+    if json_out:
+        emit_json({"out": out, "points": len(df), "failed": int((~df["ok"]).sum()),
+                   "rows": df.to_dict(orient="records")})
+        return
+    t = Table(title=f"sweep: {len(df)} points -> {out}")
+    cols = keys + [c for c in (metric, "mfu", "peak_memory_gib", "ok", "error") if c in df]
+    for c in cols:
+        t.add_column(c)
+    for _, row in df.iterrows():
+        t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
+                    for c in cols])
+    console.print(t)

@@ -1,0 +1,217 @@
+"""plan_train: never returns an impossible or out-of-memory plan; finds the published Megatron
+plans (or faster ones, as the simulator sees them); validates its input."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwmodels.catalog import load_model
+from hwmodels.cluster import build_cluster
+from hwmodels.errors import ConfigError
+from hwmodels.memory import training_memory
+from hwmodels.parallel import PipelineSchedule, check_plan
+from planners.executors import LocalExecutor
+from planners.train import TrainEstimator, plan_train, plan_train_on
+from planners.train_space import Candidate, TrainConstraints, enumerate_candidates
+from simulator.training.simulate import simulate_iteration
+from simulator.training.validation import load_published, row_setup
+
+# Rows whose plan is a full Megatron/DeepSpeed parallel config (the issue's acceptance set).
+PUBLISHED_TABLES = ("SC21-T1", "SC21-T2", "KORTH-T3T5", "KORTH-s6.3")
+# The published plan must rank in the planner's top 10 or be within 5% of the best plan found.
+TOP_RANK = 10
+NEAR_BEST = 0.05
+# Published plans our memory model says do not fit 80 GiB (with the 5% head-room), so no
+# planner may return them: SC'21 Table 2's 530B ZeRO-3 run on 640 GPUs (89.6 GiB predicted;
+# the paper notes it "needed 640 GPUs & GBS 2560 to fit", i.e. it ran at the edge).
+OVER_MEMORY = {("SC21-T2", "GPT-529.6B", 640)}
+
+
+def _small_model(layers: int, heads: int, kv_heads: int, head_dim: int, vocab: int):
+    return load_model({"name": "tiny", "model_type": "llama", "num_hidden_layers": layers,
+                       "hidden_size": heads * head_dim, "num_attention_heads": heads,
+                       "num_key_value_heads": kv_heads, "intermediate_size": 4 * heads * head_dim,
+                       "vocab_size": vocab})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layers=st.sampled_from([2, 3, 4, 6, 8, 12, 32]),
+       heads=st.sampled_from([4, 6, 8, 12, 16, 32]),
+       kv_div=st.sampled_from([1, 2, 4]), head_dim=st.sampled_from([64, 128]),
+       n=st.sampled_from([1, 2, 4, 6, 8, 12, 16, 24, 32]),
+       batch=st.sampled_from([1, 4, 6, 16, 32, 64]), seq=st.sampled_from([512, 2048, 8192]),
+       device=st.sampled_from(["a100-40gb", "l4", "h100-sxm"]),
+       headroom=st.sampled_from([0.0, 0.05, 0.3]))
+def test_never_returns_invalid_or_oom_plan(layers, heads, kv_div, head_dim, n, batch, seq,
+                                           device, headroom):
+    kv = max(1, heads // kv_div) if heads % kv_div == 0 else heads
+    model = _small_model(layers, heads, kv, head_dim, vocab=32000)
+    per_node = 8 if n % 8 == 0 else (n if n < 8 else 4)
+    cluster = build_cluster(device, n, devices_per_node=per_node)
+    c = TrainConstraints(memory_headroom=headroom, micro_batches=(1, 2, 4))
+    res = plan_train_on(model, cluster, seq_len=seq, global_batch=batch, constraints=c,
+                        top_k=5, simulate_top=6)
+    capacity = cluster.device.memory_bytes * (1 - headroom)
+    assert res.considered == res.pruned_divisibility + res.pruned_memory + res.estimated
+    assert len(res.plans) <= 5
+    for parallel, training in res.configs:
+        check_plan(model, cluster, training, parallel)  # raises on any divisibility breach
+        assert parallel.world_size == n
+        for stage in range(parallel.pp):
+            assert training_memory(model, training, parallel, stage=stage).total_bytes <= capacity
+    if len(res.plans) > 1:
+        assert res.plans.tokens_per_s.is_monotonic_decreasing
+
+
+def test_memory_pruning_rejects_what_would_oom():
+    model = load_model("llama2-70b")
+    cluster = build_cluster("a100-80gb", 8)
+    # 70B on 8 GPUs: only sharded states with recompute could fit; no plan keeps full Adam
+    # states replicated (zero 0 at tp*pp < 8 means > 80 GiB of states alone)
+    cands, counts = enumerate_candidates(model, cluster, seq_len=4096, global_batch=64,
+                                         constraints=TrainConstraints())
+    assert counts.pruned_memory > 0
+    for c in cands:
+        assert not (c.parallel.zero == 0 and c.parallel.tp * c.parallel.pp < 8)
+
+
+def test_estimate_tracks_simulation_on_other_schedules():
+    """The closed form is within 5% of the simulator for ZB-H1, GPipe and overlapped DP."""
+    setup = row_setup(load_published().query("source == 'SC21-T1'").iloc[6])  # 145.6B
+    est = TrainEstimator(setup.model, setup.cluster, flash_attention=False)
+    for schedule in (PipelineSchedule.ZB_H1, PipelineSchedule.GPIPE,
+                     PipelineSchedule.ONE_F_ONE_B):
+        for overlap in (False, True):
+            from dataclasses import replace
+            plan = replace(setup.parallel, schedule=schedule, vpp=1, overlap_grad_reduce=overlap)
+            sim = simulate_iteration(setup.model, setup.cluster, setup.training, plan,
+                                     flash_attention=False).iteration_time_s
+            e = est.estimate([Candidate(parallel=plan, micro_batch=setup.training.micro_batch)],
+                             seq_len=2048, global_batch=setup.training.global_batch,
+                             dtype=setup.training.dtype).est_iteration_time_s.iloc[0]
+            assert abs(e / sim - 1) < 0.05, (schedule, overlap, e, sim)
+
+
+def _published_rows() -> list[pd.Series]:
+    data = load_published()
+    return [row for _, row in data.iterrows() if row.source in PUBLISHED_TABLES]
+
+
+def _published_family(row: pd.Series, plans: pd.DataFrame) -> pd.DataFrame:
+    """The estimated plans that match what the source publishes about its plan.
+
+    Exact (tp, pp, dp, vpp) by default. Where the notes say the sc21 script set no vpp flag but
+    the paper used the interleaved schedule, any vpp of the published (tp, pp, dp). Where the
+    split was inferred from the paper's model-parallel size (SC'21 Table 2 PTD-P rows), any
+    (tp, pp) with the published tp*pp and dp.
+    """
+    notes = str(row.notes)
+    s = row_setup(row)
+    p = s.parallel
+    same_dp = plans.dp == p.dp
+    if "inferred" in notes:
+        return plans[same_dp & (plans.tp * plans.pp == p.tp * p.pp)]
+    shape = same_dp & (plans.tp == p.tp) & (plans.pp == p.pp)
+    if "no VPP flag" in notes:
+        return plans[shape]
+    return plans[shape & (plans.vpp == p.vpp)]
+
+
+@pytest.fixture(scope="module")
+def executor():
+    with LocalExecutor(max_workers=2) as ex:
+        yield ex
+
+
+def test_finds_published_megatron_plans(executor):
+    """For every published full parallel config (SC'21 Tables 1-2, Korthikanti Tables 3/5 and
+    Sec. 6.3): the planner's best plan is at least as fast as the published plan (same
+    simulator, same framework settings), and the published plan ranks in the top 10 (by the
+    planner's estimate over the whole space) or is within 5% of the best (simulated).
+    Search space: the published micro-batch, global batch, recompute, SP and ZeRO stage; TP,
+    PP, vpp, DP and the schedule (1F1B or interleaved) are searched."""
+    checked, report, over = 0, [], set()
+    for row in _published_rows():
+        s = row_setup(row)
+        pub = simulate_iteration(s.model, s.cluster, s.training, s.parallel,
+                                 flash_attention=s.flash_attention)
+        if not pub.fits_memory:
+            over.add((row.source, row.model, int(row.n_devices)))
+            continue
+        p = s.parallel
+        c = TrainConstraints(
+            micro_batches=(s.training.micro_batch,), recompute=(p.recompute,),
+            sequence_parallel=(p.sequence_parallel,), zero=(p.zero,),
+            schedules=(PipelineSchedule.ONE_F_ONE_B, PipelineSchedule.INTERLEAVED),
+            overlap_grad_reduce=p.overlap_grad_reduce, flash_attention=s.flash_attention)
+        res = plan_train_on(s.model, s.cluster, seq_len=s.training.seq_len,
+                            global_batch=s.training.global_batch, dtype=s.training.dtype,
+                            constraints=c, top_k=TOP_RANK, simulate_top=3, executor=executor)
+        best = res.best.tokens_per_s
+        where = (row.source, row.model, s.config)
+        assert best >= pub.tokens_per_s * (1 - 1e-9), (where, pub.tokens_per_s, best)
+        family = _published_family(row, res.estimates)
+        assert len(family), where  # the published plan is in the searched space
+        top = family.iloc[0]  # estimates are sorted best first
+        rank = int((res.estimates.est_tokens_per_s > top.est_tokens_per_s).sum()) + 1
+        if rank > TOP_RANK:
+            fam_plan, fam_training = _config_of(res, top, s)
+            fam_tps = simulate_iteration(s.model, s.cluster, fam_training, fam_plan,
+                                         flash_attention=s.flash_attention).tokens_per_s
+            assert fam_tps >= (1 - NEAR_BEST) * best, (where, rank, fam_tps, best)
+        report.append((where, rank))
+        checked += 1
+    assert over == OVER_MEMORY
+    assert checked >= 30
+
+
+def _config_of(res, row: pd.Series, setup):
+    from dataclasses import replace
+
+    plan = replace(setup.parallel, tp=int(row.tp), pp=int(row.pp), dp=int(row.dp),
+                   vpp=int(row.vpp), schedule=PipelineSchedule(row.schedule))
+    return plan, setup.training
+
+
+def test_plan_train_list_of_counts_and_tokens():
+    res = plan_train("llama3-8b", "h100-sxm", [8, 16], seq_len=4096,
+                     global_batch_tokens=4096 * 64, top_k=3, simulate_top=3)
+    assert set(res.plans.num_devices) <= {8, 16}
+    assert len(res.plans) == 3
+    assert res.plans.tokens_per_s.is_monotonic_decreasing
+    d = res.to_dict()
+    assert set(d["plans"][0]["breakdown"]) == {"compute_s", "exposed_comm_s", "bubble_s",
+                                               "optimizer_s"}
+    assert d["considered"] == res.considered > 0
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    (dict(global_batch=None), "training.global_batch"),
+    (dict(global_batch=64, global_batch_tokens=64 * 2048), "training.global_batch"),
+    (dict(global_batch=64, constraints=TrainConstraints(max_tp=8), top_k=-1), "top_k"),
+])
+def test_bad_input_names_the_key(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        plan_train("llama3-8b", "h100-sxm", 8, seq_len=2048, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    (dict(recompute=("sometimes",)), "constraints.recompute"),
+    (dict(schedules=("1f1b", "zigzag")), "constraints.schedules"),
+    (dict(zero=(4,)), "constraints.zero"),
+    (dict(memory_headroom=1.5), "constraints.memory_headroom"),
+    (dict(tp=(0,)), "constraints.tp"),
+])
+def test_bad_constraints_name_the_key(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        TrainConstraints(**kwargs)
+
+
+def test_no_plan_fits_is_a_clear_error():
+    res = plan_train("llama3.1-405b", "l4", 8, seq_len=4096, global_batch=8, top_k=3)
+    assert res.plans.empty and res.estimated == 0
+    with pytest.raises(ConfigError, match="no plan fits"):
+        _ = res.best
