@@ -1,0 +1,54 @@
+"""vLLM (v0 default): iteration-level continuous batching, prefill-prioritized.
+
+A step is either whole prompts (FIFO, within max_batch_tokens and max_num_seqs, KV for the whole
+prompt allocated on admission, 1% watermark) or one decode token for every running request;
+when a decode step's new blocks do not fit, the newest running requests are preempted (recompute
+or swap). Swapped requests come back before new prompts are admitted (Kwon et al., SOSP'23).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from simulator.serving.request import DropReason
+from simulator.serving.schedulers.base import NO_LIMIT, Plan, Scheduler
+
+if TYPE_CHECKING:
+    from simulator.serving.replica import Lane
+
+
+class VLLMScheduler(Scheduler):
+    def plan(self, lane: Lane) -> Plan | None:
+        cfg = lane.cfg
+        for _ in range(2):  # a second pass re-admits if preemption emptied the batch
+            if lane.waiting and not lane.swapped:
+                chunks = []
+                budget = cfg.max_batch_tokens
+                while lane.waiting and len(lane.running) < cfg.max_num_seqs:
+                    head = lane.waiting[0]
+                    if head.target > cfg.max_batch_tokens:
+                        lane.waiting.popleft()
+                        lane.drop(head, DropReason.EXCEEDS_BATCH_TOKENS)
+                        continue
+                    cached, _ = lane.prefix_match(head)
+                    if head.target - cached > budget:
+                        break
+                    got = self.admit_head(lane, 0)
+                    if got is None:
+                        break
+                    chunks.append(got)
+                    budget -= got[1]
+                if chunks:
+                    return Plan(prefill=chunks, time_s=self.step_time(lane, chunks, False))
+            if not lane.running and not lane.swapped:
+                return None
+            preempted = self.ensure_decode_blocks(lane)
+            swapped = 0 if preempted else self.swap_in(lane, 0)
+            if lane.n_dec:
+                # prompts were tried before this preemption freed blocks: after one step they
+                # may fit, so a preempting step is never fast-forwarded past its first step
+                return self.decode_plan(
+                    lane, swap_blocks=swapped, max_steps=1 if preempted else NO_LIMIT,
+                    interruptible=not lane.waiting and not lane.swapped
+                    and len(lane.running) < cfg.max_num_seqs)
+        return None
