@@ -14,7 +14,7 @@ from simulator.serving import load_serving_scenario, simulate_serving
 from traces.readers import read_trace
 from traces.synth import synthesize
 
-FULL_AZURE = Path("/work/shared/traces/azure_llm_2023_conv.csv")
+FULL_AZURE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "azure_llm_2023_conv.csv"
 BASE = {"model": "llama2-70b", "cluster": {"device": "h100-sxm", "intra_node": "nvlink4"},
         "serving": {"tp": 8, "scheduler": "vllm", "router": "least_loaded"},
         "workload": {"trace": "azure-conv-2023-sample"}, "slo": {"ttft_s": 1.0, "tpot_s": 0.1}}

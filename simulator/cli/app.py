@@ -13,6 +13,7 @@ from simulator.cli.demo_cmd import demo_cmd
 from simulator.cli.estimate_cmds import estimate_app
 from simulator.cli.plan_cmds import plan_app, sweep_cmd
 from simulator.cli.simulate_cmds import simulate_app
+from simulator.cli.traces_cmds import traces_app
 from simulator.cli.validate_cmds import validate_cmd
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.command("validate")(validate_cmd)
 app.command("demo")(demo_cmd)
 app.add_typer(plan_app, name="plan")
 app.command("sweep")(sweep_cmd)
+app.add_typer(traces_app, name="traces")
 
 
 

@@ -71,3 +71,19 @@ def parse_kv_list(items: list[str] | None, *, option: str) -> dict[str, str]:
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
+
+
+class scenario_errors:  # noqa: N801 - used as a lowercase context manager
+    """Attach the scenario file to any ConfigError raised without one (e.g. by check_plan)."""
+
+    def __init__(self, file: str | Path) -> None:
+        self.file = str(file)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, ConfigError) and not exc.file:
+            message = str(exc)
+            raise ConfigError(message, file=self.file) from None
+        return False

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from hwmodels.errors import ConfigError
-from simulator.cli.common import console, emit_json, load_scenario_file
+from simulator.cli.common import console, emit_json, load_scenario_file, scenario_errors
 
 simulate_app = typer.Typer(help="Simulate a training or serving scenario.", no_args_is_help=True)
 
@@ -91,12 +91,13 @@ def simulate_train(
     raw = apply_overrides(load_scenario_file(scenario), set_ or [])
     sc = load_training_scenario(raw, file=scenario)
     want_events = bool(timeline or plot)
-    result = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel,
-                                timeline=want_events)
-    out = result.to_dict()
-    if sc.run_section_raw is not None:
-        out.update(_long_run(sc, result, seed=seed, seeds=seeds, file=scenario,
-                             progress_plot=progress_plot))
+    with scenario_errors(scenario):
+        result = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel,
+                                    timeline=want_events)
+        out = result.to_dict()
+        if sc.run_section_raw is not None:
+            out.update(_long_run(sc, result, seed=seed, seeds=seeds, file=scenario,
+                                 progress_plot=progress_plot))
     if timeline:
         from simulator.training.timeline import write_chrome_trace
 
@@ -110,3 +111,85 @@ def simulate_train(
         return
     console.print(_train_table(f"{sc.name or scenario}: {sc.model.name} on "
                                f"{sc.cluster.num_devices} x {sc.cluster.device.name}", out))
+
+
+def _serve_table(title: str, s: dict[str, Any]) -> Table:
+    t = Table(title=title, show_header=False)
+
+    def pct(d: dict[str, Any], unit: float = 1e3, suffix: str = " ms") -> str:
+        return " / ".join(f"{k} {v * unit:.1f}{suffix}" if v is not None else f"{k} -"
+                          for k, v in d.items())
+
+    rows = [
+        ("requests", f"{s['requests']:,} ({s['completed']:,} completed, {s['dropped']:,} dropped)"),
+        ("TTFT", pct(s["ttft_s"])),
+        ("TPOT", pct(s["tpot_s"])),
+        ("end-to-end", pct(s["e2e_s"], 1.0, " s")),
+        ("SLO attainment", f"{s['slo_attainment']:.1%}"),
+        ("goodput", f"{s['goodput_rps']:.2f} req/s"),
+        ("throughput", f"{s['throughput_tokens_per_s']:,.0f} output tokens/s"),
+        ("GPU-hours / cost", f"{s['gpu_hours']:.2f} h / ${s['cost_usd']:.2f}"),
+        ("energy", f"{s['energy_kwh']:.2f} kWh"),
+    ]
+    for key, value in s.items():
+        if key not in {"requests", "completed", "dropped", "ttft_s", "tpot_s", "e2e_s",
+                       "slo_attainment", "goodput_rps", "throughput_tokens_per_s", "gpu_hours",
+                       "cost_usd", "energy_kwh"} and not isinstance(value, (dict, list)):
+            rows.append((key.replace("_", " "), f"{value:.4g}" if isinstance(value, float)
+                         else str(value)))
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+@simulate_app.command("serve")
+def simulate_serve(
+    scenario: str = typer.Argument(..., help="Serving scenario YAML."),
+    trace: str = typer.Option(None, "--trace", help="Replay this trace file instead."),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    seed: int = typer.Option(None, "--seed", help="Override the scenario seed."),
+    records: str = typer.Option(None, "--records", help="Write per-request records (.csv/.parquet)."),
+    plots: str = typer.Option(None, "--plots", help="Directory for latency CDF and time plots."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Rich progress bar."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Replay a trace (or synthetic load) on the scenario's replicas; print latency and cost."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from simulator.serving.scenario import (
+        apply_overrides,
+        load_serving_scenario,
+        load_workload,
+        simulate_serving,
+    )
+
+    raw = apply_overrides(load_scenario_file(scenario), set_ or [])
+    sc = load_serving_scenario(raw, file=scenario)
+    with scenario_errors(scenario):
+        df = load_workload(sc, trace=trace, seed=seed)
+    if json_out or not progress:
+        result = simulate_serving(sc, df, seed=seed)
+    else:
+        horizon = float(df["arrival_time_s"].max()) if len(df) else 1.0
+        with Progress(transient=True, console=console) as bar:
+            task = bar.add_task("simulating", total=max(horizon, 1e-9))
+            result = simulate_serving(sc, df, seed=seed,
+                                      progress=lambda now: bar.update(task, completed=now))
+    summary = result.summary()
+    if records:
+        from planners.sweep import write_results
+
+        write_results(result.records, records)
+    if plots:
+        from simulator.serving.plots import plot_latency_cdfs, plot_timeseries
+
+        plot_latency_cdfs(result, Path(plots) / "latency_cdf.png")
+        plot_timeseries(result, Path(plots) / "timeseries.png")
+    if json_out:
+        emit_json(summary)
+        return
+    console.print(_serve_table(f"{sc.name or scenario}: {sc.model.name}, {sc.serving.replicas} x "
+                               f"TP{sc.serving.tp}/PP{sc.serving.pp} {sc.device.name}, "
+                               f"{sc.serving.scheduler}", summary))

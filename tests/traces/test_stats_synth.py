@@ -12,7 +12,8 @@ from traces.readers import read_trace
 from traces.stats import index_of_dispersion, scale_trace, trace_stats, window_trace
 from traces.synth import synthesize
 
-SHARED = Path("/work/shared/traces")
+# shared/ lies beside the checkout (CI clones main with shared/ next to it).
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "traces"
 AZURE_FULL = SHARED / "azure_llm_2023_conv.csv"
 MOONCAKE_FULL = SHARED / "mooncake_conversation.jsonl"
 
