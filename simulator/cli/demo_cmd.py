@@ -60,10 +60,42 @@ def _validation_section(out: Path) -> dict[str, Any]:
             "files": ["validation_training.csv"]}
 
 
+def _serving_section(out: Path) -> dict[str, Any]:
+    from simulator.cli.common import load_scenario_file
+    from simulator.serving.plots import plot_latency_cdfs
+    from simulator.serving.scenario import load_serving_scenario, load_workload, simulate_serving
+
+    path = _scenario_path("llama2-70b-h100-azure.yaml")
+    sc = load_serving_scenario(load_scenario_file(path), file=str(path))
+    df = load_workload(sc)
+    result = simulate_serving(sc, df)
+    plot_latency_cdfs(result, out / "serving_latency_cdf.png")
+    return {"scenario": sc.name, **result.summary(), "files": ["serving_latency_cdf.png"]}
+
+
+def _longrun_section(out: Path) -> dict[str, Any]:
+    from simulator.cli.common import load_scenario_file
+    from simulator.longrun.plot import plot_progress
+    from simulator.longrun.simulate import simulate_run_seeds
+    from simulator.training import load_training_scenario
+
+    path = _scenario_path("llama3-405b-16k-54d.yaml")
+    sc = load_training_scenario(load_scenario_file(path), file=str(path))
+    summary = simulate_run_seeds(sc, seeds=4, seed=0)
+    plot_progress(list(summary.runs), out / "longrun_progress.png")
+    d = summary.to_dict()
+    return {"scenario": sc.name, "ettr": d["ettr"], "ettr_p5": d["ettr_p5"],
+            "ettr_p95": d["ettr_p95"], "num_interruptions": d["num_interruptions"],
+            "goodput_tokens_per_s": d["goodput_tokens_per_s"],
+            "files": ["longrun_progress.png"]}
+
+
 SECTIONS: dict[str, Section] = {
     "catalog": _catalog_section,
     "estimate": _estimate_section,
     "training": _training_section,
+    "serving": _serving_section,
+    "longrun": _longrun_section,
     "validation": _validation_section,
 }
 
@@ -85,6 +117,20 @@ def _report_md(results: dict[str, Any]) -> str:
               f"{bd['exposed_comm_s']:.2f} s, bubble {bd['bubble_s']:.2f} s, optimizer "
               f"{bd['optimizer_s']:.3f} s. Timeline: `training_timeline.json` (Perfetto), "
               "Gantt: `training_pipeline.png`.", ""]
+    sv = results["serving"]
+    lines += ["## Serving a real trace", "",
+              f"Scenario `{sv['scenario']}` (Azure LLM inference 2023 conversation sample, "
+              f"{sv['requests']:,} requests): TTFT p50/p99 {sv['ttft_s']['p50'] * 1e3:.0f}/"
+              f"{sv['ttft_s']['p99'] * 1e3:.0f} ms, TPOT p50/p99 {sv['tpot_s']['p50'] * 1e3:.1f}/"
+              f"{sv['tpot_s']['p99'] * 1e3:.1f} ms, SLO attainment {sv['slo_attainment']:.1%}, "
+              f"{sv['throughput_tokens_per_s']:,.0f} output tokens/s, ${sv['cost_usd']:.2f}, "
+              f"{sv['energy_kwh']:.2f} kWh. CDFs: `serving_latency_cdf.png`.", ""]
+    lr = results["longrun"]
+    lines += ["## A 54-day run with failures", "",
+              f"Scenario `{lr['scenario']}` (4 seeds): ETTR {lr['ettr']:.3f} "
+              f"(5-95%: {lr['ettr_p5']:.3f}-{lr['ettr_p95']:.3f}), "
+              f"{lr['num_interruptions']:.0f} interruptions (Llama 3 paper: 419 in 54 days on "
+              f"16,384 GPUs). Progress: `longrun_progress.png`.", ""]
     v = results["validation"]
     lines += ["## Validation against published training runs", "",
               "| table | rows | MAPE % | worst abs error % |", "|---|---|---|---|"]
@@ -92,7 +138,8 @@ def _report_md(results: dict[str, Any]) -> str:
               f"{r['max_abs_error_pct']:.1f} |" for r in v["summary"]]
     lines.append("")
     for name in results:
-        if name not in SECTIONS or name in ("catalog", "estimate", "training", "validation"):
+        if name not in SECTIONS or name in ("catalog", "estimate", "training", "serving",
+                                            "longrun", "validation"):
             continue
         lines += [f"## {name}", "", "```", _short(results[name]), "```", ""]
     return "\n".join(lines)
@@ -134,6 +181,11 @@ def demo_cmd(
         "catalog": "{devices} devices, {links} links, {models} models".format(**results["catalog"]),
         "estimate": f"{results['estimate']['time_s'] * 1e3:.2f} ms per step",
         "training": f"{tr['iteration_time_s']:.2f} s/iter, MFU {tr['mfu']:.1%}",
+        "serving": "TTFT p99 {:.0f} ms, TPOT p99 {:.1f} ms, SLO {:.1%}".format(
+            results["serving"]["ttft_s"]["p99"] * 1e3, results["serving"]["tpot_s"]["p99"] * 1e3,
+            results["serving"]["slo_attainment"]),
+        "longrun": f"ETTR {results['longrun']['ettr']:.3f}, "
+                   f"{results['longrun']['num_interruptions']:.0f} interruptions",
         "validation": "; ".join(f"{r['table']} MAPE {r['mape_pct']:.1f}%"
                                 for r in results["validation"]["summary"]),
     }
