@@ -2,7 +2,7 @@
 
 Supported `model_type`s: llama, mistral, qwen2, qwen3 (gated SiLU MLP, RMSNorm), mixtral,
 qwen2_moe, qwen3_moe (MoE), deepseek_v2, deepseek_v3 (MLA + MoE), and gpt2, bloom, mpt, opt,
-gpt_neox, falcon (plain two-matrix MLP, LayerNorm). Every ModelSpec field name (num_layers,
+gpt_neox, gptj, falcon (plain two-matrix MLP, LayerNorm). Every ModelSpec field name (num_layers,
 num_heads, num_kv_heads, ffn_hidden_size, num_experts, ...) is accepted as an alternative to the
 HF key, and wins when both are given; a mapping with `num_layers` and no model_type is read
 as llama-like.
@@ -84,6 +84,13 @@ FAMILIES: dict[str, _Family] = {
                    aliases={"ffn_hidden_size": ("ffn_dim",)}),
     "gpt_neox": _Family(gated_mlp=False, tie_default=False, linear_bias=True, norm_bias=True,
                         max_seq_default=2048),
+    # GPT-J (EleutherAI/gpt-j-6b config.json): n_layer/n_embd/n_head/n_inner, rotary, untied
+    # lm_head with bias, attention without biases (counted with linear_bias as an approximation).
+    "gptj": _Family(gated_mlp=False, tie_default=False, linear_bias=True, norm_bias=True,
+                    ffn_mult_default=4, max_seq_default=2048,
+                    aliases={"num_layers": ("n_layer",), "hidden_size": ("n_embd",),
+                             "num_heads": ("n_head",), "ffn_hidden_size": ("n_inner",),
+                             "max_seq_len": ("n_positions",)}),
     "falcon": _Family(gated_mlp=False, tie_default=True, norm_bias=True, ffn_mult_default=4,
                       max_seq_default=2048,
                       aliases={"num_layers": ("n_layer",), "num_heads": ("n_head",),

@@ -38,29 +38,27 @@ def validate_cmd(
     if suite in ("training", "all"):
         out["training"] = _training()
     if suite in ("serving", "all"):
-        try:
-            out["serving"] = _serving()
-        except ModuleNotFoundError:
-            if suite == "serving":
-                raise ConfigError("no bundled serving measurements in this build",
-                                  key="suite", allowed=["training"]) from None
+        out["serving"] = _serving()
     if json_out:
         emit_json(out)
         return
-    if "training" in out:
-        t = Table(title="Training: predicted vs published")
-        for col in ("source", "model", "config", "metric", "published", "predicted", "error %"):
-            t.add_column(col)
-        for r in out["training"]["rows"]:
-            t.add_row(r["source"], r["model"], r["config"], r["metric"], f"{r['published']:.4g}",
-                      f"{r['predicted']:.4g}", f"{r['error_pct']:+.1f}")
-        console.print(t)
-        s = Table(title="Training: error per table")
-        for col in ("table", "rows", "MAPE %", "worst |error| %"):
-            s.add_column(col)
-        for r in out["training"]["summary"]:
-            s.add_row(r["table"], str(r["rows"]), f"{r['mape_pct']:.1f}",
-                      f"{r['max_abs_error_pct']:.1f}")
-        console.print(s)
-    if "serving" in out:
-        console.print(out["serving"])
+    for suite_name in ("training", "serving"):
+        if suite_name in out:
+            _print_suite(suite_name, out[suite_name])
+
+
+def _print_suite(name: str, data: dict[str, Any]) -> None:
+    t = Table(title=f"{name.capitalize()}: predicted vs published")
+    for col in ("source", "model", "config", "metric", "published", "predicted", "error %"):
+        t.add_column(col)
+    for r in data["rows"]:
+        t.add_row(r["source"], r["model"], r["config"], r["metric"], f"{r['published']:.4g}",
+                  f"{r['predicted']:.4g}", f"{r['error_pct']:+.1f}")
+    console.print(t)
+    s = Table(title=f"{name.capitalize()}: error per table")
+    for col in ("table", "rows", "MAPE %", "worst |error| %"):
+        s.add_column(col)
+    for r in data["summary"]:
+        s.add_row(r["table"], str(r["rows"]), f"{r['mape_pct']:.1f}",
+                  f"{r['max_abs_error_pct']:.1f}")
+    console.print(s)

@@ -1,0 +1,82 @@
+"""Serving-side validation: published TensorRT-LLM throughput and first-token latency.
+
+Source: NVIDIA/TensorRT-LLM docs/source/performance.md ("Performance of TensorRT-LLM",
+v0.5/v0.6.1, late 2023): peak offline throughput at a fixed batch (output tokens/s per GPU;
+gptSessionBenchmark = static batching: the whole batch is prefilled, then decodes OSL steps)
+and batch-1 first-token latency. H100 and L40S rows use FP8 weights and FP8 KV cache, A100
+rows FP16. Rows are in simulator/data/serving_published.csv.
+
+Each row is predicted with the same step model the serving simulator uses
+(hwmodels.step.StepCostModel), so this checks the unit every serving prediction is built from.
+The static-batch timeline is computed in closed form: one prefill step over batch x ISL tokens,
+then OSL decode steps with contexts growing from ISL to ISL + OSL - 1 (numerically exact sum
+over steps, no SimPy needed for a fixed batch).
+
+Where we are bad (measured, see tests/simulator/test_serving_validation.py):
+- Long-output throughput of the GQA models (Llama-2-70B, Falcon-180B; OSL 2048) is
+  over-predicted by 59-94%, while the same rows of the MHA models (GPT-J, Llama-2-7B) are
+  within 10%. Our decode attention reads each KV head once (a GQA-aware kernel, as in vLLM,
+  FlashInfer and TensorRT-LLM >= 0.7's XQA); TensorRT-LLM 0.6.1's masked-MHA kernel evidently
+  did not. We do not model that software generation; the rows are reported, not tuned.
+- Batch-1 first-token latency of 128-token prompts is under-predicted by 20-38% (a few ms of
+  fixed per-request runtime overhead that our 0.5 ms step overhead does not carry).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+
+from hwmodels.catalog import load_device, load_model
+from hwmodels.dtypes import DType
+from hwmodels.step import StepCostModel
+
+
+
+def load_published() -> pd.DataFrame:
+    """The bundled published serving measurements."""
+    path = resources.files("simulator") / "data" / "serving_published.csv"
+    with resources.as_file(path) as p:
+        return pd.read_csv(p)
+
+
+def _cost_model(row: pd.Series) -> StepCostModel:
+    dtype = DType(row["precision"])
+    kv = DType.FP8 if dtype is DType.FP8 else DType.FP16
+    return StepCostModel(load_model(row.model), load_device(row.device), tp=int(row.tp),
+                         dtype=dtype, kv_dtype=kv)
+
+
+def predict_row(row: pd.Series) -> float:
+    """Prediction of one row in the row's metric and unit."""
+    cm = _cost_model(row)
+    b, isl, osl = int(row.batch), int(row.input_len), int(row.output_len)
+    prefill_s = cm.time_s(b * isl, b * isl * (isl / 2.0), 0, 0, prefill_seqs=b)
+    if row.metric == "ttft_ms":
+        return prefill_s * 1e3
+    decode_s = sum(cm.time_s(0, 0.0, b, b * (isl + i)) for i in range(1, osl))
+    total_s = prefill_s + decode_s
+    return b * osl / total_s / int(row.tp)
+
+
+def validate_serving() -> dict[str, Any]:
+    """Predicted vs published for every row, and MAPE per table (the `validate serving` JSON)."""
+    data = load_published()
+    rows = []
+    for _, row in data.iterrows():
+        predicted = predict_row(row)
+        rows.append({"source": row.source, "model": row.model, "device": row.device,
+                     "config": f"{row['precision']} tp{row.tp} b{row.batch} {row.input_len}/"
+                               f"{row.output_len}",
+                     "metric": row.metric, "published": float(row.value),
+                     "predicted": predicted,
+                     "error_pct": 100.0 * (predicted - row.value) / row.value})
+    df = pd.DataFrame(rows)
+    summary = []
+    for name, part in list(df.groupby("source", sort=False)) + [("ALL", df)]:
+        err = part.error_pct.abs()
+        summary.append({"table": name, "rows": len(part), "mape_pct": float(err.mean()),
+                        "max_abs_error_pct": float(err.max())})
+    return {"rows": df.to_dict(orient="records"), "summary": summary}
