@@ -34,7 +34,6 @@ from hwmodels.dtypes import DType
 from hwmodels.step import StepCostModel
 
 
-
 def load_published() -> pd.DataFrame:
     """The bundled published serving measurements."""
     path = resources.files("simulator") / "data" / "serving_published.csv"
