@@ -8,6 +8,7 @@ import click
 import typer
 
 from hwmodels.errors import FleetsimError
+from simulator.cli.calibrate_cmd import calibrate_cmd
 from simulator.cli.catalog_cmds import hw_app, models_app
 from simulator.cli.demo_cmd import demo_cmd
 from simulator.cli.estimate_cmds import estimate_app
@@ -29,6 +30,7 @@ app.add_typer(estimate_app, name="estimate")
 app.add_typer(simulate_app, name="simulate")
 app.command("validate")(validate_cmd)
 app.command("demo")(demo_cmd)
+app.command("calibrate")(calibrate_cmd)
 app.add_typer(plan_app, name="plan")
 app.command("sweep")(sweep_cmd)
 app.add_typer(traces_app, name="traces")

@@ -118,3 +118,19 @@ def test_demo_writes_report(cli, tmp_path: Path) -> None:
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "Validation against published training runs" in report
     assert (tmp_path / "demo" / "summary.json").exists()
+
+
+def test_calibrate_cpu_quick_writes_loadable_profile(cli, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from hwmodels.profile import load_profile
+
+    out = tmp_path / "cpu.json"
+    code, stdout, err = cli("calibrate", "--device", "cpu", "--quick", "--out", str(out))
+    assert code == 0, err
+    assert load_profile(out).device == "cpu"
+
+
+def test_calibrate_unavailable_device(cli, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    code, _, err = cli("calibrate", "--device", "xpu:7", "--out", str(tmp_path / "x.json"))
+    assert code == 2 and len(err.strip().splitlines()) == 1

@@ -1,0 +1,70 @@
+"""`fleetsim calibrate`: measure the local device and write a fitted profile hwmodels loads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from hwmodels.errors import ConfigError
+from simulator.cli.common import console, emit_json, err_console, parse_kv_list
+
+
+def calibrate_cmd(
+    out: str = typer.Option(..., "--out", help="Profile JSON to write."),
+    device: str = typer.Option("cuda", "--device", help="cuda | cuda:1 | cpu | npu | xpu | mps"),
+    quick: bool = typer.Option(False, "--quick", help="Fewer, smaller shapes (minutes)."),
+    catalog_name: str = typer.Option(None, "--catalog-name",
+                                     help="Catalog device this profile calibrates (h100-sxm)."),
+    dtypes: str = typer.Option(None, "--dtypes", help="Comma-separated, e.g. bf16,fp8."),
+    peak_tflops: list[str] = typer.Option(None, "--peak-tflops",
+                                          help="Override peaks, e.g. bf16=989 (repeatable)."),
+    mem_bw_gbps: float = typer.Option(None, "--mem-bw-gbps"),
+    validate: bool = typer.Option(False, "--validate",
+                                  help="Time held-out end-to-end steps: predicted vs measured."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Microbenchmarks (GEMM, attention, memory, copies, collectives) -> fitted profile JSON."""
+    from calibration import run_calibration
+
+    options: dict[str, Any] = {}
+    if dtypes:
+        options["dtypes"] = [d.strip() for d in dtypes.split(",") if d.strip()]
+    if peak_tflops:
+        peaks = {}
+        for k, v in parse_kv_list(peak_tflops, option="--peak-tflops").items():
+            try:
+                peaks[k] = float(v)
+            except ValueError:
+                raise ConfigError(f"expected a number for {k}, got '{v}'",
+                                  key="--peak-tflops") from None
+        options["peak_tflops"] = peaks
+    if mem_bw_gbps is not None:
+        options["mem_bw_gbps"] = mem_bw_gbps
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ConfigError("calibration needs torch: pip install -e '.[calibrate]'",
+                          key="--device") from None
+    profile = run_calibration(device=device, quick=quick, out=out, catalog_name=catalog_name,
+                              validate=validate, log=lambda m: err_console.print(m), **options)
+    summary = {"out": out, "device": profile.get("device"),
+               "device_reported": profile.get("device_reported"),
+               "fit": profile.get("fit"), "validation": profile.get("validation")}
+    if json_out:
+        emit_json(summary)
+        return
+    console.print(f"wrote {out} for device '{summary['device']}' "
+                  f"({summary['device_reported']})")
+    rows = summary["validation"] or []
+    if rows:
+        t = Table(title="validation: predicted vs measured (held-out steps)")
+        for col in ("step", "shape", "measured ms", "profile ms", "error", "defaults ms",
+                    "error"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["step"], r["shape"], f"{r['measured_s'] * 1e3:.3f}",
+                      f"{r['predicted_s'] * 1e3:.3f}", f"{r['error']:+.1%}",
+                      f"{r['default_predicted_s'] * 1e3:.3f}", f"{r['default_error']:+.1%}")
+        console.print(t)

@@ -1,0 +1,23 @@
+"""Fixtures: one quick CPU calibration shared by the calibration tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="session")
+def cpu_profile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """(path, dict) of a quick fp32 CPU profile measured once per test session."""
+    from calibration import run_calibration
+
+    path = tmp_path_factory.mktemp("calibration") / "cpu.json"
+    messages: list[str] = []
+    profile = run_calibration(device="cpu", quick=True, out=path, dtypes=["fp32"],
+                              log=messages.append)
+    assert any("wrote" in m for m in messages)
+    return path, profile
