@@ -1,7 +1,9 @@
 """Serving simulator speed: the whole Azure 2023 conversation trace on one Llama-2-70B TP8 H100
-replica (target < 5 s) and 1,000,000 synthetic requests on 16 replicas (target < 60 s).
+replica (target < 5 s) and 1,000,000 synthetic requests on 16 replicas (target < 60 s), with 1
+and with 4 front-end routers (issue 7: 4 routers x 16 replicas stays under 2x the 1-router
+time), and the same with per-step power accounting.
 
-Run: python benchmarks/bench_serving.py [--requests N]   (prints the figures)
+Run: python benchmarks/bench_serving.py [--requests N] [--routers R ...]
 """
 
 from __future__ import annotations
@@ -33,26 +35,38 @@ def bench_azure() -> None:
           f"{s['tpot_s']['p99']:.4f} s")
 
 
-def bench_million(n: int) -> None:
+def bench_million(n: int, routers: int = 1, power: bool = False) -> float:
     spec = {"num_requests": n, "arrival": {"process": "poisson", "rate": 80.0},
             "input": {"dist": "trace", "path": "azure-conv-2023-sample"},
             "output": {"dist": "trace", "path": "azure-conv-2023-sample"}}
     df = synthesize(spec, seed=0)
-    mapping = {**BASE, "serving": {**BASE["serving"], "replicas": 16}}
+    mapping = {**BASE, "serving": {**BASE["serving"], "replicas": 16, "routers": routers}}
+    if power:
+        mapping["power"] = {"bin_s": 10.0}
     scenario = load_serving_scenario(mapping)
     t0 = time.perf_counter()
     result = simulate_serving(scenario, df)
     wall = time.perf_counter() - t0
     s = result.summary()
-    print(f"synthetic: {n:,} requests on 16 replicas, {result.duration_s:.0f} s simulated in "
+    print(f"synthetic: {n:,} requests, {routers} router(s) x 16 replicas"
+          f"{' + power' if power else ''}, {result.duration_s:.0f} s simulated in "
           f"{wall:.2f} s wall ({n / wall:,.0f} requests/s, {16 * result.duration_s / wall:,.0f}"
           f" replica-seconds/s); completed {s['completed']:,}, TTFT p99 "
           f"{s['ttft_s']['p99']:.3f} s")
+    return wall
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--routers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--power", action="store_true", help="also time with a power section")
     args = parser.parse_args()
     bench_azure()
-    bench_million(args.requests)
+    walls = {r: bench_million(args.requests, r) for r in args.routers}
+    if len(walls) > 1:
+        base = walls[min(walls)]
+        print("router scaling: " + ", ".join(f"{r} routers {w / base:.2f}x"
+                                             for r, w in walls.items()))
+    if args.power:
+        bench_million(args.requests, max(args.routers), power=True)

@@ -1,5 +1,100 @@
 """Serving simulation: replicas with continuous-batching schedulers, paged KV and prefix cache,
-driven by real or synthetic traces (see scenario.simulate_serving)."""
+driven by real or synthetic traces, at cluster scale (routers, heterogeneous replica groups,
+prefill/decode disaggregation, autoscaling, failures, power and power capping).
+
+API for planners (planners/serve.py, gpu_mix.py, power.py build on exactly this)
+================================================================================
+
+Scenario YAML (all cluster keys optional; the homogeneous form of issue 4 still works)::
+
+    model: llama3-70b
+    cluster: {device: h100-sxm, devices_per_node: 8, intra_node: nvlink4, inter_node: ib-ndr}
+    serving:
+      # homogeneous: replicas x (tp, pp) of cluster.device           (issue 4, unchanged)
+      replicas: 4
+      tp: 4
+      # heterogeneous: replica groups replace replicas/tp/pp/cluster.device
+      replica_groups:
+        - {name: h100, device: h100-sxm, count: 2, tp: 4, pp: 1, price_usd_per_hour: 4.5}
+        - {name: a100, device: a100-80gb, count: 4, tp: 4}        # price: catalog default
+        - {name: l4, device: l4, count: 8, tp: 1, slowdown: 1.0}   # slowdown: step multiplier
+      router: round_robin | least_loaded | least_kv | power_of_two | prefix_affinity
+              | session_affinity | capacity_weighted | llumnix     # RouterKind
+      routers: 1               # front-end router instances; request i goes to router i % n
+      migration: {interval_s: 1.0, threshold: 8, max_per_round: 4}  # used by router: llumnix
+      client_timeout_s: 30     # a request still queued this long after arrival is dropped
+      # prefill/decode disaggregation (DistServe/Splitwise); omit (or null) = co-located
+      disaggregation:
+        prefill_replicas: 2    # short form: pools of cluster.device with serving.tp/pp
+        decode_replicas: 2
+        # long form, per pool (overrides the short form): any replica-group keys
+        prefill: {device: h100-sxm, count: 2, tp: 2}
+        decode:  {device: a100-80gb, count: 3, tp: 4}
+        link: null             # null: derived from placement (intra_node / inter_node)
+        same_node: false       # true: pools share nodes, KV moves over NVLink
+    power:                     # optional; without it energy uses mean-utilization power
+      bin_s: 1.0               # power time-series resolution
+      devices_per_server: 8    # default cluster.devices_per_node
+      servers_per_row: 4
+      cap_fraction: 0.7        # static cap (fraction of TDP), or cap_w: 490
+      cap_targets: prefill     # all | prefill | decode | <group name>
+      controller:              # dynamic capping (POLCA-style), needs a budget
+        budget_w: 20000        # per row
+        interval_s: 1.0        # how often row power is read
+        latency_s: 2.0         # control latency: a decision takes effect this much later
+        levels: [1.0, 0.85, 0.7]   # cap fractions of TDP, loosest first
+        high: 0.95             # tighten one level when row power > high x budget
+        low: 0.8               # loosen one level when row power < low x budget (hysteresis)
+        targets: all
+    failures:                  # optional
+      mtbf_s: 86400            # per replica; durations accept 30s/15m/2h/54d
+      distribution: exponential | weibull
+      weibull_shape: 0.8
+      repair_s: 600
+      retry_budget: 2          # retries elsewhere (prefill recomputed), then dropped
+      stragglers: {fraction: 0.1, slowdown: 1.5}
+    autoscale:                 # optional; scales one group (the first by default)
+      group: h100
+      min_replicas: 1
+      max_replicas: 8
+      metric: queue | latency | utilization    # outstanding/replica, recent p90 TTFT, busy frac
+      up_threshold: 16
+      down_threshold: 2
+      interval_s: 10
+      cooldown_s: 60
+      instance_start_s: 60     # VM/container start; weight load adds weight bytes / storage_Bps
+      storage_Bps: 2.0e9
+
+Python
+------
+- ``load_serving_scenario(mapping, file=)`` -> ``ServingScenario``; ``scenario.groups`` is a
+  tuple of ``ReplicaGroup(name, device: DeviceSpec, count, tp, pp, role: Role,
+  price_usd_per_hour, slowdown)`` (Role: both | prefill | decode); disaggregation is simply
+  groups with roles prefill and decode. ``scenario.power`` / ``.failures`` / ``.autoscale`` /
+  ``.migration`` are frozen configs (``PowerConfig``, ``CapControllerConfig``,
+  ``FailureConfig``, ``AutoscaleConfig``, ``MigrationConfig``) or None.
+- Build variants without YAML: ``with_groups(scenario, [ReplicaGroup(...), ...])`` or
+  ``dataclasses.replace(scenario, power=PowerConfig(...), ...)``.
+- ``simulate_serving(scenario, requests, *, seed=None, progress=None, setup=None,
+  cap_controller=None)`` -> ``ServingResult``. ``cap_controller``: any object with the
+  ``CapController`` interface (``decide(now, row, row_power_w) -> cap fraction | None``) to
+  drive capping from Python (the power planner's hook); default built from power.controller.
+- ``ServingResult.summary()``: the contract keys plus ``retries``, ``dropped_by_reason``,
+  ``energy_per_request_j``, ``energy_per_token_j``, ``cost_per_million_tokens_usd``,
+  ``prefix_hit_rate``, ``kv_transfer_s{p50,p99}``, ``migrations``, ``replica_seconds``,
+  ``mean_power_w``, ``peak_row_power_w``, ``groups{name: {replicas, devices, gpu_hours,
+  cost_usd}}``.
+- ``ServingResult.power``: DataFrame(time_s, replica, group, server, row, power_w,
+  busy_s, cap_fraction) per replica per bin (None without a power section);
+  ``power_series(level="server" | "row" | "cluster")`` sums devices' power per bin;
+  ``ServingResult.replicas``: DataFrame(replica, group, role, device, devices, start_s, end_s,
+  price_usd_per_hour) - cost follows it; ``ServingResult.events``: failures, repairs,
+  scale-ups/downs, cap changes, migrations (time_s, kind, replica, detail).
+- Power per step: ``simulator.serving.power.step_power(meter, ...)`` uses the step's FLOPs and
+  bytes (roofline compute/memory split) with ``hwmodels.power.power_w``; capping lowers the SM
+  clock via ``freq_scale_for_cap`` and stretches steps by ``capped_time_s`` (prefill slows with
+  clock, decode barely).
+"""
 
 from __future__ import annotations
 

@@ -1,27 +1,41 @@
-"""The serving engine: arrivals -> router -> replicas, in one SimPy environment.
+"""The serving engine: arrivals -> router(s) -> replicas, in one SimPy environment.
 
 The engine is independent of hwmodels: each replica is described by a ReplicaSetup holding its
 step-cost callable (production: hwmodels.step.StepCostModel via steptime.step_cost_from_model;
 tests may inject any callable) and its lane limits. Every request ends exactly once:
 completed, dropped (with a reason) or running at the horizon.
+
+Cluster layer (ClusterOptions, all optional): replicas of several groups (devices, prices,
+speeds), disaggregated prefill/decode pools with KV transfers (transfer.py), several front-end
+router instances, live migration (migration.py), crashes with retries (failures.py),
+autoscaling (autoscale.py), per-step power with capping and its controller (power.py).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import simpy
 
+from simulator.serving.cluster_config import (
+    AutoscaleConfig,
+    FailureConfig,
+    MigrationConfig,
+    PowerConfig,
+)
+from simulator.serving.power import CapController, LanePower, PowerMeter, StepPower
 from simulator.serving.prefix_cache import PrefixCache
 from simulator.serving.replica import Lane, LaneConfig, Replica
 from simulator.serving.request import DropReason, Seq, Status
 from simulator.serving.router import make_router
 from simulator.serving.schedulers import make_scheduler
 from simulator.serving.steptime import DEFAULT_KNOT_TOKENS, StepCost, StepTimer
+from simulator.serving.transfer import ReplicaPlacement, TransferModel
 
 STATUS_CODES = {0: Status.RUNNING, 1: Status.COMPLETED, 2: Status.DROPPED}
 DROP_CODES = {0: "", **{i + 1: r.value for i, r in enumerate(DropReason)}}
@@ -30,7 +44,8 @@ _DROP_INDEX = {r: i + 1 for i, r in enumerate(DropReason)}
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplicaSetup:
-    """How to build one replica: step cost, limits (for the whole replica), policy, PP lanes."""
+    """How to build one replica: step cost, limits (for the whole replica), policy, PP lanes,
+    and its cluster facts (group, role, price, speed, power model, placement)."""
 
     step_cost: StepCost
     lane: LaneConfig  # total_blocks / max_num_seqs for the whole replica; split over pp lanes
@@ -40,6 +55,30 @@ class ReplicaSetup:
     prefix_caching: bool = False
     knot_tokens: int = DEFAULT_KNOT_TOKENS
     name: str = ""
+    group: str = "default"
+    role: str = "both"  # both | prefill | decode
+    price_usd_per_hour: float = 0.0  # per device
+    slowdown: float = 1.0  # step-time multiplier
+    capacity: float = 1.0  # relative throughput estimate (capacity-aware routing)
+    idle_w: float = 0.0  # per device
+    step_power: StepPower | None = None
+    kv_bytes_per_token: float = 0.0
+    weight_bytes_per_device: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class ClusterOptions:
+    """Optional cluster behaviour of one run (parsed from the scenario's sections)."""
+
+    routers: int = 1
+    decode_router: str = "least_loaded"
+    transfer: Any = None  # (intra LinkCost, inter LinkCost, devices_per_node, same_node)
+    power: PowerConfig | None = None
+    cap_w: dict[str, float] = field(default_factory=dict)  # static cap per group (W/device)
+    cap_controller: Callable[[], CapController] | None = None
+    failures: FailureConfig | None = None
+    autoscale: AutoscaleConfig | None = None
+    migration: MigrationConfig | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +90,9 @@ class EngineOutput:
     lanes: pd.DataFrame
     duration_s: float
     prefix_hit_rate: float | None
+    replicas: pd.DataFrame | None = None
+    power: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
 
 
 def _lane_config(cfg: LaneConfig, pp: int) -> LaneConfig:
@@ -69,10 +111,12 @@ class ServingEngine:
     def __init__(self, requests: pd.DataFrame, setups: Sequence[ReplicaSetup], *,
                  router: str = "round_robin", seed: int = 0, horizon_s: float | None = None,
                  prefix_block_tokens: int | None = None,
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None,
+                 cluster: ClusterOptions | None = None) -> None:
         self.env = simpy.Environment()
         self.horizon_s = horizon_s
         self.progress = progress
+        self.opts = opts = cluster or ClusterOptions()
         n = len(requests)
         self.n = n
         self.arrival = requests["arrival_time_s"].to_numpy(dtype=float)
@@ -84,85 +128,295 @@ class ServingEngine:
                        else np.zeros(n, dtype=bool))
         self.hashes = (list(requests["prefix_hashes"]) if "prefix_hashes" in requests.columns
                        else None)
-        block_tokens = prefix_block_tokens or requests.attrs.get("hash_block_tokens") or None
+        self.session = (requests["session_id"].to_numpy(dtype=np.int64)
+                        if "session_id" in requests.columns else None)
+        self.block_tokens = prefix_block_tokens or requests.attrs.get("hash_block_tokens") or None
         self.first = np.full(n, np.nan)
         self.finish = np.full(n, np.nan)
         self.status = np.zeros(n, dtype=np.int8)
         self.reason = np.zeros(n, dtype=np.int8)
         self.replica_of = np.full(n, -1, dtype=np.int32)
+        self.decode_of = np.full(n, -1, dtype=np.int32)
         self.preempt = np.zeros(n, dtype=np.int32)
         self.cached = np.zeros(n, dtype=np.int64)
         self.generated = np.zeros(n, dtype=np.int64)
-        rng = np.random.default_rng(np.random.SeedSequence(seed))
-        self.router = make_router(router, rng)
+        self.retries = np.zeros(n, dtype=np.int32)
+        self.transfer_s = np.zeros(n)
+        self.remaining = n  # requests not yet ended (completed or dropped)
+        self.events: list[tuple[float, str, int, str]] = []
+        self.migrations = 0
+        ss = np.random.SeedSequence(seed)
+        router_ss, self.fail_ss = ss.spawn(2)
+        self.routers = [make_router(router, np.random.default_rng(s))
+                        for s in router_ss.spawn(max(1, opts.routers))]
+        self.decode_router = make_router(opts.decode_router,
+                                         np.random.default_rng(router_ss.spawn(1)[0]))
+        self.meter = PowerMeter(opts.power.bin_s) if opts.power is not None else None
+        self.setups = list(setups)
         self.replicas: list[Replica] = []
+        self.setup_of: list[ReplicaSetup] = []
         self.lanes: list[Lane] = []
         self.max_model_len: list[int] = []
-        for r, setup in enumerate(setups):
-            cfg = _lane_config(setup.lane, setup.pp)
-            lanes = []
-            for i in range(setup.pp):
-                prefix = None
-                if setup.prefix_caching and self.hashes is not None:
-                    bt = int(block_tokens or cfg.block_size)
-                    prefix = PrefixCache(bt, -(-bt // cfg.block_size))
-                lane = Lane(self.env, cfg, make_scheduler(setup.scheduler),
-                            StepTimer(setup.step_cost, knot_tokens=setup.knot_tokens),
-                            prefix=prefix, replica=r, lane=i)
-                lane.on_finish = self._on_finish
-                lane.on_first_token = self._on_first
-                lane.on_drop = self._on_drop
-                lanes.append(lane)
-                self.lanes.append(lane)
-            self.replicas.append(Replica(r, lanes, devices=setup.devices))
-            self.max_model_len.append(cfg.max_model_len)
+        self.transfer: TransferModel | None = None
+        self._next_device = 0
+        if any(s.role != "both" for s in setups) or opts.migration is not None:
+            intra, inter, per_node, same_node = opts.transfer
+            self._per_node, self._same_node = per_node, same_node
+            self.transfer = TransferModel(self.env, intra=intra, inter=inter)
+        for setup in setups:
+            self._build_replica(setup)
+        self.entry = [r for r in self.replicas if r.role != "decode"]
+        self.decode_pool = [r for r in self.replicas if r.role == "decode"]
+        self.pending: deque[Seq] = deque()  # no live replica to take them yet
+        self.pending_decode: deque[tuple[Seq, Lane, int, int]] = deque()
+        self._pools_changed()
+        self._periodic = False
+        self.done = self.env.event()
         self.env.process(self._arrivals())
+        self._start_cluster_processes()
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _build_replica(self, setup: ReplicaSetup) -> Replica:
+        r = len(self.replicas)
+        cfg = _lane_config(setup.lane, setup.pp)
+        lanes = []
+        for i in range(setup.pp):
+            prefix = None
+            if setup.prefix_caching and self.hashes is not None:
+                bt = int(self.block_tokens or cfg.block_size)
+                prefix = PrefixCache(bt, -(-bt // cfg.block_size))
+            timer = StepTimer(setup.step_cost, knot_tokens=setup.knot_tokens)
+            timer.slow = timer.dscale = setup.slowdown
+            lane = Lane(self.env, cfg, make_scheduler(setup.scheduler), timer, prefix=prefix,
+                        replica=r, lane=i, prefill_only=setup.role == "prefill")
+            lane.on_finish = self._on_finish
+            lane.on_first_token = self._on_first
+            lane.on_drop = self._on_drop
+            lane.on_handoff = self._on_handoff
+            if self.meter is not None and setup.step_power is not None:
+                lane.power = LanePower(setup.step_power, self.meter, r, lanes=setup.pp)
+                lane.power.set_cap(None)
+                cap = self.opts.cap_w.get(setup.group)
+                if cap is not None:
+                    lane.power.cap_w = cap
+            lanes.append(lane)
+            self.lanes.append(lane)
+        rep = Replica(r, lanes, devices=setup.devices, capacity=setup.capacity,
+                      group=setup.group, role=setup.role)
+        rep.start_s = float(self.env.now)
+        self.replicas.append(rep)
+        self.setup_of.append(setup)
+        self.max_model_len.append(cfg.max_model_len)
+        if self.transfer is not None:
+            per_node = self._per_node
+            if self._same_node:  # pools interleaved so each prefill shares a node
+                node = 0
+            else:
+                node = self._next_device // per_node
+                self._next_device += -(-setup.devices // per_node) * per_node \
+                    if setup.devices >= per_node else setup.devices
+            self.transfer.add(ReplicaPlacement(node=node, devices=setup.devices,
+                                               kv_bytes_per_token=setup.kv_bytes_per_token))
+        return rep
+
+    def _pools_changed(self) -> None:
+        for router in self.routers:
+            router.reset(self.entry)
+        self.decode_router.reset(self.decode_pool)
 
     # -- callbacks --------------------------------------------------------------------------------
 
+    def _end(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0 and self._periodic and not self.done.triggered:
+            self.done.succeed()
+
     def _on_first(self, seq: Seq, now: float) -> None:
-        self.first[seq.rid] = now
+        if self.first[seq.rid] != self.first[seq.rid]:  # NaN: the client's first token
+            self.first[seq.rid] = now
 
     def _on_finish(self, seq: Seq, now: float) -> None:
         rid = seq.rid
         self.finish[rid] = now
         self.status[rid] = 1
         self.generated[rid] = seq.output
-        self.preempt[rid] = seq.preemptions
-        self.cached[rid] = max(seq.first_cached, 0)
+        self.preempt[rid] += seq.preemptions
+        self.cached[rid] = max(self.cached[rid], max(seq.first_cached, 0))
+        self._end()
 
     def _on_drop(self, seq: Seq, reason: DropReason) -> None:
         self.status[seq.rid] = 2
         self.reason[seq.rid] = _DROP_INDEX[reason]
+        self._end()
 
-    # -- arrivals ---------------------------------------------------------------------------------
+    def _drop_rid(self, rid: int, reason: DropReason) -> None:
+        self.status[rid] = 2
+        self.reason[rid] = _DROP_INDEX[reason]
+        self._end()
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def _dispatch(self, seq: Seq, router_index: int = 0) -> None:
+        """Route a new (or retried) request to a live entry replica."""
+        entry = self.entry
+        if not entry:
+            self.pending.append(seq)
+            return
+        rep = entry[self.routers[router_index].choose(seq, entry)]
+        r = rep.index
+        self.replica_of[seq.rid] = r
+        limit = self.max_model_len[r]
+        if seq.prompt >= limit:
+            self._drop_rid(seq.rid, DropReason.PROMPT_TOO_LONG)
+            return
+        if seq.prompt + seq.output > limit:  # vLLM stops at max_model_len ("length")
+            seq.output = limit - seq.prompt
+        rep.submit(seq)
 
     def _arrivals(self):  # type: ignore[no-untyped-def]
         env, arrival, n = self.env, self.arrival, self.n
-        replicas, router = self.replicas, self.router
+        nr = len(self.routers)
         tick = max(1, n // 100)
+        hashes, session = self.hashes, self.session
         for i in range(n):
             t = arrival[i]
             if t > env.now:
                 yield env.timeout(t - env.now)
             if self.failed[i]:
-                self.status[i] = 2
-                self.reason[i] = _DROP_INDEX[DropReason.FAILED_IN_TRACE]
+                self._drop_rid(i, DropReason.FAILED_IN_TRACE)
                 continue
             seq = Seq(i, t, int(self.prompt[i]), int(self.output[i]),
-                      self.hashes[i] if self.hashes is not None else ())
-            r = router.choose(seq, replicas)
-            self.replica_of[i] = r
-            limit = self.max_model_len[r]
-            if seq.prompt >= limit:
-                self.status[i] = 2
-                self.reason[i] = _DROP_INDEX[DropReason.PROMPT_TOO_LONG]
-                continue
-            if seq.prompt + seq.output > limit:  # vLLM stops at max_model_len ("length")
-                seq.output = limit - seq.prompt
-            replicas[r].submit(seq)
+                      hashes[i] if hashes is not None else (),
+                      int(session[i]) if session is not None else -1)
+            self._dispatch(seq, i % nr if nr > 1 else 0)
             if self.progress is not None and i % tick == 0:
                 self.progress(i / n)
+
+    def retry(self, seq: Seq) -> None:
+        """A request lost with its replica: again from scratch elsewhere, or dropped when
+        its retry budget is spent."""
+        rid = seq.rid
+        budget = self.opts.failures.retry_budget if self.opts.failures is not None else 0
+        if self.retries[rid] >= budget:
+            self._drop_rid(rid, DropReason.RETRIES_EXHAUSTED)
+            return
+        self.retries[rid] += 1
+        self.preempt[rid] += seq.preemptions
+        self._dispatch(Seq(rid, seq.arrival_s, int(self.prompt[rid]), int(self.output[rid]),
+                           seq.hashes, seq.session))
+
+    # -- KV transfers (disaggregation, migration) ----------------------------------------------
+
+    def _on_handoff(self, lane: Lane, seq: Seq, now: float, held: int) -> None:
+        pool = self.decode_pool
+        if not pool:
+            self.pending_decode.append((seq, lane, lane.epoch, held))
+            return
+        dst = pool[self.decode_router.choose(seq, pool)]
+        self.env.process(self._transfer(seq, lane, lane.epoch, held, dst))
+
+    def _transfer(self, seq: Seq, src_lane: Lane, epoch: int, held: int, dst: Replica):  # type: ignore[no-untyped-def]
+        start = self.env.now
+        src = src_lane.replica
+        self.decode_of[seq.rid] = dst.index
+        yield from self.transfer.move(src, dst.index, seq.target)  # type: ignore[union-attr]
+        self.transfer_s[seq.rid] += self.env.now - start
+        if src_lane.epoch == epoch:
+            if held:
+                src_lane.release_held(held)
+        elif src_lane.dead or src_lane.epoch != epoch:
+            pass  # the source crashed mid-transfer: its memory is gone, the copy finished
+        if not dst.alive or dst.state == "retired":
+            self.retry(seq)
+            return
+        dst.submit_decode(seq)
+
+    def migrate(self, src: Replica, dst: Replica, count: int) -> None:
+        """Ask src to hand `count` decoding requests to dst at its next step boundary."""
+        lane = max(src.lanes, key=lambda x: x.n_dec)
+
+        def op(ln: Lane) -> None:
+            if ln.dead or not dst.alive:
+                return
+            for seq in ln.extract_decoding(count):
+                self.migrations += 1
+                self.events.append((self.env.now, "migration", src.index, str(dst.index)))
+                self.env.process(self._transfer(seq, ln, ln.epoch, 0, dst))
+        lane.request_op(op)
+
+    # -- cluster membership (failures, autoscaling) ------------------------------------------
+
+    def crash(self, rep: Replica) -> None:
+        """A replica fails: out of the pools, its requests retried or dropped."""
+        rep.alive = False
+        self.events.append((self.env.now, "crash", rep.index, ""))
+        if rep in self.entry:
+            self.entry.remove(rep)
+        if rep in self.decode_pool:
+            self.decode_pool.remove(rep)
+        self._pools_changed()
+        lost = [seq for lane in rep.lanes for seq in lane.crash()]
+        for seq in lost:
+            self.retry(seq)
+
+    def activate(self, rep: Replica, *, event: str = "repair") -> None:
+        """A replica (repaired or newly provisioned) joins its pool."""
+        rep.alive = True
+        rep.state = "active"
+        for lane in rep.lanes:
+            lane.restart()
+        self.events.append((self.env.now, event, rep.index, ""))
+        (self.decode_pool if rep.role == "decode" else self.entry).append(rep)
+        self._pools_changed()
+        while self.pending and self.entry:
+            self._dispatch(self.pending.popleft())
+        while self.pending_decode and self.decode_pool:
+            seq, lane, epoch, held = self.pending_decode.popleft()
+            dst = self.decode_pool[self.decode_router.choose(seq, self.decode_pool)]
+            self.env.process(self._transfer(seq, lane, epoch, held, dst))
+
+    def provision(self, setup: ReplicaSetup) -> Replica:
+        """A new replica of setup's group, booting (billed from now, not routable yet)."""
+        rep = self._build_replica(setup)
+        rep.state = "booting"  # lanes idle, outside every pool until activated
+        self.events.append((self.env.now, "provision", rep.index, setup.group))
+        return rep
+
+    def decommission(self, rep: Replica) -> None:
+        """Stop routing to rep; it is released once its requests are done."""
+        rep.state = "draining"
+        if rep in self.entry:
+            self.entry.remove(rep)
+        if rep in self.decode_pool:
+            self.decode_pool.remove(rep)
+        self._pools_changed()
+        self.events.append((self.env.now, "drain", rep.index, ""))
+        self.env.process(self._drain(rep))
+
+    def _drain(self, rep: Replica):  # type: ignore[no-untyped-def]
+        while rep.outstanding > 0 or any(ln.held for ln in rep.lanes):
+            yield self.env.timeout(1.0)
+        rep.state = "retired"
+        rep.end_s = float(self.env.now)
+        self.events.append((self.env.now, "retire", rep.index, ""))
+
+    def _start_cluster_processes(self) -> None:
+        from simulator.serving import autoscale, failures, migration, power_control
+
+        opts = self.opts
+        procs = []
+        if opts.failures is not None:
+            procs += failures.start(self, opts.failures)
+        if opts.autoscale is not None:
+            procs += autoscale.start(self, opts.autoscale)
+        if opts.migration is not None:
+            procs += migration.start(self, opts.migration)
+        if opts.power is not None and opts.cap_controller is not None:
+            procs += power_control.start(self, opts.power, opts.cap_controller)
+        self._periodic = bool(procs)
+        if self._periodic and self.remaining == 0 and not self.done.triggered:
+            self.done.succeed()
 
     # -- run ---------------------------------------------------------------------------------------
 
@@ -170,6 +424,8 @@ class ServingEngine:
         """Simulate to the horizon (or until every request is done) and collect the output."""
         if self.horizon_s is not None:
             self.env.run(until=self.horizon_s)
+        elif self._periodic:
+            self.env.run(until=self.done)
         else:
             self.env.run()
         if self.progress is not None:
@@ -188,6 +444,9 @@ class ServingEngine:
                                      categories=[s.value for s in Status]),
             "drop_reason": [DROP_CODES[c] for c in self.reason],
             "replica": self.replica_of,
+            "decode_replica": self.decode_of,
+            "retries": self.retries,
+            "kv_transfer_s": self.transfer_s,
         })
         if self.horizon_s is not None:  # requests after the horizon never arrived
             records = records[records["arrival_s"] <= duration].reset_index(drop=True)
@@ -204,11 +463,52 @@ class ServingEngine:
             "peak_kv_blocks": lane.peak_used, "kv_blocks": lane.total,
             "devices": self.replicas[lane.replica].devices,
             "lanes_in_replica": len(self.replicas[lane.replica].lanes),
+            "group": self.replicas[lane.replica].group,
+            "role": self.replicas[lane.replica].role,
         } for lane in self.lanes])
+        replicas = pd.DataFrame([{
+            "replica": rep.index, "group": rep.group, "role": rep.role,
+            "devices": rep.devices, "start_s": rep.start_s,
+            "end_s": duration if rep.end_s is None else min(rep.end_s, duration),
+            "price_usd_per_hour": self.setup_of[rep.index].price_usd_per_hour,
+            "idle_w": self.setup_of[rep.index].idle_w, "capacity": rep.capacity,
+        } for rep in self.replicas])
         caches = [lane.prefix for lane in self.lanes if lane.prefix is not None]
         hit = None
         if caches:
             looked = sum(c.lookups_tokens for c in caches)
             hit = sum(c.hit_tokens for c in caches) / looked if looked else 0.0
+        events = pd.DataFrame(self.events, columns=["time_s", "kind", "replica", "detail"])
         return EngineOutput(records=records, timeseries=timeseries, lanes=lanes,
-                            duration_s=duration, prefix_hit_rate=hit)
+                            duration_s=duration, prefix_hit_rate=hit, replicas=replicas,
+                            power=self._power_frame(replicas, duration), events=events)
+
+    def _power_frame(self, replicas: pd.DataFrame, duration: float) -> pd.DataFrame | None:
+        """Per replica and bin: mean power of its devices (busy steps + idle the rest)."""
+        if self.meter is None or self.opts.power is None:
+            return None
+        cfg, w = self.opts.power, self.meter.bin_s
+        nbins = max(1, int(np.ceil(duration / w)))
+        frames = []
+        dev_offset = 0
+        for row in replicas.itertuples():
+            j = np.zeros(nbins)
+            b = np.zeros(nbins)
+            got_j = self.meter.joules.get(row.replica, [])[:nbins]
+            got_b = self.meter.busy.get(row.replica, [])[:nbins]
+            j[:len(got_j)] = got_j
+            b[:len(got_b)] = got_b
+            t0 = np.arange(nbins) * w
+            span = np.clip(np.minimum(t0 + w, row.end_s) - np.maximum(t0, row.start_s), 0, w)
+            span = np.minimum(span, np.clip(duration - t0, 0, w))
+            idle_s = np.clip(span - b, 0.0, None)
+            watts = (j + idle_s * row.idle_w * row.devices) / np.maximum(
+                np.minimum(w, np.clip(duration - t0, 1e-12, None)), 1e-12)
+            server = dev_offset // cfg.devices_per_server
+            dev_offset += row.devices
+            frames.append(pd.DataFrame({
+                "time_s": t0, "replica": row.replica, "group": row.group,
+                "server": server, "row": server // cfg.servers_per_row,
+                "devices": row.devices, "power_w": watts, "busy_s": b,
+            }))
+        return pd.concat(frames, ignore_index=True)

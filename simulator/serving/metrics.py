@@ -1,5 +1,7 @@
 """ServingResult: per-request records -> the contract summary (latency percentiles, SLO
-attainment, goodput, throughput, GPU-hours, cost, energy), computed from records only."""
+attainment, goodput, throughput, GPU-hours, cost, energy), computed from records only; the
+cluster extras (retries, drops by reason, energy per request/token, cost per million tokens,
+per-group cost, power) come from the records and the replica / power frames."""
 
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ from hwmodels.specs import DeviceSpec
 SUMMARY_KEYS = ("requests", "completed", "dropped", "ttft_s", "tpot_s", "e2e_s",
                 "slo_attainment", "goodput_rps", "throughput_tokens_per_s", "gpu_hours",
                 "cost_usd", "energy_kwh")
+# Cluster-scale keys added by issue 7 (never remove keys; add new ones here).
+CLUSTER_SUMMARY_KEYS = ("retries", "dropped_by_reason", "prefix_hit_rate", "kv_transfer_s",
+                        "migrations", "replica_seconds", "energy_per_request_j",
+                        "energy_per_token_j", "cost_per_million_tokens_usd", "mean_power_w",
+                        "peak_row_power_w", "groups")
 
 
 def _pcts(values: np.ndarray, ps: tuple[int, ...]) -> dict[str, float | None]:
@@ -46,6 +53,40 @@ class ServingResult:
     prefix_hit_rate: float | None = None
     busy_power_w: float = 0.0  # per device while stepping (hwmodels.power at mean utilization)
     notes: dict[str, Any] = field(default_factory=dict)
+    replicas: pd.DataFrame | None = None  # billed interval, group, price per replica
+    power: pd.DataFrame | None = None  # per replica per bin (with a power: section)
+    events: pd.DataFrame | None = None  # crashes, repairs, scaling, caps, migrations
+    energy_j: float | None = None  # computed by simulate_serving (all groups)
+    migrations: int = 0
+
+    def power_series(self, level: str = "row") -> pd.DataFrame:
+        """Power per bin summed per replica | server | row | cluster (W)."""
+        if self.power is None:
+            raise ValueError("no power series: add a power: section to the scenario")
+        if level == "cluster":
+            return self.power.groupby("time_s", as_index=False)["power_w"].sum()
+        if level not in ("replica", "server", "row"):
+            raise ValueError(f"level must be replica, server, row or cluster, got {level!r}")
+        return self.power.groupby(["time_s", level], as_index=False)["power_w"].sum()
+
+    def _billing(self) -> tuple[float, float, dict[str, dict[str, float]]]:
+        """(device-hours, USD, per-group breakdown) from each replica's billed interval."""
+        if self.replicas is None or self.replicas.empty:
+            devices = int(self.lanes.groupby("replica")["devices"].first().sum()) \
+                if not self.lanes.empty else 0
+            hours = devices * self.duration_s / 3600.0
+            return hours, hours * self.device.price_usd_per_hour, {}
+        rep = self.replicas
+        life_h = (rep["end_s"] - rep["start_s"]).clip(lower=0.0) / 3600.0
+        dev_h = rep["devices"] * life_h
+        usd = dev_h * rep["price_usd_per_hour"]
+        groups = {}
+        for name, idx in rep.groupby("group").groups.items():
+            groups[str(name)] = {"replicas": int(len(idx)),
+                                 "devices": int(rep.loc[idx, "devices"].sum()),
+                                 "gpu_hours": float(dev_h[idx].sum()),
+                                 "cost_usd": float(usd[idx].sum())}
+        return float(dev_h.sum()), float(usd.sum()), groups
 
     def slo_met(self) -> pd.Series:
         """Per request: completed and within both SLOs (dropped/unfinished count as missed)."""
@@ -58,7 +99,10 @@ class ServingResult:
         return ok.reindex(self.records.index, fill_value=False)
 
     def energy_kwh(self) -> float:
-        """Devices at busy_power_w while their replica steps, idle_w otherwise."""
+        """Devices at busy_power_w while their replica steps, idle_w otherwise (or the energy
+        simulate_serving computed for every group / from the per-step power series)."""
+        if self.energy_j is not None:
+            return self.energy_j / 3.6e6
         lanes = self.lanes
         if lanes.empty or self.duration_s <= 0:
             return 0.0
@@ -76,9 +120,7 @@ class ServingResult:
         lat = latency_columns(rec)
         completed = int((rec["status"] == "completed").sum())
         duration = self.duration_s
-        devices = int(self.lanes.groupby("replica")["devices"].first().sum()) \
-            if not self.lanes.empty else 0
-        gpu_hours = devices * duration / 3600.0
+        gpu_hours, cost_usd, groups = self._billing()
         met = int(self.slo_met().sum())
         out_tokens = float(rec.loc[rec["status"] == "completed", "output_tokens"].sum())
         return {
@@ -92,6 +134,39 @@ class ServingResult:
             "goodput_rps": met / duration if duration > 0 else 0.0,
             "throughput_tokens_per_s": out_tokens / duration if duration > 0 else 0.0,
             "gpu_hours": gpu_hours,
-            "cost_usd": gpu_hours * self.device.price_usd_per_hour,
+            "cost_usd": cost_usd,
             "energy_kwh": self.energy_kwh(),
+            **self._cluster_summary(rec, completed, out_tokens, cost_usd, groups),
+        }
+
+    def _cluster_summary(self, rec: pd.DataFrame, completed: int, out_tokens: float,
+                         cost_usd: float, groups: dict[str, Any]) -> dict[str, Any]:
+        joules = self.energy_kwh() * 3.6e6
+        drops = rec.loc[rec["status"] == "dropped", "drop_reason"].value_counts()
+        all_tokens = out_tokens + float(rec.loc[rec["status"] == "completed",
+                                                "input_tokens"].sum())
+        transfer = rec["kv_transfer_s"].to_numpy() if "kv_transfer_s" in rec else np.zeros(0)
+        transfer = transfer[transfer > 0]
+        peak_row = mean_w = None
+        if self.power is not None and len(self.power):
+            rows = self.power_series("row")
+            peak_row = float(rows["power_w"].max())
+            mean_w = float(self.power_series("cluster")["power_w"].mean())
+        elif self.duration_s > 0:
+            mean_w = joules / self.duration_s
+        replica_s = (float((self.replicas["end_s"] - self.replicas["start_s"]).sum())
+                     if self.replicas is not None else 0.0)
+        return {
+            "retries": int(rec["retries"].sum()) if "retries" in rec else 0,
+            "dropped_by_reason": {str(k): int(v) for k, v in drops.items()},
+            "prefix_hit_rate": self.prefix_hit_rate,
+            "kv_transfer_s": _pcts(transfer, (50, 99)),
+            "migrations": self.migrations,
+            "replica_seconds": replica_s,
+            "energy_per_request_j": joules / completed if completed else None,
+            "energy_per_token_j": joules / all_tokens if all_tokens else None,
+            "cost_per_million_tokens_usd": cost_usd / out_tokens * 1e6 if out_tokens else None,
+            "mean_power_w": mean_w,
+            "peak_row_power_w": peak_row,
+            "groups": groups,
         }

@@ -7,8 +7,12 @@ the step whose new KV block no longer fits, sums their durations in closed form 
 if an admissible request arrives meanwhile, is interrupted and stops at the first step boundary
 after the arrival - exactly where a step-by-step simulation would admit it.
 
-Hooks for the cluster layer (routers, disaggregation, autoscaling, failures, power): `submit`,
-`outstanding`, `kv_usage`, `on_finish` / `on_step` callbacks and `Lane.drain()`.
+Hooks for the cluster layer: `submit` / `submit_decode` (a request whose KV arrives from a
+prefill replica or a migration: admitted straight into decoding), `outstanding`, `kv_usage`,
+`on_finish` / `on_first_token` / `on_drop` / `on_handoff` / `on_step` callbacks, `request_op`
+(run a function at the next step boundary: live migration), `crash` / `restart` (failures),
+`hold` / `release_held` (KV kept until its transfer ends) and `power` (per-step power and the
+power cap's clock slowdown, simulator/serving/power.py).
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from simulator.serving.request import DropReason, Phase, Seq
 from simulator.serving.steptime import StepTimer
 
 if TYPE_CHECKING:
+    from simulator.serving.power import LanePower
     from simulator.serving.schedulers.base import Plan, Scheduler
+
+CRASH = "crash"  # interrupt cause that kills a lane's process
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +51,7 @@ class LaneConfig:
     watermark_blocks: int = 0
     fast_forward: bool = True
     sample_interval_s: float = 1.0
+    client_timeout_s: float | None = None  # queued longer than this: dropped (client gave up)
 
     def __post_init__(self) -> None:
         for name in ("total_blocks", "block_size", "max_num_seqs", "max_batch_tokens",
@@ -57,14 +65,16 @@ class Lane:
 
     def __init__(self, env: simpy.Environment, cfg: LaneConfig, scheduler: Scheduler,
                  timer: StepTimer, *, prefix: PrefixCache | None = None, replica: int = 0,
-                 lane: int = 0) -> None:
+                 lane: int = 0, prefill_only: bool = False) -> None:
         self.env, self.cfg, self.scheduler, self.timer = env, cfg, scheduler, timer
         self.prefix = prefix
         self.replica, self.lane = replica, lane
         self.B = cfg.block_size
         self.total = cfg.total_blocks
         self.paged = scheduler.paged
+        self.prefill_only = prefill_only  # disaggregated prefill: hand off after the prompt
         self.waiting: deque[Seq] = deque()
+        self.ready: deque[Seq] = deque()  # KV transferred in, waiting for decode admission
         self.swapped: deque[Seq] = deque()
         self.running: dict[Seq, None] = {}  # admission order (preemption victims from the end)
         self.prefilling: dict[Seq, None] = {}
@@ -92,10 +102,17 @@ class Lane:
         self.on_first_token: Callable[[Seq, float], None] = lambda seq, t: None
         self.on_drop: Callable[[Seq, DropReason], None] = lambda seq, reason: None
         self.on_step: Callable[[Lane, float, float], None] | None = None
+        self.on_handoff: Callable[[Lane, Seq, float, int], None] | None = None
+        self.power: LanePower | None = None
+        self.held = 0  # blocks kept for KV transfers still in flight
+        self.epoch = 0  # bumped by crash(): stale transfers must not touch the new pool
+        self.dead = False
+        self._ops: list[Callable[[Lane], None]] = []
         # run state
         self._idle = False
         self._wake: simpy.Event | None = None
         self._interruptible = False
+        self._in_run = False
         self.proc = env.process(self._loop())
 
     # -- queue interface ---------------------------------------------------------------------
@@ -110,6 +127,71 @@ class Lane:
         elif self._interruptible:
             self._interruptible = False
             self.proc.interrupt()
+
+    def submit_decode(self, seq: Seq) -> None:
+        """Enqueue a request whose KV (seq.target tokens, seq.gen sampled) was transferred in."""
+        was_empty = not self.ready
+        self.ready.append(seq)
+        self.outstanding += 1
+        if self._idle:
+            if self._wake is not None and not self._wake.triggered:
+                self._wake.succeed()
+        elif self._interruptible and was_empty:
+            self._interruptible = self._in_run = False
+            self.proc.interrupt()
+
+    def request_op(self, op: Callable[[Lane], None]) -> None:
+        """Run op(lane) at the next step boundary (a fast-forward run is cut there)."""
+        self._ops.append(op)
+        if self._idle:
+            if self._wake is not None and not self._wake.triggered:
+                self._wake.succeed()
+        elif self._in_run:
+            self._interruptible = self._in_run = False
+            self.proc.interrupt()
+
+    def hold(self, blocks: int) -> None:
+        """Keep blocks allocated for an outgoing KV transfer."""
+        self.used += blocks
+        self.held += blocks
+
+    def release_held(self, blocks: int) -> None:
+        """A transfer finished: free its blocks and wake the lane if it waits for memory."""
+        self.used -= blocks
+        self.held -= blocks
+        if self._idle and self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def crash(self) -> list[Seq]:
+        """Kill the lane (GPU memory lost): returns every request it held, state cleared."""
+        lost = list(self.running) + list(self.waiting) + list(self.swapped) + list(self.ready)
+        if not self.dead and self.proc.is_alive:
+            self.proc.interrupt(CRASH)
+        self.dead = True
+        self.epoch += 1
+        self.waiting.clear()
+        self.ready.clear()
+        self.swapped.clear()
+        self.running.clear()
+        self.prefilling.clear()
+        self.decoding.clear()
+        self._heap.clear()
+        self._ops.clear()
+        self.used = self.held = self.n_dec = self.outstanding = 0
+        self.phase_cnt = [0] * self.B
+        self._kv_sum0 = self._kv_step0 = 0
+        if self.prefix is not None:
+            self.prefix.pinned.clear()
+            self.prefix.lru.clear()
+        self._idle = self._interruptible = self._in_run = False
+        self._wake = None
+        return lost
+
+    def restart(self) -> None:
+        """Bring a crashed lane back (repaired), empty."""
+        if self.dead:
+            self.dead = False
+            self.proc = self.env.process(self._loop())
 
     def kv_usage(self) -> float:
         """Fraction of the pool allocated (prefix-cache entries included)."""
@@ -238,6 +320,7 @@ class Lane:
         kv = self.kv_tokens(seq) if seq.phase is Phase.DECODE else seq.computed
         was_decoding = seq.phase is Phase.DECODE
         if was_decoding:
+            seq.gen += self.step - seq.step_base  # tokens sampled while decoding here
             self._remove_decoding(seq)
         else:
             del self.prefilling[seq]
@@ -281,6 +364,7 @@ class Lane:
         self.n_dec += 1
         self.phase_cnt[(kv - self.step) % self.B] += 1
         self.decoding[seq] = None
+        seq.home = self
         heapq.heappush(self._heap, (seq.done_at, seq.order, seq))
 
     def drop(self, seq: Seq, reason: DropReason) -> None:
@@ -317,8 +401,8 @@ class Lane:
         heap = self._heap
         while heap and heap[0][0] <= self.step:
             done_at, _, seq = heapq.heappop(heap)
-            if seq.phase is not Phase.DECODE or seq.done_at != done_at:
-                continue  # stale entry (preempted or swapped since)
+            if seq.phase is not Phase.DECODE or seq.done_at != done_at or seq.home is not self:
+                continue  # stale entry (preempted, swapped or migrated since)
             if seq.gen < seq.output:
                 seq.gen = seq.output
             if not keep_done:
@@ -341,6 +425,8 @@ class Lane:
                 self._cache_prefix(seq)
                 if seq.gen >= seq.output and not self.scheduler.pads:
                     self._finish(seq, now)
+                elif self.prefill_only:
+                    self._handoff(seq, now)
                 else:
                     self._start_decoding(seq, seq.target)
 
@@ -358,6 +444,60 @@ class Lane:
                 seq.shared += pc.kv_blocks
             seq.pinned.append(h)
 
+    def _handoff(self, seq: Seq, now: float) -> None:
+        """Disaggregated prefill done: keep the request's private KV until the transfer ends,
+        leave its prefix-cache entries cached, and pass it to the cluster layer."""
+        held = seq.private
+        self._release(seq)
+        self.hold(held)
+        del self.running[seq]
+        seq.phase = Phase.WAITING
+        self.outstanding -= 1
+        if self.on_handoff is None:
+            raise RuntimeError("prefill-only lane without an on_handoff callback")
+        self.on_handoff(self, seq, now, held)
+
+    def extract_decoding(self, count: int) -> list[Seq]:
+        """Take up to `count` most recently admitted decoding requests out (live migration),
+        freeing their KV here; each keeps its generated tokens (target = KV length)."""
+        out: list[Seq] = []
+        if self.scheduler.pads:
+            return out
+        for seq in reversed(list(self.decoding)):
+            if len(out) >= count:
+                break
+            kv = self.kv_tokens(seq)
+            seq.gen += self.step - seq.step_base
+            self._release(seq)
+            self._remove_decoding(seq)
+            del self.running[seq]
+            seq.target = seq.kv_base = kv
+            seq.phase = Phase.WAITING
+            self.outstanding -= 1
+            out.append(seq)
+        return out
+
+    def _admit_ready(self) -> None:
+        """Transferred-in requests start decoding FIFO while their KV and a slot fit."""
+        cfg = self.cfg
+        while self.ready and len(self.running) < cfg.max_num_seqs:
+            seq = self.ready[0]
+            need = self.blocks_for(seq.target if self.paged
+                                   else max(cfg.max_model_len, seq.target))
+            if need + cfg.watermark_blocks > self.total:
+                self.ready.popleft()
+                self.drop(seq, DropReason.EXCEEDS_KV)
+                continue
+            if self.available() < need + self.new_blocks(1) + cfg.watermark_blocks:
+                break
+            self.ready.popleft()
+            self.alloc(need)
+            seq.private, seq.shared, seq.pinned = need, 0, []
+            self._order += 1
+            seq.order = self._order
+            self.running[seq] = None
+            self._start_decoding(seq, seq.target)
+
     def finish_all(self, now: float) -> None:
         """Complete every running request (the end of a static batch)."""
         for seq in list(self.running):
@@ -370,8 +510,21 @@ class Lane:
                                  self.used / self.total))
 
     def _loop(self):  # type: ignore[no-untyped-def]
+        try:
+            yield from self._run()
+        except simpy.Interrupt as exc:
+            if exc.cause != CRASH:
+                raise
+
+    def _run(self):  # type: ignore[no-untyped-def]
         env, timer = self.env, self.timer
         while True:
+            if self._ops:
+                ops, self._ops = self._ops, []
+                for op in ops:
+                    op(self)
+            if self.ready:
+                self._admit_ready()
             plan = self.scheduler.plan(self)
             if plan is None:
                 self._sample(env.now)
@@ -389,26 +542,35 @@ class Lane:
                     k_fin = (self._heap[0][0] - self.step) if self._heap else 1
                 k = 1 if not self.cfg.fast_forward else self.steps_that_fit(max(1, k_fin))
                 k = max(1, min(k, plan.max_steps))
+                if self.power is not None:
+                    timer.dscale = timer.slow * self.power.decode_factor(n, c0, k)
                 total = timer.decode_sum(n, c0, k)
                 self._interruptible = plan.interruptible and k > 1
+                self._in_run = k > 1
                 done = k
                 try:
                     yield env.timeout(total)
-                except simpy.Interrupt:
+                except simpy.Interrupt as exc:
+                    if exc.cause == CRASH:
+                        raise
                     j = timer.decode_steps_until(n, c0, k, env.now - start)
                     end = start + (total if j == k else timer.decode_sum(n, c0, j))
                     yield env.timeout(max(0.0, end - env.now))
                     done = j
-                self._interruptible = False
+                self._interruptible = self._in_run = False
                 self.steps += done
                 self.busy_s += env.now - start
                 self._advance_decode(done, env.now, keep_done=self.scheduler.pads)
             else:
                 duration = plan.time_s + plan.swap_blocks * self.cfg.swap_s_per_block
+                if self.power is not None:
+                    duration *= self.power.plan_factor(self, plan)
                 yield env.timeout(duration)
                 self.steps += 1
                 self.busy_s += duration
                 self._apply_plan(plan, env.now)
+            if self.power is not None:
+                self.power.record(start, env.now)
             if self.on_step is not None:
                 self.on_step(self, start, env.now)
             self._sample(env.now)
@@ -418,10 +580,18 @@ class Replica:
     """TP x PP devices serving one model copy: pp lanes (vLLM's virtual engines) that split the
     KV pool and max_num_seqs; a request goes to the lane with the fewest outstanding."""
 
-    def __init__(self, index: int, lanes: list[Lane], *, devices: int) -> None:
+    def __init__(self, index: int, lanes: list[Lane], *, devices: int, capacity: float = 1.0,
+                 group: str = "", role: str = "both") -> None:
         self.index = index
         self.lanes = lanes
         self.devices = devices
+        self.capacity = capacity  # relative throughput (capacity-aware routing)
+        self.group, self.role = group, role
+        self.alive = True  # not crashed
+        self.state = "active"  # booting | active | draining | retired
+        self.start_s = 0.0  # billed from here (provisioning start)
+        self.end_s: float | None = None
+        self.cap_fraction = 1.0
 
     @property
     def outstanding(self) -> int:
@@ -434,3 +604,8 @@ class Replica:
         lanes = self.lanes
         lane = lanes[0] if len(lanes) == 1 else min(lanes, key=lambda x: x.outstanding)
         lane.submit(seq)
+
+    def submit_decode(self, seq: Seq) -> None:
+        lanes = self.lanes
+        lane = lanes[0] if len(lanes) == 1 else min(lanes, key=lambda x: x.outstanding)
+        lane.submit_decode(seq)

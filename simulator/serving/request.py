@@ -18,6 +18,8 @@ class DropReason(StrEnum):
     PROMPT_TOO_LONG = "prompt_exceeds_max_model_len"
     EXCEEDS_BATCH_TOKENS = "prompt_exceeds_max_batch_tokens"
     EXCEEDS_KV = "exceeds_kv_capacity"
+    CLIENT_TIMEOUT = "client_timeout"  # still queued client_timeout_s after arrival
+    RETRIES_EXHAUSTED = "replica_failure_retries_exhausted"  # crashed more than the budget
 
 
 class Phase(StrEnum):
@@ -38,10 +40,10 @@ class Seq:
     __slots__ = ("rid", "arrival_s", "prompt", "output", "hashes", "target", "computed",
                  "cached", "gen", "kv_base", "step_base", "done_at", "shared", "private",
                  "pinned", "preemptions", "first_token_s", "phase", "order", "swapped_blocks",
-                 "first_cached")
+                 "first_cached", "session", "home")
 
     def __init__(self, rid: int, arrival_s: float, prompt: int, output: int,
-                 hashes: list[int] | tuple[int, ...] = ()) -> None:
+                 hashes: list[int] | tuple[int, ...] = (), session: int = -1) -> None:
         self.rid = rid
         self.arrival_s = arrival_s
         self.prompt = prompt
@@ -63,6 +65,8 @@ class Seq:
         self.phase = Phase.WAITING
         self.order = 0
         self.swapped_blocks = 0
+        self.session = session
+        self.home: object = None  # the lane it decodes on (stale-heap-entry check)
 
     def __repr__(self) -> str:
         return (f"Seq(rid={self.rid}, phase={self.phase}, prompt={self.prompt}, "

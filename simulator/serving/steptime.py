@@ -47,7 +47,7 @@ def step_cost_from_model(cost_model: object, *, pp: int = 1) -> StepCost:
 class StepTimer:
     """Step durations for one lane (see the module docstring)."""
 
-    __slots__ = ("cost", "g", "_knots")
+    __slots__ = ("cost", "g", "_knots", "slow", "dscale")
 
     def __init__(self, cost: StepCost, *, knot_tokens: int = DEFAULT_KNOT_TOKENS) -> None:
         if knot_tokens < 1:
@@ -55,14 +55,16 @@ class StepTimer:
         self.cost = cost
         self.g = knot_tokens
         self._knots: dict[tuple[int, int], float] = {}
+        self.slow = 1.0  # step-time multiplier (straggler / slower group)
+        self.dscale = 1.0  # decode multiplier = slow x the power cap's decode slowdown
 
     def step_s(self, prefill_tokens: float, prefill_attn_units: float, decode_seqs: int,
                decode_context_sum: float, prefill_seqs: int, prefill_cached_sum: float) -> float:
         """A step with prefill work: exact."""
         if prefill_tokens == 0:
             return self.decode_sum(decode_seqs, int(decode_context_sum), 1)
-        return self.cost(prefill_tokens, prefill_attn_units, decode_seqs, decode_context_sum,
-                         prefill_seqs, prefill_cached_sum)
+        return self.slow * self.cost(prefill_tokens, prefill_attn_units, decode_seqs,
+                                     decode_context_sum, prefill_seqs, prefill_cached_sum)
 
     def _knot(self, n: int, m: int) -> float:
         value = self._knots.get((n, m))
@@ -86,7 +88,7 @@ class StepTimer:
             sum_c = cnt * c0 + n * (j + j_end - 1) * cnt // 2
             total += cnt * y0 + (y1 - y0) * (sum_c - cnt * base) / (g * n)
             j = j_end
-        return total
+        return total * self.dscale
 
     def decode_steps_until(self, n: int, c0: int, k: int, elapsed_s: float) -> int:
         """Smallest j in [1, k] whose first j steps take >= elapsed_s (the step boundary at or

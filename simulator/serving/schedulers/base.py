@@ -53,8 +53,14 @@ class Scheduler:
         """Admit the waiting queue's head if its KV fits (keeping reserve_blocks + the
         watermark free); returns (seq, tokens to prefill) or None. Drops a head that could
         never fit."""
+        timeout = lane.cfg.client_timeout_s
         while lane.waiting:
             seq = lane.waiting[0]
+            if timeout is not None and seq.first_token_s < 0 \
+                    and lane.env.now - seq.arrival_s > timeout:
+                lane.waiting.popleft()  # the client gave up while queued
+                lane.drop(seq, DropReason.CLIENT_TIMEOUT)
+                continue
             cached, shared = lane.prefix_match(seq)
             private = self.private_blocks(lane, seq, shared)
             if private + lane.cfg.watermark_blocks > lane.total:

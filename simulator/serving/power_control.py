@@ -1,0 +1,82 @@
+"""The power-capping control loop: every interval_s each row's power over the last interval
+(busy energy from the meter + idle power of its devices) goes to that row's controller
+(power.CapController or any object with decide(now, row, row_power_w)); a new cap level takes
+effect latency_s later on the row's targeted replicas (all | prefill | decode | a group)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from simulator.serving.cluster_config import PowerConfig
+
+if TYPE_CHECKING:
+    from simulator.serving.engine import ServingEngine
+    from simulator.serving.power import CapController
+
+
+def rows_of(engine: ServingEngine, cfg: PowerConfig) -> dict[int, list[int]]:
+    """Row -> replica indices (replicas packed onto servers in index order)."""
+    rows: dict[int, list[int]] = {}
+    offset = 0
+    for rep in engine.replicas:
+        row = offset // cfg.devices_per_server // cfg.servers_per_row
+        offset += rep.devices
+        rows.setdefault(row, []).append(rep.index)
+    return rows
+
+
+def _targeted(engine: ServingEngine, r: int, targets: str) -> bool:
+    rep = engine.replicas[r]
+    return targets == "all" or rep.role == targets or rep.group == targets
+
+
+def _apply(engine: ServingEngine, members: list[int], fraction: float, targets: str,
+           delay_s: float, row: int):  # type: ignore[no-untyped-def]
+    yield engine.env.timeout(delay_s)
+    for r in members:
+        if _targeted(engine, r, targets):
+            rep = engine.replicas[r]
+            rep.cap_fraction = fraction
+            for lane in rep.lanes:
+                if lane.power is not None:
+                    lane.power.set_cap(fraction)
+    engine.events.append((engine.env.now, "cap", row, f"{fraction:g}"))
+
+
+def _loop(engine: ServingEngine, cfg: PowerConfig,
+          factory: Callable[[], CapController]):  # type: ignore[no-untyped-def]
+    env, meter = engine.env, engine.meter
+    ctl_cfg = cfg.controller
+    interval = ctl_cfg.interval_s if ctl_cfg is not None else 1.0
+    latency = ctl_cfg.latency_s if ctl_cfg is not None else 0.0
+    targets = ctl_cfg.targets if ctl_cfg is not None else "all"
+    controllers: dict[int, Any] = {}
+    last_j: dict[int, float] = {}
+    last_b: dict[int, float] = {}
+    while True:
+        yield env.timeout(interval)
+        for row, members in rows_of(engine, cfg).items():
+            watts = 0.0
+            for r in members:
+                rep = engine.replicas[r]
+                if rep.state == "retired":
+                    continue
+                j = meter.total_j.get(r, 0.0)  # type: ignore[union-attr]
+                b = meter.total_busy_s.get(r, 0.0)  # type: ignore[union-attr]
+                dj, db = j - last_j.get(r, 0.0), b - last_b.get(r, 0.0)
+                last_j[r], last_b[r] = j, b
+                idle_s = max(0.0, interval - db / len(rep.lanes))
+                watts += dj / interval + idle_s / interval * rep.devices \
+                    * engine.setup_of[r].idle_w
+            ctl = controllers.get(row)
+            if ctl is None:
+                ctl = controllers[row] = factory()
+            level = ctl.decide(env.now, row, watts)
+            if level is not None:
+                env.process(_apply(engine, members, level, targets, latency, row))
+
+
+def start(engine: ServingEngine, cfg: PowerConfig,
+          factory: Callable[[], CapController]) -> list[Any]:
+    return [engine.env.process(_loop(engine, cfg, factory))]

@@ -1,0 +1,47 @@
+"""What every router shares: the view of a replica it may use and the choose() interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from simulator.serving.request import Seq
+
+
+class Routable(Protocol):
+    """What a router may look at: a replica's index, load, KV usage and relative capacity."""
+
+    index: int
+    capacity: float
+
+    @property
+    def outstanding(self) -> int: ...
+
+    def kv_usage(self) -> float: ...
+
+
+class Router:
+    """Base: choose(seq, replicas) returns a position in `replicas` (the live pool)."""
+
+    def __init__(self, rng: np.random.Generator | None = None) -> None:
+        self.rng = rng or np.random.default_rng(0)
+
+    def choose(self, seq: Seq, replicas: Sequence[Routable]) -> int:
+        raise NotImplementedError
+
+    def reset(self, replicas: Sequence[Routable]) -> None:
+        """The pool changed (failure, repair, scale-up/down); stateful routers rebuild here."""
+
+
+def least_outstanding(replicas: Sequence[Routable]) -> int:
+    """Position of the replica with the fewest outstanding requests (first on ties)."""
+    best, best_load = 0, None
+    for i, rep in enumerate(replicas):
+        load = rep.outstanding
+        if best_load is None or load < best_load:
+            best, best_load = i, load
+            if load == 0:
+                break
+    return best
