@@ -190,6 +190,8 @@ def simulate_serve(
     if json_out:
         emit_json(summary)
         return
-    console.print(_serve_table(f"{sc.name or scenario}: {sc.model.name}, {sc.serving.replicas} x "
-                               f"TP{sc.serving.tp}/PP{sc.serving.pp} {sc.device.name}, "
+    groups = " + ".join(
+        f"{g.count} x TP{g.tp}/PP{g.pp} {g.device.name}"
+        + ("" if str(g.role) == "both" else f" ({g.role})") for g in sc.replica_groups())
+    console.print(_serve_table(f"{sc.name or scenario}: {sc.model.name} on {groups}, "
                                f"{sc.serving.scheduler}", summary))
