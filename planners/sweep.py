@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from hwmodels.atomic import atomic_write
 from hwmodels.errors import ConfigError
 from planners.executors import Executor, LocalExecutor, seed_int, spawn_seeds
 
@@ -139,17 +138,7 @@ def evaluate_training(mapping: dict[str, Any]) -> dict[str, Any]:
     return simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel).to_dict()
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same directory, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic = atomic_write  # kept for callers of the old private name
 
 
 def write_results(df: pd.DataFrame, path: str | Path) -> Path:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from hwmodels.atomic import atomic_write_text  # noqa: F401  (re-exported for the CLI)
 from hwmodels.catalog import read_yaml
 from hwmodels.errors import ConfigError
 
@@ -37,21 +36,6 @@ def _jsonable(obj: Any) -> Any:
 def emit_json(obj: Mapping[str, Any]) -> None:
     """Print exactly one JSON object on stdout (the --json contract)."""
     print(json.dumps(_jsonable(obj), indent=2, sort_keys=False))
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text via a temp file + rename so a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def load_scenario_file(path: str | Path) -> dict[str, Any]:

@@ -11,17 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hwmodels.atomic import atomic_write  # noqa: E402
 from simulator.serving.metrics import ServingResult, latency_columns  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)  # atomic
-    return path
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def plot_latency_cdfs(result: ServingResult, path: str | Path) -> Path:

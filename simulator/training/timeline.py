@@ -7,12 +7,11 @@ microsecond timestamps, one thread per track, named by metadata events.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hwmodels.atomic import atomic_write_text
 from simulator.training.engine import TraceEvent
 
 
@@ -44,15 +43,5 @@ def trace_events(events: Iterable[TraceEvent]) -> dict[str, Any]:
 
 def write_chrome_trace(events: Iterable[TraceEvent], path: str | Path) -> Path:
     """Write the trace atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(trace_events(events))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)

@@ -1,0 +1,30 @@
+"""Atomic file output: write beside the target, then rename, so readers never see half a file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call `write(tmp)` on a temp file in the target's folder (same suffix, so writers that
+    infer a format from it work), then os.replace it over `path`; the temp file never survives."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                               suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` atomically."""
+    return atomic_write(path, lambda p: p.write_text(text))
