@@ -1,0 +1,138 @@
+"""Per-bucket capacity of one instance type, measured by simulation: the highest Poisson
+request rate one (device, TP) replica sustains within the SLO when it serves requests drawn
+from one request-size bucket (Mélange's offline profiling step, done with our simulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.errors import ConfigError
+from hwmodels.specs import ModelSpec
+from simulator.serving import build_replica_setup, load_serving_scenario, simulate_serving
+from simulator.serving.scenario import ServingScenario
+
+# Placeholder synthetic workload so load_serving_scenario validates; profiling replaces it.
+_PLACEHOLDER_WORKLOAD = {"synthetic": {"num_requests": 1, "arrival": {"process": "poisson",
+                                                                       "rate": 1.0},
+                                       "input": {"dist": "fixed", "value": 1},
+                                       "output": {"dist": "fixed", "value": 1}}}
+# Rate at which requests barely overlap: checks the SLO is reachable at all.
+PROBE_RATE_RPS = 1e-3
+# Doublings tried above the serial rate before giving up (2^12 x serial is far past any
+# batching gain we model).
+MAX_DOUBLINGS = 12
+# A profiling run spans at least this long at its rate (up to MAX_PROFILE_REQUESTS requests),
+# so an overloaded replica shows a growing queue instead of absorbing one burst.
+MIN_PROFILE_DURATION_S = 20.0
+MAX_PROFILE_REQUESTS = 1500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileTask:
+    """One (instance type, bucket) capacity measurement; hashable so results can be cached."""
+
+    model: str | ModelSpec
+    device: str
+    tp: int
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    slo_ttft_s: float
+    slo_tpot_s: float
+    target: float = 0.95  # fraction of requests that must meet both SLOs
+    num_requests: int = 200
+    rel_tol: float = 0.05  # bisection stops when hi / lo < 1 + rel_tol
+    seed: int = 0
+    serving: tuple[tuple[str, Any], ...] = ()  # extra serving: keys (max_num_seqs, ...)
+
+
+def build_scenario(model: str | ModelSpec | Mapping[str, Any], device: str, tp: int, *,
+                   replicas: int = 1, slo_ttft_s: float | None, slo_tpot_s: float | None,
+                   serving: Mapping[str, Any] | None = None,
+                   router: str = "least_loaded") -> ServingScenario:
+    """A homogeneous serving scenario of `replicas` (device, tp) replicas."""
+    spec = model if isinstance(model, ModelSpec) else None
+    mapping: dict[str, Any] = {
+        "model": "llama3-8b" if spec is not None else model,
+        "cluster": {"device": device, "num_devices": replicas * tp},
+        "serving": {**dict(serving or {}), "replicas": replicas, "tp": tp, "router": router},
+        "workload": _PLACEHOLDER_WORKLOAD,
+        "slo": {k: v for k, v in (("ttft_s", slo_ttft_s), ("tpot_s", slo_tpot_s))
+                if v is not None},
+    }
+    scenario = load_serving_scenario(mapping)
+    return replace(scenario, model=spec) if spec is not None else scenario
+
+
+def bucket_workload(inputs: Sequence[int], outputs: Sequence[int], rate_rps: float,
+                    num_requests: int, seed: int) -> pd.DataFrame:
+    """Poisson arrivals at rate_rps with (input, output) pairs resampled from the bucket."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1.0 / rate_rps, num_requests)
+    pick = rng.integers(0, len(inputs), num_requests)
+    return pd.DataFrame({"arrival_time_s": np.cumsum(gaps) - gaps[0],
+                         "input_tokens": np.asarray(inputs, dtype=np.int64)[pick],
+                         "output_tokens": np.asarray(outputs, dtype=np.int64)[pick]})
+
+
+def _attainment(scenario: ServingScenario, setup: Any, task: ProfileTask,
+                rate: float) -> tuple[float, float]:
+    """(SLO attainment, mean e2e latency) of one replica at `rate`."""
+    n = int(min(MAX_PROFILE_REQUESTS, max(task.num_requests, rate * MIN_PROFILE_DURATION_S)))
+    df = bucket_workload(task.inputs, task.outputs, rate, n, task.seed)
+    res = simulate_serving(scenario, df, seed=task.seed, setup=setup)
+    met = res.slo_met()
+    rec = res.records
+    done = rec["status"] == "completed"
+    e2e = float((rec.loc[done, "finish_s"] - rec.loc[done, "arrival_s"]).mean()) \
+        if done.any() else float("inf")
+    return float(met.mean()), e2e
+
+
+def max_rate_within_slo(task: ProfileTask) -> float:
+    """Highest rate (1/s) one replica sustains with >= target of requests within the SLO; 0
+    when the model does not fit or even isolated requests miss the SLO."""
+    try:
+        scenario = build_scenario(task.model, task.device, task.tp, slo_ttft_s=task.slo_ttft_s,
+                                  slo_tpot_s=task.slo_tpot_s, serving=dict(task.serving))
+        setup = build_replica_setup(scenario)
+    except ConfigError:
+        return 0.0  # weights (plus one KV block) do not fit this TP degree
+    if setup.lane.total_blocks <= 0:
+        return 0.0
+    ok, e2e = _attainment(scenario, setup, task, PROBE_RATE_RPS)
+    if ok < task.target or not np.isfinite(e2e) or e2e <= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0 / e2e  # serial service rate: one request at a time
+    for _ in range(MAX_DOUBLINGS):
+        if _attainment(scenario, setup, task, hi)[0] < task.target:
+            break
+        lo, hi = hi, hi * 2.0
+    else:
+        return lo
+    if lo == 0.0:  # even the serial rate fails: bisect below it
+        lo = PROBE_RATE_RPS
+    while hi / lo > 1.0 + task.rel_tol:
+        mid = (lo * hi) ** 0.5
+        if _attainment(scenario, setup, task, mid)[0] >= task.target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def profile_capacity(tasks: Sequence[ProfileTask], *, executor: Any = None,
+                     cache: MutableMapping[ProfileTask, float] | None = None) -> list[float]:
+    """max_rate_within_slo for each task (through the executor; cached by task)."""
+    cache = {} if cache is None else cache
+    todo = [t for t in dict.fromkeys(tasks) if t not in cache]
+    if executor is None:
+        values = [max_rate_within_slo(t) for t in todo]
+    else:
+        values = [r.unwrap() for r in executor.map(max_rate_within_slo, todo)]
+    cache.update(zip(todo, values, strict=True))
+    return [cache[t] for t in tasks]
