@@ -160,3 +160,132 @@ def sweep_cmd(
         t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
                     for c in cols])
     console.print(t)
+
+
+def _workload(trace: str, start_s: float | None, end_s: float | None,
+              rate_scale: float | None):  # type: ignore[no-untyped-def]
+    from traces.readers import read_trace
+    from traces.stats import scale_trace, window_trace
+
+    df = read_trace(trace)
+    if start_s is not None or end_s is not None:
+        df = window_trace(df, start_s or 0.0, end_s)
+    if rate_scale is not None:
+        df = scale_trace(df, rate_scale)
+    return df
+
+
+def _prices(items: list[str] | None) -> dict[str, float] | None:
+    from simulator.cli.common import parse_kv_list
+
+    if not items:
+        return None
+    out = {}
+    for k, v in parse_kv_list(items, option="--price").items():
+        try:
+            out[k] = float(v)
+        except ValueError:
+            raise ConfigError(f"expected a number for {k}, got '{v}'", key="--price") from None
+    return out
+
+
+@plan_app.command("gpu-mix")
+def plan_gpu_mix_cmd(
+    model: str = typer.Option(..., "--model"),
+    trace: str = typer.Option(..., "--trace", help="Trace file or bundled sample name."),
+    devices: str = typer.Option(..., "--devices", help="Candidate types, e.g. l4,a10g,h100-sxm."),
+    tp: str = typer.Option("1", "--tp", help="TP options per replica, e.g. 1,2."),
+    slo_ttft: float = typer.Option(..., "--slo-ttft", help="TTFT SLO in seconds."),
+    slo_tpot: float = typer.Option(..., "--slo-tpot", help="TPOT SLO in seconds."),
+    slo_target: float = typer.Option(0.95, "--slo-target", help="Fraction of requests in SLO."),
+    price: list[str] = typer.Option(None, "--price", help="device=$/h per device (repeatable)."),
+    solver: str = typer.Option("cbc", "--solver", help="cbc | highs"),
+    window_s: float = typer.Option(None, "--window-s", help="Plan per time window too."),
+    start_s: float = typer.Option(None, "--start-s"),
+    end_s: float = typer.Option(None, "--end-s"),
+    rate_scale: float = typer.Option(None, "--rate-scale"),
+    router: str = typer.Option("ilp_split", "--router"),
+    plot: str = typer.Option(None, "--plot", help="Write the mix plot (PNG)."),
+    executor: str = typer.Option("local", "--executor", help="local | ray"),
+    address: str = typer.Option(None, "--address"),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Cheapest GPU mix meeting the SLO (ILP over request-size buckets), confirmed by simulation."""
+    from hwmodels.atomic import atomic_write
+    from planners.gpu_mix import plan_gpu_mix, plot_gpu_mix
+
+    df = _workload(trace, start_s, end_s, rate_scale)
+    with _executor(executor, address) as ex:
+        plan = plan_gpu_mix(model, df, devices=[d.strip() for d in devices.split(",") if d],
+                            tp_options=tuple(_int_list(tp, "--tp") or (1,)),
+                            slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, slo_target=slo_target,
+                            prices=_prices(price), solver=solver, window_s=window_s,
+                            router=router, executor=ex, seed=seed)
+    if plot:
+        fig = plot_gpu_mix(plan)
+        atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
+    out = plan.to_dict()
+    if json_out:
+        emit_json(out)
+        return
+    t = Table(title=f"plan gpu-mix: {model} on {trace} — ${out['cost_usd_per_hour']:.2f}/h, "
+                    f"SLO attainment {out['slo_attainment']:.1%} after {out['iterations']} "
+                    f"round(s)")
+    table = plan.table()
+    for c in table.columns:
+        t.add_column(str(c))
+    for _, row in table.iterrows():
+        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
+    console.print(t)
+    if out.get("best_single_type"):
+        saving = out.get("savings_vs_best_single")
+        console.print(f"best single type: {out['best_single_type']} at "
+                      f"${out['best_single_cost_usd_per_hour']:.2f}/h"
+                      + (f"; the mix saves {saving:.1%}" if saving is not None else ""))
+
+
+@plan_app.command("power")
+def plan_power_cmd(
+    budget_kw: float = typer.Option(..., "--budget-kw", help="Row power budget (kW)."),
+    server: str = typer.Option("dgx-a100", "--server", help="dgx-a100 | dgx-h100"),
+    model: str = typer.Option("llama2-70b", "--model"),
+    tp: int = typer.Option(8, "--tp"),
+    trace: str = typer.Option("azure-conv-2023-sample", "--trace"),
+    training: bool = typer.Option(False, "--training", help="A training-like lockstep load."),
+    high_priority: float = typer.Option(0.5, "--high-priority-fraction"),
+    t1: float = typer.Option(0.80, "--t1", help="Cap low-priority servers above t1 x budget."),
+    t2: float = typer.Option(0.89, "--t2", help="Cap every server above t2 x budget."),
+    latency_s: float = typer.Option(2.0, "--latency-s", help="Capping control latency."),
+    plot: str = typer.Option(None, "--plot", help="Write the power time series (PNG)."),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Servers that fit a power budget with POLCA-style capping, vs the nameplate baseline."""
+    from hwmodels.atomic import atomic_write
+    from planners.power import CappingPolicy, plan_power, plot_power
+    from traces.readers import read_trace
+
+    policy = CappingPolicy(t1=t1, t2=t2, latency_s=latency_s)
+    df = None if training else read_trace(trace)
+    plan = plan_power(budget_kw, server, model=model, inference_df=df, training=training, tp=tp,
+                      high_priority_fraction=high_priority, policy=policy, seed=seed)
+    if plot:
+        fig = plot_power(plan)
+        atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
+    out = plan.to_dict()
+    if json_out:
+        emit_json(out)
+        return
+    cap = out["capping"]
+    console.print(f"plan power: {out['servers']} servers fit {budget_kw:g} kW "
+                  f"(nameplate: {out['nameplate_servers']}, {out['gain']:+.0%}); peak "
+                  f"{out['peak_power_kw']:.1f} kW; capping {cap['fraction_of_time']:.1%} of the "
+                  f"time in {cap['events']} episodes")
+    t = Table(title="impact of capping")
+    for c in ("priority", "metric", "uncapped", "capped", "change"):
+        t.add_column(c)
+    for r in out["impact"]:
+        t.add_row(r["priority"], r["metric"], f"{r['uncapped']:.4g}", f"{r['capped']:.4g}",
+                  f"{r['change']:+.2%}")
+    console.print(t)

@@ -134,3 +134,17 @@ def test_calibrate_unavailable_device(cli, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     code, _, err = cli("calibrate", "--device", "xpu:7", "--out", str(tmp_path / "x.json"))
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_plan_power_json(cli_json) -> None:
+    out = cli_json("plan", "power", "--budget-kw", "60", "--seed", "1")
+    assert out["servers"] >= out["nameplate_servers"] > 0
+    assert out["max_over_budget_s"] <= 2.0 + 1.0  # control latency + one bin
+
+
+def test_plan_gpu_mix_json(cli_json) -> None:
+    out = cli_json("plan", "gpu-mix", "--model", "llama3-8b", "--trace", "azure-conv-2023-sample",
+                   "--devices", "l4,h100-sxm", "--slo-ttft", "2", "--slo-tpot", "0.1",
+                   "--end-s", "60")
+    assert out["mix"] and out["cost_usd_per_hour"] > 0
+    assert out["cost_usd_per_hour"] <= out["best_single_cost_usd_per_hour"] + 1e-9
