@@ -247,6 +247,7 @@ class ServingEngine:
 
     def _on_drop(self, seq: Seq, reason: DropReason) -> None:
         self.status[seq.rid] = 2
+        self.preempt[seq.rid] += seq.preemptions  # preempted before it proved never to fit
         self.reason[seq.rid] = _DROP_INDEX[reason]
         self._end()
 

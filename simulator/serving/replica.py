@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from simulator.serving.schedulers.base import Plan, Scheduler
 
 CRASH = "crash"  # interrupt cause that kills a lane's process
+# safety net: plan calls in a row, at one instant, that change state yet return no plan (each
+# drops or preempts one of the lane's requests, so a correct scheduler needs only a few)
+_MAX_REPLANS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +111,7 @@ class Lane:
         self.epoch = 0  # bumped by crash(): stale transfers must not touch the new pool
         self.dead = False
         self._ops: list[Callable[[Lane], None]] = []
+        self.changes = 0  # bumped by every admission, preemption, swap-in, finish and drop
         # run state
         self._idle = False
         self._wake: simpy.Event | None = None
@@ -288,6 +292,7 @@ class Lane:
         seq.order = self._order
         self.running[seq] = None
         self.prefilling[seq] = None
+        self.changes += 1
 
     def _release(self, seq: Seq) -> int:
         """Free seq's private blocks and unpin its prefix entries; returns blocks it held."""
@@ -316,6 +321,7 @@ class Lane:
     def preempt(self, seq: Seq) -> None:
         """Evict a running request: recompute (back to the queue's front) or swap to host."""
         self.preemptions += 1
+        self.changes += 1
         seq.preemptions += 1
         kv = self.kv_tokens(seq) if seq.phase is Phase.DECODE else seq.computed
         was_decoding = seq.phase is Phase.DECODE
@@ -346,6 +352,7 @@ class Lane:
         """Bring a swapped request back (its blocks re-allocated privately)."""
         self.alloc(seq.swapped_blocks)
         self.swap_blocks += seq.swapped_blocks
+        self.changes += 1
         self._order += 1
         seq.order = self._order
         self.running[seq] = None
@@ -371,6 +378,7 @@ class Lane:
         """Refuse a waiting request (removed by the caller from the queue)."""
         seq.phase = Phase.DONE
         self.outstanding -= 1
+        self.changes += 1
         self.on_drop(seq, reason)
 
     def _finish(self, seq: Seq, now: float) -> None:
@@ -383,6 +391,7 @@ class Lane:
         del self.running[seq]
         seq.phase = Phase.DONE
         self.outstanding -= 1
+        self.changes += 1
         self.on_finish(seq, now)
 
     # -- stepping -------------------------------------------------------------------------------
@@ -518,6 +527,7 @@ class Lane:
 
     def _run(self):  # type: ignore[no-untyped-def]
         env, timer = self.env, self.timer
+        replans = 0
         while True:
             if self._ops:
                 ops, self._ops = self._ops, []
@@ -525,14 +535,25 @@ class Lane:
                     op(self)
             if self.ready:
                 self._admit_ready()
+            before = self.changes
             plan = self.scheduler.plan(self)
             if plan is None:
+                if self.changes != before:
+                    # planning itself preempted, dropped or swapped: what it refused may be
+                    # runnable now (e.g. a swap-in dropped as never fitting unblocks the queue),
+                    # so sleep only once a plan call changes nothing (no event would wake us)
+                    replans += 1
+                    if replans > _MAX_REPLANS:
+                        raise RuntimeError("scheduler keeps changing state without a plan")
+                    continue
+                replans = 0
                 self._sample(env.now)
                 self._idle = True
                 self._wake = env.event()
                 yield self._wake
                 self._idle = False
                 continue
+            replans = 0
             start = env.now
             if plan.fast and not plan.prefill and plan.swap_blocks == 0:
                 n, c0 = self.n_dec, self.kv_sum() + self.n_dec

@@ -135,10 +135,35 @@ def test_conservation_and_kv_capacity(rows, scheduler, preemption, blocks, seqs)
     assert (done.first_token_s >= done.arrival_s).all()
     assert (done.finish_s >= done.first_token_s).all()
     assert ((rec.status == "dropped") == (rec.drop_reason != "")).all()
+    assert rec.preemptions.sum() == out.lanes.preemptions.sum()  # dropped ones counted too
     assert (out.lanes.peak_kv_blocks <= out.lanes.kv_blocks).all()
     if scheduler in ("vllm", "orca"):  # whole prompts admitted FIFO: first tokens in order
         for _, grp in done.groupby("replica"):
             assert grp.first_token_s.is_monotonic_increasing
+
+
+@pytest.mark.parametrize("scheduler", ["vllm", "sarathi"])
+@pytest.mark.parametrize("preemption", ["swap", "recompute"])
+@pytest.mark.parametrize("seqs", [1, 256])
+def test_never_fitting_request_is_dropped_and_the_queue_moves_on(scheduler, preemption,
+                                                                 seqs) -> None:
+    # A's 10 + 120 tokens need 9 blocks of 16 but the pool has 8: it decodes alone until the
+    # pool is full (128 tokens, 118 steps), is preempted, and can never come back (swap-in
+    # needs 8 + 1 blocks; the recompute prompt 10 + 119 needs 9), so it is dropped in the same
+    # planning call that preempted it. B (3 blocks) arrived meanwhile and waited for the
+    # batch slot (seqs=1) or for KV (seqs=256); with swap the lane used to fall asleep with B
+    # queued (the plan dropped A but never retried admission) and B never ran.
+    df = frame([(0.0, 10, 120), (1.0, 40, 1)])
+    out = run(df, scheduler=scheduler, total_blocks=8, preemption=preemption, max_num_seqs=seqs)
+    rec = out.records
+    assert rec.status.tolist() == ["dropped", "completed"]
+    assert rec.drop_reason.tolist() == ["exceeds_kv_capacity", ""]
+    assert rec.preemptions.tolist() == [1, 0] and int(out.lanes.preemptions.sum()) == 1
+    a_end = linear_cost(10, 50, 0, 0, 1, 0) + sum(dec(1, 11 + i) for i in range(118))
+    b_ttft = a_end + linear_cost(40, 40 * 20, 0, 0, 1, 0)  # B's prompt right after A's drop
+    assert rec.first_token_s[1] == pytest.approx(b_ttft, rel=1e-12)
+    assert rec.finish_s[1] == rec.first_token_s[1]
+    assert int(out.lanes.steps.sum()) == 1 + 118 + 1
 
 
 def test_horizon_leaves_requests_running() -> None:
