@@ -289,3 +289,76 @@ def plan_power_cmd(
         t.add_row(r["priority"], r["metric"], f"{r['uncapped']:.4g}", f"{r['capped']:.4g}",
                   f"{r['change']:+.2%}")
     console.print(t)
+
+
+@plan_app.command("serve")
+def plan_serve_cmd(
+    model: str = typer.Option(..., "--model"),
+    trace: str = typer.Option("azure-conv-2023-sample", "--trace", help="Trace file or sample."),
+    slo_ttft: float = typer.Option(None, "--slo-ttft", help="TTFT SLO (s)."),
+    slo_tpot: float = typer.Option(None, "--slo-tpot", help="TPOT SLO (s)."),
+    slo_percentile: str = typer.Option("p90", "--slo-percentile"),
+    devices: str = typer.Option("a100-80gb,h100-sxm,h200", "--devices"),
+    price: list[str] = typer.Option(None, "--price", help="device=$/h per device (repeatable)."),
+    max_gpus: int = typer.Option(None, "--max-gpus"),
+    budget: float = typer.Option(None, "--budget", help="Budget in USD per hour."),
+    tp: str = typer.Option("1,2,4,8", "--tp"),
+    pp: str = typer.Option("1", "--pp"),
+    schedulers: str = typer.Option("vllm,sarathi", "--schedulers"),
+    chunk_sizes: str = typer.Option("512,2048", "--chunk-sizes"),
+    max_num_seqs: str = typer.Option("128,256", "--max-num-seqs"),
+    disagg: str = typer.Option("1:1,1:2", "--disagg", help="Prefill:decode ratios ('' = none)."),
+    colocated: bool = typer.Option(True, "--colocated/--no-colocated"),
+    rate: float = typer.Option(None, "--rate", help="Target request rate (default: trace's)."),
+    rank_by: str = typer.Option("usd", "--rank-by", help="usd | gpu"),
+    confirm_top: int = typer.Option(3, "--confirm-top"),
+    start_s: float = typer.Option(None, "--start-s"),
+    end_s: float = typer.Option(None, "--end-s"),
+    plot: str = typer.Option(None, "--plot", help="Cost vs goodput plot (PNG)."),
+    out: str = typer.Option(None, "--out", help="Ranked plans (.csv/.parquet)."),
+    executor: str = typer.Option("local", "--executor", help="local | ray"),
+    address: str = typer.Option(None, "--address"),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Serving configurations ranked by goodput per dollar: max SLO rate by simulation."""
+    from planners.serve import plan_serve
+
+    df = _workload(trace, start_s, end_s, None)
+    ratios = [r.strip() for r in disagg.split(",") if r.strip()]
+    with _executor(executor, address) as ex:
+        res = plan_serve(model, df, slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot,
+                         slo_percentile=slo_percentile,
+                         devices=[d.strip() for d in devices.split(",") if d.strip()],
+                         prices=_prices(price), max_gpus=max_gpus, budget_usd_per_hour=budget,
+                         tp=tuple(_int_list(tp, "--tp") or ()),
+                         pp=tuple(_int_list(pp, "--pp") or ()),
+                         schedulers=tuple(s.strip() for s in schedulers.split(",") if s.strip()),
+                         chunk_sizes=tuple(_int_list(chunk_sizes, "--chunk-sizes") or ()),
+                         max_num_seqs=tuple(_int_list(max_num_seqs, "--max-num-seqs") or ()),
+                         disaggregation=ratios, colocated=colocated, target_rate_rps=rate,
+                         rank_by=rank_by, confirm_top=confirm_top, executor=ex, seed=seed)
+    if plot:
+        res.plot(plot)
+    if out:
+        from planners.sweep import write_results
+
+        write_results(res.plans, out)
+    if json_out:
+        emit_json(res.to_dict())
+        return
+    counts = res.counts()
+    t = Table(title=f"plan serve: {model} — " + ", ".join(f"{k} {v}" for k, v in counts.items()
+                                                         if isinstance(v, (int, float))))
+    for c in ("#", "configuration", "rate/unit", "units x GPUs", "$/h", "goodput", "confirmed"):
+        t.add_column(c)
+    for i, (_, r) in enumerate(res.plans.head(10).iterrows(), 1):
+        disagg = f" P:D {r['pd_ratio']}" if str(r.get("placement", "")).startswith("dis") else ""
+        config = (f"{r['device']} TP{r['tp']} PP{r['pp']}{disagg} {r['scheduler']} "
+                  f"budget {r['token_budget']} seqs {r['max_num_seqs']}")
+        confirmed = r.get("confirmed_attainment")
+        t.add_row(str(i), config, f"{r['unit_rate_rps']:.2f}/s",
+                  f"{r['units']} x {r['gpus'] // max(r['units'], 1)}",
+                  f"{r['cost_usd_per_hour']:.2f}", f"{r['goodput_rps']:.2f}/s",
+                  "-" if confirmed is None or confirmed != confirmed else f"{confirmed:.1%}")
+    console.print(t)

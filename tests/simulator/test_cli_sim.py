@@ -148,3 +148,13 @@ def test_plan_gpu_mix_json(cli_json) -> None:
                    "--end-s", "60")
     assert out["mix"] and out["cost_usd_per_hour"] > 0
     assert out["cost_usd_per_hour"] <= out["best_single_cost_usd_per_hour"] + 1e-9
+
+
+def test_plan_serve_json(cli_json) -> None:
+    out = cli_json("plan", "serve", "--model", "llama3-8b", "--devices", "l4,h100-sxm",
+                   "--slo-ttft", "2", "--slo-tpot", "0.1", "--tp", "1", "--schedulers", "vllm",
+                   "--chunk-sizes", "512", "--max-num-seqs", "256", "--disagg", "1:1",
+                   "--end-s", "60", "--confirm-top", "0")
+    assert out["plans"]
+    costs = [p["cost_usd_per_hour"] for p in out["plans"] if p["meets_workload"]]
+    assert costs
