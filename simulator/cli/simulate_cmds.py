@@ -169,14 +169,15 @@ def simulate_serve(
     sc = load_serving_scenario(raw, file=scenario)
     with scenario_errors(scenario):
         df = load_workload(sc, trace=trace, seed=seed)
-    if json_out or not progress:
-        result = simulate_serving(sc, df, seed=seed)
-    else:
-        horizon = float(df["arrival_time_s"].max()) if len(df) else 1.0
-        with Progress(transient=True, console=console) as bar:
-            task = bar.add_task("simulating", total=max(horizon, 1e-9))
-            result = simulate_serving(sc, df, seed=seed,
-                                      progress=lambda now: bar.update(task, completed=now))
+    with scenario_errors(scenario):
+        if json_out or not progress:
+            result = simulate_serving(sc, df, seed=seed)
+        else:
+            horizon = float(df["arrival_time_s"].max()) if len(df) else 1.0
+            with Progress(transient=True, console=console) as bar:
+                task = bar.add_task("simulating", total=max(horizon, 1e-9))
+                result = simulate_serving(sc, df, seed=seed,
+                                          progress=lambda now: bar.update(task, completed=now))
     summary = result.summary()
     if records:
         from planners.sweep import write_results
