@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-import click
 import typer
 
 from hwmodels.errors import FleetsimError
@@ -38,6 +38,24 @@ app.add_typer(traces_app, name="traces")
 
 
 
+def _click_modules() -> list:
+    """typer >= 0.2x vendors click as typer._click; older ones use click itself."""
+    mods = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return mods
+
+
+_MODS = _click_modules()
+_NO_ARGS = tuple(m.NoArgsIsHelpError for m in _MODS if hasattr(m, "NoArgsIsHelpError"))
+_USAGE = tuple(m.ClickException for m in _MODS)
+_EXIT = (typer.Exit, *(m.Exit for m in _MODS if hasattr(m, "Exit")))
+_ABORT = (typer.Abort, *(m.Abort for m in _MODS if hasattr(m, "Abort")))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input -> one line on stderr and exit 2, never a traceback."""
     command = typer.main.get_command(app)
@@ -46,12 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     except FleetsimError as err:
         print(f"fleetsim: error: {err}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
+    except _NO_ARGS as exc:
+        exc.show()  # a bare group prints its help
+        return 0
+    except _USAGE as exc:
+        print(f"fleetsim: error: {exc.format_message()} (see --help)", file=sys.stderr)
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except _EXIT as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _ABORT:
         print("fleetsim: aborted", file=sys.stderr)
         return 130
     except BrokenPipeError:

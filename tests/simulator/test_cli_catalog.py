@@ -90,3 +90,16 @@ def test_malformed_catalog_names_file_and_key(cli, tmp_path, monkeypatch) -> Non
         catalog.clear_cache()
     assert code == 2
     assert "devices.yaml" in err and "my-gpu.peak_tflops" in err
+
+
+@pytest.mark.parametrize("args", [("estimate", "step"), ("hw", "show", "--bogus", "x"),
+                                  ("simulate", "train")])
+def test_usage_errors_are_one_line_exit_2(cli, args) -> None:
+    code, _, err = cli(*args)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bare_group_prints_help(cli) -> None:
+    code, out, _ = cli("hw")
+    assert code == 0 and "list" in out
