@@ -141,23 +141,28 @@ def evaluate_training(mapping: dict[str, Any]) -> dict[str, Any]:
 _atomic = atomic_write  # kept for callers of the old private name
 
 
-def write_results(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write a sweep DataFrame atomically: .parquet (pyarrow) or .csv by the file suffix."""
+def check_results_path(path: str | Path) -> Path:
+    """Refuse an output path we cannot write *before* any work is done (suffix, pyarrow)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        _atomic(path, lambda p: df.to_csv(p, index=False))
-    elif suffix in (".parquet", ".pq"):
+    if suffix in (".parquet", ".pq"):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ConfigError("Parquet output needs pyarrow (pip install pyarrow)",
                               file=str(path), key="out", allowed=[".csv"]) from None
-        _atomic(path, lambda p: df.to_parquet(p, index=False))
-    else:
+    elif suffix != ".csv":
         raise ConfigError(f"unknown output format '{suffix}'", file=str(path), key="out",
                           allowed=[".parquet", ".pq", ".csv"])
     return path
+
+
+def write_results(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a sweep DataFrame atomically: .parquet (pyarrow) or .csv by the file suffix."""
+    path = check_results_path(path)
+    if path.suffix.lower() == ".csv":
+        return _atomic(path, lambda p: df.to_csv(p, index=False))
+    return _atomic(path, lambda p: df.to_parquet(p, index=False))
 
 
 def plot_sweep(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,

@@ -136,9 +136,17 @@ def sweep_cmd(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Simulate a training scenario at every point of a grid; write a table and a plot."""
-    from planners.sweep import evaluate_training, parse_grid, plot_sweep, sweep, write_results
+    from planners.sweep import (
+        check_results_path,
+        evaluate_training,
+        parse_grid,
+        plot_sweep,
+        sweep,
+        write_results,
+    )
     from simulator.training import apply_overrides
 
+    check_results_path(out)
     base = apply_overrides(load_scenario_file(scenario), set_ or [])
     grid_map = parse_grid(grid)
     with _executor(executor, address) as ex:
@@ -324,6 +332,10 @@ def plan_serve_cmd(
     """Serving configurations ranked by goodput per dollar: max SLO rate by simulation."""
     from planners.serve import plan_serve
 
+    if out:
+        from planners.sweep import check_results_path
+
+        check_results_path(out)
     df = _workload(trace, start_s, end_s, None)
     ratios = [r.strip() for r in disagg.split(",") if r.strip()]
     with _executor(executor, address) as ex:

@@ -165,6 +165,10 @@ def simulate_serve(
         simulate_serving,
     )
 
+    if records:
+        from planners.sweep import check_results_path
+
+        check_results_path(records)
     raw = apply_overrides(load_scenario_file(scenario), set_ or [])
     sc = load_serving_scenario(raw, file=scenario)
     with scenario_errors(scenario):
