@@ -29,6 +29,7 @@ from hwmodels.power import power_w
 from hwmodels.specs import DeviceSpec, ModelSpec
 from hwmodels.step import StepCostModel
 from hwmodels.units import parse_duration_s
+from simulator.sections import read_section
 from simulator.serving.cluster_config import (
     AutoscaleConfig,
     FailureConfig,
@@ -145,19 +146,7 @@ def with_groups(scenario: ServingScenario, groups: list[ReplicaGroup] | tuple[Re
 
 def _section(mapping: Mapping[str, Any], key: str, allowed: tuple[str, ...],
              file: str | None, *, required: bool = False) -> dict[str, Any]:
-    raw = mapping.get(key)
-    if raw is None:
-        if required:
-            raise ConfigError("missing required section", file=file, key=key,
-                              allowed=list(allowed))
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"expected a mapping, got {type(raw).__name__}", file=file, key=key)
-    for k in raw:
-        if k not in allowed:
-            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{key}.{k}",
-                              allowed=list(allowed))
-    return dict(raw)
+    return read_section(mapping, key, allowed, file, required=required)
 
 
 def _int(sec: Mapping[str, Any], key: str, where: str, file: str | None, default: int | None,

@@ -31,6 +31,7 @@ from hwmodels.parallel import (
     TrainingConfig,
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
+from simulator.sections import read_section
 
 TOP_KEYS = ("model", "cluster", "training", "parallelism", "run", "name", "description")
 CLUSTER_KEYS = ("device", "num_devices", "devices_per_node", "intra_node", "inter_node",
@@ -57,19 +58,7 @@ class TrainingScenario:
 
 def _section(mapping: Mapping[str, Any], key: str, allowed: Sequence[str], file: str | None,
              *, required: bool = True) -> dict[str, Any]:
-    raw = mapping.get(key)
-    if raw is None:
-        if required:
-            raise ConfigError("missing required section", file=file, key=key,
-                              allowed=list(allowed))
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"expected a mapping, got {type(raw).__name__}", file=file, key=key)
-    for k in raw:
-        if k not in allowed:
-            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{key}.{k}",
-                              allowed=list(allowed))
-    return dict(raw)
+    return read_section(mapping, key, allowed, file, required=required)
 
 
 def _int(section: dict[str, Any], sec: str, key: str, file: str | None,
