@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -22,17 +23,19 @@ class Routable(Protocol):
     def kv_usage(self) -> float: ...
 
 
-class Router:
+class Router(ABC):
     """Base: choose(seq, replicas) returns a position in `replicas` (the live pool)."""
 
     def __init__(self, rng: np.random.Generator | None = None) -> None:
         self.rng = rng or np.random.default_rng(0)
 
+    @abstractmethod
     def choose(self, seq: Seq, replicas: Sequence[Routable]) -> int:
-        raise NotImplementedError
+        """Subclasses decide; see the class docstring."""
 
     def reset(self, replicas: Sequence[Routable]) -> None:
         """The pool changed (failure, repair, scale-up/down); stateful routers rebuild here."""
+        return None  # optional hook: stateless by default
 
 
 def least_outstanding(replicas: Sequence[Routable]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,18 +29,20 @@ class Plan:
     swap_blocks: int = 0
 
 
-class Scheduler:
+class Scheduler(ABC):
     """Base: subclasses implement plan(lane) -> Plan | None (None: nothing to run)."""
 
     paged = True  # KV grows block by block (False: reserve max_model_len at admission)
     pads = False  # request-level batching keeps finished requests in the batch
     fifo = True  # admission strictly in arrival order (head-of-line blocking)
 
+    @abstractmethod
     def plan(self, lane: Lane) -> Plan | None:
-        raise NotImplementedError
+        """Subclasses decide; see the class docstring."""
 
     def after_decode(self, lane: Lane, now: float) -> None:
         """Hook after decode steps when pads is set."""
+        return None  # optional hook: stateless by default
 
     # -- helpers ---------------------------------------------------------------------------------
 
