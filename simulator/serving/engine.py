@@ -323,11 +323,9 @@ class ServingEngine:
         self.decode_of[seq.rid] = dst.index
         yield from self.transfer.move(src, dst.index, seq.target)  # type: ignore[union-attr]
         self.transfer_s[seq.rid] += self.env.now - start
-        if src_lane.epoch == epoch:
-            if held:
-                src_lane.release_held(held)
-        elif src_lane.dead or src_lane.epoch != epoch:
-            pass  # the source crashed mid-transfer: its memory is gone, the copy finished
+        # A source that crashed mid-transfer (new epoch) already lost its memory: nothing to free.
+        if src_lane.epoch == epoch and held:
+            src_lane.release_held(held)
         if not dst.alive or dst.state == "retired":
             self.retry(seq)
             return

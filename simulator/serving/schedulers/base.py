@@ -52,6 +52,31 @@ class Scheduler(ABC):
             return lane.blocks_for(max(lane.cfg.max_model_len, seq.target))
         return lane.blocks_for(seq.target) - shared_blocks
 
+    def admit_whole_prompts(self, lane: Lane, *, prefix_aware: bool) -> list[tuple[Seq, int]]:
+        """Admit waiting prompts whole, FIFO, within max_batch_tokens and max_num_seqs.
+
+        A prompt longer than the whole token budget can never run and is dropped; with
+        prefix_aware the budget is charged only for the uncached part of the prompt.
+        """
+        cfg = lane.cfg
+        chunks: list[tuple[Seq, int]] = []
+        budget = cfg.max_batch_tokens
+        while lane.waiting and len(lane.running) < cfg.max_num_seqs:
+            head = lane.waiting[0]
+            if head.target > cfg.max_batch_tokens:
+                lane.waiting.popleft()
+                lane.drop(head, DropReason.EXCEEDS_BATCH_TOKENS)
+                continue
+            cached = lane.prefix_match(head)[0] if prefix_aware else 0
+            if head.target - cached > budget:
+                break
+            got = self.admit_head(lane, 0)
+            if got is None:
+                break
+            chunks.append(got)
+            budget -= got[1]
+        return chunks
+
     def admit_head(self, lane: Lane, reserve_blocks: int) -> tuple[Seq, int] | None:
         """Admit the waiting queue's head if its KV fits (keeping reserve_blocks + the
         watermark free); returns (seq, tokens to prefill) or None. Drops a head that could

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simulator.serving.request import DropReason
 from simulator.serving.schedulers.base import Plan, Scheduler
 
 if TYPE_CHECKING:
@@ -21,21 +20,7 @@ class OrcaScheduler(Scheduler):
 
     def plan(self, lane: Lane) -> Plan | None:
         cfg = lane.cfg
-        chunks = []
-        budget = cfg.max_batch_tokens
-        while lane.waiting and len(lane.running) < cfg.max_num_seqs:
-            head = lane.waiting[0]
-            if head.target > cfg.max_batch_tokens:
-                lane.waiting.popleft()
-                lane.drop(head, DropReason.EXCEEDS_BATCH_TOKENS)
-                continue
-            if head.target > budget:
-                break
-            got = self.admit_head(lane, 0)
-            if got is None:
-                break
-            chunks.append(got)
-            budget -= got[1]
+        chunks = self.admit_whole_prompts(lane, prefix_aware=False)
         if chunks:
             return Plan(prefill=chunks, decode=lane.n_dec > 0,
                         time_s=self.step_time(lane, chunks, True))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simulator.serving.request import DropReason
 from simulator.serving.schedulers.base import NO_LIMIT, Plan, Scheduler
 
 if TYPE_CHECKING:
@@ -22,22 +21,7 @@ class VLLMScheduler(Scheduler):
         cfg = lane.cfg
         for _ in range(2):  # a second pass re-admits if preemption emptied the batch
             if lane.waiting and not lane.swapped:
-                chunks = []
-                budget = cfg.max_batch_tokens
-                while lane.waiting and len(lane.running) < cfg.max_num_seqs:
-                    head = lane.waiting[0]
-                    if head.target > cfg.max_batch_tokens:
-                        lane.waiting.popleft()
-                        lane.drop(head, DropReason.EXCEEDS_BATCH_TOKENS)
-                        continue
-                    cached, _ = lane.prefix_match(head)
-                    if head.target - cached > budget:
-                        break
-                    got = self.admit_head(lane, 0)
-                    if got is None:
-                        break
-                    chunks.append(got)
-                    budget -= got[1]
+                chunks = self.admit_whole_prompts(lane, prefix_aware=True)
                 if chunks:
                     return Plan(prefill=chunks, time_s=self.step_time(lane, chunks, False))
             if not lane.running and not lane.swapped:
