@@ -61,7 +61,7 @@ def _read_mapping(path: Path) -> dict[str, dict[str, Any]]:
     return {str(k): v for k, v in data.items()}
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)  # one entry per kind (devices, links, models)
 def _entries(kind: str) -> dict[str, tuple[Path, dict[str, Any]]]:
     """name -> (file, raw entry) for 'devices', 'links' or 'models'."""
     out: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -229,7 +229,7 @@ def link_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> Li
         raise ConfigError(str(err), file=str(file), key=name) from None
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # bounded: names come from user input
 def load_device(name: str) -> DeviceSpec:
     """DeviceSpec by catalog name (case-insensitive); unknown names list the valid ones."""
     entries = _entries("devices")
@@ -245,7 +245,7 @@ def load_device(name: str) -> DeviceSpec:
     return device_from_entry(key, entry, path)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def load_link(name: str) -> LinkSpec:
     """LinkSpec by catalog name (case-insensitive)."""
     entries = _entries("links")
@@ -256,7 +256,7 @@ def load_link(name: str) -> LinkSpec:
     return link_from_entry(key, entry, path)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def _load_model_by_name(key: str) -> ModelSpec:
     from hwmodels.hf_config import model_from_config
 

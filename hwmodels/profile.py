@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ from hwmodels.frozen import FrozenMap
 
 PROFILE_FORMAT = "fleetsim-profile"
 PROFILE_VERSION = 1
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "calibration" / "profiles"
+# Bundled profiles are hwmodels package data (hwmodels/profiles/<device>.json), found through
+# importlib.resources so an installed wheel finds them as well as a checkout does.
+PROFILES_DIR = Path(str(resources.files("hwmodels") / "profiles"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,7 @@ def load_profile(path: str | Path, *, device: str | None = None) -> DeviceProfil
 
 
 def find_profile(device: str, search_dirs: Sequence[Path] | None = None) -> Path | None:
-    """The bundled/calibrated profile file for a device name, if any (calibration/profiles/)."""
+    """The bundled/calibrated profile file for a device name, if any (hwmodels/profiles/)."""
     for root in search_dirs or [PROFILES_DIR]:
         candidate = Path(root) / f"{device.lower()}.json"
         if candidate.exists():

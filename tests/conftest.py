@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from simulator.cli.app import main
+from fleetsim.cli.app import main
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ import sys
 
 def main() -> None:
     """Console-script entry point."""
-    from simulator.cli.app import main as _main
+    from fleetsim.cli.app import main as _main
 
     sys.exit(_main())
 

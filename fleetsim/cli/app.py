@@ -7,15 +7,15 @@ import sys
 
 import typer
 
+from fleetsim.cli.calibrate_cmd import calibrate_cmd
+from fleetsim.cli.catalog_cmds import hw_app, models_app
+from fleetsim.cli.demo_cmd import demo_cmd
+from fleetsim.cli.estimate_cmds import estimate_app
+from fleetsim.cli.plan_cmds import plan_app, sweep_cmd
+from fleetsim.cli.simulate_cmds import simulate_app
+from fleetsim.cli.traces_cmds import traces_app
+from fleetsim.cli.validate_cmds import validate_cmd
 from hwmodels.errors import FleetsimError
-from simulator.cli.calibrate_cmd import calibrate_cmd
-from simulator.cli.catalog_cmds import hw_app, models_app
-from simulator.cli.demo_cmd import demo_cmd
-from simulator.cli.estimate_cmds import estimate_app
-from simulator.cli.plan_cmds import plan_app, sweep_cmd
-from simulator.cli.simulate_cmds import simulate_app
-from simulator.cli.traces_cmds import traces_app
-from simulator.cli.validate_cmds import validate_cmd
 
 app = typer.Typer(
     name="fleetsim",

@@ -7,8 +7,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from fleetsim.cli.common import console, emit_json, err_console, parse_kv_list
 from hwmodels.errors import ConfigError
-from simulator.cli.common import console, emit_json, err_console, parse_kv_list
 
 
 def calibrate_cmd(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from fleetsim.cli.common import console, emit_json
 from hwmodels import catalog, flops
 from hwmodels.memory import kv_bytes_per_token
 from hwmodels.units import GiB
-from simulator.cli.common import console, emit_json
 
 hw_app = typer.Typer(help="Devices and links in the catalog.", no_args_is_help=True)
 models_app = typer.Typer(help="Models in the catalog.", no_args_is_help=True)

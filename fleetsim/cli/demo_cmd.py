@@ -11,8 +11,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from fleetsim.cli.common import atomic_write_text, console, emit_json
 from hwmodels import catalog
-from simulator.cli.common import atomic_write_text, console, emit_json
 
 Section = Callable[[Path], dict[str, Any]]
 
@@ -37,7 +37,7 @@ def _estimate_section(out: Path) -> dict[str, Any]:
 
 
 def _training_section(out: Path) -> dict[str, Any]:
-    from simulator.cli.common import load_scenario_file
+    from fleetsim.cli.common import load_scenario_file
     from simulator.training import load_training_scenario, simulate_iteration
     from simulator.training.plot import plot_pipeline
     from simulator.training.timeline import write_chrome_trace
@@ -61,7 +61,7 @@ def _validation_section(out: Path) -> dict[str, Any]:
 
 
 def _serving_section(out: Path) -> dict[str, Any]:
-    from simulator.cli.common import load_scenario_file
+    from fleetsim.cli.common import load_scenario_file
     from simulator.serving.plots import plot_latency_cdfs
     from simulator.serving.scenario import load_serving_scenario, load_workload, simulate_serving
 
@@ -74,7 +74,7 @@ def _serving_section(out: Path) -> dict[str, Any]:
 
 
 def _longrun_section(out: Path) -> dict[str, Any]:
-    from simulator.cli.common import load_scenario_file
+    from fleetsim.cli.common import load_scenario_file
     from simulator.longrun.plot import plot_progress
     from simulator.longrun.simulate import simulate_run_seeds
     from simulator.training import load_training_scenario
@@ -203,6 +203,6 @@ def _oneline(obj: dict[str, Any]) -> str:
 def _short_full(obj: Any) -> str:
     import json
 
-    from simulator.cli.common import _jsonable
+    from fleetsim.cli.common import _jsonable
 
     return json.dumps(_jsonable(obj), indent=2)

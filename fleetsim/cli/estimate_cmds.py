@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from fleetsim.cli.common import console, emit_json
 from hwmodels.catalog import load_device, load_model
 from hwmodels.dtypes import parse_dtype
 from hwmodels.errors import ConfigError
-from simulator.cli.common import console, emit_json
 
 estimate_app = typer.Typer(help="Analytical estimates.", no_args_is_help=True)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from fleetsim.cli.common import console, emit_json, load_scenario_file
 from hwmodels.errors import ConfigError
-from simulator.cli.common import console, emit_json, load_scenario_file
 
 plan_app = typer.Typer(help="Search for the best plan.", no_args_is_help=True)
 
@@ -184,7 +184,7 @@ def _workload(trace: str, start_s: float | None, end_s: float | None,
 
 
 def _prices(items: list[str] | None) -> dict[str, float] | None:
-    from simulator.cli.common import parse_kv_list
+    from fleetsim.cli.common import parse_kv_list
 
     if not items:
         return None

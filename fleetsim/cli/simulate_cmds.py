@@ -7,8 +7,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from fleetsim.cli.common import console, emit_json, load_scenario_file, scenario_errors
 from hwmodels.errors import ConfigError
-from simulator.cli.common import console, emit_json, load_scenario_file, scenario_errors
 
 simulate_app = typer.Typer(help="Simulate a training or serving scenario.", no_args_is_help=True)
 

@@ -8,8 +8,8 @@ import typer
 import yaml
 from rich.table import Table
 
+from fleetsim.cli.common import console, emit_json, load_scenario_file
 from hwmodels.errors import ConfigError
-from simulator.cli.common import console, emit_json, load_scenario_file
 
 traces_app = typer.Typer(help="Workload traces: statistics and synthesis.", no_args_is_help=True)
 

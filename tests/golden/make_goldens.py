@@ -19,10 +19,7 @@ from golden_cases import CASES  # noqa: E402
 
 def run_case(args: tuple[str, ...]) -> dict:
     """Run `fleetsim ARGS --json` in-process and return its JSON object."""
-    try:
-        from fleetsim.cli.app import main
-    except ImportError:  # before the CLI moved to the fleetsim package
-        from simulator.cli.app import main
+    from fleetsim.cli.app import main
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = main([*args, "--json"])
