@@ -33,36 +33,41 @@ def job_shape(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
     )
 
 
-def iteration_time_fn(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
-                      parallel: ParallelConfig) -> IterationTimeFn:
-    """iteration_time_s(dp) from the iteration simulator, cached per DP size.
+class SimulatedIterationTime:
+    """iteration_time_s(dp) from the iteration simulator, cached per DP size; picklable, so
+    executors can ship it to worker processes (the cache travels with it).
 
     Fewer replicas keep the global batch (each does more microbatches) on fewer devices; when
     the batch does not divide over the smaller dp, the time scales as dp_full / dp.
     """
-    from dataclasses import replace
 
-    from simulator.training import simulate_iteration  # lazy: lives in another package part
+    __slots__ = ("cache", "cluster", "model", "parallel", "training")
 
-    cache: dict[int, float] = {}
-    per_replica = parallel.tp * parallel.pp * parallel.cp
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
+                 parallel: ParallelConfig) -> None:
+        self.model, self.cluster, self.training, self.parallel = model, cluster, training, parallel
+        self.cache: dict[int, float] = {}
 
-    def fn(dp: int) -> float:
+    def __call__(self, dp: int) -> float:
+        from dataclasses import replace
+
+        from simulator.training import simulate_iteration  # lazy: lives in another package part
+
+        cache, parallel = self.cache, self.parallel
         if dp not in cache:
             if dp == parallel.dp:
-                cache[dp] = simulate_iteration(model, cluster, training,
+                cache[dp] = simulate_iteration(self.model, self.cluster, self.training,
                                                parallel).iteration_time_s
             else:
+                per_replica = parallel.tp * parallel.pp * parallel.cp
                 try:
-                    c = replace(cluster, num_devices=dp * per_replica)
-                    cache[dp] = simulate_iteration(model, c, training,
+                    c = replace(self.cluster, num_devices=dp * per_replica)
+                    cache[dp] = simulate_iteration(self.model, c, self.training,
                                                    replace(parallel, dp=dp)).iteration_time_s
                 except ConfigError:
                     # the batch does not split over dp replicas: same work on fewer replicas
-                    cache[dp] = fn(parallel.dp) * parallel.dp / dp
+                    cache[dp] = self(parallel.dp) * parallel.dp / dp
         return cache[dp]
-
-    return fn
 
 
 def _scenario_parts(scenario: Any) -> tuple[ModelSpec, ClusterSpec, TrainingConfig,
@@ -107,4 +112,4 @@ def simulate_many(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: 
 def default_iteration_time_fn(scenario: Any) -> IterationTimeFn:
     """iteration_time_fn of a scenario's specs (the iteration simulator, cached per DP)."""
     model, cluster, training, parallel, _, _ = _scenario_parts(scenario)
-    return iteration_time_fn(model, cluster, training, parallel)
+    return SimulatedIterationTime(model, cluster, training, parallel)

@@ -38,3 +38,15 @@ def test_simulated_optimum_is_near_daly() -> None:
 def test_bad_grid() -> None:
     with pytest.raises(ConfigError, match="intervals_s"):
         plan_checkpoint(CFG, J, lambda dp: 5.0, intervals_s=(600.0, -1.0))
+
+
+def test_executor_fan_out_matches_in_process() -> None:
+    import _executor_tasks as tasks
+
+    from planners.executors import LocalExecutor
+
+    inline = plan_checkpoint(CFG, J, tasks.five_seconds, seeds=2, intervals_s=(900.0, 1800.0))
+    with LocalExecutor(max_workers=2) as ex:
+        fanned = plan_checkpoint(CFG, J, tasks.five_seconds, seeds=2,
+                                 intervals_s=(900.0, 1800.0), executor=ex)
+    assert fanned == inline
