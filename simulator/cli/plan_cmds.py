@@ -27,7 +27,7 @@ def plan_checkpoint_cmd(
 
     sc = load_training_scenario(apply_overrides(load_scenario_file(scenario), set_ or []),
                                 file=scenario)
-    if sc.run_section_raw is None:
+    if sc.run is None:
         raise ConfigError("needs a run: section (duration, failures, checkpoint)", file=scenario,
                           key="run")
     if seeds < 1:

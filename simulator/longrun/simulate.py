@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,7 +15,9 @@ from simulator.longrun.checkpoint import CHECKPOINT_BYTES_PER_PARAM, checkpoint_
 from simulator.longrun.config import JobShape, RunConfig
 from simulator.longrun.engine import IterationTimeFn, simulate_longrun
 from simulator.longrun.results import RunResult, RunSummary
-from simulator.longrun.scenario import parse_run
+
+if TYPE_CHECKING:
+    from simulator.training.scenario import TrainingScenario
 
 
 def job_shape(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
@@ -70,21 +72,16 @@ class SimulatedIterationTime:
         return cache[dp]
 
 
-def _scenario_parts(scenario: Any) -> tuple[ModelSpec, ClusterSpec, TrainingConfig,
-                                            ParallelConfig, Any, str | None]:
-    return (scenario.model, scenario.cluster, scenario.training, scenario.parallel,
-            getattr(scenario, "run", None) or getattr(scenario, "run_section_raw", None),
-            getattr(scenario, "file", None))
+def run_config(scenario: TrainingScenario) -> tuple[RunConfig, JobShape]:
+    """The scenario's `run:` section resolved for its job."""
+    if scenario.run is None:
+        raise ConfigError("needs a run: section (duration, failures, checkpoint)",
+                          file=scenario.file, key="run")
+    job = job_shape(scenario.model, scenario.cluster, scenario.training, scenario.parallel)
+    return scenario.run.resolve(job, file=scenario.file), job
 
 
-def run_config(scenario: Any) -> tuple[RunConfig, JobShape]:
-    """Parse the scenario's `run:` mapping for its job."""
-    model, cluster, training, parallel, run, file = _scenario_parts(scenario)
-    job = job_shape(model, cluster, training, parallel)
-    return parse_run(run, job=job, file=file), job
-
-
-def simulate_run(scenario: Any, *, seed: int | None = None,
+def simulate_run(scenario: TrainingScenario, *, seed: int | None = None,
                  iteration_time_fn: Callable[[int], float] | None = None) -> RunResult:
     """One seeded long run of a TrainingScenario (its .model .cluster .training .parallel .run)."""
     cfg, job = run_config(scenario)
@@ -92,7 +89,8 @@ def simulate_run(scenario: Any, *, seed: int | None = None,
     return simulate_longrun(cfg, job, fn, seed=cfg.seed if seed is None else seed)
 
 
-def simulate_run_seeds(scenario: Any, *, seeds: int | None = None, seed: int | None = None,
+def simulate_run_seeds(scenario: TrainingScenario, *, seeds: int | None = None,
+                       seed: int | None = None,
                        iteration_time_fn: Callable[[int], float] | None = None) -> RunSummary:
     """`seeds` independent runs (default: run.seeds), seeds spawned from one SeedSequence."""
     cfg, job = run_config(scenario)
@@ -109,7 +107,7 @@ def simulate_many(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: 
                                  for s in children))
 
 
-def default_iteration_time_fn(scenario: Any) -> IterationTimeFn:
-    """iteration_time_fn of a scenario's specs (the iteration simulator, cached per DP)."""
-    model, cluster, training, parallel, _, _ = _scenario_parts(scenario)
-    return SimulatedIterationTime(model, cluster, training, parallel)
+def default_iteration_time_fn(scenario: TrainingScenario) -> IterationTimeFn:
+    """The iteration simulator on a scenario's specs, cached per DP."""
+    return SimulatedIterationTime(scenario.model, scenario.cluster, scenario.training,
+                                  scenario.parallel)

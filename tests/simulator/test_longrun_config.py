@@ -44,7 +44,7 @@ J = job(64, state_bytes=405e9 * 18)  # 7.3 TB of state
     ({"duration": "30d", "stragglers": {"fraction": 0.1, "slowdown": 0.5}},
      "run.stragglers.slowdown"),
     ({"duration": "30d", "min_dp": 65}, "run.min_dp"),
-    ({"duration": "30d", "checkpointing": {}}, "run"),
+    ({"duration": "30d", "checkpointing": {}}, "run.checkpointing"),
 ])
 def test_bad_input_names_the_key(run: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -56,7 +56,7 @@ def test_bad_input_names_the_key(run: dict[str, Any], key: str) -> None:
 
 
 def test_unknown_model_lists_the_registry() -> None:
-    with pytest.raises(ConfigError, match="exponential, llama3, weibull"):
+    with pytest.raises(ConfigError, match="allowed: llama3, exponential, weibull"):
         build_failure_model({"model": "gamma"})
 
 
