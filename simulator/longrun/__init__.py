@@ -8,7 +8,7 @@ from simulator.longrun.closed_form import (
     young_interval_s,
 )
 from simulator.longrun.config import JobShape, RunConfig, RunSettings, ShortagePolicy
-from simulator.longrun.engine import simulate_longrun
+from simulator.longrun.engine import Phase, simulate_longrun
 from simulator.longrun.failure_models import FAILURE_MODELS, FailuresSpec, build_failure_model
 from simulator.longrun.failures import ComponentFailure, FailureModel, FailureModelKind, Scope
 from simulator.longrun.results import RunResult, RunSummary
@@ -23,7 +23,7 @@ from simulator.longrun.stragglers import StragglerKind, StragglerSpec
 
 __all__ = [
     "FAILURE_MODELS", "CheckpointMode", "CheckpointPolicy", "CheckpointSpec", "ComponentFailure",
-    "FailureModel", "FailureModelKind", "FailuresSpec", "IntervalRule", "JobShape", "RunConfig",
+    "FailureModel", "FailureModelKind", "FailuresSpec", "IntervalRule", "JobShape", "Phase", "RunConfig",
     "RunResult", "RunSettings", "RunSpec", "RunSummary", "Scope", "ShortagePolicy",
     "StragglerKind", "StragglerSpec", "build_failure_model", "daly_interval_s", "exact_ettr",
     "job_shape", "kokolis_ettr", "parse_run", "read_run", "simulate_longrun", "simulate_many",

@@ -24,15 +24,27 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
 from simulator.longrun.checkpoint import CheckpointMode
 from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
-from simulator.longrun.failures import FailureSampler
+from simulator.longrun.failures import FailureSampler, Scope
 from simulator.longrun.results import LOST_KEYS, RunResult
 from simulator.longrun.stragglers import StragglerKind
 
 IterationTimeFn = Callable[[int], float]
+
+
+class Phase(StrEnum):
+    """What the job is doing between two events; the lost-time phases share the names of
+    RunResult.time_lost_s keys they are booked to."""
+
+    COMPUTE = "compute"  # iterations, up to the next checkpoint
+    BATCH = "batch"  # fast-forwarded whole checkpoint cycles (compute + stall)
+    CHECKPOINT = "checkpoint"  # checkpoint stall
+    RESTART = "restart"  # detection + re-init + checkpoint load, reconfiguration
+    WAITING_SPARE = "waiting_spare"  # short of nodes, no spare free
 
 # Without a duration, a token-budget run stops after this many ideal run times.
 BUDGET_ONLY_CAP = 50.0
@@ -98,7 +110,7 @@ class _Run:
         self.min_dp_seen = job.dp
         self.series_t: list[float] = [0.0]
         self.series_it: list[float] = [0.0]
-        self.phase: tuple | None = None  # (kind, start_time, ...)
+        self.phase: tuple | None = None  # (Phase, start_time, ...)
         self.phase_extra: tuple = ()
         self.phase_start = 0.0
         self.spare_event: simpy.Event | None = None
@@ -135,7 +147,7 @@ class _Run:
 
     # ------------------------------------------------------------ phases and ledger
 
-    def _open(self, kind: str, *extra: float) -> None:
+    def _open(self, kind: Phase, *extra: float) -> None:
         if self.phase is not None:
             self._close()
         self.phase = (kind, self.env.now, *extra)
@@ -149,10 +161,10 @@ class _Run:
         self.phase_start = start
         elapsed = self.env.now - start
         self.phase = None
-        if kind == "batch":
+        if kind is Phase.BATCH:
             self._close_batch(elapsed)
             return
-        if kind != "compute":
+        if kind is not Phase.COMPUTE:
             self.lost[kind] += elapsed
             return
         t_it, base, start_it, target = self.phase_extra
@@ -271,12 +283,12 @@ class _Run:
                 cycles = self._batchable_cycles(t_it)
                 if cycles >= 2:  # fast-forward whole checkpoint cycles before the next event
                     cycle_s = self.k * t_it + self.cfg.checkpoint.stall_s
-                    self._open("batch", t_it, base, self.it, cycles, cycle_s)
+                    self._open(Phase.BATCH, t_it, base, self.it, cycles, cycle_s)
                     yield self.env.timeout(cycles * cycle_s)
                     self._close()
                     continue
                 target = self._next_target()
-                self._open("compute", t_it, base, self.it, target)
+                self._open(Phase.COMPUTE, t_it, base, self.it, target)
                 yield self.env.timeout((target - self.it) * t_it)
                 self._close()
                 if self.it >= self.budget_it - _EPS:
@@ -290,7 +302,7 @@ class _Run:
 
     def _stall(self, seconds: float):  # type: ignore[no-untyped-def]
         if seconds > 0:
-            self._open("checkpoint")
+            self._open(Phase.CHECKPOINT)
             yield self.env.timeout(seconds)
             self._close()
 
@@ -327,7 +339,7 @@ class _Run:
             self.present[take] = False
             self.env.process(self._repair(int(take.size), self._evict_repair_s()))
         self._fill_slots()
-        self._open("restart")
+        self._open(Phase.RESTART)
         yield self.env.timeout(self.cfg.restart_s + self.cfg.checkpoint.read_s)
         self._close()
 
@@ -369,7 +381,7 @@ class _Run:
                     ck = self.cfg.checkpoint
                     load_s = ck.memory_load_s if from_memory else ck.read_s
                     deadline = self.env.now + self.cfg.detection_s + self.cfg.restart_s + load_s
-                    self._open("restart")
+                    self._open(Phase.RESTART)
                 yield self.env.timeout(deadline - self.env.now)
                 self._close()
                 return
@@ -412,7 +424,7 @@ class _Run:
                 self.min_dp_seen = min(self.min_dp_seen, self._dp_active())
                 return
             self.spare_event = self.env.event()
-            self._open("waiting_spare")
+            self._open(Phase.WAITING_SPARE)
             yield self.spare_event
             self._close()
 
@@ -453,7 +465,7 @@ class _Run:
         if comp.replace:
             hit = np.array([n for n in sampler.nodes_hit(comp_i, unit) if self.present[n]],
                            dtype=np.int64)
-            if comp.scope.value == "switch":
+            if comp.scope is Scope.SWITCH:
                 sampler.renew_unit(comp_i, unit, now)
             if hit.size == 0:
                 return
@@ -491,7 +503,7 @@ class _Run:
             self._rate_changed()
 
     def _rate_changed(self) -> None:
-        if self.phase is not None and self.phase[0] == "compute" and self.train_proc.is_alive:
+        if self.phase is not None and self.phase[0] is Phase.COMPUTE and self.train_proc.is_alive:
             self.train_proc.interrupt(_RATE_CHANGE)
 
     # ------------------------------------------------------------ run and result

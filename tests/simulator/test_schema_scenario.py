@@ -94,3 +94,22 @@ def test_one_dotted_setter_for_set_and_grid() -> None:
         apply_overrides(base, ["c.x=1"])
     with pytest.raises(ConfigError, match="dotted keys"):
         set_dotted({}, "a..b", 1, where="--grid")
+
+
+def test_training_scenario_reads_every_section_up_front() -> None:
+    from simulator.training.scenario import load_training_scenario
+
+    base = {"model": "llama3-8b", "cluster": {"device": "h100-sxm", "num_devices": 16},
+            "training": {"seq_len": 4096, "global_batch": 64},
+            "parallelism": {"tp": 2, "vpp": 2, "pp": 2, "rank_order": "tp-cp-ep-dp-pp"}}
+    sc = load_training_scenario(base, file="s.yaml")
+    assert sc.parallel.dp == 4 and sc.parallel.schedule == "interleaved"
+    assert sc.run is None and sc.file == "s.yaml"
+    with pytest.raises(ConfigError, match=r"s.yaml: key 'run.checkpoint.mode'.*allowed: sync"):
+        load_training_scenario({**base, "run": {"duration": "1d",
+                                                "checkpoint": {"mode": "eager"}}}, file="s.yaml")
+    with pytest.raises(ConfigError, match=r"s.yaml: key 'cluster.num_devices': must be >= 1"):
+        load_training_scenario({**base, "cluster": {"device": "h100-sxm", "num_devices": 0}},
+                               file="s.yaml")
+    with pytest.raises(ConfigError, match=r"key 'training.seq_len': missing required key"):
+        load_training_scenario({**base, "training": {"global_batch": 64}}, file="s.yaml")
