@@ -7,7 +7,8 @@ key is one line: a field. Field types the reader understands:
 
 - `int`, `float`, `bool`, `str`, `Any` (passed through), `X | None`, unions tried in order
   (a mapping goes to the dataclass member), `Literal[...]`, enums (from their string value,
-  any case), `tuple[X, ...]`, `Mapping[str, X]` (a FrozenMap), nested dataclasses;
+  any case), `tuple[X, ...]`, `tuple[X, Y]`, `list[X]`, `Mapping[str, X]` (a FrozenMap),
+  nested dataclasses;
 - units, as `Annotated` aliases: `Seconds` (30, "30s", "15m", "2h", "54d"), `Bytes`
   ("80GiB", "1.5TB"), `BytesPerSecond` ("2TB/s").
 
@@ -242,16 +243,18 @@ def read_value(value: object, hint: Any, *, file: str | None = None, key: str = 
         return read_section(value, hint, file=file, section=key)  # type: ignore[arg-type]
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _read_enum(value, hint, file=file, key=key)
-    if origin is tuple:
+    if origin in (tuple, list):
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
             raise ConfigError(f"expected a list, got {value!r}", file=file, key=key)
         args = get_args(hint)
-        item_types = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        variadic = origin is list or (len(args) == 2 and args[1] is Ellipsis)
+        item_types = [args[0]] * len(value) if variadic else list(args)
         if len(item_types) != len(value):
             raise ConfigError(f"expected {len(item_types)} values, got {len(value)}",
                               file=file, key=key)
-        return tuple(read_value(v, t, file=file, key=f"{key}[{i}]")
-                     for i, (v, t) in enumerate(zip(value, item_types, strict=True)))
+        items = [read_value(v, t, file=file, key=f"{key}[{i}]")
+                 for i, (v, t) in enumerate(zip(value, item_types, strict=True))]
+        return tuple(items) if origin is tuple else items
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise ConfigError(f"expected a mapping, got {type(value).__name__}", file=file,

@@ -48,6 +48,8 @@ class Outer:
     inner: Inner = field(default_factory=Inner)
     parts: Mapping[str, Inner] = field(default_factory=dict)
     off: Inner | Literal[False] = False
+    pair: tuple[int, float] = (1, 2.0)
+    names: list[str] = field(default_factory=list)
 
 
 def test_types_defaults_units_and_nesting() -> None:
@@ -58,6 +60,12 @@ def test_types_defaults_units_and_nesting() -> None:
     assert out.duration_s == 7200.0 and out.rate == 2e12 and out.interval == 900.0
     assert out.order == ("c",) and out.inner == Inner(color=Color.BLUE)
     assert out.parts["p"].size == 3 and out.off == Inner(size=2)
+    both = read_section({"name": "x", "pair": [2, 3], "names": ["a"]}, Outer)
+    assert both.pair == (2, 3.0) and both.names == ["a"]
+    with pytest.raises(ConfigError, match=r"key 'pair': expected 2 values"):
+        read_section({"name": "x", "pair": [2]}, Outer)
+    with pytest.raises(ConfigError, match=r"key 'names\[0\]': expected a string"):
+        read_section({"name": "x", "names": [1]}, Outer)
     assert read_section({"name": "y", "duration": None}, Outer).duration_s is None
     assert read_section({"name": "y", "off": False}, Outer).off is False
     assert section_keys(Inner) == ["size", "color"]
