@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import types
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -111,11 +112,17 @@ def _has_default(f: dataclasses.Field[Any]) -> bool:
             or f.default_factory is not dataclasses.MISSING)  # type: ignore[misc]
 
 
+@functools.lru_cache(maxsize=256)  # one entry per schema class: a small, fixed set
+def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """(type hints by field name, fields by YAML key) of a schema dataclass."""
+    return (get_type_hints(cls, include_extras=True),
+            {field_key(f): f for f in dataclasses.fields(cls) if f.init})
+
+
 def read_section(raw: object, cls: type[T], *, file: str | None = None,
                  section: str = "") -> T:
     """An instance of the schema dataclass `cls` from one scenario mapping (None: defaults)."""
-    hints = get_type_hints(cls, include_extras=True)
-    by_key = {field_key(f): f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    hints, by_key = _schema(cls)
     values = check_keys(raw, list(by_key), file=file, section=section)
     kwargs: dict[str, Any] = {}
     for key, f in by_key.items():
