@@ -27,7 +27,7 @@ import simpy
 from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
-from simulator.longrun.checkpoint import CheckpointMode
+from simulator.longrun.checkpoint_modes import CHECKPOINT_MODES
 from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
 from simulator.longrun.failures import FailureSampler, Scope
 from simulator.longrun.results import LOST_KEYS, RunResult
@@ -96,6 +96,7 @@ class _Run:
                         if cfg.failures is not None else None)
         del ss_repair  # reserved: repairs are deterministic today
         ck = cfg.checkpoint
+        self.mode = CHECKPOINT_MODES.get(ck.mode)
         self.k = max(1, round(ck.interval_s / self.t_full))
         self.it = 0.0
         self.ledger: list[list[float]] = []  # [start_it, end_it, wall, productive, elastic, slow]
@@ -190,8 +191,9 @@ class _Run:
         ck, st = self.cfg.checkpoint, self.cfg.stragglers
         if not self.fast_forward:
             return 0
-        if ck.mode is CheckpointMode.MULTILEVEL or (ck.mode is CheckpointMode.ASYNC
-                                                   and ck.write_s > self.k * t_it):
+        # equal cycles only: every snapshot persists, and a background write ends in its cycle
+        if not self.mode.persist_every_snapshot or (not self.mode.blocking_write
+                                                    and ck.write_s > self.k * t_it):
             return 0
         if st is not None and (st.kind is StragglerKind.TRANSIENT or st.evict_after_s is not None):
             return 0
@@ -214,9 +216,9 @@ class _Run:
         rest = elapsed - done * cycle_s
         partial_iters = min(rest, k * t_it) / t_it if done < cycles else 0.0
         self.lost["checkpoint"] += done * ck.stall_s + max(0.0, rest - k * t_it)
-        if ck.mode is CheckpointMode.SYNC or done == 0:
+        if self.mode.blocking_write or done == 0:
             self._add_piece(it0, done * k, t_it, base)
-            if done and ck.mode is CheckpointMode.SYNC:
+            if done and self.mode.blocking_write:
                 self.durable_it = self.mem_it = it0 + done * k
         else:  # async: the last snapshot's write may still be in flight
             self._add_piece(it0, (done - 1) * k, t_it, base)
@@ -308,7 +310,7 @@ class _Run:
 
     def _checkpoint(self):  # type: ignore[no-untyped-def]
         ck = self.cfg.checkpoint
-        if ck.mode is CheckpointMode.SYNC:
+        if self.mode.blocking_write:
             yield from self._stall(ck.write_s)
             self.durable_it = self.it
             self.mem_it = self.it
@@ -316,7 +318,7 @@ class _Run:
             return
         self._commit_pending()
         self.snapshots += 1
-        persistent = (ck.mode is CheckpointMode.ASYNC
+        persistent = (self.mode.persist_every_snapshot
                       or self.snapshots % ck.persistent_every == 0)
         if persistent and self.pending:  # one background write at a time
             yield from self._stall(self.pending[-1][0] - self.env.now)
@@ -360,8 +362,7 @@ class _Run:
         """(iteration to restart from, whether it comes from the in-memory/peer copy)."""
         self._commit_pending()
         self.pending = []  # a write in flight dies with the job
-        ck = self.cfg.checkpoint
-        if ck.mode is CheckpointMode.MULTILEVEL and self.mem_it > self.durable_it:
+        if self.mode.restore_from_peer and self.mem_it > self.durable_it:
             lost = set(failure.lost_nodes)
             n = self.job.num_nodes
             peer_lost = any((node ^ 1) in lost for node in lost if (node ^ 1) < n)

@@ -13,4 +13,6 @@ def host_snapshot_s(state_bytes: float, num_gpus: int, snapshot_bps: float,
 
 
 CHECKPOINT_MODES.add(CheckpointMode.ASYNC,
-                     ModeRules(snapshot_s=host_snapshot_s, persistent_every=1))
+                     ModeRules(snapshot_s=host_snapshot_s, persistent_every=1,
+                               blocking_write=False, persist_every_snapshot=True,
+                               restore_from_peer=False))

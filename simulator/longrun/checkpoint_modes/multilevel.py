@@ -15,4 +15,6 @@ def peer_snapshot_s(state_bytes: float, num_gpus: int, snapshot_bps: float,
 
 
 CHECKPOINT_MODES.add(CheckpointMode.MULTILEVEL,
-                     ModeRules(snapshot_s=peer_snapshot_s, persistent_every=5))
+                     ModeRules(snapshot_s=peer_snapshot_s, persistent_every=5,
+                               blocking_write=False, persist_every_snapshot=False,
+                               restore_from_peer=True))

@@ -1,4 +1,5 @@
-"""What differs between checkpoint modes at set-up: the default stall and persistent cadence."""
+"""What differs between checkpoint modes: default stall and cadence, and how the engine
+treats a checkpoint (blocking write, background write, restore from a peer's copy)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ SnapshotFn = Callable[[float, int, float, float], float]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModeRules:
-    """One checkpoint mode's defaults: its snapshot stall and how often it persists."""
+    """One checkpoint mode: its defaults and the engine's view of it."""
 
     snapshot_s: SnapshotFn  # default `run.checkpoint.snapshot_s`
     persistent_every: int  # default `run.checkpoint.persistent_every`
+    blocking_write: bool  # training stalls for the persistent write (no snapshot)
+    persist_every_snapshot: bool  # each snapshot is written (ignores persistent_every)
+    restore_from_peer: bool  # a failure that spares the peer restores the in-memory copy
 
 
 CHECKPOINT_MODES: Registry[CheckpointMode, ModeRules] = Registry(

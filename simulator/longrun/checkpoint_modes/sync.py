@@ -12,4 +12,7 @@ def no_snapshot_s(state_bytes: float, num_gpus: int, snapshot_bps: float,
     return 0.0
 
 
-CHECKPOINT_MODES.add(CheckpointMode.SYNC, ModeRules(snapshot_s=no_snapshot_s, persistent_every=1))
+CHECKPOINT_MODES.add(CheckpointMode.SYNC,
+                     ModeRules(snapshot_s=no_snapshot_s, persistent_every=1,
+                               blocking_write=True, persist_every_snapshot=True,
+                               restore_from_peer=False))
