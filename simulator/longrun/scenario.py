@@ -114,7 +114,7 @@ class CheckpointSpec:
         snapshot_s = given(self.snapshot_s, rules.snapshot_s(state, n, snap_bps, peer_bps))
         memory_load_s = given(self.memory_load_s,
                               shard_copy_time_s(state, num_gpus=n, per_gpu_Bps=peer_bps))
-        stall = write_s if self.mode is CheckpointMode.SYNC else snapshot_s
+        stall = write_s if rules.blocking_write else snapshot_s
         if isinstance(self.interval_s, IntervalRule):
             rule = young_interval_s if self.interval_s is IntervalRule.YOUNG else daly_interval_s
             interval_s = (rule(stall_s=max(stall, 1e-3), mttf_s=mttf_s)
