@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
 from planners.executors import Executor
 from simulator.longrun.closed_form import (
@@ -25,6 +26,15 @@ from simulator.longrun.closed_form import (
 from simulator.longrun.config import JobShape, RunConfig
 from simulator.longrun.engine import IterationTimeFn
 from simulator.longrun.simulate import default_iteration_time_fn, run_config, simulate_many
+
+
+class CandidateRule(StrEnum):
+    """Where a candidate interval came from (the `rule` column)."""
+
+    GRID = "grid"
+    YOUNG = "young"
+    DALY = "daly"
+
 
 # Default grid: multiples of Daly's interval (log-spaced, a factor ~1.4 apart).
 GRID_FACTORS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
@@ -98,13 +108,13 @@ def plan_checkpoint(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTi
     restart = cfg.detection_s + cfg.restart_s + cfg.checkpoint.read_s
     young = young_interval_s(stall_s=stall, mttf_s=mttf)
     daly = daly_interval_s(stall_s=stall, mttf_s=mttf)
-    candidates: dict[float, str] = {}
+    candidates: dict[float, CandidateRule] = {}
     for x in intervals_s or tuple(f * daly for f in GRID_FACTORS):
         if not (x > 0 and math.isfinite(x)):
             raise ConfigError(f"intervals must be > 0, got {x!r}", key="intervals_s")
-        candidates.setdefault(float(x), "grid")
-    candidates[young] = "young"
-    candidates[daly] = "daly"
+        candidates.setdefault(float(x), CandidateRule.GRID)
+    candidates[young] = CandidateRule.YOUNG
+    candidates[daly] = CandidateRule.DALY
     ordered = sorted(candidates.items())
     tasks = [_Candidate(cfg=replace(cfg, checkpoint=replace(cfg.checkpoint, interval_s=interval)),
                         job=job, iteration_time_s=iteration_time_s, seeds=seeds, seed=seed)
