@@ -2,6 +2,7 @@
 
 Every candidate interval is simulated with the same seeds (common random numbers: the same
 failure times hit every candidate), so differences between rows are not sampling noise.
+Candidates fan out through an executor (`--executor local|ray`), one task per interval.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
+from planners.executors import Executor
 from simulator.longrun.closed_form import (
     daly_interval_s,
     exact_ettr,
@@ -23,6 +26,15 @@ from simulator.longrun.closed_form import (
 from simulator.longrun.config import JobShape, RunConfig
 from simulator.longrun.engine import IterationTimeFn
 from simulator.longrun.simulate import default_iteration_time_fn, run_config, simulate_many
+
+
+class CandidateRule(StrEnum):
+    """Where a candidate interval came from (the `rule` column)."""
+
+    GRID = "grid"
+    YOUNG = "young"
+    DALY = "daly"
+
 
 # Default grid: multiples of Daly's interval (log-spaced, a factor ~1.4 apart).
 GRID_FACTORS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
@@ -53,10 +65,38 @@ class CheckpointPlan:
                 "table": [dict(r) for r in self.rows]}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Candidate:
+    """One executor task: the run under one checkpoint interval, over `seeds` seeded runs."""
+
+    cfg: RunConfig
+    job: JobShape
+    iteration_time_s: IterationTimeFn  # picklable when the executor uses other processes
+    seeds: int
+    seed: int
+
+
+def _simulate_candidate(task: _Candidate) -> tuple[list[float], float]:
+    """(ETTR of every seeded run, simulated checkpoint cycle in s) of one candidate."""
+    summary = simulate_many(task.cfg, task.job, task.iteration_time_s, seeds=task.seeds,
+                            seed=task.seed)
+    return [r.ettr for r in summary.runs], summary.runs[0].checkpoint_interval_s
+
+
+def _run_candidates(tasks: list[_Candidate], executor: Executor | None
+                    ) -> list[tuple[list[float], float]]:
+    if executor is None:  # in-process: errors propagate as raised
+        return [_simulate_candidate(t) for t in tasks]
+    return [r.unwrap() for r in executor.map(_simulate_candidate, tasks)]
+
+
 def plan_checkpoint(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTimeFn, *,
                     intervals_s: tuple[float, ...] | None = None, seeds: int = 4,
-                    seed: int = 0) -> CheckpointPlan:
-    """Simulate each candidate interval over `seeds` runs; best = highest mean ETTR."""
+                    seed: int = 0, executor: Executor | None = None) -> CheckpointPlan:
+    """Simulate each candidate interval over `seeds` runs; best = highest mean ETTR.
+
+    With an executor the candidates run as its tasks (iteration_time_s must then pickle);
+    without one they run here, in order."""
     if cfg.failures is None:
         raise ConfigError("nothing fails, so any interval is optimal", key="run.failures")
     if seeds < 1:
@@ -68,19 +108,21 @@ def plan_checkpoint(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTi
     restart = cfg.detection_s + cfg.restart_s + cfg.checkpoint.read_s
     young = young_interval_s(stall_s=stall, mttf_s=mttf)
     daly = daly_interval_s(stall_s=stall, mttf_s=mttf)
-    candidates: dict[float, str] = {}
+    candidates: dict[float, CandidateRule] = {}
     for x in intervals_s or tuple(f * daly for f in GRID_FACTORS):
         if not (x > 0 and math.isfinite(x)):
             raise ConfigError(f"intervals must be > 0, got {x!r}", key="intervals_s")
-        candidates.setdefault(float(x), "grid")
-    candidates[young] = "young"
-    candidates[daly] = "daly"
+        candidates.setdefault(float(x), CandidateRule.GRID)
+    candidates[young] = CandidateRule.YOUNG
+    candidates[daly] = CandidateRule.DALY
+    ordered = sorted(candidates.items())
+    tasks = [_Candidate(cfg=replace(cfg, checkpoint=replace(cfg.checkpoint, interval_s=interval)),
+                        job=job, iteration_time_s=iteration_time_s, seeds=seeds, seed=seed)
+             for interval, _ in ordered]
     rows = []
-    for interval, rule in sorted(candidates.items()):
-        run_cfg = replace(cfg, checkpoint=replace(cfg.checkpoint, interval_s=interval))
-        summary = simulate_many(run_cfg, job, iteration_time_s, seeds=seeds, seed=seed)
-        ettrs = np.array([r.ettr for r in summary.runs])
-        cycle = summary.runs[0].checkpoint_interval_s  # rounded to whole iterations
+    for (interval, rule), (ettr_list, cycle) in zip(ordered, _run_candidates(tasks, executor),
+                                                    strict=True):
+        ettrs = np.array(ettr_list)  # cycle: the interval rounded to whole iterations
         rows.append({"rule": rule, "interval_s": interval, "simulated_interval_s": cycle,
                      "ettr_mean": float(ettrs.mean()),
                      "ettr_p5": float(np.percentile(ettrs, 5)),
@@ -98,8 +140,12 @@ def plan_checkpoint(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTi
 
 def plan_checkpoint_for_scenario(scenario: Any, *, seeds: int = 4, seed: int = 0,
                                  iteration_time_fn: IterationTimeFn | None = None,
-                                 intervals_s: tuple[float, ...] | None = None) -> CheckpointPlan:
+                                 intervals_s: tuple[float, ...] | None = None,
+                                 executor: Executor | None = None) -> CheckpointPlan:
     """plan_checkpoint for a TrainingScenario (iteration time from the iteration simulator)."""
     cfg, job = run_config(scenario)
     fn = iteration_time_fn or default_iteration_time_fn(scenario)
-    return plan_checkpoint(cfg, job, fn, intervals_s=intervals_s, seeds=seeds, seed=seed)
+    if executor is not None:
+        fn(job.dp)  # simulate the healthy iteration once here; the cache ships to every task
+    return plan_checkpoint(cfg, job, fn, intervals_s=intervals_s, seeds=seeds, seed=seed,
+                           executor=executor)

@@ -27,7 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from hwmodels._compat import StrEnum
-from hwmodels.errors import ConfigError, UnknownNameError
+from hwmodels.errors import ConfigError
+from hwmodels.registry import Registry
 
 # Batches per worker per map() call: enough to balance uneven task times, few enough that the
 # per-batch pickling / IPC round-trip (~1 ms locally, ~5-10 ms through Ray) stays negligible.
@@ -58,6 +59,17 @@ class Executor(Protocol):
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[TaskResult]: ...
 
     def close(self) -> None: ...
+
+
+class ExecutorKind(StrEnum):
+    """The executor registry keys (`--executor`)."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+EXECUTORS: Registry[ExecutorKind, Callable[..., Executor]] = Registry(
+    "executor", ExecutorKind, key="executor")
 
 
 def run_batch(fn: Callable[[Any], Any], batch: Sequence[tuple[int, Any]]) -> list[TaskResult]:
@@ -93,6 +105,7 @@ def _check_workers(value: int | None, key: str) -> int | None:
     return value
 
 
+@EXECUTORS.register(ExecutorKind.LOCAL)
 class LocalExecutor:
     """A process pool on this machine (inline when one worker or one task).
 
@@ -143,6 +156,7 @@ class LocalExecutor:
         return sorted(results, key=lambda r: r.index)
 
 
+@EXECUTORS.register(ExecutorKind.RAY)
 class RayExecutor:
     """Tasks in batches as Ray remote calls: a cluster at `address`, or a local instance.
 
@@ -170,7 +184,7 @@ class RayExecutor:
             import ray
         except ImportError:
             raise ConfigError("the ray executor needs Ray: pip install 'fleetsim[ray]'",
-                              key="executor", allowed=[e.value for e in ExecutorKind]) from None
+                              key="executor", allowed=EXECUTORS.names()) from None
         if not ray.is_initialized():
             kwargs = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
             ray.init(address=self.address, **kwargs)
@@ -206,24 +220,9 @@ class RayExecutor:
         return sorted(results, key=lambda r: r.index)
 
 
-class ExecutorKind(StrEnum):
-    LOCAL = "local"
-    RAY = "ray"
-
-
-EXECUTORS: dict[ExecutorKind, Callable[..., Executor]] = {
-    ExecutorKind.LOCAL: LocalExecutor,
-    ExecutorKind.RAY: RayExecutor,
-}
-
-
 def make_executor(name: str | ExecutorKind = ExecutorKind.LOCAL, **kwargs: Any) -> Executor:
     """Build an executor by registry name (`local` or `ray`); kwargs go to its constructor."""
-    try:
-        kind = ExecutorKind(str(name))
-    except ValueError:
-        raise UnknownNameError("executor", str(name), [e.value for e in ExecutorKind]) from None
-    return EXECUTORS[kind](**kwargs)
+    return EXECUTORS.get(name)(**kwargs)
 
 
 def spawn_seeds(seed: int | None, n: int) -> list[np.random.SeedSequence]:

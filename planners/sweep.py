@@ -1,7 +1,8 @@
 """What-if sweeps: evaluate a scenario over a grid of overrides (x seeds) through an executor.
 
 `sweep(base, {"cluster.num_devices": [64, 128], "training.micro_batch": [1, 2]}, evaluate)`
-deep-copies the base scenario mapping for every grid point, sets each dotted key, and calls
+deep-copies the base scenario mapping for every grid point, sets each dotted key (with
+simulator.schema.set_dotted, the setter behind `--set` too), and calls
 `evaluate(mapping) -> metrics` (a mapping of scalars, or an object with to_dict()) in the
 executor. One row per point (and seed): the grid values, the metrics, `ok` and `error` (a
 failed point is a row with ok=False, never a lost one). `write_results` writes the DataFrame
@@ -22,26 +23,10 @@ import pandas as pd
 from hwmodels.atomic import atomic_write
 from hwmodels.errors import ConfigError
 from planners.executors import Executor, LocalExecutor, seed_int, spawn_seeds
+from simulator.schema import parse_scalar, set_dotted
 
 Evaluate = Callable[[dict[str, Any]], Any]
 SEED_KEY = "seed"
-
-
-def set_dotted(mapping: dict[str, Any], key: str, value: Any) -> None:
-    """mapping["a"]["b"] = value for key "a.b", creating intermediate mappings."""
-    parts = key.split(".")
-    if not all(parts):
-        raise ConfigError(f"bad grid key '{key}'", key="grid", allowed="dotted keys like a.b")
-    node = mapping
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            raise ConfigError(f"'{part}' is a {type(child).__name__}, not a section",
-                              key=f"grid.{key}")
-        node = child
-    node[parts[-1]] = value
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -57,14 +42,12 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """CLI form `key=v1,v2,...` -> {key: [v1, v2, ...]}; values parsed as YAML scalars."""
-    import yaml
-
     grid: dict[str, list[Any]] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip() or not raw.strip():
             raise ConfigError(f"bad grid item '{item}'", key="--grid", allowed="key=v1,v2,...")
-        grid[key.strip()] = [yaml.safe_load(v.strip()) for v in raw.split(",")]
+        grid[key.strip()] = [parse_scalar(v.strip()) for v in raw.split(",")]
     return grid
 
 
@@ -99,7 +82,7 @@ def sweep(base_mapping: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
         for s in seeds:
             mapping = copy.deepcopy(dict(base_mapping))
             for key, value in point.items():
-                set_dotted(mapping, key, value)
+                set_dotted(mapping, key, value, where="--grid")
             label = dict(point)
             if s is not None:
                 mapping[SEED_KEY] = s

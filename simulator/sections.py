@@ -1,4 +1,9 @@
-"""Reading one section of a scenario mapping: a mapping whose keys must all be known."""
+"""Key-checked reading of one scenario section by a list of allowed keys (serving's loader).
+
+Training and long runs read their sections with `simulator.schema.read_section`, driven by
+the dataclass schemas; this keyed form remains for the serving scenario until its sections
+become dataclasses too (see simulator/schema.py), then it goes.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hwmodels.errors import ConfigError
+from simulator.schema import check_keys
 
 
 def read_section(mapping: Mapping[str, Any], key: str, allowed: Sequence[str],
                  file: str | None, *, required: bool) -> dict[str, Any]:
     """mapping[key] as a dict ({} if absent and optional); unknown keys name file and key."""
     raw = mapping.get(key)
-    if raw is None:
-        if required:
-            raise ConfigError("missing required section", file=file, key=key,
-                              allowed=list(allowed))
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"expected a mapping, got {type(raw).__name__}", file=file, key=key)
-    for k in raw:
-        if k not in allowed:
-            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{key}.{k}",
-                              allowed=list(allowed))
-    return dict(raw)
+    if raw is None and required:
+        raise ConfigError("missing required section", file=file, key=key, allowed=list(allowed))
+    return check_keys(raw, allowed, file=file, section=key)

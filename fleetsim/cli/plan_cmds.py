@@ -17,6 +17,8 @@ def plan_checkpoint_cmd(
     set_: list[str] = typer.Option(None, "--set", help="Override a scenario key (repeatable)."),
     seeds: int = typer.Option(4, "--seeds", help="Simulated runs per candidate interval."),
     seed: int = typer.Option(0, "--seed"),
+    executor: str = typer.Option("local", "--executor", help="local | ray"),
+    address: str = typer.Option(None, "--address", help="Ray cluster address (ray executor)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's."""
@@ -25,12 +27,13 @@ def plan_checkpoint_cmd(
 
     sc = load_training_scenario(apply_overrides(load_scenario_file(scenario), set_ or []),
                                 file=scenario)
-    if sc.run_section_raw is None:
+    if sc.run is None:
         raise ConfigError("needs a run: section (duration, failures, checkpoint)", file=scenario,
                           key="run")
     if seeds < 1:
         raise ConfigError(f"must be >= 1, got {seeds}", key="--seeds")
-    plan = plan_checkpoint_for_scenario(sc, seeds=seeds, seed=seed)
+    with _executor(executor, address) as ex:
+        plan = plan_checkpoint_for_scenario(sc, seeds=seeds, seed=seed, executor=ex)
     if json_out:
         emit_json(plan.to_dict())
         return

@@ -1,5 +1,7 @@
 """Checkpoint policies and their costs: state size, write/read/snapshot times, storage checks.
 
+The modes (one module each in checkpoint_modes/, registered by CheckpointMode):
+
 - sync: training stalls for the whole write (state bytes / storage write bandwidth).
 - async: training stalls for a snapshot to host memory, the write runs in the background;
   a failure before the write commits falls back to the previous checkpoint.

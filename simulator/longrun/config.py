@@ -1,15 +1,16 @@
-"""Typed inputs of a long-run simulation: the job's shape and the parsed `run:` section."""
+"""Typed inputs of a long-run simulation: the job's shape and the resolved `run:` section."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
 from simulator.longrun.checkpoint import CheckpointPolicy
 from simulator.longrun.failures import FailureModel, num_nodes_of
 from simulator.longrun.stragglers import StragglerSpec
+from simulator.schema import Seconds, yaml_key
 
 
 class ShortagePolicy(StrEnum):
@@ -53,18 +54,18 @@ class JobShape:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunConfig:
-    """The `run:` section: how long, what fails, how the job recovers and checkpoints."""
+class RunSettings:
+    """The `run:` settings the YAML and the resolved RunConfig share: how long, recovery,
+    stragglers, spares, seeds (field names are the YAML keys unless yaml_key says otherwise)."""
 
-    duration_s: float | None = None
+    duration_s: Seconds | None = field(default=None, metadata=yaml_key("duration"))
     token_budget: float | None = None
-    failures: FailureModel | None  # None: nothing fails
-    detection_s: float = 60.0
-    restart_s: float = 300.0
-    checkpoint: CheckpointPolicy
+    detection_s: Seconds = 60.0
+    restart_s: Seconds = 300.0
     stragglers: StragglerSpec | None = None
-    spares: int = 0
-    shortage: ShortagePolicy = ShortagePolicy.WAIT
+    spares: int = 0  # hot-spare nodes
+    shortage: ShortagePolicy = field(default=ShortagePolicy.WAIT,
+                                     metadata=yaml_key("on_shortage"))
     min_dp: int = 1  # elastic: below this many replicas, wait instead
     seeds: int = 1
     seed: int = 0
@@ -82,12 +83,18 @@ class RunConfig:
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ConfigError(f"must be >= 0, got {value!r}", key=f"run.{name}")
-        if self.spares < 0:
-            raise ConfigError(f"must be >= 0, got {self.spares}", key="run.spares")
-        if self.min_dp < 1:
-            raise ConfigError(f"must be >= 1, got {self.min_dp}", key="run.min_dp")
-        if self.seeds < 1:
-            raise ConfigError(f"must be >= 1, got {self.seeds}", key="run.seeds")
+        for name, minimum in (("spares", 0), ("min_dp", 1), ("seeds", 1), ("seed", 0)):
+            if getattr(self, name) < minimum:
+                raise ConfigError(f"must be >= {minimum}, got {getattr(self, name)}",
+                                  key=f"run.{name}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig(RunSettings):
+    """The resolved `run:` section: its settings plus what fails and the checkpoint times."""
+
+    failures: FailureModel | None  # None: nothing fails
+    checkpoint: CheckpointPolicy
 
     def check_job(self, job: JobShape, *, file: str | None = None) -> None:
         """Checks that need the job: spares within the cluster, min_dp within dp."""

@@ -24,15 +24,27 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
-from simulator.longrun.checkpoint import CheckpointMode
+from simulator.longrun.checkpoint_modes import CHECKPOINT_MODES
 from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
-from simulator.longrun.failures import FailureSampler
+from simulator.longrun.failures import FailureSampler, Scope
 from simulator.longrun.results import LOST_KEYS, RunResult
 from simulator.longrun.stragglers import StragglerKind
 
 IterationTimeFn = Callable[[int], float]
+
+
+class Phase(StrEnum):
+    """What the job is doing between two events; the lost-time phases share the names of
+    RunResult.time_lost_s keys they are booked to."""
+
+    COMPUTE = "compute"  # iterations, up to the next checkpoint
+    BATCH = "batch"  # fast-forwarded whole checkpoint cycles (compute + stall)
+    CHECKPOINT = "checkpoint"  # checkpoint stall
+    RESTART = "restart"  # detection + re-init + checkpoint load, reconfiguration
+    WAITING_SPARE = "waiting_spare"  # short of nodes, no spare free
 
 # Without a duration, a token-budget run stops after this many ideal run times.
 BUDGET_ONLY_CAP = 50.0
@@ -84,6 +96,7 @@ class _Run:
                         if cfg.failures is not None else None)
         del ss_repair  # reserved: repairs are deterministic today
         ck = cfg.checkpoint
+        self.mode = CHECKPOINT_MODES.get(ck.mode)
         self.k = max(1, round(ck.interval_s / self.t_full))
         self.it = 0.0
         self.ledger: list[list[float]] = []  # [start_it, end_it, wall, productive, elastic, slow]
@@ -98,7 +111,7 @@ class _Run:
         self.min_dp_seen = job.dp
         self.series_t: list[float] = [0.0]
         self.series_it: list[float] = [0.0]
-        self.phase: tuple | None = None  # (kind, start_time, ...)
+        self.phase: tuple | None = None  # (Phase, start_time, ...)
         self.phase_extra: tuple = ()
         self.phase_start = 0.0
         self.spare_event: simpy.Event | None = None
@@ -135,7 +148,7 @@ class _Run:
 
     # ------------------------------------------------------------ phases and ledger
 
-    def _open(self, kind: str, *extra: float) -> None:
+    def _open(self, kind: Phase, *extra: float) -> None:
         if self.phase is not None:
             self._close()
         self.phase = (kind, self.env.now, *extra)
@@ -149,10 +162,10 @@ class _Run:
         self.phase_start = start
         elapsed = self.env.now - start
         self.phase = None
-        if kind == "batch":
+        if kind is Phase.BATCH:
             self._close_batch(elapsed)
             return
-        if kind != "compute":
+        if kind is not Phase.COMPUTE:
             self.lost[kind] += elapsed
             return
         t_it, base, start_it, target = self.phase_extra
@@ -178,8 +191,9 @@ class _Run:
         ck, st = self.cfg.checkpoint, self.cfg.stragglers
         if not self.fast_forward:
             return 0
-        if ck.mode is CheckpointMode.MULTILEVEL or (ck.mode is CheckpointMode.ASYNC
-                                                   and ck.write_s > self.k * t_it):
+        # equal cycles only: every snapshot persists, and a background write ends in its cycle
+        if not self.mode.persist_every_snapshot or (not self.mode.blocking_write
+                                                    and ck.write_s > self.k * t_it):
             return 0
         if st is not None and (st.kind is StragglerKind.TRANSIENT or st.evict_after_s is not None):
             return 0
@@ -202,9 +216,9 @@ class _Run:
         rest = elapsed - done * cycle_s
         partial_iters = min(rest, k * t_it) / t_it if done < cycles else 0.0
         self.lost["checkpoint"] += done * ck.stall_s + max(0.0, rest - k * t_it)
-        if ck.mode is CheckpointMode.SYNC or done == 0:
+        if self.mode.blocking_write or done == 0:
             self._add_piece(it0, done * k, t_it, base)
-            if done and ck.mode is CheckpointMode.SYNC:
+            if done and self.mode.blocking_write:
                 self.durable_it = self.mem_it = it0 + done * k
         else:  # async: the last snapshot's write may still be in flight
             self._add_piece(it0, (done - 1) * k, t_it, base)
@@ -271,12 +285,12 @@ class _Run:
                 cycles = self._batchable_cycles(t_it)
                 if cycles >= 2:  # fast-forward whole checkpoint cycles before the next event
                     cycle_s = self.k * t_it + self.cfg.checkpoint.stall_s
-                    self._open("batch", t_it, base, self.it, cycles, cycle_s)
+                    self._open(Phase.BATCH, t_it, base, self.it, cycles, cycle_s)
                     yield self.env.timeout(cycles * cycle_s)
                     self._close()
                     continue
                 target = self._next_target()
-                self._open("compute", t_it, base, self.it, target)
+                self._open(Phase.COMPUTE, t_it, base, self.it, target)
                 yield self.env.timeout((target - self.it) * t_it)
                 self._close()
                 if self.it >= self.budget_it - _EPS:
@@ -290,13 +304,13 @@ class _Run:
 
     def _stall(self, seconds: float):  # type: ignore[no-untyped-def]
         if seconds > 0:
-            self._open("checkpoint")
+            self._open(Phase.CHECKPOINT)
             yield self.env.timeout(seconds)
             self._close()
 
     def _checkpoint(self):  # type: ignore[no-untyped-def]
         ck = self.cfg.checkpoint
-        if ck.mode is CheckpointMode.SYNC:
+        if self.mode.blocking_write:
             yield from self._stall(ck.write_s)
             self.durable_it = self.it
             self.mem_it = self.it
@@ -304,7 +318,7 @@ class _Run:
             return
         self._commit_pending()
         self.snapshots += 1
-        persistent = (ck.mode is CheckpointMode.ASYNC
+        persistent = (self.mode.persist_every_snapshot
                       or self.snapshots % ck.persistent_every == 0)
         if persistent and self.pending:  # one background write at a time
             yield from self._stall(self.pending[-1][0] - self.env.now)
@@ -327,7 +341,7 @@ class _Run:
             self.present[take] = False
             self.env.process(self._repair(int(take.size), self._evict_repair_s()))
         self._fill_slots()
-        self._open("restart")
+        self._open(Phase.RESTART)
         yield self.env.timeout(self.cfg.restart_s + self.cfg.checkpoint.read_s)
         self._close()
 
@@ -348,8 +362,7 @@ class _Run:
         """(iteration to restart from, whether it comes from the in-memory/peer copy)."""
         self._commit_pending()
         self.pending = []  # a write in flight dies with the job
-        ck = self.cfg.checkpoint
-        if ck.mode is CheckpointMode.MULTILEVEL and self.mem_it > self.durable_it:
+        if self.mode.restore_from_peer and self.mem_it > self.durable_it:
             lost = set(failure.lost_nodes)
             n = self.job.num_nodes
             peer_lost = any((node ^ 1) in lost for node in lost if (node ^ 1) < n)
@@ -369,7 +382,7 @@ class _Run:
                     ck = self.cfg.checkpoint
                     load_s = ck.memory_load_s if from_memory else ck.read_s
                     deadline = self.env.now + self.cfg.detection_s + self.cfg.restart_s + load_s
-                    self._open("restart")
+                    self._open(Phase.RESTART)
                 yield self.env.timeout(deadline - self.env.now)
                 self._close()
                 return
@@ -412,7 +425,7 @@ class _Run:
                 self.min_dp_seen = min(self.min_dp_seen, self._dp_active())
                 return
             self.spare_event = self.env.event()
-            self._open("waiting_spare")
+            self._open(Phase.WAITING_SPARE)
             yield self.spare_event
             self._close()
 
@@ -453,7 +466,7 @@ class _Run:
         if comp.replace:
             hit = np.array([n for n in sampler.nodes_hit(comp_i, unit) if self.present[n]],
                            dtype=np.int64)
-            if comp.scope.value == "switch":
+            if comp.scope is Scope.SWITCH:
                 sampler.renew_unit(comp_i, unit, now)
             if hit.size == 0:
                 return
@@ -491,7 +504,7 @@ class _Run:
             self._rate_changed()
 
     def _rate_changed(self) -> None:
-        if self.phase is not None and self.phase[0] == "compute" and self.train_proc.is_alive:
+        if self.phase is not None and self.phase[0] is Phase.COMPUTE and self.train_proc.is_alive:
             self.train_proc.interrupt(_RATE_CHANGE)
 
     # ------------------------------------------------------------ run and result

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
 
 from hwmodels._compat import StrEnum
-from hwmodels.errors import ConfigError, UnknownNameError
-from hwmodels.units import parse_duration_s
+from hwmodels.errors import ConfigError
 
 DAY_S = 86400.0
 HOUR_S = 3600.0
@@ -44,7 +42,8 @@ REPAIR_SWITCH_S = 2 * HOUR_S
 
 
 class FailureModelKind(StrEnum):
-    """The failure-model registry keys (`run.failures.model`)."""
+    """The failure-model registry keys (`run.failures.model`); one module per model in
+    simulator/longrun/failure_models/."""
 
     LLAMA3 = "llama3"
     EXPONENTIAL = "exponential"
@@ -57,14 +56,6 @@ class Scope(StrEnum):
     GPU = "gpu"
     NODE = "node"
     SWITCH = "switch"
-
-
-# Which rate key goes with which scope, and its unit in seconds.
-RATE_KEYS: dict[str, tuple[Scope, float]] = {
-    "rate_per_gpu_hour": (Scope.GPU, HOUR_S),
-    "rate_per_node_day": (Scope.NODE, DAY_S),
-    "rate_per_switch_day": (Scope.SWITCH, DAY_S),
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,120 +187,6 @@ def llama3_components() -> tuple[ComponentFailure, ...]:
 # Meta RSC-2's 2.34 and RSC-1's 6.50, Kokolis et al. HPCA'25).
 LLAMA3_NODE_FAILURES_PER_1000_NODE_DAYS = 1000 * 419 / (LLAMA3_GPUS / LLAMA3_GPUS_PER_NODE
                                                         * LLAMA3_DAYS)
-
-
-# ---------------------------------------------------------------- the registry
-
-def _positive(options: Mapping[str, object], key: str, default: float, file: str | None) -> float:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"must be a number, got {value!r}", file=file,
-                          key=f"run.failures.{key}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"must be > 0, got {value!r}", file=file, key=f"run.failures.{key}")
-    return float(value)
-
-
-def _build_llama3(options: Mapping[str, object], file: str | None) -> tuple[ComponentFailure, ...]:
-    scale = _positive(options, "scale", 1.0, file)
-    shape = _positive(options, "shape", 1.0, file)
-    return tuple(replace(c, rate_per_unit_s=c.rate_per_unit_s * scale, shape=shape)
-                 for c in llama3_components())
-
-
-def _single_node_process(options: Mapping[str, object], file: str | None,
-                         default_shape: float) -> tuple[ComponentFailure, ...]:
-    per_1000 = _positive(options, "node_failures_per_1000_node_days",
-                         LLAMA3_NODE_FAILURES_PER_1000_NODE_DAYS, file)
-    shape = _positive(options, "shape", default_shape, file)
-    repair_s = parse_duration_s(options.get("repair_s", REPAIR_HARDWARE_S),
-                                key="run.failures.repair_s", file=file)
-    return (ComponentFailure(cause="node", scope=Scope.NODE, rate_per_unit_s=per_1000 / 1000 / DAY_S,
-                             shape=shape, repair_s=repair_s),)
-
-
-# Weibull default shape 0.78: a typical infant-mortality fit for HPC node failures (Schroeder &
-# Gibson, DSN'06, report shapes 0.7-0.8 for time between failures).
-DEFAULT_WEIBULL_SHAPE = 0.78
-
-FAILURE_MODELS: dict[FailureModelKind, Callable[[Mapping[str, object], str | None],
-                                                tuple[ComponentFailure, ...]]] = {
-    FailureModelKind.LLAMA3: _build_llama3,
-    FailureModelKind.EXPONENTIAL: lambda o, f: _single_node_process(o, f, 1.0),
-    FailureModelKind.WEIBULL: lambda o, f: _single_node_process(o, f, DEFAULT_WEIBULL_SHAPE),
-}
-
-_KNOWN_KEYS = {"model", "scale", "shape", "node_failures_per_1000_node_days", "repair_s",
-               "components"}
-_COMPONENT_KEYS = set(RATE_KEYS) | {"shape", "replace", "repair_s", "nodes_per_switch"}
-
-
-def build_failure_model(options: Mapping[str, object] | None, *,
-                        file: str | None = None) -> FailureModel:
-    """A FailureModel from the `run.failures` mapping (None -> the llama3 default)."""
-    options = dict(options or {})
-    unknown = set(options) - _KNOWN_KEYS
-    if unknown:
-        raise ConfigError(f"unknown key '{sorted(unknown)[0]}'", file=file, key="run.failures",
-                          allowed=sorted(_KNOWN_KEYS))
-    name = str(options.get("model", FailureModelKind.LLAMA3))
-    try:
-        kind = FailureModelKind(name)
-    except ValueError:
-        raise UnknownNameError("failure model", name, [k.value for k in FailureModelKind],
-                               file=file, key="run.failures.model") from None
-    if kind is FailureModelKind.EXPONENTIAL and "shape" in options:
-        raise ConfigError("the exponential model has shape 1; use model: weibull", file=file,
-                          key="run.failures.shape")
-    components = {c.cause: c for c in FAILURE_MODELS[kind](options, file)}
-    overrides = options.get("components") or {}
-    if not isinstance(overrides, Mapping):
-        raise ConfigError("must map cause -> settings", file=file, key="run.failures.components")
-    for cause, spec in overrides.items():
-        components[str(cause)] = _component_override(str(cause), spec, components.get(str(cause)),
-                                                     file)
-    return FailureModel(kind=kind, components=tuple(components.values()))
-
-
-def _component_override(cause: str, spec: object, base: ComponentFailure | None,
-                        file: str | None) -> ComponentFailure:
-    key = f"run.failures.components.{cause}"
-    if not isinstance(spec, Mapping):
-        raise ConfigError("must be a mapping", file=file, key=key)
-    unknown = set(spec) - _COMPONENT_KEYS
-    if unknown:
-        raise ConfigError(f"unknown key '{sorted(unknown)[0]}'", file=file, key=key,
-                          allowed=sorted(_COMPONENT_KEYS))
-    rate_keys = [k for k in RATE_KEYS if k in spec]
-    if len(rate_keys) > 1:
-        raise ConfigError("give one rate", file=file, key=key, allowed=sorted(RATE_KEYS))
-    fields: dict[str, object] = {}
-    if rate_keys:
-        scope, unit_s = RATE_KEYS[rate_keys[0]]
-        rate = spec[rate_keys[0]]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-            raise ConfigError(f"failure rate must be a number > 0, got {rate!r}", file=file,
-                              key=f"{key}.{rate_keys[0]}")
-        fields.update(scope=scope, rate_per_unit_s=float(rate) / unit_s)
-    elif base is None:
-        raise ConfigError("a new cause needs a rate", file=file, key=key,
-                          allowed=sorted(RATE_KEYS))
-    if "shape" in spec:
-        fields["shape"] = spec["shape"]
-    if "replace" in spec:
-        fields["replace"] = bool(spec["replace"])
-    if "repair_s" in spec:
-        fields["repair_s"] = parse_duration_s(spec["repair_s"], key=f"{key}.repair_s", file=file)
-    if "nodes_per_switch" in spec:
-        fields["nodes_per_switch"] = spec["nodes_per_switch"]
-    try:
-        if base is None:
-            return ComponentFailure(cause=cause, **fields)  # type: ignore[arg-type]
-        return replace(base, **fields)
-    except ConfigError as err:
-        raise ConfigError(str(err), file=file) from None
-    except TypeError as err:
-        raise ConfigError(f"bad value: {err}", file=file, key=key) from None
 
 
 # ---------------------------------------------------------------- the sampler

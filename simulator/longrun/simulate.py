@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,7 +15,9 @@ from simulator.longrun.checkpoint import CHECKPOINT_BYTES_PER_PARAM, checkpoint_
 from simulator.longrun.config import JobShape, RunConfig
 from simulator.longrun.engine import IterationTimeFn, simulate_longrun
 from simulator.longrun.results import RunResult, RunSummary
-from simulator.longrun.scenario import parse_run
+
+if TYPE_CHECKING:
+    from simulator.training.scenario import TrainingScenario
 
 
 def job_shape(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
@@ -33,53 +35,53 @@ def job_shape(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
     )
 
 
-def iteration_time_fn(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
-                      parallel: ParallelConfig) -> IterationTimeFn:
-    """iteration_time_s(dp) from the iteration simulator, cached per DP size.
+class SimulatedIterationTime:
+    """iteration_time_s(dp) from the iteration simulator, cached per DP size; picklable, so
+    executors can ship it to worker processes (the cache travels with it).
 
     Fewer replicas keep the global batch (each does more microbatches) on fewer devices; when
     the batch does not divide over the smaller dp, the time scales as dp_full / dp.
     """
-    from dataclasses import replace
 
-    from simulator.training import simulate_iteration  # lazy: lives in another package part
+    __slots__ = ("cache", "cluster", "model", "parallel", "training")
 
-    cache: dict[int, float] = {}
-    per_replica = parallel.tp * parallel.pp * parallel.cp
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
+                 parallel: ParallelConfig) -> None:
+        self.model, self.cluster, self.training, self.parallel = model, cluster, training, parallel
+        self.cache: dict[int, float] = {}
 
-    def fn(dp: int) -> float:
+    def __call__(self, dp: int) -> float:
+        from dataclasses import replace
+
+        from simulator.training import simulate_iteration  # lazy: lives in another package part
+
+        cache, parallel = self.cache, self.parallel
         if dp not in cache:
             if dp == parallel.dp:
-                cache[dp] = simulate_iteration(model, cluster, training,
+                cache[dp] = simulate_iteration(self.model, self.cluster, self.training,
                                                parallel).iteration_time_s
             else:
+                per_replica = parallel.tp * parallel.pp * parallel.cp
                 try:
-                    c = replace(cluster, num_devices=dp * per_replica)
-                    cache[dp] = simulate_iteration(model, c, training,
+                    c = replace(self.cluster, num_devices=dp * per_replica)
+                    cache[dp] = simulate_iteration(self.model, c, self.training,
                                                    replace(parallel, dp=dp)).iteration_time_s
                 except ConfigError:
                     # the batch does not split over dp replicas: same work on fewer replicas
-                    cache[dp] = fn(parallel.dp) * parallel.dp / dp
+                    cache[dp] = self(parallel.dp) * parallel.dp / dp
         return cache[dp]
 
-    return fn
+
+def run_config(scenario: TrainingScenario) -> tuple[RunConfig, JobShape]:
+    """The scenario's `run:` section resolved for its job."""
+    if scenario.run is None:
+        raise ConfigError("needs a run: section (duration, failures, checkpoint)",
+                          file=scenario.file, key="run")
+    job = job_shape(scenario.model, scenario.cluster, scenario.training, scenario.parallel)
+    return scenario.run.resolve(job, file=scenario.file), job
 
 
-def _scenario_parts(scenario: Any) -> tuple[ModelSpec, ClusterSpec, TrainingConfig,
-                                            ParallelConfig, Any, str | None]:
-    return (scenario.model, scenario.cluster, scenario.training, scenario.parallel,
-            getattr(scenario, "run", None) or getattr(scenario, "run_section_raw", None),
-            getattr(scenario, "file", None))
-
-
-def run_config(scenario: Any) -> tuple[RunConfig, JobShape]:
-    """Parse the scenario's `run:` mapping for its job."""
-    model, cluster, training, parallel, run, file = _scenario_parts(scenario)
-    job = job_shape(model, cluster, training, parallel)
-    return parse_run(run, job=job, file=file), job
-
-
-def simulate_run(scenario: Any, *, seed: int | None = None,
+def simulate_run(scenario: TrainingScenario, *, seed: int | None = None,
                  iteration_time_fn: Callable[[int], float] | None = None) -> RunResult:
     """One seeded long run of a TrainingScenario (its .model .cluster .training .parallel .run)."""
     cfg, job = run_config(scenario)
@@ -87,7 +89,8 @@ def simulate_run(scenario: Any, *, seed: int | None = None,
     return simulate_longrun(cfg, job, fn, seed=cfg.seed if seed is None else seed)
 
 
-def simulate_run_seeds(scenario: Any, *, seeds: int | None = None, seed: int | None = None,
+def simulate_run_seeds(scenario: TrainingScenario, *, seeds: int | None = None,
+                       seed: int | None = None,
                        iteration_time_fn: Callable[[int], float] | None = None) -> RunSummary:
     """`seeds` independent runs (default: run.seeds), seeds spawned from one SeedSequence."""
     cfg, job = run_config(scenario)
@@ -104,7 +107,7 @@ def simulate_many(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: 
                                  for s in children))
 
 
-def default_iteration_time_fn(scenario: Any) -> IterationTimeFn:
-    """iteration_time_fn of a scenario's specs (the iteration simulator, cached per DP)."""
-    model, cluster, training, parallel, _, _ = _scenario_parts(scenario)
-    return iteration_time_fn(model, cluster, training, parallel)
+def default_iteration_time_fn(scenario: TrainingScenario) -> IterationTimeFn:
+    """The iteration simulator on a scenario's specs, cached per DP."""
+    return SimulatedIterationTime(scenario.model, scenario.cluster, scenario.training,
+                                  scenario.parallel)

@@ -12,12 +12,13 @@ checkpoint after it has been slow for `evict_after_s`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
+from simulator.schema import Seconds, yaml_key
 
 
 class StragglerKind(StrEnum):
@@ -29,14 +30,15 @@ class StragglerKind(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StragglerSpec:
-    """A fraction of slow nodes with a slowdown distribution."""
+    """A fraction of slow nodes with a slowdown distribution (`run.stragglers`)."""
 
-    fraction: float
-    slowdown: float  # mean slowdown factor of a slow node (1.2 = 20% slower)
+    fraction: float = 0.0
+    slowdown: float = 1.0  # mean slowdown factor of a slow node (1.2 = 20% slower)
     sigma: float = 0.0  # lognormal spread of the excess (slowdown - 1)
     kind: StragglerKind = StragglerKind.PERSISTENT
-    mean_duration_s: float = 600.0  # transient episodes
-    evict_after_s: float | None = None  # None: never evicted
+    mean_duration_s: Seconds = field(default=600.0,  # transient episodes
+                                     metadata=yaml_key("duration_s"))
+    evict_after_s: Seconds | None = None  # None: never evicted
 
     def __post_init__(self) -> None:
         if not (0 <= self.fraction <= 1):

@@ -41,3 +41,8 @@ def evaluate_toy(mapping: dict) -> dict:
     noise = 1.0 + 0.01 * rng.standard_normal() if "seed" in mapping else 1.0
     t = mapping["work"] / (n * mapping["speed"]["value"]) * noise
     return {"time_s": t, "breakdown": {"compute_s": t}, "stages": [1, 2]}
+
+
+def five_seconds(dp: int) -> float:
+    """A constant iteration time (a picklable stand-in for the iteration simulator)."""
+    return 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -38,3 +39,39 @@ def test_simulated_optimum_is_near_daly() -> None:
 def test_bad_grid() -> None:
     with pytest.raises(ConfigError, match="intervals_s"):
         plan_checkpoint(CFG, J, lambda dp: 5.0, intervals_s=(600.0, -1.0))
+
+
+def test_executor_fan_out_matches_in_process() -> None:
+    import _executor_tasks as tasks
+
+    from planners.executors import LocalExecutor
+
+    inline = plan_checkpoint(CFG, J, tasks.five_seconds, seeds=2, intervals_s=(900.0, 1800.0))
+    with LocalExecutor(max_workers=2) as ex:
+        fanned = plan_checkpoint(CFG, J, tasks.five_seconds, seeds=2,
+                                 intervals_s=(900.0, 1800.0), executor=ex)
+    assert fanned == inline
+
+
+LONG = str(Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
+           / "llama3-405b-16k-54d.yaml")
+
+
+def test_cli_executor_option(cli) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli("plan", "checkpoint", LONG, "--executor", "dask", "--json")
+    assert code == 2 and "unknown executor 'dask'" in err and "local, ray" in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_ray_executor_matches_in_process() -> None:
+    import _executor_tasks as tasks
+    import ray
+
+    from planners.executors import RayExecutor
+
+    ray.cloudpickle.register_pickle_by_value(tasks)  # workers do not share pytest's sys.path
+    inline = plan_checkpoint(CFG, J, tasks.five_seconds, seeds=2, intervals_s=(900.0,))
+    with RayExecutor(num_cpus=2) as ex:
+        fanned = plan_checkpoint(CFG, J, tasks.five_seconds, seeds=2, intervals_s=(900.0,),
+                                 executor=ex)
+    assert fanned == inline

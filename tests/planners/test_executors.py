@@ -10,6 +10,7 @@ import pytest
 
 from hwmodels.errors import ConfigError, UnknownNameError
 from planners.executors import (
+    EXECUTORS,
     Executor,
     ExecutorKind,
     LocalExecutor,
@@ -74,6 +75,8 @@ def test_batches_cover_every_task_once():
 def test_registry_and_unknown_name():
     assert isinstance(make_executor("local", max_workers=1), LocalExecutor)
     assert isinstance(make_executor(ExecutorKind.RAY), RayExecutor)
+    assert EXECUTORS.names() == ["local", "ray"]
+    assert EXECUTORS.get("local") is LocalExecutor
     with pytest.raises(UnknownNameError, match="allowed: local, ray"):
         make_executor("dask")
     with pytest.raises(ConfigError, match="executor.max_workers"):

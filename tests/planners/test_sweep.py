@@ -13,10 +13,10 @@ from planners.sweep import (
     grid_points,
     parse_grid,
     plot_sweep,
-    set_dotted,
     sweep,
     write_results,
 )
+from simulator.schema import set_dotted
 
 BASE = {"cluster": {"num_devices": 8}, "work": 100.0, "speed": {"value": 2.0}}
 
@@ -96,8 +96,8 @@ def test_grid_parsing_and_errors():
     m = {"a": {"b": 1}}
     set_dotted(m, "a.c.d", 2)
     assert m == {"a": {"b": 1, "c": {"d": 2}}}
-    with pytest.raises(ConfigError, match="grid.a.b.c"):
-        set_dotted(m, "a.b.c", 3)
+    with pytest.raises(ConfigError, match="--grid a.b.c"):
+        set_dotted(m, "a.b.c", 3, where="--grid")
 
 
 def test_training_sweep_end_to_end():

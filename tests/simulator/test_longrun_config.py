@@ -44,7 +44,7 @@ J = job(64, state_bytes=405e9 * 18)  # 7.3 TB of state
     ({"duration": "30d", "stragglers": {"fraction": 0.1, "slowdown": 0.5}},
      "run.stragglers.slowdown"),
     ({"duration": "30d", "min_dp": 65}, "run.min_dp"),
-    ({"duration": "30d", "checkpointing": {}}, "run"),
+    ({"duration": "30d", "checkpointing": {}}, "run.checkpointing"),
 ])
 def test_bad_input_names_the_key(run: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -56,7 +56,7 @@ def test_bad_input_names_the_key(run: dict[str, Any], key: str) -> None:
 
 
 def test_unknown_model_lists_the_registry() -> None:
-    with pytest.raises(ConfigError, match="exponential, llama3, weibull"):
+    with pytest.raises(ConfigError, match="allowed: llama3, exponential, weibull"):
         build_failure_model({"model": "gamma"})
 
 
@@ -77,3 +77,31 @@ def test_auto_interval_is_daly() -> None:
     assert cfg.failures is not None
     mttf = 1 / cfg.failures.job_rate_per_s(num_gpus=512, gpus_per_node=8)
     assert cfg.checkpoint.interval_s == pytest.approx(daly_interval_s(stall_s=30, mttf_s=mttf))
+
+
+def test_registries_hold_one_module_per_policy() -> None:
+    from simulator.longrun.checkpoint_modes import CHECKPOINT_MODES
+    from simulator.longrun.failure_models import FAILURE_MODELS
+
+    assert FAILURE_MODELS.names() == ["llama3", "exponential", "weibull"]
+    assert CHECKPOINT_MODES.names() == ["sync", "async", "multilevel"]
+    modes = {m: parse_run({"duration": "30d", "checkpoint": {"mode": m, "interval_s": "1h"}},
+                          job=J).checkpoint for m in CHECKPOINT_MODES.names()}
+    assert modes["sync"].snapshot_s == 0 and modes["sync"].stall_s == modes["sync"].write_s
+    assert 0 < modes["async"].snapshot_s < modes["multilevel"].snapshot_s
+    assert modes["multilevel"].persistent_every == 5 and modes["async"].persistent_every == 1
+    weibull = build_failure_model({"model": "weibull"})
+    assert weibull.components[0].shape == 0.78
+
+
+def test_failures_off_and_run_section_read_up_front() -> None:
+    from simulator.longrun import RunSpec, read_run
+
+    for off in (False, "none"):
+        assert parse_run({"duration": "1d", "failures": off}, job=J).failures is None
+    spec = read_run({"duration": "2h", "stragglers": {"fraction": 0.1, "slowdown": 1.5,
+                                                      "duration_s": "5m"}})
+    assert isinstance(spec, RunSpec) and spec.duration_s == 7200.0
+    assert spec.stragglers is not None and spec.stragglers.mean_duration_s == 300.0
+    with pytest.raises(ConfigError, match="train.yaml: key 'run.failures'.*allowed: a mapping"):
+        read_run({"duration": "1d", "failures": True}, file="train.yaml")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,11 +15,13 @@ from hwmodels.parallel import ParallelConfig, TrainingConfig
 from simulator.longrun import (
     RunResult,
     parse_run,
+    read_run,
     simulate_longrun,
     simulate_run,
     simulate_run_seeds,
 )
 from simulator.longrun.plot import plot_progress
+from simulator.training.scenario import TrainingScenario
 
 J = job(256)
 
@@ -149,11 +150,12 @@ def test_elastic_runs_with_fewer_replicas() -> None:
     assert r.time_lost_s["waiting_spare"] == 0
 
 
-def _scenario(run: dict[str, Any]) -> SimpleNamespace:
-    return SimpleNamespace(
+def _scenario(run: dict[str, Any]) -> TrainingScenario:
+    return TrainingScenario(
         model=load_model("llama3-8b"), cluster=build_cluster("h100-sxm", 64),
         training=TrainingConfig(seq_len=4096, global_batch=256),
-        parallel=ParallelConfig(tp=2, pp=2, dp=16), run=run, file="train.yaml")
+        parallel=ParallelConfig(tp=2, pp=2, dp=16), run=read_run(run, file="train.yaml"),
+        file="train.yaml")
 
 
 def test_simulate_run_uses_the_iteration_simulator_per_dp() -> None:

@@ -190,7 +190,7 @@ def test_overrides_and_dp_auto() -> None:
                                                        "run.duration=2h"]))
     assert sc.parallel.pp == 8 and sc.parallel.dp == 512 // (8 * 8)
     assert sc.parallel.sequence_parallel is False
-    assert sc.run_section_raw == {"duration": "2h"}
+    assert sc.run is not None and sc.run.duration_s == 7200.0
     with pytest.raises(ConfigError, match="expected key=value"):
         apply_overrides(base, ["parallelism.pp"])
 
