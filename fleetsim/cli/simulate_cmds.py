@@ -95,7 +95,7 @@ def simulate_train(
         result = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel,
                                     timeline=want_events)
         out = result.to_dict()
-        if sc.run_section_raw is not None:
+        if sc.run is not None:
             out.update(_long_run(sc, result, seed=seed, seeds=seeds, file=scenario,
                                  progress_plot=progress_plot))
     if timeline:

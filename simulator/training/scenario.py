@@ -82,11 +82,6 @@ class TrainingScenario:
     name: str = ""
     file: str | None = None  # where it was read from (named in later errors)
 
-    @property
-    def run_section_raw(self) -> RunSpec | None:
-        """The run: section (the name simulator/cli/simulate_cmds.py still reads)."""
-        return self.run
-
 
 def read_parallelism(raw: Mapping[str, Any], cluster: ClusterSpec, *,
                      file: str | None = None) -> ParallelConfig:
