@@ -37,7 +37,7 @@ def _metric(engine: ServingEngine, live: list[Replica], cfg: AutoscaleConfig,
         window = (first > now - cfg.interval_s) & (first <= now)
         ttft = first[window] - engine.arrival[window]
         return float(np.percentile(ttft, 90)) if len(ttft) else 0.0
-    busy = sum(lane.busy_s for r in live for lane in r.lanes)
+    busy = sum(lane.stats.busy_s for r in live for lane in r.lanes)
     lanes = sum(len(r.lanes) for r in live)
     prev = last.get("busy", busy)
     last["busy"] = busy

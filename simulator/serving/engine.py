@@ -394,7 +394,7 @@ class ServingEngine:
         self.env.process(self._drain(rep))
 
     def _drain(self, rep: Replica):  # type: ignore[no-untyped-def]
-        while rep.outstanding > 0 or any(ln.held for ln in rep.lanes):
+        while rep.outstanding > 0 or any(ln.kv.held for ln in rep.lanes):
             yield self.env.timeout(1.0)
         rep.state = "retired"
         rep.end_s = float(self.env.now)
@@ -451,15 +451,17 @@ class ServingEngine:
             records = records[records["arrival_s"] <= duration].reset_index(drop=True)
         rows: list[tuple[Any, ...]] = []
         for lane in self.lanes:
-            rows.extend((t, lane.replica, ln, w, r, b, u) for t, ln, w, r, b, u in lane.samples)
+            rows.extend((t, lane.replica, ln, w, r, b, u)
+                        for t, ln, w, r, b, u in lane.stats.samples)
         timeseries = pd.DataFrame(rows, columns=["time_s", "replica", "lane", "queue_len",
                                                  "batch_size", "kv_blocks", "kv_usage"])
         timeseries = timeseries.sort_values("time_s", kind="stable").reset_index(drop=True)
         lanes = pd.DataFrame([{
-            "replica": lane.replica, "lane": lane.lane, "busy_s": lane.busy_s,
-            "steps": lane.steps, "tokens": lane.tokens, "ctx_read_tokens": lane.ctx_read,
-            "preemptions": lane.preemptions, "swapped_blocks": lane.swap_blocks,
-            "peak_kv_blocks": lane.peak_used, "kv_blocks": lane.total,
+            "replica": lane.replica, "lane": lane.lane, "busy_s": lane.stats.busy_s,
+            "steps": lane.stats.steps, "tokens": lane.stats.tokens,
+            "ctx_read_tokens": lane.stats.ctx_read, "preemptions": lane.stats.preemptions,
+            "swapped_blocks": lane.stats.swap_blocks, "peak_kv_blocks": lane.kv.peak_used,
+            "kv_blocks": lane.kv.total,
             "devices": self.replicas[lane.replica].devices,
             "lanes_in_replica": len(self.replicas[lane.replica].lanes),
             "group": self.replicas[lane.replica].group,
