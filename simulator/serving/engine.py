@@ -3,12 +3,15 @@
 The engine is independent of hwmodels: each replica is described by a ReplicaSetup holding its
 step-cost callable (production: hwmodels.step.StepCostModel via steptime.step_cost_from_model;
 tests may inject any callable) and its lane limits. Every request ends exactly once:
-completed, dropped (with a reason) or running at the horizon.
+completed, dropped (with a reason) or running at the horizon; outcomes land in a typed
+records.RequestLog and cluster events as records.EngineEvent.
 
 Cluster layer (ClusterOptions, all optional): replicas of several groups (devices, prices,
 speeds), disaggregated prefill/decode pools with KV transfers (transfer.py), several front-end
-router instances, live migration (migration.py), crashes with retries (failures.py),
-autoscaling (autoscale.py), per-step power with capping and its controller (power.py).
+router instances and per-step power (power.py). Periodic behaviours are extensions
+(hooks.EngineExtension) that see the engine only as a hooks.Cluster: crashes with retries
+(failures.py), autoscaling (autoscale.py), live migration (migration.py) and power capping
+(power_control.py); `extensions=` adds more.
 """
 
 from __future__ import annotations

@@ -301,3 +301,6 @@ class Replica:
 
     def submit_decode(self, seq: Seq) -> None:
         self._least_loaded_lane().submit_decode(seq)
+
+
+__all__ = ["CRASH", "Lane", "LaneConfig", "Replica"]
