@@ -102,10 +102,12 @@ class ServingEngine:
                  horizon_s: float | None = None, prefix_block_tokens: int | None = None,
                  progress: Callable[[float], None] | None = None,
                  cluster: ClusterOptions | None = None,
-                 extensions: Sequence[EngineExtension] = ()) -> None:
+                 extensions: Sequence[EngineExtension] = (),
+                 on_step: Callable[[Lane, float, float], None] | None = None) -> None:
         self.env = simpy.Environment()
         self.horizon_s = horizon_s
         self.progress = progress
+        self.on_step = on_step  # per-step observer of every lane: (lane, start_s, end_s)
         self.opts = opts = cluster or ClusterOptions()
         n = len(requests)
         self.n = n
@@ -174,6 +176,7 @@ class ServingEngine:
             lane.on_first_token = self._on_first
             lane.on_drop = self._on_drop
             lane.on_handoff = self._on_handoff
+            lane.on_step = self.on_step
             if self.meter is not None and setup.step_power is not None:
                 lane.power = LanePower(setup.step_power, self.meter, r, lanes=setup.pp)
                 lane.power.set_cap(None)

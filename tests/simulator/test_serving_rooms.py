@@ -192,3 +192,16 @@ def test_schedulers_change_lanes_only_through_verbs(path: Path) -> None:
             owner = node.value
             assert not (isinstance(owner, ast.Attribute) and isinstance(owner.value, ast.Name)
                         and owner.value.id == "lane"), f"{path.name}: lane.{owner.attr}"
+
+
+def test_engine_step_observer_sees_every_step() -> None:
+    from simulator.serving.engine import ServingEngine
+
+    df = pd.DataFrame({"arrival_time_s": [0.0, 0.1, 0.2], "input_tokens": [50, 60, 70],
+                       "output_tokens": [5, 40, 9]})
+    seen: list[float] = []
+    setup = ReplicaSetup(step_cost=_cost, lane=LaneConfig(total_blocks=100))
+    out = ServingEngine(df, [setup] * 2, router=RouterKind.ROUND_ROBIN,
+                        on_step=lambda lane, start, end: seen.append(end - start)).run()
+    assert 0 < len(seen) <= int(out.lanes.steps.sum())  # a fast-forward run is one call
+    assert sum(seen) == pytest.approx(float(out.lanes.busy_s.sum()))

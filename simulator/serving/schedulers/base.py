@@ -45,7 +45,6 @@ class Scheduler(ABC):
 
     paged = True  # KV grows block by block (False: reserve max_model_len at admission)
     pads = False  # request-level batching keeps finished requests in the batch
-    fifo = True  # admission strictly in arrival order (head-of-line blocking)
 
     @abstractmethod
     def plan(self, lane: LaneState) -> Plan | None:
