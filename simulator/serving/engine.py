@@ -36,6 +36,7 @@ from simulator.serving.cluster_config import (
 from simulator.serving.failures import FailureInjector
 from simulator.serving.hooks import EngineExtension
 from simulator.serving.kinds import ReplicaState
+from simulator.serving.lane_stats import lanes_frame, timeseries_frame
 from simulator.serving.migration import Rebalancer
 from simulator.serving.power import CapController, LanePower, PowerMeter
 from simulator.serving.power_control import PowerCapping
@@ -109,22 +110,9 @@ class ServingEngine:
         self.progress = progress
         self.on_step = on_step  # per-step observer of every lane: (lane, start_s, end_s)
         self.opts = opts = cluster or ClusterOptions()
-        n = len(requests)
-        self.n = n
-        self.arrival = requests["arrival_time_s"].to_numpy(dtype=float)
-        if n > 1 and np.any(np.diff(self.arrival) < 0):
-            raise ValueError("requests must be sorted by arrival_time_s (traces.read_trace does)")
-        self.prompt = requests["input_tokens"].to_numpy(dtype=np.int64)
-        self.output = np.maximum(requests["output_tokens"].to_numpy(dtype=np.int64), 1)
-        self.failed = (requests["failed"].to_numpy(dtype=bool) if "failed" in requests.columns
-                       else np.zeros(n, dtype=bool))
-        self.hashes = (list(requests["prefix_hashes"]) if "prefix_hashes" in requests.columns
-                       else None)
-        self.session = (requests["session_id"].to_numpy(dtype=np.int64)
-                        if "session_id" in requests.columns else None)
-        self.block_tokens = prefix_block_tokens or requests.attrs.get("hash_block_tokens") or None
+        self._load_requests(requests, prefix_block_tokens)
         self.requests = RequestLog(self.arrival, self.prompt, self.output)
-        self.remaining = n  # requests not yet ended (completed or dropped)
+        self.remaining = self.n  # requests not yet ended (completed or dropped)
         self.events: list[EngineEvent] = []
         self.migrations = 0
         ss = np.random.SeedSequence(seed)
@@ -158,6 +146,22 @@ class ServingEngine:
         self._start_extensions([*extensions_for(opts), *extensions])
 
     # -- building -----------------------------------------------------------------------------
+
+    def _load_requests(self, requests: pd.DataFrame, prefix_block_tokens: int | None) -> None:
+        """The trace's columns as arrays (optional: failed, prefix_hashes, session_id)."""
+        n = self.n = len(requests)
+        self.arrival = requests["arrival_time_s"].to_numpy(dtype=float)
+        if n > 1 and np.any(np.diff(self.arrival) < 0):
+            raise ValueError("requests must be sorted by arrival_time_s (traces.read_trace does)")
+        self.prompt = requests["input_tokens"].to_numpy(dtype=np.int64)
+        self.output = np.maximum(requests["output_tokens"].to_numpy(dtype=np.int64), 1)
+        self.failed = (requests["failed"].to_numpy(dtype=bool) if "failed" in requests.columns
+                       else np.zeros(n, dtype=bool))
+        self.hashes = (list(requests["prefix_hashes"]) if "prefix_hashes" in requests.columns
+                       else None)
+        self.session = (requests["session_id"].to_numpy(dtype=np.int64)
+                        if "session_id" in requests.columns else None)
+        self.block_tokens = prefix_block_tokens or requests.attrs.get("hash_block_tokens") or None
 
     def _build_replica(self, setup: ReplicaSetup) -> Replica:
         r = len(self.replicas)
@@ -409,24 +413,8 @@ class ServingEngine:
         duration = float(self.env.now)
         records = self.requests.frame(
             arrived_by_s=duration if self.horizon_s is not None else None)
-        rows: list[tuple[Any, ...]] = []
-        for lane in self.lanes:
-            rows.extend((t, lane.replica, ln, w, r, b, u)
-                        for t, ln, w, r, b, u in lane.stats.samples)
-        timeseries = pd.DataFrame(rows, columns=["time_s", "replica", "lane", "queue_len",
-                                                 "batch_size", "kv_blocks", "kv_usage"])
-        timeseries = timeseries.sort_values("time_s", kind="stable").reset_index(drop=True)
-        lanes = pd.DataFrame([{
-            "replica": lane.replica, "lane": lane.lane, "busy_s": lane.stats.busy_s,
-            "steps": lane.stats.steps, "tokens": lane.stats.tokens,
-            "ctx_read_tokens": lane.stats.ctx_read, "preemptions": lane.stats.preemptions,
-            "swapped_blocks": lane.stats.swap_blocks, "peak_kv_blocks": lane.kv.peak_used,
-            "kv_blocks": lane.kv.total,
-            "devices": self.replicas[lane.replica].devices,
-            "lanes_in_replica": len(self.replicas[lane.replica].lanes),
-            "group": self.replicas[lane.replica].group,
-            "role": str(self.replicas[lane.replica].role),
-        } for lane in self.lanes])
+        timeseries = timeseries_frame(self.lanes)
+        lanes = lanes_frame(self.lanes, self.replicas)
         replicas = pd.DataFrame([{
             "replica": rep.index, "group": rep.group, "role": str(rep.role),
             "devices": rep.devices, "start_s": rep.start_s,

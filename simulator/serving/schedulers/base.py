@@ -1,4 +1,9 @@
-"""What every scheduler shares: the step plan, admission with KV checks, decode preemption."""
+"""What every scheduler shares: its kind and registry, the step plan, and helpers built on the
+lane's verbs (whole-prompt admission, decode preemption, step time, decode plans).
+
+A scheduler reads the lane (simulator/serving/lane_state.py: queues, n_dec, step, kv_sum,
+available, new_blocks, prefix_match) and changes it only through the lane's verbs
+(admit_waiting_head, drop_waiting_head, preempt_newest, swap_in_fitting, finish_all)."""
 
 from __future__ import annotations
 
@@ -41,7 +46,8 @@ class Plan:
 
 
 class Scheduler(ABC):
-    """Base: subclasses implement plan(lane) -> Plan | None (None: nothing to run)."""
+    """Base: subclasses implement plan(lane) -> Plan | None (None: nothing to run now; the
+    lane sleeps until an arrival, a transfer or an operation pokes it)."""
 
     paged = True  # KV grows block by block (False: reserve max_model_len at admission)
     pads = False  # request-level batching keeps finished requests in the batch
@@ -110,6 +116,8 @@ class Scheduler(ABC):
     @staticmethod
     def decode_plan(lane: LaneState, *, interruptible: bool, swap_blocks: int = 0,
                     max_steps: int = NO_LIMIT) -> Plan:
+        """A decode-only step the lane may fast-forward (time_s priced here only when it also
+        swaps blocks in, since such a step runs alone)."""
         time_s = 0.0
         if swap_blocks:
             n = lane.n_dec
