@@ -57,6 +57,11 @@ class LaneConfig:
                            enum_value(PreemptionMode, self.preemption, "preemption"))
 
 
+def _no_blocks(k: int) -> int:
+    """Non-paged lanes reserved every block at admission: decode steps need none."""
+    return 0
+
+
 class LaneState:
     """One virtual engine's queues and rooms, with the scheduler-facing queries and verbs."""
 
@@ -70,6 +75,13 @@ class LaneState:
         self.prefill_only = prefill_only  # disaggregated prefill: hand off after the prompt
         self.kv = KVPool(cfg.total_blocks, cfg.block_size, prefix)
         self.dec = DecodeSet(cfg.block_size)
+        # hot queries bound straight to their rooms (one call, not two, per scheduler query)
+        self.available: Callable[[], int] = self.kv.available
+        """Blocks an allocation could get now (free + evictable prefix-cache entries)."""
+        self.kv_sum: Callable[[], int] = self.dec.kv_sum
+        """Sum of the decoding requests' KV lengths."""
+        self.new_blocks: Callable[[int], int] = self.dec.new_blocks if self.paged else _no_blocks
+        """Blocks the decoding requests need over the next k steps (0 unless paged)."""
         self.stats = LaneStats(sample_interval_s=cfg.sample_interval_s)
         self.waiting: deque[Seq] = deque()
         self.ready: deque[Seq] = deque()  # KV transferred in, waiting for decode admission
@@ -102,20 +114,8 @@ class LaneState:
         """Decode steps executed so far."""
         return self.dec.step
 
-    def kv_sum(self) -> int:
-        """Sum of the decoding requests' KV lengths."""
-        return self.dec.kv_sum()
-
     def kv_usage(self) -> float:
         return self.kv.usage()
-
-    def available(self) -> int:
-        """Blocks an allocation could get now (free + evictable prefix-cache entries)."""
-        return self.kv.available()
-
-    def new_blocks(self, k: int) -> int:
-        """Blocks the decoding requests need over the next k steps (0 unless paged)."""
-        return self.dec.new_blocks(k) if self.paged else 0
 
     def prefix_match(self, seq: Seq) -> tuple[int, int]:
         """(cached tokens, shared blocks) the prefix cache would give seq now."""

@@ -188,7 +188,7 @@ class Lane(LaneState):
                 raise
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
-        env = self.env
+        env, timer = self.env, self.timer
         replans = 0
         while True:
             if self._ops:
@@ -218,7 +218,30 @@ class Lane(LaneState):
             replans = 0
             start = env.now
             if plan.fast and not plan.prefill and plan.swap_blocks == 0:
-                yield from self._decode_run(plan, start)
+                # decode-only steps as one timeout; an interrupt (a poke that may change the
+                # batch) stops the run at the first step boundary after it
+                dec = self.dec
+                n, c0 = dec.n, dec.kv_sum() + dec.n
+                k = self._run_length(plan)
+                if self.power is not None:
+                    timer.dscale = timer.slow * self.power.decode_factor(n, c0, k)
+                total = timer.decode_sum(n, c0, k)
+                self._interruptible = plan.interruptible and k > 1
+                self._in_run = k > 1
+                done = k
+                try:
+                    yield env.timeout(total)
+                except simpy.Interrupt as exc:
+                    if exc.cause == CRASH:
+                        raise
+                    j = timer.decode_steps_until(n, c0, k, env.now - start)
+                    end = start + (total if j == k else timer.decode_sum(n, c0, j))
+                    yield env.timeout(max(0.0, end - env.now))
+                    done = j
+                self._interruptible = self._in_run = False
+                self.stats.steps += done
+                self.stats.busy_s += env.now - start
+                self._advance_decode(done, env.now, keep_done=self.scheduler.pads)
             else:
                 duration = plan.time_s + plan.swap_blocks * self.cfg.swap_s_per_block
                 if self.power is not None:
@@ -233,39 +256,18 @@ class Lane(LaneState):
                 self.on_step(self, start, env.now)
             self._sample(env.now)
 
-    def _decode_run(self, plan: Plan, start: float) -> Generator[simpy.Event, Any, None]:
-        """Decode-only steps as one timeout, up to the next finish or KV shortage; an
-        interrupt stops the run at the first step boundary after it."""
-        env, timer, dec = self.env, self.timer, self.dec
-        pads = self.scheduler.pads
-        n, c0 = dec.n, dec.kv_sum() + dec.n
-        k_fin = plan.max_steps if pads else dec.steps_to_next_finish()
+    def _run_length(self, plan: Plan) -> int:
+        """Decode steps to run as one event: up to the next finish (static batching: the
+        batch's end) or the first step whose new blocks do not fit, within plan.max_steps."""
+        dec = self.dec
+        k_fin = plan.max_steps if self.scheduler.pads else dec.steps_to_next_finish()
         if not self.cfg.fast_forward:
             k = 1
         elif self.paged:
             k = dec.steps_that_fit(self.kv.available(), max(1, k_fin))
         else:
             k = max(1, k_fin)
-        k = max(1, min(k, plan.max_steps))
-        if self.power is not None:
-            timer.dscale = timer.slow * self.power.decode_factor(n, c0, k)
-        total = timer.decode_sum(n, c0, k)
-        self._interruptible = plan.interruptible and k > 1
-        self._in_run = k > 1
-        done = k
-        try:
-            yield env.timeout(total)
-        except simpy.Interrupt as exc:
-            if exc.cause == CRASH:
-                raise
-            j = timer.decode_steps_until(n, c0, k, env.now - start)
-            end = start + (total if j == k else timer.decode_sum(n, c0, j))
-            yield env.timeout(max(0.0, end - env.now))
-            done = j
-        self._interruptible = self._in_run = False
-        self.stats.steps += done
-        self.stats.busy_s += env.now - start
-        self._advance_decode(done, env.now, keep_done=pads)
+        return max(1, min(k, plan.max_steps))
 
 
 class Replica:
