@@ -75,13 +75,13 @@ class LaneState:
         self.prefill_only = prefill_only  # disaggregated prefill: hand off after the prompt
         self.kv = KVPool(cfg.total_blocks, cfg.block_size, prefix)
         self.dec = DecodeSet(cfg.block_size)
-        # hot queries bound straight to their rooms (one call, not two, per scheduler query)
+        # hot queries bound straight to their rooms (one call, not two, per scheduler query):
+        # available() - blocks an allocation could get now (free + evictable prefix entries);
+        # kv_sum() - the decoding requests' KV tokens; new_blocks(k) - blocks the next k
+        # decode steps need (0 unless paged)
         self.available: Callable[[], int] = self.kv.available
-        """Blocks an allocation could get now (free + evictable prefix-cache entries)."""
         self.kv_sum: Callable[[], int] = self.dec.kv_sum
-        """Sum of the decoding requests' KV lengths."""
         self.new_blocks: Callable[[int], int] = self.dec.new_blocks if self.paged else _no_blocks
-        """Blocks the decoding requests need over the next k steps (0 unless paged)."""
         self.stats = LaneStats(sample_interval_s=cfg.sample_interval_s)
         self.waiting: deque[Seq] = deque()
         self.ready: deque[Seq] = deque()  # KV transferred in, waiting for decode admission
