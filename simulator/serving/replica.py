@@ -220,14 +220,7 @@ class Lane(LaneState):
             if plan.fast and not plan.prefill and plan.swap_blocks == 0:
                 # decode-only steps as one timeout; an interrupt (a poke that may change the
                 # batch) stops the run at the first step boundary after it
-                dec = self.dec
-                n, c0 = dec.n, dec.kv_sum() + dec.n
-                k = self._run_length(plan)
-                if self.power is not None:
-                    timer.dscale = timer.slow * self.power.decode_factor(n, c0, k)
-                total = timer.decode_sum(n, c0, k)
-                self._interruptible = plan.interruptible and k > 1
-                self._in_run = k > 1
+                n, c0, k, total = self._start_run(plan)
                 done = k
                 try:
                     yield env.timeout(total)
@@ -238,10 +231,7 @@ class Lane(LaneState):
                     end = start + (total if j == k else timer.decode_sum(n, c0, j))
                     yield env.timeout(max(0.0, end - env.now))
                     done = j
-                self._interruptible = self._in_run = False
-                self.stats.steps += done
-                self.stats.busy_s += env.now - start
-                self._advance_decode(done, env.now, keep_done=self.scheduler.pads)
+                self._end_run(done, start)
             else:
                 duration = plan.time_s + plan.swap_blocks * self.cfg.swap_s_per_block
                 if self.power is not None:
@@ -255,6 +245,25 @@ class Lane(LaneState):
             if self.on_step is not None:
                 self.on_step(self, start, env.now)
             self._sample(env.now)
+
+    def _start_run(self, plan: Plan) -> tuple[int, int, int, float]:
+        """(decoding requests, context of the first step, steps k, duration) of a decode run;
+        arms the flags that let a poke cut it."""
+        dec, timer = self.dec, self.timer
+        n, c0 = dec.n, dec.kv_sum() + dec.n
+        k = self._run_length(plan)
+        if self.power is not None:
+            timer.dscale = timer.slow * self.power.decode_factor(n, c0, k)
+        self._interruptible = plan.interruptible and k > 1
+        self._in_run = k > 1
+        return n, c0, k, timer.decode_sum(n, c0, k)
+
+    def _end_run(self, steps: int, start: float) -> None:
+        """A decode run ended after `steps` steps: account for it and apply them."""
+        self._interruptible = self._in_run = False
+        self.stats.steps += steps
+        self.stats.busy_s += self.env.now - start
+        self._advance_decode(steps, self.env.now, keep_done=self.scheduler.pads)
 
     def _run_length(self, plan: Plan) -> int:
         """Decode steps to run as one event: up to the next finish (static batching: the
