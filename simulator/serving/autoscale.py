@@ -10,16 +10,21 @@ an action nothing happens for cooldown_s. Cost follows the replica count over ti
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import simpy
 
 from hwmodels.errors import ConfigError
 from simulator.serving.cluster_config import AutoscaleConfig
+from simulator.serving.hooks import Cluster, EngineExtension
+from simulator.serving.kinds import ReplicaState
+from simulator.serving.records import EventKind
 
 if TYPE_CHECKING:
-    from simulator.serving.engine import ReplicaSetup, ServingEngine
     from simulator.serving.replica import Replica
+    from simulator.serving.replica_setup import ReplicaSetup
 
 
 def provisioning_delay_s(cfg: AutoscaleConfig, setup: ReplicaSetup) -> float:
@@ -27,54 +32,62 @@ def provisioning_delay_s(cfg: AutoscaleConfig, setup: ReplicaSetup) -> float:
     return cfg.instance_start_s + setup.weight_bytes_per_device / cfg.storage_Bps
 
 
-def _metric(engine: ServingEngine, live: list[Replica], cfg: AutoscaleConfig,
+def _metric(cluster: Cluster, live: list[Replica], cfg: AutoscaleConfig,
             last: dict[str, Any]) -> float:
-    now = engine.env.now
+    now = cluster.env.now
     if cfg.metric == "queue":
-        return (sum(r.outstanding for r in live) + len(engine.pending)) / max(1, len(live))
+        return (sum(r.outstanding for r in live) + cluster.unrouted) / max(1, len(live))
     if cfg.metric == "latency":
-        first = engine.first
+        first = cluster.requests.first_token_s
         window = (first > now - cfg.interval_s) & (first <= now)
-        ttft = first[window] - engine.arrival[window]
+        ttft = first[window] - cluster.requests.arrival_s[window]
         return float(np.percentile(ttft, 90)) if len(ttft) else 0.0
-    busy = sum(lane.busy_s for r in live for lane in r.lanes)
+    busy = sum(lane.stats.busy_s for r in live for lane in r.lanes)
     lanes = sum(len(r.lanes) for r in live)
     prev = last.get("busy", busy)
     last["busy"] = busy
     return (busy - prev) / (cfg.interval_s * max(1, lanes))
 
 
-def _loop(engine: ServingEngine, cfg: AutoscaleConfig, setup: ReplicaSetup):  # type: ignore[no-untyped-def]
-    env = engine.env
+def _loop(cluster: Cluster, cfg: AutoscaleConfig,
+          setup: ReplicaSetup) -> Generator[simpy.Event, Any, None]:
+    env = cluster.env
     last_action = -np.inf
     state: dict[str, Any] = {}
     delay = provisioning_delay_s(cfg, setup)
 
-    def boot(rep: Replica):  # type: ignore[no-untyped-def]
+    def boot(rep: Replica) -> Generator[simpy.Event, Any, None]:
         yield env.timeout(delay)
-        engine.activate(rep, event="scale_up")
+        cluster.activate(rep, event=EventKind.SCALE_UP)
 
     while True:
         yield env.timeout(cfg.interval_s)
-        mine = [r for r in engine.replicas if r.group == setup.group]
-        live = [r for r in mine if r.state == "active" and r.alive]
-        booting = sum(r.state == "booting" for r in mine)
-        value = _metric(engine, live, cfg, state)
+        mine = [r for r in cluster.replicas if r.group == setup.group]
+        live = [r for r in mine if r.state is ReplicaState.ACTIVE and r.alive]
+        booting = sum(r.state is ReplicaState.BOOTING for r in mine)
+        value = _metric(cluster, live, cfg, state)
         if env.now - last_action < cfg.cooldown_s:
             continue
         if value > cfg.up_threshold and len(live) + booting < cfg.max_replicas:
-            env.process(boot(engine.provision(setup)))
+            env.process(boot(cluster.provision(setup)))
             last_action = env.now
         elif (value < cfg.down_threshold and len(live) > cfg.min_replicas and not booting
-              and not engine.pending):
-            engine.decommission(min(live, key=lambda r: r.outstanding))
+              and not cluster.unrouted):
+            cluster.decommission(min(live, key=lambda r: r.outstanding))
             last_action = env.now
 
 
-def start(engine: ServingEngine, cfg: AutoscaleConfig) -> list[Any]:
-    groups = {s.group: s for s in engine.setups}
-    name = cfg.group or engine.setups[0].group
-    if name not in groups:
-        raise ConfigError(f"unknown group {name!r}", key="autoscale.group",
-                          allowed=sorted(groups))
-    return [engine.env.process(_loop(engine, cfg, groups[name]))]
+class Autoscaler(EngineExtension):
+    """Threshold autoscaling of one replica group (cfg.group, else the first group)."""
+
+    def __init__(self, cfg: AutoscaleConfig) -> None:
+        self.cfg = cfg
+
+    def start(self, cluster: Cluster) -> list[simpy.Process]:
+        cfg = self.cfg
+        groups = {s.group: s for s in cluster.setups}
+        name = cfg.group or cluster.setups[0].group
+        if name not in groups:
+            raise ConfigError(f"unknown group {name!r}", key="autoscale.group",
+                              allowed=sorted(groups))
+        return [cluster.env.process(_loop(cluster, cfg, groups[name]))]

@@ -3,18 +3,21 @@
 The engine is independent of hwmodels: each replica is described by a ReplicaSetup holding its
 step-cost callable (production: hwmodels.step.StepCostModel via steptime.step_cost_from_model;
 tests may inject any callable) and its lane limits. Every request ends exactly once:
-completed, dropped (with a reason) or running at the horizon.
+completed, dropped (with a reason) or running at the horizon; outcomes land in a typed
+records.RequestLog and cluster events as records.EngineEvent.
 
 Cluster layer (ClusterOptions, all optional): replicas of several groups (devices, prices,
 speeds), disaggregated prefill/decode pools with KV transfers (transfer.py), several front-end
-router instances, live migration (migration.py), crashes with retries (failures.py),
-autoscaling (autoscale.py), per-step power with capping and its controller (power.py).
+router instances and per-step power (power.py). Periodic behaviours are extensions
+(hooks.EngineExtension) that see the engine only as a hooks.Cluster: crashes with retries
+(failures.py), autoscaling (autoscale.py), live migration (migration.py) and power capping
+(power_control.py); `extensions=` adds more.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,48 +25,30 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from simulator.serving.autoscale import Autoscaler
 from simulator.serving.cluster_config import (
     AutoscaleConfig,
     FailureConfig,
     MigrationConfig,
     PowerConfig,
+    Role,
 )
-from simulator.serving.power import CapController, LanePower, PowerMeter, StepPower
+from simulator.serving.failures import FailureInjector
+from simulator.serving.hooks import EngineExtension
+from simulator.serving.kinds import ReplicaState
+from simulator.serving.lane_stats import lanes_frame, timeseries_frame
+from simulator.serving.migration import Rebalancer
+from simulator.serving.power import CapController, LanePower, PowerMeter
+from simulator.serving.power_control import PowerCapping
 from simulator.serving.prefix_cache import PrefixCache
-from simulator.serving.replica import Lane, LaneConfig, Replica
-from simulator.serving.request import DropReason, Seq, Status
-from simulator.serving.router import make_router
+from simulator.serving.records import EngineEvent, EventKind, RequestLog, events_frame
+from simulator.serving.replica import Lane, Replica
+from simulator.serving.replica_setup import ReplicaSetup
+from simulator.serving.request import DropReason, Seq
+from simulator.serving.router import RouterKind, make_router
 from simulator.serving.schedulers import make_scheduler
-from simulator.serving.steptime import DEFAULT_KNOT_TOKENS, StepCost, StepTimer
+from simulator.serving.steptime import StepTimer
 from simulator.serving.transfer import ReplicaPlacement, TransferModel
-
-STATUS_CODES = {0: Status.RUNNING, 1: Status.COMPLETED, 2: Status.DROPPED}
-DROP_CODES = {0: "", **{i + 1: r.value for i, r in enumerate(DropReason)}}
-_DROP_INDEX = {r: i + 1 for i, r in enumerate(DropReason)}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplicaSetup:
-    """How to build one replica: step cost, limits (for the whole replica), policy, PP lanes,
-    and its cluster facts (group, role, price, speed, power model, placement)."""
-
-    step_cost: StepCost
-    lane: LaneConfig  # total_blocks / max_num_seqs for the whole replica; split over pp lanes
-    scheduler: str = "vllm"
-    pp: int = 1
-    devices: int = 1
-    prefix_caching: bool = False
-    knot_tokens: int = DEFAULT_KNOT_TOKENS
-    name: str = ""
-    group: str = "default"
-    role: str = "both"  # both | prefill | decode
-    price_usd_per_hour: float = 0.0  # per device
-    slowdown: float = 1.0  # step-time multiplier
-    capacity: float = 1.0  # relative throughput estimate (capacity-aware routing)
-    idle_w: float = 0.0  # per device
-    step_power: StepPower | None = None
-    kv_bytes_per_token: float = 0.0
-    weight_bytes_per_device: float = 0.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -71,7 +56,7 @@ class ClusterOptions:
     """Optional cluster behaviour of one run (parsed from the scenario's sections)."""
 
     routers: int = 1
-    decode_router: str = "least_loaded"
+    decode_router: RouterKind = RouterKind.LEAST_LOADED
     transfer: Any = None  # (intra LinkCost, inter LinkCost, devices_per_node, same_node)
     power: PowerConfig | None = None
     cap_w: dict[str, float] = field(default_factory=dict)  # static cap per group (W/device)
@@ -95,55 +80,40 @@ class EngineOutput:
     events: pd.DataFrame | None = None
 
 
-def _lane_config(cfg: LaneConfig, pp: int) -> LaneConfig:
-    if pp == 1:
-        return cfg
-    fields = {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
-    fields["total_blocks"] = max(1, cfg.total_blocks // pp)
-    fields["max_num_seqs"] = max(1, cfg.max_num_seqs // pp)
-    fields["watermark_blocks"] = cfg.watermark_blocks // pp
-    return LaneConfig(**fields)
+def extensions_for(opts: ClusterOptions) -> list[EngineExtension]:
+    """The extensions a run's options ask for, in start order (failures, autoscaling,
+    migration, power capping)."""
+    exts: list[EngineExtension] = []
+    if opts.failures is not None:
+        exts.append(FailureInjector(opts.failures))
+    if opts.autoscale is not None:
+        exts.append(Autoscaler(opts.autoscale))
+    if opts.migration is not None:
+        exts.append(Rebalancer(opts.migration))
+    if opts.power is not None and opts.cap_controller is not None:
+        exts.append(PowerCapping(opts.power, opts.cap_controller))
+    return exts
 
 
 class ServingEngine:
     """Build replicas, replay `requests` (DataFrame sorted by arrival_time_s), collect records."""
 
     def __init__(self, requests: pd.DataFrame, setups: Sequence[ReplicaSetup], *,
-                 router: str = "round_robin", seed: int = 0, horizon_s: float | None = None,
-                 prefix_block_tokens: int | None = None,
+                 router: RouterKind | str = RouterKind.ROUND_ROBIN, seed: int = 0,
+                 horizon_s: float | None = None, prefix_block_tokens: int | None = None,
                  progress: Callable[[float], None] | None = None,
-                 cluster: ClusterOptions | None = None) -> None:
+                 cluster: ClusterOptions | None = None,
+                 extensions: Sequence[EngineExtension] = (),
+                 on_step: Callable[[Lane, float, float], None] | None = None) -> None:
         self.env = simpy.Environment()
         self.horizon_s = horizon_s
         self.progress = progress
+        self.on_step = on_step  # per-step observer of every lane: (lane, start_s, end_s)
         self.opts = opts = cluster or ClusterOptions()
-        n = len(requests)
-        self.n = n
-        self.arrival = requests["arrival_time_s"].to_numpy(dtype=float)
-        if n > 1 and np.any(np.diff(self.arrival) < 0):
-            raise ValueError("requests must be sorted by arrival_time_s (traces.read_trace does)")
-        self.prompt = requests["input_tokens"].to_numpy(dtype=np.int64)
-        self.output = np.maximum(requests["output_tokens"].to_numpy(dtype=np.int64), 1)
-        self.failed = (requests["failed"].to_numpy(dtype=bool) if "failed" in requests.columns
-                       else np.zeros(n, dtype=bool))
-        self.hashes = (list(requests["prefix_hashes"]) if "prefix_hashes" in requests.columns
-                       else None)
-        self.session = (requests["session_id"].to_numpy(dtype=np.int64)
-                        if "session_id" in requests.columns else None)
-        self.block_tokens = prefix_block_tokens or requests.attrs.get("hash_block_tokens") or None
-        self.first = np.full(n, np.nan)
-        self.finish = np.full(n, np.nan)
-        self.status = np.zeros(n, dtype=np.int8)
-        self.reason = np.zeros(n, dtype=np.int8)
-        self.replica_of = np.full(n, -1, dtype=np.int32)
-        self.decode_of = np.full(n, -1, dtype=np.int32)
-        self.preempt = np.zeros(n, dtype=np.int32)
-        self.cached = np.zeros(n, dtype=np.int64)
-        self.generated = np.zeros(n, dtype=np.int64)
-        self.retries = np.zeros(n, dtype=np.int32)
-        self.transfer_s = np.zeros(n)
-        self.remaining = n  # requests not yet ended (completed or dropped)
-        self.events: list[tuple[float, str, int, str]] = []
+        self._load_requests(requests, prefix_block_tokens)
+        self.requests = RequestLog(self.arrival, self.prompt, self.output)
+        self.remaining = self.n  # requests not yet ended (completed or dropped)
+        self.events: list[EngineEvent] = []
         self.migrations = 0
         ss = np.random.SeedSequence(seed)
         router_ss, self.fail_ss = ss.spawn(2)
@@ -159,27 +129,43 @@ class ServingEngine:
         self.max_model_len: list[int] = []
         self.transfer: TransferModel | None = None
         self._next_device = 0
-        if any(s.role != "both" for s in setups) or opts.migration is not None:
+        if any(s.role is not Role.BOTH for s in setups) or opts.migration is not None:
             intra, inter, per_node, same_node = opts.transfer
             self._per_node, self._same_node = per_node, same_node
             self.transfer = TransferModel(self.env, intra=intra, inter=inter)
         for setup in setups:
             self._build_replica(setup)
-        self.entry = [r for r in self.replicas if r.role != "decode"]
-        self.decode_pool = [r for r in self.replicas if r.role == "decode"]
+        self.entry = [r for r in self.replicas if r.role is not Role.DECODE]
+        self.decode_pool = [r for r in self.replicas if r.role is Role.DECODE]
         self.pending: deque[Seq] = deque()  # no live replica to take them yet
         self.pending_decode: deque[tuple[Seq, Lane, int, int]] = deque()
         self._pools_changed()
         self._periodic = False
         self.done = self.env.event()
         self.env.process(self._arrivals())
-        self._start_cluster_processes()
+        self._start_extensions([*extensions_for(opts), *extensions])
 
     # -- building -----------------------------------------------------------------------------
 
+    def _load_requests(self, requests: pd.DataFrame, prefix_block_tokens: int | None) -> None:
+        """The trace's columns as arrays (optional: failed, prefix_hashes, session_id)."""
+        n = self.n = len(requests)
+        self.arrival = requests["arrival_time_s"].to_numpy(dtype=float)
+        if n > 1 and np.any(np.diff(self.arrival) < 0):
+            raise ValueError("requests must be sorted by arrival_time_s (traces.read_trace does)")
+        self.prompt = requests["input_tokens"].to_numpy(dtype=np.int64)
+        self.output = np.maximum(requests["output_tokens"].to_numpy(dtype=np.int64), 1)
+        self.failed = (requests["failed"].to_numpy(dtype=bool) if "failed" in requests.columns
+                       else np.zeros(n, dtype=bool))
+        self.hashes = (list(requests["prefix_hashes"]) if "prefix_hashes" in requests.columns
+                       else None)
+        self.session = (requests["session_id"].to_numpy(dtype=np.int64)
+                        if "session_id" in requests.columns else None)
+        self.block_tokens = prefix_block_tokens or requests.attrs.get("hash_block_tokens") or None
+
     def _build_replica(self, setup: ReplicaSetup) -> Replica:
         r = len(self.replicas)
-        cfg = _lane_config(setup.lane, setup.pp)
+        cfg = setup.lane_config()
         lanes = []
         for i in range(setup.pp):
             prefix = None
@@ -189,11 +175,12 @@ class ServingEngine:
             timer = StepTimer(setup.step_cost, knot_tokens=setup.knot_tokens)
             timer.slow = timer.dscale = setup.slowdown
             lane = Lane(self.env, cfg, make_scheduler(setup.scheduler), timer, prefix=prefix,
-                        replica=r, lane=i, prefill_only=setup.role == "prefill")
+                        replica=r, lane=i, prefill_only=setup.role is Role.PREFILL)
             lane.on_finish = self._on_finish
             lane.on_first_token = self._on_first
             lane.on_drop = self._on_drop
             lane.on_handoff = self._on_handoff
+            lane.on_step = self.on_step
             if self.meter is not None and setup.step_power is not None:
                 lane.power = LanePower(setup.step_power, self.meter, r, lanes=setup.pp)
                 lane.power.set_cap(None)
@@ -233,28 +220,31 @@ class ServingEngine:
             self.done.succeed()
 
     def _on_first(self, seq: Seq, now: float) -> None:
-        if self.first[seq.rid] != self.first[seq.rid]:  # NaN: the client's first token
-            self.first[seq.rid] = now
+        self.requests.first_token(seq.rid, now)
 
     def _on_finish(self, seq: Seq, now: float) -> None:
-        rid = seq.rid
-        self.finish[rid] = now
-        self.status[rid] = 1
-        self.generated[rid] = seq.output
-        self.preempt[rid] += seq.preemptions
-        self.cached[rid] = max(self.cached[rid], max(seq.first_cached, 0))
+        self.requests.complete(seq.rid, now, generated=seq.output, preemptions=seq.preemptions,
+                               cached_tokens=max(seq.first_cached, 0))
         self._end()
 
     def _on_drop(self, seq: Seq, reason: DropReason) -> None:
-        self.status[seq.rid] = 2
-        self.preempt[seq.rid] += seq.preemptions  # preempted before it proved never to fit
-        self.reason[seq.rid] = _DROP_INDEX[reason]
+        # preemptions before it proved never to fit count too
+        self.requests.drop(seq.rid, reason, preemptions=seq.preemptions)
         self._end()
 
     def _drop_rid(self, rid: int, reason: DropReason) -> None:
-        self.status[rid] = 2
-        self.reason[rid] = _DROP_INDEX[reason]
+        self.requests.drop(rid, reason)
         self._end()
+
+    def event(self, kind: EventKind, replica: int, detail: str = "") -> None:
+        """Log a cluster event at the current time."""
+        self.events.append(EngineEvent(time_s=self.env.now, kind=kind, replica=replica,
+                                       detail=detail))
+
+    @property
+    def unrouted(self) -> int:
+        """Requests waiting for any live replica."""
+        return len(self.pending)
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -266,7 +256,7 @@ class ServingEngine:
             return
         rep = entry[self.routers[router_index].choose(seq, entry)]
         r = rep.index
-        self.replica_of[seq.rid] = r
+        self.requests.replica[seq.rid] = r
         limit = self.max_model_len[r]
         if seq.prompt >= limit:
             self._drop_rid(seq.rid, DropReason.PROMPT_TOO_LONG)
@@ -299,11 +289,12 @@ class ServingEngine:
         its retry budget is spent."""
         rid = seq.rid
         budget = self.opts.failures.retry_budget if self.opts.failures is not None else 0
-        if self.retries[rid] >= budget:
+        log = self.requests
+        if log.retries[rid] >= budget:
             self._drop_rid(rid, DropReason.RETRIES_EXHAUSTED)
             return
-        self.retries[rid] += 1
-        self.preempt[rid] += seq.preemptions
+        log.retries[rid] += 1
+        log.preemptions[rid] += seq.preemptions
         self._dispatch(Seq(rid, seq.arrival_s, int(self.prompt[rid]), int(self.output[rid]),
                            seq.hashes, seq.session))
 
@@ -317,16 +308,17 @@ class ServingEngine:
         dst = pool[self.decode_router.choose(seq, pool)]
         self.env.process(self._transfer(seq, lane, lane.epoch, held, dst))
 
-    def _transfer(self, seq: Seq, src_lane: Lane, epoch: int, held: int, dst: Replica):  # type: ignore[no-untyped-def]
+    def _transfer(self, seq: Seq, src_lane: Lane, epoch: int, held: int,
+                  dst: Replica) -> Generator[simpy.Event, Any, None]:
         start = self.env.now
         src = src_lane.replica
-        self.decode_of[seq.rid] = dst.index
+        self.requests.decode_replica[seq.rid] = dst.index
         yield from self.transfer.move(src, dst.index, seq.target)  # type: ignore[union-attr]
-        self.transfer_s[seq.rid] += self.env.now - start
+        self.requests.kv_transfer_s[seq.rid] += self.env.now - start
         # A source that crashed mid-transfer (new epoch) already lost its memory: nothing to free.
         if src_lane.epoch == epoch and held:
             src_lane.release_held(held)
-        if not dst.alive or dst.state == "retired":
+        if not dst.alive or dst.state is ReplicaState.RETIRED:
             self.retry(seq)
             return
         dst.submit_decode(seq)
@@ -340,7 +332,7 @@ class ServingEngine:
                 return
             for seq in ln.extract_decoding(count):
                 self.migrations += 1
-                self.events.append((self.env.now, "migration", src.index, str(dst.index)))
+                self.event(EventKind.MIGRATION, src.index, str(dst.index))
                 self.env.process(self._transfer(seq, ln, ln.epoch, 0, dst))
         lane.request_op(op)
 
@@ -349,7 +341,7 @@ class ServingEngine:
     def crash(self, rep: Replica) -> None:
         """A replica fails: out of the pools, its requests retried or dropped."""
         rep.alive = False
-        self.events.append((self.env.now, "crash", rep.index, ""))
+        self.event(EventKind.CRASH, rep.index)
         if rep in self.entry:
             self.entry.remove(rep)
         if rep in self.decode_pool:
@@ -359,14 +351,14 @@ class ServingEngine:
         for seq in lost:
             self.retry(seq)
 
-    def activate(self, rep: Replica, *, event: str = "repair") -> None:
+    def activate(self, rep: Replica, *, event: EventKind = EventKind.REPAIR) -> None:
         """A replica (repaired or newly provisioned) joins its pool."""
         rep.alive = True
-        rep.state = "active"
+        rep.state = ReplicaState.ACTIVE
         for lane in rep.lanes:
             lane.restart()
-        self.events.append((self.env.now, event, rep.index, ""))
-        (self.decode_pool if rep.role == "decode" else self.entry).append(rep)
+        self.event(event, rep.index)
+        (self.decode_pool if rep.role is Role.DECODE else self.entry).append(rep)
         self._pools_changed()
         while self.pending and self.entry:
             self._dispatch(self.pending.popleft())
@@ -378,41 +370,30 @@ class ServingEngine:
     def provision(self, setup: ReplicaSetup) -> Replica:
         """A new replica of setup's group, booting (billed from now, not routable yet)."""
         rep = self._build_replica(setup)
-        rep.state = "booting"  # lanes idle, outside every pool until activated
-        self.events.append((self.env.now, "provision", rep.index, setup.group))
+        rep.state = ReplicaState.BOOTING  # lanes idle, outside every pool until activated
+        self.event(EventKind.PROVISION, rep.index, setup.group)
         return rep
 
     def decommission(self, rep: Replica) -> None:
         """Stop routing to rep; it is released once its requests are done."""
-        rep.state = "draining"
+        rep.state = ReplicaState.DRAINING
         if rep in self.entry:
             self.entry.remove(rep)
         if rep in self.decode_pool:
             self.decode_pool.remove(rep)
         self._pools_changed()
-        self.events.append((self.env.now, "drain", rep.index, ""))
+        self.event(EventKind.DRAIN, rep.index)
         self.env.process(self._drain(rep))
 
-    def _drain(self, rep: Replica):  # type: ignore[no-untyped-def]
-        while rep.outstanding > 0 or any(ln.held for ln in rep.lanes):
+    def _drain(self, rep: Replica) -> Generator[simpy.Event, Any, None]:
+        while rep.outstanding > 0 or any(ln.kv.held for ln in rep.lanes):
             yield self.env.timeout(1.0)
-        rep.state = "retired"
+        rep.state = ReplicaState.RETIRED
         rep.end_s = float(self.env.now)
-        self.events.append((self.env.now, "retire", rep.index, ""))
+        self.event(EventKind.RETIRE, rep.index)
 
-    def _start_cluster_processes(self) -> None:
-        from simulator.serving import autoscale, failures, migration, power_control
-
-        opts = self.opts
-        procs = []
-        if opts.failures is not None:
-            procs += failures.start(self, opts.failures)
-        if opts.autoscale is not None:
-            procs += autoscale.start(self, opts.autoscale)
-        if opts.migration is not None:
-            procs += migration.start(self, opts.migration)
-        if opts.power is not None and opts.cap_controller is not None:
-            procs += power_control.start(self, opts.power, opts.cap_controller)
+    def _start_extensions(self, extensions: Sequence[EngineExtension]) -> None:
+        procs = [proc for ext in extensions for proc in ext.start(self)]
         self._periodic = bool(procs)
         if self._periodic and self.remaining == 0 and not self.done.triggered:
             self.done.succeed()
@@ -430,43 +411,12 @@ class ServingEngine:
         if self.progress is not None:
             self.progress(1.0)
         duration = float(self.env.now)
-        records = pd.DataFrame({
-            "request_id": np.arange(self.n),
-            "arrival_s": self.arrival,
-            "first_token_s": self.first,
-            "finish_s": self.finish,
-            "input_tokens": self.prompt,
-            "output_tokens": np.where(self.status == 1, self.generated, self.output),
-            "cached_tokens": self.cached,
-            "preemptions": self.preempt,
-            "status": pd.Categorical([STATUS_CODES[c].value for c in self.status],
-                                     categories=[s.value for s in Status]),
-            "drop_reason": [DROP_CODES[c] for c in self.reason],
-            "replica": self.replica_of,
-            "decode_replica": self.decode_of,
-            "retries": self.retries,
-            "kv_transfer_s": self.transfer_s,
-        })
-        if self.horizon_s is not None:  # requests after the horizon never arrived
-            records = records[records["arrival_s"] <= duration].reset_index(drop=True)
-        rows: list[tuple[Any, ...]] = []
-        for lane in self.lanes:
-            rows.extend((t, lane.replica, ln, w, r, b, u) for t, ln, w, r, b, u in lane.samples)
-        timeseries = pd.DataFrame(rows, columns=["time_s", "replica", "lane", "queue_len",
-                                                 "batch_size", "kv_blocks", "kv_usage"])
-        timeseries = timeseries.sort_values("time_s", kind="stable").reset_index(drop=True)
-        lanes = pd.DataFrame([{
-            "replica": lane.replica, "lane": lane.lane, "busy_s": lane.busy_s,
-            "steps": lane.steps, "tokens": lane.tokens, "ctx_read_tokens": lane.ctx_read,
-            "preemptions": lane.preemptions, "swapped_blocks": lane.swap_blocks,
-            "peak_kv_blocks": lane.peak_used, "kv_blocks": lane.total,
-            "devices": self.replicas[lane.replica].devices,
-            "lanes_in_replica": len(self.replicas[lane.replica].lanes),
-            "group": self.replicas[lane.replica].group,
-            "role": self.replicas[lane.replica].role,
-        } for lane in self.lanes])
+        records = self.requests.frame(
+            arrived_by_s=duration if self.horizon_s is not None else None)
+        timeseries = timeseries_frame(self.lanes)
+        lanes = lanes_frame(self.lanes, self.replicas)
         replicas = pd.DataFrame([{
-            "replica": rep.index, "group": rep.group, "role": rep.role,
+            "replica": rep.index, "group": rep.group, "role": str(rep.role),
             "devices": rep.devices, "start_s": rep.start_s,
             "end_s": duration if rep.end_s is None else min(rep.end_s, duration),
             "price_usd_per_hour": self.setup_of[rep.index].price_usd_per_hour,
@@ -477,7 +427,7 @@ class ServingEngine:
         if caches:
             looked = sum(c.lookups_tokens for c in caches)
             hit = sum(c.hit_tokens for c in caches) / looked if looked else 0.0
-        events = pd.DataFrame(self.events, columns=["time_s", "kind", "replica", "detail"])
+        events = events_frame(self.events)
         return EngineOutput(records=records, timeseries=timeseries, lanes=lanes,
                             duration_s=duration, prefix_hit_rate=hit, replicas=replicas,
                             power=self._power_frame(replicas, duration), events=events)

@@ -7,14 +7,18 @@ budget is spent (engine.retry). Stragglers: a seeded fraction of replicas runs e
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import simpy
 
 from simulator.serving.cluster_config import FailureConfig
+from simulator.serving.hooks import Cluster, EngineExtension
+from simulator.serving.kinds import ReplicaState
+from simulator.serving.records import EventKind
 
 if TYPE_CHECKING:
-    from simulator.serving.engine import ServingEngine
     from simulator.serving.replica import Replica
 
 
@@ -29,33 +33,40 @@ def time_to_failure_s(cfg: FailureConfig, rng: np.random.Generator) -> float:
     return float(rng.exponential(cfg.mtbf_s))
 
 
-def _crash_loop(engine: ServingEngine, rep: Replica, cfg: FailureConfig,
-                rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    env = engine.env
+def _crash_loop(cluster: Cluster, rep: Replica, cfg: FailureConfig,
+                rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
+    env = cluster.env
     while True:
         yield env.timeout(time_to_failure_s(cfg, rng))
-        if rep.state in ("retired", "booting") or not rep.alive:
-            if rep.state == "retired":
+        if rep.state in (ReplicaState.RETIRED, ReplicaState.BOOTING) or not rep.alive:
+            if rep.state is ReplicaState.RETIRED:
                 return
             continue
-        engine.crash(rep)
+        cluster.crash(rep)
         yield env.timeout(cfg.repair_s)
-        if rep.state != "retired":
-            engine.activate(rep)
+        if rep.state is not ReplicaState.RETIRED:
+            cluster.activate(rep)
 
 
-def start(engine: ServingEngine, cfg: FailureConfig) -> list[Any]:
-    """Mark stragglers and start one crash process per initial replica."""
-    rng = np.random.default_rng(engine.fail_ss)
-    if cfg.straggler_fraction > 0 and cfg.straggler_slowdown > 1:
-        count = int(round(cfg.straggler_fraction * len(engine.replicas)))
-        for r in rng.choice(len(engine.replicas), size=count, replace=False):
-            for lane in engine.replicas[int(r)].lanes:
-                lane.timer.slow *= cfg.straggler_slowdown
-                lane.timer.dscale *= cfg.straggler_slowdown
-            engine.events.append((0.0, "straggler", int(r), str(cfg.straggler_slowdown)))
-    if cfg.mtbf_s is None:
-        return []
-    streams = rng.spawn(len(engine.replicas))
-    return [engine.env.process(_crash_loop(engine, rep, cfg, s))
-            for rep, s in zip(engine.replicas, streams, strict=True)]
+class FailureInjector(EngineExtension):
+    """Stragglers marked at start, then one crash/repair process per initial replica."""
+
+    def __init__(self, cfg: FailureConfig) -> None:
+        self.cfg = cfg
+
+    def start(self, cluster: Cluster) -> list[simpy.Process]:
+        cfg = self.cfg
+        rng = np.random.default_rng(cluster.fail_ss)
+        replicas = cluster.replicas
+        if cfg.straggler_fraction > 0 and cfg.straggler_slowdown > 1:
+            count = int(round(cfg.straggler_fraction * len(replicas)))
+            for r in rng.choice(len(replicas), size=count, replace=False):
+                for lane in replicas[int(r)].lanes:
+                    lane.timer.slow *= cfg.straggler_slowdown
+                    lane.timer.dscale *= cfg.straggler_slowdown
+                cluster.event(EventKind.STRAGGLER, int(r), str(cfg.straggler_slowdown))
+        if cfg.mtbf_s is None:
+            return []
+        streams = rng.spawn(len(replicas))
+        return [cluster.env.process(_crash_loop(cluster, rep, cfg, s))
+                for rep, s in zip(replicas, streams, strict=True)]

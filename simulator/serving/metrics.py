@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.specs import DeviceSpec
+from simulator.serving.request import Status
 
 SUMMARY_KEYS = ("requests", "completed", "dropped", "ttft_s", "tpot_s", "e2e_s",
                 "slo_attainment", "goodput_rps", "throughput_tokens_per_s", "gpu_hours",
@@ -31,7 +32,7 @@ def _pcts(values: np.ndarray, ps: tuple[int, ...]) -> dict[str, float | None]:
 
 def latency_columns(records: pd.DataFrame) -> pd.DataFrame:
     """ttft_s, tpot_s (NaN for single-token outputs) and e2e_s of completed requests."""
-    done = records[records["status"] == "completed"]
+    done = records[records["status"] == Status.COMPLETED]
     ttft = done["first_token_s"] - done["arrival_s"]
     decode_tokens = done["output_tokens"] - 1
     tpot = (done["finish_s"] - done["first_token_s"]) / decode_tokens.where(decode_tokens > 0)
@@ -118,15 +119,15 @@ class ServingResult:
         """The `fleetsim simulate serve` contract keys, from the records."""
         rec = self.records
         lat = latency_columns(rec)
-        completed = int((rec["status"] == "completed").sum())
+        completed = int((rec["status"] == Status.COMPLETED).sum())
         duration = self.duration_s
         gpu_hours, cost_usd, groups = self._billing()
         met = int(self.slo_met().sum())
-        out_tokens = float(rec.loc[rec["status"] == "completed", "output_tokens"].sum())
+        out_tokens = float(rec.loc[rec["status"] == Status.COMPLETED, "output_tokens"].sum())
         return {
             "requests": len(rec),
             "completed": completed,
-            "dropped": int((rec["status"] == "dropped").sum()),
+            "dropped": int((rec["status"] == Status.DROPPED).sum()),
             "ttft_s": _pcts(lat["ttft_s"].to_numpy(), (50, 90, 99)),
             "tpot_s": _pcts(lat["tpot_s"].dropna().to_numpy(), (50, 90, 99)),
             "e2e_s": _pcts(lat["e2e_s"].to_numpy(), (50, 99)),
@@ -142,8 +143,8 @@ class ServingResult:
     def _cluster_summary(self, rec: pd.DataFrame, completed: int, out_tokens: float,
                          cost_usd: float, groups: dict[str, Any]) -> dict[str, Any]:
         joules = self.energy_kwh() * 3.6e6
-        drops = rec.loc[rec["status"] == "dropped", "drop_reason"].value_counts()
-        all_tokens = out_tokens + float(rec.loc[rec["status"] == "completed",
+        drops = rec.loc[rec["status"] == Status.DROPPED, "drop_reason"].value_counts()
+        all_tokens = out_tokens + float(rec.loc[rec["status"] == Status.COMPLETED,
                                                 "input_tokens"].sum())
         transfer = rec["kv_transfer_s"].to_numpy() if "kv_transfer_s" in rec else np.zeros(0)
         transfer = transfer[transfer > 0]

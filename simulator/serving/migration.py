@@ -8,28 +8,36 @@ the copy - conservative next to Llumnix's pipelined copy)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator
+from typing import Any
+
+import simpy
 
 from simulator.serving.cluster_config import MigrationConfig
+from simulator.serving.hooks import Cluster, EngineExtension
+from simulator.serving.kinds import ReplicaState
 
-if TYPE_CHECKING:
-    from simulator.serving.engine import ServingEngine
 
-
-def _rebalance(engine: ServingEngine, cfg: MigrationConfig):  # type: ignore[no-untyped-def]
-    env = engine.env
+def _rebalance(cluster: Cluster, cfg: MigrationConfig) -> Generator[simpy.Event, Any, None]:
+    env = cluster.env
     while True:
         yield env.timeout(cfg.interval_s)
-        pool = engine.decode_pool if engine.decode_pool else engine.entry
-        pool = [r for r in pool if r.alive and r.state == "active"]
+        pool = cluster.decode_pool if cluster.decode_pool else cluster.entry
+        pool = [r for r in pool if r.alive and r.state is ReplicaState.ACTIVE]
         if len(pool) < 2:
             continue
         src = max(pool, key=lambda r: r.outstanding)
         dst = min(pool, key=lambda r: r.outstanding)
         gap = src.outstanding - dst.outstanding
         if gap >= cfg.threshold:
-            engine.migrate(src, dst, min(cfg.max_per_round, gap // 2))
+            cluster.migrate(src, dst, min(cfg.max_per_round, gap // 2))
 
 
-def start(engine: ServingEngine, cfg: MigrationConfig) -> list[Any]:
-    return [engine.env.process(_rebalance(engine, cfg))]
+class Rebalancer(EngineExtension):
+    """Periodic live migration from the most to the least loaded replica of a pool."""
+
+    def __init__(self, cfg: MigrationConfig) -> None:
+        self.cfg = cfg
+
+    def start(self, cluster: Cluster) -> list[simpy.Process]:
+        return [cluster.env.process(_rebalance(cluster, self.cfg))]

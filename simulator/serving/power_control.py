@@ -5,48 +5,52 @@ effect latency_s later on the row's targeted replicas (all | prefill | decode | 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+import simpy
+
 from simulator.serving.cluster_config import PowerConfig
+from simulator.serving.hooks import Cluster, EngineExtension
+from simulator.serving.kinds import ReplicaState
+from simulator.serving.records import EventKind
 
 if TYPE_CHECKING:
-    from simulator.serving.engine import ServingEngine
     from simulator.serving.power import CapController
 
 
-def rows_of(engine: ServingEngine, cfg: PowerConfig) -> dict[int, list[int]]:
+def rows_of(cluster: Cluster, cfg: PowerConfig) -> dict[int, list[int]]:
     """Row -> replica indices (replicas packed onto servers in index order)."""
     rows: dict[int, list[int]] = {}
     offset = 0
-    for rep in engine.replicas:
+    for rep in cluster.replicas:
         row = offset // cfg.devices_per_server // cfg.servers_per_row
         offset += rep.devices
         rows.setdefault(row, []).append(rep.index)
     return rows
 
 
-def _targeted(engine: ServingEngine, r: int, targets: str) -> bool:
-    rep = engine.replicas[r]
+def _targeted(cluster: Cluster, r: int, targets: str) -> bool:
+    rep = cluster.replicas[r]
     return targets == "all" or rep.role == targets or rep.group == targets
 
 
-def _apply(engine: ServingEngine, members: list[int], fraction: float, targets: str,
-           delay_s: float, row: int):  # type: ignore[no-untyped-def]
-    yield engine.env.timeout(delay_s)
+def _apply(cluster: Cluster, members: list[int], fraction: float, targets: str,
+           delay_s: float, row: int) -> Generator[simpy.Event, Any, None]:
+    yield cluster.env.timeout(delay_s)
     for r in members:
-        if _targeted(engine, r, targets):
-            rep = engine.replicas[r]
+        if _targeted(cluster, r, targets):
+            rep = cluster.replicas[r]
             rep.cap_fraction = fraction
             for lane in rep.lanes:
                 if lane.power is not None:
                     lane.power.set_cap(fraction)
-    engine.events.append((engine.env.now, "cap", row, f"{fraction:g}"))
+    cluster.event(EventKind.CAP, row, f"{fraction:g}")
 
 
-def _loop(engine: ServingEngine, cfg: PowerConfig,
-          factory: Callable[[], CapController]):  # type: ignore[no-untyped-def]
-    env, meter = engine.env, engine.meter
+def _loop(cluster: Cluster, cfg: PowerConfig,
+          factory: Callable[[], CapController]) -> Generator[simpy.Event, Any, None]:
+    env, meter = cluster.env, cluster.meter
     ctl_cfg = cfg.controller
     interval = ctl_cfg.interval_s if ctl_cfg is not None else 1.0
     latency = ctl_cfg.latency_s if ctl_cfg is not None else 0.0
@@ -56,11 +60,11 @@ def _loop(engine: ServingEngine, cfg: PowerConfig,
     last_b: dict[int, float] = {}
     while True:
         yield env.timeout(interval)
-        for row, members in rows_of(engine, cfg).items():
+        for row, members in rows_of(cluster, cfg).items():
             watts = 0.0
             for r in members:
-                rep = engine.replicas[r]
-                if rep.state == "retired":
+                rep = cluster.replicas[r]
+                if rep.state is ReplicaState.RETIRED:
                     continue
                 j = meter.total_j.get(r, 0.0)  # type: ignore[union-attr]
                 b = meter.total_busy_s.get(r, 0.0)  # type: ignore[union-attr]
@@ -68,15 +72,21 @@ def _loop(engine: ServingEngine, cfg: PowerConfig,
                 last_j[r], last_b[r] = j, b
                 idle_s = max(0.0, interval - db / len(rep.lanes))
                 watts += dj / interval + idle_s / interval * rep.devices \
-                    * engine.setup_of[r].idle_w
+                    * cluster.setup_of[r].idle_w
             ctl = controllers.get(row)
             if ctl is None:
                 ctl = controllers[row] = factory()
             level = ctl.decide(env.now, row, watts)
             if level is not None:
-                env.process(_apply(engine, members, level, targets, latency, row))
+                env.process(_apply(cluster, members, level, targets, latency, row))
 
 
-def start(engine: ServingEngine, cfg: PowerConfig,
-          factory: Callable[[], CapController]) -> list[Any]:
-    return [engine.env.process(_loop(engine, cfg, factory))]
+class PowerCapping(EngineExtension):
+    """Per-row cap controllers (one from `factory` per row) driven by the power meter."""
+
+    def __init__(self, cfg: PowerConfig, factory: Callable[[], CapController]) -> None:
+        self.cfg = cfg
+        self.factory = factory
+
+    def start(self, cluster: Cluster) -> list[simpy.Process]:
+        return [cluster.env.process(_loop(cluster, self.cfg, self.factory))]

@@ -8,6 +8,10 @@ ids mean an equal prefix), so a request hits the longest run of its leading hash
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.serving.request import Seq
 
 
 class PrefixCache:
@@ -72,3 +76,54 @@ class PrefixCache:
 
     def hit_rate(self) -> float:
         return self.hit_tokens / self.lookups_tokens if self.lookups_tokens else 0.0
+
+    def clear(self) -> None:
+        """Forget every entry (the replica's GPU memory was lost)."""
+        self.pinned.clear()
+        self.lru.clear()
+
+    # -- a request's view ------------------------------------------------------------------------
+
+    def lookup(self, seq: Seq) -> tuple[int, int]:
+        """(cached tokens, shared blocks) the cache would give seq now."""
+        if not seq.hashes:
+            return 0, 0
+        n = self.match(seq.hashes, seq.target)
+        return n * self.block_tokens, n * self.kv_blocks
+
+    def pin_cost_blocks(self, seq: Seq, matched: int) -> int:
+        """Pool blocks that pinning seq's first `matched` entries takes off the evictable list."""
+        lru, kv = self.lru, self.kv_blocks
+        return sum(kv for h in seq.hashes[:matched] if h in lru)
+
+    def attach(self, seq: Seq, matched: int) -> None:
+        """Admission: pin seq's first `matched` entries, count the lookup (first prefill only)."""
+        if matched:
+            for h in seq.hashes[:matched]:
+                self.pin(h)
+            seq.pinned = list(seq.hashes[:matched])
+            seq.shared = matched * self.kv_blocks
+            seq.cached = matched * self.block_tokens
+        else:
+            seq.shared = seq.cached = 0
+        if seq.hashes and seq.gen == 0:
+            self.lookups_tokens += seq.prompt
+            self.hit_tokens += seq.cached
+
+    def detach(self, seq: Seq) -> None:
+        """seq releases its entries (they stay cached, evictable once unreferenced)."""
+        for h in seq.pinned:
+            self.unpin(h)
+
+    def adopt(self, seq: Seq) -> None:
+        """After prefill, seq's full prefix blocks become cache entries (shared blocks)."""
+        if not seq.hashes:
+            return
+        kv = self.kv_blocks
+        for h in seq.hashes[len(seq.pinned):self.usable(seq.hashes, seq.target)]:
+            if seq.private < kv:
+                break
+            if not self.pin(h):  # created: ownership of its blocks moves from seq to the cache
+                seq.private -= kv
+                seq.shared += kv
+            seq.pinned.append(h)

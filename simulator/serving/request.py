@@ -66,7 +66,7 @@ class Seq:
         self.order = 0
         self.swapped_blocks = 0
         self.session = session
-        self.home: object = None  # the lane it decodes on (stale-heap-entry check)
+        self.home: object = None  # the DecodeSet it decodes in (stale-heap-entry check)
 
     def __repr__(self) -> str:
         return (f"Seq(rid={self.rid}, phase={self.phase}, prompt={self.prompt}, "

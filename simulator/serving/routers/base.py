@@ -1,4 +1,5 @@
-"""What every router shares: the view of a replica it may use and the choose() interface."""
+"""What every router shares: the RouterKind keys and their registry, the view of a replica a
+router may use, and the choose() interface."""
 
 from __future__ import annotations
 
@@ -8,7 +9,22 @@ from typing import Protocol
 
 import numpy as np
 
+from hwmodels._compat import StrEnum
+from hwmodels.registry import Registry
 from simulator.serving.request import Seq
+
+
+class RouterKind(StrEnum):
+    """The `serving.router` names (one module per policy under simulator/serving/routers/)."""
+
+    ROUND_ROBIN = "round_robin"
+    LEAST_LOADED = "least_loaded"  # fewest outstanding requests (vLLM production-stack's LOR)
+    LEAST_KV = "least_kv"
+    POWER_OF_TWO = "power_of_two"
+    PREFIX_AFFINITY = "prefix_affinity"
+    SESSION_AFFINITY = "session_affinity"
+    CAPACITY_WEIGHTED = "capacity_weighted"
+    LLUMNIX = "llumnix"  # least-KV dispatch + live migration between replicas
 
 
 class Routable(Protocol):
@@ -36,6 +52,9 @@ class Router(ABC):
     def reset(self, replicas: Sequence[Routable]) -> None:
         """The pool changed (failure, repair, scale-up/down); stateful routers rebuild here."""
         return None  # optional hook: stateless by default
+
+
+ROUTERS: Registry[RouterKind, type[Router]] = Registry("router", RouterKind, key="serving.router")
 
 
 def least_outstanding(replicas: Sequence[Routable]) -> int:

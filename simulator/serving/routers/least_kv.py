@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from simulator.serving.request import Seq
-from simulator.serving.routers.base import Routable, Router
+from simulator.serving.routers.base import ROUTERS, Routable, Router, RouterKind
 
 
+@ROUTERS.register(RouterKind.LEAST_KV)
 class LeastKVRouter(Router):
     def choose(self, seq: Seq, replicas: Sequence[Routable]) -> int:
         best, key = 0, None

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from simulator.serving.request import Seq
-from simulator.serving.routers.base import Routable, Router
+from simulator.serving.routers.base import ROUTERS, Routable, Router, RouterKind
 
 
+@ROUTERS.register(RouterKind.POWER_OF_TWO)
 class PowerOfTwoRouter(Router):
     def choose(self, seq: Seq, replicas: Sequence[Routable]) -> int:
         n = len(replicas)

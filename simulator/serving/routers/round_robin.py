@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from simulator.serving.request import Seq
-from simulator.serving.routers.base import Routable, Router
+from simulator.serving.routers.base import ROUTERS, Routable, Router, RouterKind
 
 
+@ROUTERS.register(RouterKind.ROUND_ROBIN)
 class RoundRobinRouter(Router):
     def __init__(self, rng: np.random.Generator | None = None) -> None:
         super().__init__(rng)

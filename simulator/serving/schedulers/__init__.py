@@ -1,39 +1,19 @@
-"""Batch schedulers behind one registry keyed by SchedulerKind (one module per policy)."""
+"""Batch schedulers: one module per policy, registered in SCHEDULERS keyed by SchedulerKind."""
 
 from __future__ import annotations
 
-from hwmodels._compat import StrEnum
-from hwmodels.errors import UnknownNameError
-from simulator.serving.schedulers.base import Plan, Scheduler
-from simulator.serving.schedulers.orca import OrcaScheduler
-from simulator.serving.schedulers.sarathi import SarathiScheduler
-from simulator.serving.schedulers.static import StaticScheduler
-from simulator.serving.schedulers.vllm import VLLMScheduler
+from simulator.serving.schedulers import (  # noqa: F401  (each module registers its policy)
+    orca,
+    sarathi,
+    static,
+    vllm,
+)
+from simulator.serving.schedulers.base import SCHEDULERS, Plan, Scheduler, SchedulerKind
 
 
-class SchedulerKind(StrEnum):
-    VLLM = "vllm"
-    SARATHI = "sarathi"
-    ORCA = "orca"
-    STATIC = "static"
-
-
-REGISTRY: dict[SchedulerKind, type[Scheduler]] = {
-    SchedulerKind.VLLM: VLLMScheduler,
-    SchedulerKind.SARATHI: SarathiScheduler,
-    SchedulerKind.ORCA: OrcaScheduler,
-    SchedulerKind.STATIC: StaticScheduler,
-}
-
-
-def make_scheduler(name: str | SchedulerKind) -> Scheduler:
+def make_scheduler(kind: SchedulerKind | str) -> Scheduler:
     """A fresh scheduler instance for one lane; unknown names list the valid ones."""
-    try:
-        kind = SchedulerKind(str(name))
-    except ValueError:
-        raise UnknownNameError("scheduler", str(name), [k.value for k in SchedulerKind],
-                               key="serving.scheduler") from None
-    return REGISTRY[kind]()
+    return SCHEDULERS.get(kind)()
 
 
-__all__ = ["Plan", "REGISTRY", "Scheduler", "SchedulerKind", "make_scheduler"]
+__all__ = ["SCHEDULERS", "Plan", "Scheduler", "SchedulerKind", "make_scheduler"]

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simulator.serving.schedulers.base import Plan, Scheduler
+from simulator.serving.schedulers.base import SCHEDULERS, Plan, Scheduler, SchedulerKind
 
 if TYPE_CHECKING:
-    from simulator.serving.replica import Lane
+    from simulator.serving.lane_state import LaneState
 
 
+@SCHEDULERS.register(SchedulerKind.ORCA)
 class OrcaScheduler(Scheduler):
     paged = False
 
-    def plan(self, lane: Lane) -> Plan | None:
+    def plan(self, lane: LaneState) -> Plan | None:
         cfg = lane.cfg
         chunks = self.admit_whole_prompts(lane, prefix_aware=False)
         if chunks:

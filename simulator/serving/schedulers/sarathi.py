@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simulator.serving.schedulers.base import NO_LIMIT, Plan, Scheduler
+from simulator.serving.schedulers.base import NO_LIMIT, SCHEDULERS, Plan, Scheduler, SchedulerKind
 
 if TYPE_CHECKING:
-    from simulator.serving.replica import Lane
+    from simulator.serving.lane_state import LaneState
 
 
+@SCHEDULERS.register(SchedulerKind.SARATHI)
 class SarathiScheduler(Scheduler):
-    def plan(self, lane: Lane) -> Plan | None:
+    def plan(self, lane: LaneState) -> Plan | None:
         cfg = lane.cfg
         preempted = self.ensure_decode_blocks(lane)
-        swapped = 0 if preempted or not lane.swapped else self.swap_in(lane, 0)
+        swapped = 0 if preempted or not lane.swapped else lane.swap_in_fitting(0)
         budget = cfg.chunk_size - lane.n_dec
         chunks = []
         for seq in lane.prefilling:
@@ -30,7 +31,7 @@ class SarathiScheduler(Scheduler):
             budget -= new
         while budget > 0 and lane.waiting and not lane.swapped \
                 and len(lane.running) < cfg.max_num_seqs:
-            got = self.admit_head(lane, lane.new_blocks(1))
+            got = lane.admit_waiting_head(lane.new_blocks(1))
             if got is None:
                 break
             new = min(got[1], budget)
@@ -41,7 +42,7 @@ class SarathiScheduler(Scheduler):
             return Plan(prefill=chunks, decode=lane.n_dec > 0, time_s=time_s,
                         swap_blocks=swapped)
         if not lane.n_dec and lane.swapped:  # it preempted itself: bring back or drop
-            swapped = self.swap_in(lane, 0)
+            swapped = lane.swap_in_fitting(0)
         if not lane.n_dec:
             return None if not lane.swapped else self.plan(lane)
         # swap-ins were skipped because of this step's preemption: re-plan after one step

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simulator.serving.request import DropReason
-from simulator.serving.schedulers.base import Plan, Scheduler
+from simulator.serving.schedulers.base import SCHEDULERS, Plan, Scheduler, SchedulerKind
 
 if TYPE_CHECKING:
-    from simulator.serving.replica import Lane
+    from simulator.serving.lane_state import LaneState
 
 
+@SCHEDULERS.register(SchedulerKind.STATIC)
 class StaticScheduler(Scheduler):
     paged = False
     pads = True
@@ -24,26 +25,25 @@ class StaticScheduler(Scheduler):
     def __init__(self) -> None:
         self.batch_end: dict[int, int] = {}
 
-    def plan(self, lane: Lane) -> Plan | None:
+    def plan(self, lane: LaneState) -> Plan | None:
         cfg = lane.cfg
         key = id(lane)
         if lane.running:
             end = self.batch_end[key]
             if lane.step >= end:
-                lane.finish_all(lane.env.now)
+                lane.finish_all(lane.now)
             else:
                 return self.decode_plan(lane, interruptible=False, max_steps=end - lane.step)
         chunks = []
         while lane.waiting and len(chunks) < cfg.max_num_seqs:
             head = lane.waiting[0]
             if head.target > cfg.max_batch_tokens:
-                lane.waiting.popleft()
-                lane.drop(head, DropReason.EXCEEDS_BATCH_TOKENS)
+                lane.drop_waiting_head(DropReason.EXCEEDS_BATCH_TOKENS)
                 continue
             longest = max([head.target] + [s.target for s, _ in chunks])
             if longest * (len(chunks) + 1) > cfg.max_batch_tokens:
                 break
-            got = self.admit_head(lane, 0)
+            got = lane.admit_waiting_head(0)
             if got is None:
                 break
             chunks.append(got)
@@ -56,6 +56,6 @@ class StaticScheduler(Scheduler):
         time_s = lane.timer.step_s(n * longest, n * longest * longest / 2.0, 0, 0, n, 0)
         return Plan(prefill=chunks, time_s=time_s)
 
-    def after_decode(self, lane: Lane, now: float) -> None:
+    def after_decode(self, lane: LaneState, now: float) -> None:
         if lane.step >= self.batch_end.get(id(lane), 0) and lane.running:
             lane.finish_all(now)

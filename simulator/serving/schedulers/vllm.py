@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simulator.serving.schedulers.base import NO_LIMIT, Plan, Scheduler
+from simulator.serving.schedulers.base import NO_LIMIT, SCHEDULERS, Plan, Scheduler, SchedulerKind
 
 if TYPE_CHECKING:
-    from simulator.serving.replica import Lane
+    from simulator.serving.lane_state import LaneState
 
 
+@SCHEDULERS.register(SchedulerKind.VLLM)
 class VLLMScheduler(Scheduler):
-    def plan(self, lane: Lane) -> Plan | None:
+    def plan(self, lane: LaneState) -> Plan | None:
         cfg = lane.cfg
         for _ in range(2):  # a second pass re-admits if preemption emptied the batch
             if lane.waiting and not lane.swapped:
@@ -27,7 +28,7 @@ class VLLMScheduler(Scheduler):
             if not lane.running and not lane.swapped:
                 return None
             preempted = self.ensure_decode_blocks(lane)
-            swapped = 0 if preempted else self.swap_in(lane, 0)
+            swapped = 0 if preempted else lane.swap_in_fitting(0)
             if lane.n_dec:
                 # prompts were tried before this preemption freed blocks: after one step they
                 # may fit, so a preempting step is never fast-forwarded past its first step

@@ -1,4 +1,4 @@
-"""Prefix and session affinity.
+"""The consistent-hash ring with a load-balance escape shared by the affinity routers.
 
 Session affinity: consistent hashing (vnodes on a ring, so a pool change moves only ~1/n of the
 keys) on the session id, or on the first prefix-block hash when the trace has no sessions.
@@ -80,37 +80,3 @@ class AffinityRouter(Router):
 
     def chosen(self, seq: Seq, replica: int) -> None:
         """Hook: the request went to `replica`."""
-
-
-class PrefixAffinityRouter(AffinityRouter):
-    """Longest remembered prefix wins; unknown prefixes by consistent hash."""
-
-    by_session = False
-
-    def __init__(self, rng: np.random.Generator | None = None) -> None:
-        super().__init__(rng)
-        self._owner: dict[int, int] = {}  # prefix block hash -> replica last sent to
-
-    def target(self, seq: Seq, replicas: Sequence[Routable]) -> int | None:
-        if not seq.hashes:
-            return None
-        owner, best = None, 0
-        for depth, h in enumerate(seq.hashes, 1):
-            r = self._owner.get(h)
-            if r is None:
-                break
-            owner, best = r, depth
-        if owner is not None and best:
-            for pos, rep in enumerate(replicas):
-                if rep.index == owner:
-                    return pos
-        return super().target(seq, replicas)
-
-    def chosen(self, seq: Seq, replica: int) -> None:
-        owner = self._owner
-        for h in seq.hashes:
-            owner[h] = replica
-
-
-class SessionAffinityRouter(AffinityRouter):
-    by_session = True
