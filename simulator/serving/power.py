@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwmodels.dtypes import DType, parse_dtype
+from hwmodels.dtypes import DType, kv_cache_dtype, parse_dtype
 from hwmodels.flops import active_param_count, attention_core_flops
 from hwmodels.memory import kv_bytes_per_token, serving_weight_bytes
 from hwmodels.power import freq_scale_for_cap, power_w, utilization_from_roofline
@@ -31,8 +31,7 @@ class StepPower:
     def __init__(self, model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int,
                  dtype: str = "bf16", kv_dtype: str | None = None) -> None:
         dt = parse_dtype(dtype)
-        kv_dt = parse_dtype(kv_dtype) if kv_dtype else (
-            DType.BF16 if dt in (DType.INT4, DType.INT8) else dt)
+        kv_dt = kv_cache_dtype(dt, kv_dtype)
         self.device = device
         self.devices = tp * pp
         self.flops_per_token = 2.0 * active_param_count(model)
