@@ -106,3 +106,15 @@ def test_bad_input() -> None:
         CappingPolicy(t1=0.9, t2=0.8)
     with pytest.raises(ConfigError, match="workload"):
         plan_power(50.0, "dgx-h100")
+
+
+def test_plan_power_through_an_executor_matches_the_serial_search() -> None:
+    from planners.executors import make_executor
+    from planners.power import plan_power as plan
+
+    serial = plan(60.0, "dgx-a100", training=True, seed=1).to_dict()
+    with make_executor("local", max_workers=2) as ex:
+        parallel = plan(60.0, "dgx-a100", training=True, seed=1, executor=ex).to_dict()
+    assert parallel["evaluated"] == serial["evaluated"]
+    assert parallel["servers"] == serial["servers"]
+    assert parallel["peak_power_kw"] == serial["peak_power_kw"]
