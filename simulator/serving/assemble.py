@@ -10,11 +10,12 @@ from hwmodels.catalog import load_link
 from hwmodels.dtypes import kv_cache_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.memory import kv_bytes_per_token, kv_cache_capacity, serving_weight_bytes
+from hwmodels.power import StepPower
 from hwmodels.step import StepCostModel
 from simulator.serving.cluster_config import MigrationConfig, ReplicaGroup
 from simulator.serving.engine import ClusterOptions, ReplicaSetup
 from simulator.serving.plan import ServingPlan
-from simulator.serving.power import CapController, StepPower
+from simulator.serving.power import CapController
 from simulator.serving.replica import LaneConfig
 from simulator.serving.router import RouterKind
 from simulator.serving.steptime import step_cost_from_model

@@ -8,33 +8,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hwmodels.dtypes import kv_cache_dtype, parse_dtype
-from hwmodels.flops import active_param_count
-from hwmodels.memory import kv_bytes_per_token, serving_weight_bytes
-from hwmodels.power import power_w
+from hwmodels.power import StepPower, power_w
 from simulator.serving.cluster_config import ReplicaGroup
 from simulator.serving.plan import ServingPlan
 
 
 def busy_power_w(plan: ServingPlan, lanes: pd.DataFrame, group: ReplicaGroup) -> float:
-    """Per-device power while stepping, from mean achieved compute and memory utilization:
-    FLOPs ~ 2 x active params per token; bytes ~ weights per step + KV read."""
-    sv, model = plan.serving, plan.model
-    dev, tp, pp = group.device, group.tp, group.pp
+    """Per-device power while stepping, from the group's mean achieved compute and memory
+    utilization under the step-power model (linear FLOPs; weights per step + KV read)."""
+    sv, dev = plan.serving, group.device
     busy = float(lanes["busy_s"].sum())
     if busy <= 0:
         return dev.idle_w
-    devices = tp * pp
-    flops = 2.0 * active_param_count(model) * float(lanes["tokens"].sum())
-    kv_dt = kv_cache_dtype(sv.dtype, sv.kv_dtype)
-    weight_bytes = serving_weight_bytes(model, sv.dtype, tp=tp, pp=pp) * devices
-    nbytes = (weight_bytes * float(lanes["steps"].sum()) / pp
-              + kv_bytes_per_token(model, kv_dt) * float(lanes["ctx_read_tokens"].sum()))
-    # lanes of one replica overlap in time; busy_s sums them, devices share the work
-    time_dev = busy / pp
-    compute_util = min(1.0, flops / (time_dev * devices * dev.peak(parse_dtype(sv.dtype))))
-    memory_util = min(1.0, nbytes / (time_dev * devices * dev.memory_bw_Bps))
-    return power_w(dev, compute_util=compute_util, memory_util=memory_util)
+    sp = StepPower(plan.model, dev, tp=group.tp, pp=group.pp, dtype=sv.dtype,
+                   kv_dtype=sv.kv_dtype)
+    # lanes of one replica overlap in time (one per PP stage); busy_s and steps sum them
+    util = sp.mean_utilization(busy_s=busy / group.pp, tokens=float(lanes["tokens"].sum()),
+                               steps=float(lanes["steps"].sum()) / group.pp,
+                               kv_read_tokens=float(lanes["ctx_read_tokens"].sum()))
+    return power_w(dev, compute_util=util.compute_util, memory_util=util.memory_util)
 
 
 def energy_j(plan: ServingPlan, out: Any, groups: tuple[ReplicaGroup, ...]) -> float:

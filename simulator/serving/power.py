@@ -1,8 +1,8 @@
 """Power of serving replicas, step by step, and power capping.
 
-Each step's FLOPs and bytes (2 x active params per token + attention pairs; weights once per
-step + KV read) give its roofline compute and memory times on the replica's devices;
-hwmodels.power turns that split into utilizations and board power (compute-bound prefill draws
+Each step's FLOPs and bytes (hwmodels.power.StepPower: 2 x active params per token + attention
+pairs; weights once per step + KV read) give its roofline compute and memory times on the
+replica's devices; hwmodels.power turns that split into utilizations and board power (compute-bound prefill draws
 near TDP, memory-bound decode far less). A cap (fraction of TDP) lowers the SM clock to
 freq_scale_for_cap and stretches the step by capped_time_s: prefill slows with the clock, decode
 barely (Splitwise, ISCA'24, Sec. III). PowerMeter integrates energy per replica into time bins;
@@ -14,40 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwmodels.dtypes import DType, kv_cache_dtype, parse_dtype
-from hwmodels.flops import active_param_count, attention_core_flops
-from hwmodels.memory import kv_bytes_per_token, serving_weight_bytes
-from hwmodels.power import freq_scale_for_cap, power_w, utilization_from_roofline
-from hwmodels.specs import DeviceSpec, ModelSpec
+from hwmodels.power import StepPower, freq_scale_for_cap, power_w, utilization_from_roofline
 from simulator.serving.cluster_config import CapControllerConfig
-
-
-class StepPower:
-    """Roofline compute/memory seconds of a step on one replica (pure arithmetic, O(1))."""
-
-    __slots__ = ("device", "devices", "flops_per_token", "flops_per_pair", "weight_bytes",
-                 "kv_bytes", "peak_flops", "bw_Bps")
-
-    def __init__(self, model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int,
-                 dtype: str = "bf16", kv_dtype: str | None = None) -> None:
-        dt = parse_dtype(dtype)
-        kv_dt = kv_cache_dtype(dt, kv_dtype)
-        self.device = device
-        self.devices = tp * pp
-        self.flops_per_token = 2.0 * active_param_count(model)
-        self.flops_per_pair = attention_core_flops(model, query_tokens=1.0,
-                                                   key_tokens=1.0) * model.num_layers
-        self.weight_bytes = serving_weight_bytes(model, dt, tp=tp, pp=pp) * self.devices
-        self.kv_bytes = kv_bytes_per_token(model, kv_dt)
-        self.peak_flops = device.peak(DType.BF16 if dt is DType.INT4 else dt) * self.devices
-        self.bw_Bps = device.memory_bw_Bps * self.devices
-
-    def split_s(self, tokens: float, attn_pairs: float, kv_read_tokens: float
-                ) -> tuple[float, float]:
-        """(compute_s, memory_s) of a step with `tokens` rows through the linear layers."""
-        flops = self.flops_per_token * tokens + self.flops_per_pair * attn_pairs
-        nbytes = self.weight_bytes + self.kv_bytes * (kv_read_tokens + tokens)
-        return flops / self.peak_flops, nbytes / self.bw_Bps
 
 
 class PowerMeter:
