@@ -41,6 +41,7 @@ from hwmodels.power import MIN_FREQ_SCALE, power_w
 from hwmodels.specs import DeviceSpec, ModelSpec
 from planners.executors import Executor
 from planners.power_load import LoadProfile, inference_profile, training_profile
+from simulator.serving.power import CapController
 
 # Utilization grid for the vectorized power lookup (power_w is smooth; 1/40 steps keep the
 # interpolation error far below a watt per GPU).
@@ -137,6 +138,12 @@ class CappingPolicy:
         if self.hysteresis < 0 or self.latency_s < 0:
             raise ConfigError("hysteresis and latency_s must be >= 0", key="power.policy")
 
+    def controller(self, budget_w: float) -> CapController:
+        """The serving engine's CapController with this policy's two-level ladder (levels
+        1 and 2 entered above t1 and t2, released below each minus the hysteresis)."""
+        return CapController(budget_w=budget_w, enter=(self.t1, self.t2),
+                             release=(self.t1 - self.hysteresis, self.t2 - self.hysteresis))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImpactLimits:
@@ -210,7 +217,7 @@ def simulate_row(server: ServerSpec, profiles: list[LoadProfile], priorities: li
     table = _PowerTable(dev, sorted({1.0, *policy.low_freq, policy.high_freq}))
     delay = int(math.ceil(policy.latency_s / bin_s - 1e-9))
     backlog = np.zeros(n)
-    level_now = 0
+    controller = policy.controller(budget_w)
     decided = [0] * (delay + 1)  # decisions in flight
     power = np.zeros(t_bins)
     levels = np.zeros(t_bins, dtype=int)
@@ -234,19 +241,7 @@ def simulate_row(server: ServerSpec, profiles: list[LoadProfile], priorities: li
         stretch_hist[:, t] = np.where(busy_now > 0, stretch, 1.0)
         done_work[:, t] = served
         # controller: reads this bin's row power, decides the next level
-        frac = power[t] / budget_w
-        nxt = level_now
-        if frac > policy.t2:
-            nxt = 2
-        elif frac > policy.t1:
-            nxt = max(level_now, 1)
-            if level_now == 2 and frac < policy.t2 - policy.hysteresis:
-                nxt = 1
-        elif level_now == 2 and frac < policy.t2 - policy.hysteresis:
-            nxt = 1 if frac >= policy.t1 - policy.hysteresis else 0
-        elif level_now == 1 and frac < policy.t1 - policy.hysteresis:
-            nxt = 0
-        level_now = nxt
+        nxt = controller.step(float(power[t]))
         decided = decided[1:] + [nxt] if delay > 0 else [nxt]
     over = _runs(power > budget_w)
     capped = _runs(levels > 0)

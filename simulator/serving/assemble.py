@@ -107,7 +107,7 @@ def cluster_options(plan: ServingPlan, groups: tuple[ReplicaGroup, ...], *,
         factory = cap_controller if callable(cap_controller) else (lambda: cap_controller)
     elif pc is not None and pc.controller is not None:
         ctl_cfg = pc.controller
-        factory = lambda: CapController(config=ctl_cfg)  # noqa: E731
+        factory = lambda: CapController.from_config(ctl_cfg)  # noqa: E731
     caps = {g.name: c for g in groups if (c := static_cap_w(plan, g)) is not None}
     decode_router = ("least_loaded" if sv.router in (RouterKind.PREFIX_AFFINITY,
                                                      RouterKind.SESSION_AFFINITY)

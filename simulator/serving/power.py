@@ -12,8 +12,10 @@ power planner drives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hwmodels.errors import ConfigError
 from hwmodels.power import StepPower, freq_scale_for_cap, power_w, utilization_from_roofline
 from simulator.serving.cluster_config import CapControllerConfig
 
@@ -105,20 +107,56 @@ class LanePower:
         self.meter.add(self.replica, start, end, watts * self.share)
 
 
+def next_cap_level(level: int, load: float, *, enter: Sequence[float],
+                   release: Sequence[float], max_step: int | None = None) -> int:
+    """The capping ladder: level k (1..len(enter)) is entered when load > enter[k-1] and held
+    while load >= release[k-1]; at most max_step levels per decision (None: jump)."""
+    up = sum(1 for t in enter if load > t)
+    hold = max((k for k in range(1, level + 1) if load >= release[k - 1]), default=0)
+    target = max(up, hold)
+    if max_step is not None:
+        target = level + max(-max_step, min(max_step, target - level))
+    return target
+
+
 @dataclass(slots=True, kw_only=True)
 class CapController:
-    """Row power controller: above high x budget tighten one level, below low x budget loosen
-    one (hysteresis between them); decide() returns the new cap fraction or None."""
+    """The row power controller of the serving engine and of plan power: load = row power /
+    budget_w drives next_cap_level; decide() returns the new level's cap fraction or None."""
 
-    config: CapControllerConfig
+    budget_w: float
+    enter: tuple[float, ...]  # load above which level k+1 is entered (ascending)
+    release: tuple[float, ...]  # load below which level k+1 is released
+    max_step: int | None = None
+    levels: tuple[float, ...] | None = None  # cap fraction per level (0: uncapped)
     level: int = 0
 
+    def __post_init__(self) -> None:
+        if len(self.release) != len(self.enter) or list(self.enter) != sorted(self.enter):
+            raise ConfigError("enter must be ascending and release as long as enter",
+                              key="power.controller", allowed="one threshold pair per level")
+        if self.levels is not None and len(self.levels) != len(self.enter) + 1:
+            raise ConfigError(f"{len(self.enter) + 1} levels needed, got {len(self.levels)}",
+                              key="power.controller.levels")
+
+    @classmethod
+    def from_config(cls, config: CapControllerConfig) -> CapController:
+        """A scenario's power.controller: above high x budget tighten one level, below low x
+        budget loosen one (hysteresis between them)."""
+        steps = len(config.levels) - 1
+        return cls(budget_w=config.budget_w, enter=(config.high,) * steps,
+                   release=(config.low,) * steps, max_step=1, levels=config.levels)
+
+    def step(self, row_power_w: float) -> int:
+        """Move to the level for this row power; the level index."""
+        self.level = next_cap_level(self.level, row_power_w / self.budget_w, enter=self.enter,
+                                    release=self.release, max_step=self.max_step)
+        return self.level
+
     def decide(self, now: float, row: int, row_power_w: float) -> float | None:
-        cfg = self.config
-        if row_power_w > cfg.high * cfg.budget_w and self.level < len(cfg.levels) - 1:
-            self.level += 1
-            return cfg.levels[self.level]
-        if row_power_w < cfg.low * cfg.budget_w and self.level > 0:
-            self.level -= 1
-            return cfg.levels[self.level]
-        return None
+        """The new cap fraction when the level changes, else None (power_control's hook)."""
+        before = self.level
+        after = self.step(row_power_w)
+        if after == before or self.levels is None:
+            return None
+        return self.levels[after]

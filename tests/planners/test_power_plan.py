@@ -118,3 +118,13 @@ def test_plan_power_through_an_executor_matches_the_serial_search() -> None:
     assert parallel["evaluated"] == serial["evaluated"]
     assert parallel["servers"] == serial["servers"]
     assert parallel["peak_power_kw"] == serial["peak_power_kw"]
+
+
+def test_plan_power_drives_the_serving_engines_cap_controller() -> None:
+    from planners.power import CappingPolicy
+    from simulator.serving.power import CapController
+
+    ctl = CappingPolicy(t1=0.8, t2=0.9, hysteresis=0.05).controller(1000.0)
+    assert isinstance(ctl, CapController)
+    # above t2: straight to level 2; held down to t2 - h; level 1 held down to t1 - h
+    assert [ctl.step(w) for w in (950, 860, 840, 780, 740, 820)] == [2, 2, 1, 1, 0, 1]
