@@ -172,15 +172,11 @@ class StepPower:
         nbytes = self.weight_bytes + self.kv_bytes * (kv_read_tokens + tokens)
         return flops / self.peak_flops, nbytes / self.bw_Bps
 
-
-    def mean_utilization(self, *, busy_s: float, tokens: float, steps: float,
-                         kv_read_tokens: float) -> RooflineUtilization:
-        """Mean (compute, memory) utilization of the replica's devices over busy_s seconds of
-        stepping that moved `tokens` through the linear layers in `steps` steps reading
-        kv_read_tokens of context (linear FLOPs, weight and KV-read bytes)."""
-        compute = min(1.0, self.flops_per_token * tokens / (busy_s * self.peak_flops))
-        memory = min(1.0, (self.weight_bytes * steps + self.kv_bytes * kv_read_tokens)
-                     / (busy_s * self.bw_Bps))
-        return RooflineUtilization(compute_util=compute, memory_util=memory,
-                                   compute_fraction=compute / (compute + memory)
-                                   if compute + memory > 0 else 0.0)
+    def run_utilization(self, *, tokens: float, steps: float,
+                        kv_read_tokens: float) -> RooflineUtilization:
+        """Roofline utilizations of a run of `steps` steps that moved `tokens` through the
+        linear layers reading kv_read_tokens of context: the convention of split_s per step
+        (the bound resource at 1), so run-level and per-step energy agree."""
+        return utilization_from_roofline(
+            self.flops_per_token * tokens / self.peak_flops,
+            (self.weight_bytes * steps + self.kv_bytes * kv_read_tokens) / self.bw_Bps)

@@ -14,18 +14,18 @@ from simulator.serving.plan import ServingPlan
 
 
 def busy_power_w(plan: ServingPlan, lanes: pd.DataFrame, group: ReplicaGroup) -> float:
-    """Per-device power while stepping, from the group's mean achieved compute and memory
-    utilization under the step-power model (linear FLOPs; weights per step + KV read)."""
+    """Per-device power while stepping, from the group's roofline utilizations over the run
+    under the step-power model (linear FLOPs; weights per step + KV read)."""
     sv, dev = plan.serving, group.device
     busy = float(lanes["busy_s"].sum())
     if busy <= 0:
         return dev.idle_w
     sp = StepPower(plan.model, dev, tp=group.tp, pp=group.pp, dtype=sv.dtype,
                    kv_dtype=sv.kv_dtype)
-    # lanes of one replica overlap in time (one per PP stage); busy_s and steps sum them
-    util = sp.mean_utilization(busy_s=busy / group.pp, tokens=float(lanes["tokens"].sum()),
-                               steps=float(lanes["steps"].sum()) / group.pp,
-                               kv_read_tokens=float(lanes["ctx_read_tokens"].sum()))
+    # lanes of one replica overlap in time (one per PP stage); steps sum them
+    util = sp.run_utilization(tokens=float(lanes["tokens"].sum()),
+                              steps=float(lanes["steps"].sum()) / group.pp,
+                              kv_read_tokens=float(lanes["ctx_read_tokens"].sum()))
     return power_w(dev, compute_util=util.compute_util, memory_util=util.memory_util)
 
 
