@@ -95,10 +95,13 @@ Python
   ``ServingResult.replicas``: DataFrame(replica, group, role, device, devices, start_s, end_s,
   price_usd_per_hour) - cost follows it; ``ServingResult.events``: failures, repairs,
   scale-ups/downs, cap changes, migrations (time_s, kind, replica, detail).
-- Power per step: ``simulator.serving.power.step_power(meter, ...)`` uses the step's FLOPs and
-  bytes (roofline compute/memory split) with ``hwmodels.power.power_w``; capping lowers the SM
-  clock via ``freq_scale_for_cap`` and stretches steps by ``capped_time_s`` (prefill slows with
-  clock, decode barely).
+- Power per step: ``hwmodels.power.StepPower`` gives each step's FLOPs and bytes (roofline
+  compute/memory split) for ``hwmodels.power.power_w`` (``simulator.serving.power.LanePower``);
+  capping lowers the SM clock via ``freq_scale_for_cap`` and stretches steps by
+  ``capped_time_s`` (prefill slows with clock, decode barely). ``simulator.serving.power.
+  CapController`` is the one row cap controller (scenario power.controller and plan power).
+- Modules: scenario (parse) -> plan (ServingPlan) -> assemble (engine inputs) -> simulate
+  (engine run) -> energy (joules).
 """
 
 from __future__ import annotations
