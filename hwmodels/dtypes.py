@@ -48,3 +48,12 @@ def bytes_per_element(dtype: DType | str) -> float:
 def compute_dtype_for(dtype: DType) -> DType:
     """The dtype the matmuls run in for weights stored as `dtype` (weight-only int4 -> bf16)."""
     return DType.BF16 if dtype is DType.INT4 else dtype
+
+
+def kv_cache_dtype(dtype: DType | str, kv_dtype: DType | str | None = None) -> DType:
+    """The KV cache's dtype: `kv_dtype` if given, else vLLM's kv_cache_dtype="auto" (the
+    activation dtype: the 16/32-bit weight dtype itself, bf16 for quantized or tf32 weights)."""
+    if kv_dtype is not None:
+        return parse_dtype(kv_dtype, key="kv_dtype")
+    dt = parse_dtype(dtype)
+    return dt if dt in (DType.BF16, DType.FP16, DType.FP32) else DType.BF16

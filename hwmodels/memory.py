@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 
 from hwmodels import flops
-from hwmodels.dtypes import DType, bytes_per_element, parse_dtype
+from hwmodels.dtypes import DType, bytes_per_element, kv_cache_dtype, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import (
     ParallelConfig,
@@ -522,11 +522,7 @@ def kv_cache_capacity(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: 
         raise ConfigError(f"must be in (0, 1], got {gpu_memory_utilization}",
                           key="gpu_memory_utilization")
     dtype = parse_dtype(dtype)
-    if kv_dtype is None:
-        # vLLM's kv_cache_dtype="auto": the activation dtype, bf16 for quantized weights
-        kv = dtype if dtype in (DType.BF16, DType.FP16, DType.FP32) else DType.BF16
-    else:
-        kv = parse_dtype(kv_dtype, key="kv_dtype")
+    kv = kv_cache_dtype(dtype, kv_dtype)
     if kv in (DType.INT4, DType.TF32):
         raise ConfigError(f"{kv} KV cache is not supported", key="kv_dtype",
                           allowed=["bf16", "fp16", "fp8", "int8", "fp32"])

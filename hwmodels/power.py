@@ -27,8 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwmodels.dtypes import compute_dtype_for, kv_cache_dtype, parse_dtype
 from hwmodels.errors import ConfigError
-from hwmodels.specs import DeviceSpec
+from hwmodels.flops import active_param_count, attention_core_flops
+from hwmodels.memory import kv_bytes_per_token, serving_weight_bytes
+from hwmodels.specs import DeviceSpec, ModelSpec
 
 # Exponent of compute power in the SM clock (P ~ f V(f)^2 ~ f^2.4 in the DVFS range).
 FREQ_EXPONENT = 2.4
@@ -139,3 +142,41 @@ def utilization_from_roofline(compute_s: float, memory_s: float) -> RooflineUtil
         return RooflineUtilization(compute_util=0.0, memory_util=0.0, compute_fraction=0.0)
     return RooflineUtilization(compute_util=compute_s / span, memory_util=memory_s / span,
                                compute_fraction=compute_s / (compute_s + memory_s))
+
+
+class StepPower:
+    """Roofline compute/memory seconds of a serving step on one replica (pure arithmetic, O(1)):
+    the one step-power model of the engine, the energy fallback and the power planner."""
+
+    __slots__ = ("device", "devices", "flops_per_token", "flops_per_pair", "weight_bytes",
+                 "kv_bytes", "peak_flops", "bw_Bps")
+
+    def __init__(self, model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int,
+                 dtype: str = "bf16", kv_dtype: str | None = None) -> None:
+        dt = parse_dtype(dtype)
+        kv_dt = kv_cache_dtype(dt, kv_dtype)
+        self.device = device
+        self.devices = tp * pp
+        self.flops_per_token = 2.0 * active_param_count(model)
+        self.flops_per_pair = attention_core_flops(model, query_tokens=1.0,
+                                                   key_tokens=1.0) * model.num_layers
+        self.weight_bytes = serving_weight_bytes(model, dt, tp=tp, pp=pp) * self.devices
+        self.kv_bytes = kv_bytes_per_token(model, kv_dt)
+        self.peak_flops = device.peak(compute_dtype_for(dt)) * self.devices
+        self.bw_Bps = device.memory_bw_Bps * self.devices
+
+    def split_s(self, tokens: float, attn_pairs: float, kv_read_tokens: float
+                ) -> tuple[float, float]:
+        """(compute_s, memory_s) of a step with `tokens` rows through the linear layers."""
+        flops = self.flops_per_token * tokens + self.flops_per_pair * attn_pairs
+        nbytes = self.weight_bytes + self.kv_bytes * (kv_read_tokens + tokens)
+        return flops / self.peak_flops, nbytes / self.bw_Bps
+
+    def run_utilization(self, *, tokens: float, steps: float,
+                        kv_read_tokens: float) -> RooflineUtilization:
+        """Roofline utilizations of a run of `steps` steps that moved `tokens` through the
+        linear layers reading kv_read_tokens of context: the convention of split_s per step
+        (the bound resource at 1), so run-level and per-step energy agree."""
+        return utilization_from_roofline(
+            self.flops_per_token * tokens / self.peak_flops,
+            (self.weight_bytes * steps + self.kv_bytes * kv_read_tokens) / self.bw_Bps)

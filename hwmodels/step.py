@@ -29,7 +29,7 @@ from pathlib import Path
 from hwmodels import layers, ops
 from hwmodels.cluster import build_cluster, group_info
 from hwmodels.collectives import CollectiveOp, collective_time_for_group
-from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, parse_dtype
+from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, kv_cache_dtype, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.flops import attention_core_flops
 from hwmodels.profile import DeviceProfile
@@ -58,11 +58,6 @@ class StepEstimate:
 
     time_s: float
     breakdown: dict[str, float] = field(default_factory=dict)
-
-
-def _default_kv_dtype(dtype: DType) -> DType:
-    """As hwmodels.memory: the KV cache uses the model dtype, 16-bit for weight-only int4/int8."""
-    return DType.BF16 if dtype in (DType.INT4, DType.INT8) else dtype
 
 
 def _stage_layer_counts(model: ModelSpec, pp: int) -> list[tuple[int, int]]:
@@ -94,8 +89,7 @@ class StepCostModel:
         self.model, self.device, self.tp, self.pp = model, device, tp, pp
         self.dtype = parse_dtype(dtype)
         device.peak(DType.BF16 if self.dtype is DType.INT4 else self.dtype)  # supported?
-        self.kv_dtype = (_default_kv_dtype(self.dtype) if kv_dtype is None
-                         else parse_dtype(kv_dtype, key="kv_dtype"))
+        self.kv_dtype = kv_cache_dtype(self.dtype, kv_dtype)
         if self.kv_dtype is DType.INT4:
             raise ConfigError("int4 KV cache is not supported", key="kv_dtype",
                               allowed=["bf16", "fp16", "fp8", "fp32"])

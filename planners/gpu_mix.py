@@ -30,13 +30,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hwmodels.catalog import load_device
+from hwmodels.catalog import load_device, load_model
 from hwmodels.errors import ConfigError
 from hwmodels.specs import ModelSpec
 from planners.buckets import (
@@ -48,8 +48,8 @@ from planners.buckets import (
     workload_span_s,
 )
 from planners.mix_ilp import MixSolution, single_type_costs, solve_mix
-from planners.mix_profile import ProfileTask, build_scenario, profile_capacity
-from simulator.serving import load_serving_scenario, simulate_serving
+from planners.mix_profile import ProfileTask, build_plan, profile_capacity
+from simulator.serving import ServingPlan, parse_serving_section, simulate_serving
 
 # Capacity cut per loop round for a type whose pool missed the SLO target: small steps add
 # capacity gradually (the ILP may answer with a cheap extra instance of another type).
@@ -225,10 +225,9 @@ def simulate_mix(model: str | ModelSpec, df: pd.DataFrame, types: Sequence[Insta
             by_type[itype.name] = 0.0
             continue
         sub = df.iloc[rows].reset_index(drop=True)
-        scenario = build_scenario(model, itype.device, itype.tp, replicas=n,
-                                  slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s,
-                                  serving=serving)
-        met = simulate_serving(scenario, sub, seed=seed).slo_met()
+        plan = build_plan(model, itype.device, itype.tp, replicas=n, slo_ttft_s=slo_ttft_s,
+                          slo_tpot_s=slo_tpot_s, serving=serving)
+        met = simulate_serving(plan, sub, seed=seed).slo_met()
         met_total += int(met.sum())
         by_type[itype.name] = float(met.mean())
     return met_total / max(1, len(df)), by_type
@@ -246,19 +245,13 @@ def simulate_mix_shared(model: str | ModelSpec, df: pd.DataFrame,
               for it, n in zip(types, counts, strict=True) if n > 0]
     if not groups:
         raise ConfigError("the mix has no instances", key="gpu_mix.counts")
-    mapping: dict[str, Any] = {
-        "model": "llama3-8b" if isinstance(model, ModelSpec) else model,
-        "cluster": {"device": groups[0]["device"]},
-        "serving": {**dict(serving or {}), "replica_groups": groups, "router": router},
-        "workload": {"synthetic": {"num_requests": 1, "arrival": {"process": "poisson",
-                                                                   "rate": 1.0},
-                                   "input": {"dist": "fixed", "value": 1},
-                                   "output": {"dist": "fixed", "value": 1}}},
-        "slo": {"ttft_s": slo_ttft_s, "tpot_s": slo_tpot_s}}
-    scenario = load_serving_scenario(mapping)
-    if isinstance(model, ModelSpec):
-        scenario = replace(scenario, model=model)
-    res = simulate_serving(scenario, df, seed=seed)
+    device = load_device(groups[0]["device"])
+    cfg, typed_groups, _ = parse_serving_section(
+        {**dict(serving or {}), "replica_groups": groups, "router": router}, device=device)
+    plan = ServingPlan(model=model if isinstance(model, ModelSpec) else load_model(model),
+                       device=device, serving=cfg, groups=typed_groups,
+                       slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s)
+    res = simulate_serving(plan, df, seed=seed)
     met = res.slo_met()
     group_of = res.replicas.set_index("replica")["group"]
     rep = res.records["replica"]

@@ -5,22 +5,22 @@ from one request-size bucket (Mélange's offline profiling step, done with our s
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hwmodels.catalog import load_device, load_model
 from hwmodels.errors import ConfigError
 from hwmodels.specs import ModelSpec
-from simulator.serving import build_replica_setup, load_serving_scenario, simulate_serving
-from simulator.serving.scenario import ServingScenario
+from simulator.serving import (
+    ServingPlan,
+    build_replica_setup,
+    parse_serving_section,
+    simulate_serving,
+)
 
-# Placeholder synthetic workload so load_serving_scenario validates; profiling replaces it.
-_PLACEHOLDER_WORKLOAD = {"synthetic": {"num_requests": 1, "arrival": {"process": "poisson",
-                                                                       "rate": 1.0},
-                                       "input": {"dist": "fixed", "value": 1},
-                                       "output": {"dist": "fixed", "value": 1}}}
 # Rate at which requests barely overlap: checks the SLO is reachable at all.
 PROBE_RATE_RPS = 1e-3
 # Doublings tried above the serial rate before giving up (2^12 x serial is far past any
@@ -50,22 +50,19 @@ class ProfileTask:
     serving: tuple[tuple[str, Any], ...] = ()  # extra serving: keys (max_num_seqs, ...)
 
 
-def build_scenario(model: str | ModelSpec | Mapping[str, Any], device: str, tp: int, *,
-                   replicas: int = 1, slo_ttft_s: float | None, slo_tpot_s: float | None,
-                   serving: Mapping[str, Any] | None = None,
-                   router: str = "least_loaded") -> ServingScenario:
-    """A homogeneous serving scenario of `replicas` (device, tp) replicas."""
-    spec = model if isinstance(model, ModelSpec) else None
-    mapping: dict[str, Any] = {
-        "model": "llama3-8b" if spec is not None else model,
-        "cluster": {"device": device, "num_devices": replicas * tp},
-        "serving": {**dict(serving or {}), "replicas": replicas, "tp": tp, "router": router},
-        "workload": _PLACEHOLDER_WORKLOAD,
-        "slo": {k: v for k, v in (("ttft_s", slo_ttft_s), ("tpot_s", slo_tpot_s))
-                if v is not None},
-    }
-    scenario = load_serving_scenario(mapping)
-    return replace(scenario, model=spec) if spec is not None else scenario
+def build_plan(model: str | ModelSpec | Mapping[str, Any], device: str, tp: int, *,
+               replicas: int = 1, slo_ttft_s: float | None, slo_tpot_s: float | None,
+               serving: Mapping[str, Any] | None = None,
+               router: str = "least_loaded") -> ServingPlan:
+    """A homogeneous serving plan of `replicas` (device, tp) replicas; `serving` holds extra
+    serving: keys (max_num_seqs, dtype, ...)."""
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    dev = load_device(device)
+    cfg, groups, _ = parse_serving_section(
+        {**dict(serving or {}), "replicas": replicas, "tp": tp, "router": router},
+        device=dev, num_devices=replicas * tp)
+    return ServingPlan(model=spec, device=dev, serving=cfg, groups=groups,
+                       slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s)
 
 
 def bucket_workload(inputs: Sequence[int], outputs: Sequence[int], rate_rps: float,
@@ -79,12 +76,12 @@ def bucket_workload(inputs: Sequence[int], outputs: Sequence[int], rate_rps: flo
                          "output_tokens": np.asarray(outputs, dtype=np.int64)[pick]})
 
 
-def _attainment(scenario: ServingScenario, setup: Any, task: ProfileTask,
+def _attainment(plan: ServingPlan, setup: Any, task: ProfileTask,
                 rate: float) -> tuple[float, float]:
     """(SLO attainment, mean e2e latency) of one replica at `rate`."""
     n = int(min(MAX_PROFILE_REQUESTS, max(task.num_requests, rate * MIN_PROFILE_DURATION_S)))
     df = bucket_workload(task.inputs, task.outputs, rate, n, task.seed)
-    res = simulate_serving(scenario, df, seed=task.seed, setup=setup)
+    res = simulate_serving(plan, df, seed=task.seed, setup=setup)
     met = res.slo_met()
     rec = res.records
     done = rec["status"] == "completed"
@@ -97,19 +94,19 @@ def max_rate_within_slo(task: ProfileTask) -> float:
     """Highest rate (1/s) one replica sustains with >= target of requests within the SLO; 0
     when the model does not fit or even isolated requests miss the SLO."""
     try:
-        scenario = build_scenario(task.model, task.device, task.tp, slo_ttft_s=task.slo_ttft_s,
-                                  slo_tpot_s=task.slo_tpot_s, serving=dict(task.serving))
-        setup = build_replica_setup(scenario)
+        plan = build_plan(task.model, task.device, task.tp, slo_ttft_s=task.slo_ttft_s,
+                          slo_tpot_s=task.slo_tpot_s, serving=dict(task.serving))
+        setup = build_replica_setup(plan)
     except ConfigError:
         return 0.0  # weights (plus one KV block) do not fit this TP degree
     if setup.lane.total_blocks <= 0:
         return 0.0
-    ok, e2e = _attainment(scenario, setup, task, PROBE_RATE_RPS)
+    ok, e2e = _attainment(plan, setup, task, PROBE_RATE_RPS)
     if ok < task.target or not np.isfinite(e2e) or e2e <= 0:
         return 0.0
     lo, hi = 0.0, 1.0 / e2e  # serial service rate: one request at a time
     for _ in range(MAX_DOUBLINGS):
-        if _attainment(scenario, setup, task, hi)[0] < task.target:
+        if _attainment(plan, setup, task, hi)[0] < task.target:
             break
         lo, hi = hi, hi * 2.0
     else:
@@ -118,7 +115,7 @@ def max_rate_within_slo(task: ProfileTask) -> float:
         lo = PROBE_RATE_RPS
     while hi / lo > 1.0 + task.rel_tol:
         mid = (lo * hi) ** 0.5
-        if _attainment(scenario, setup, task, mid)[0] >= task.target:
+        if _attainment(plan, setup, task, mid)[0] >= task.target:
             lo = mid
         else:
             hi = mid

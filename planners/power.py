@@ -39,7 +39,9 @@ from hwmodels.catalog import load_device
 from hwmodels.errors import ConfigError, UnknownNameError
 from hwmodels.power import MIN_FREQ_SCALE, power_w
 from hwmodels.specs import DeviceSpec, ModelSpec
+from planners.executors import Executor
 from planners.power_load import LoadProfile, inference_profile, training_profile
+from simulator.serving.power import CapController
 
 # Utilization grid for the vectorized power lookup (power_w is smooth; 1/40 steps keep the
 # interpolation error far below a watt per GPU).
@@ -136,6 +138,12 @@ class CappingPolicy:
         if self.hysteresis < 0 or self.latency_s < 0:
             raise ConfigError("hysteresis and latency_s must be >= 0", key="power.policy")
 
+    def controller(self, budget_w: float) -> CapController:
+        """The serving engine's CapController with this policy's two-level ladder (levels
+        1 and 2 entered above t1 and t2, released below each minus the hysteresis)."""
+        return CapController(budget_w=budget_w, enter=(self.t1, self.t2),
+                             release=(self.t1 - self.hysteresis, self.t2 - self.hysteresis))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImpactLimits:
@@ -209,7 +217,7 @@ def simulate_row(server: ServerSpec, profiles: list[LoadProfile], priorities: li
     table = _PowerTable(dev, sorted({1.0, *policy.low_freq, policy.high_freq}))
     delay = int(math.ceil(policy.latency_s / bin_s - 1e-9))
     backlog = np.zeros(n)
-    level_now = 0
+    controller = policy.controller(budget_w)
     decided = [0] * (delay + 1)  # decisions in flight
     power = np.zeros(t_bins)
     levels = np.zeros(t_bins, dtype=int)
@@ -233,19 +241,7 @@ def simulate_row(server: ServerSpec, profiles: list[LoadProfile], priorities: li
         stretch_hist[:, t] = np.where(busy_now > 0, stretch, 1.0)
         done_work[:, t] = served
         # controller: reads this bin's row power, decides the next level
-        frac = power[t] / budget_w
-        nxt = level_now
-        if frac > policy.t2:
-            nxt = 2
-        elif frac > policy.t1:
-            nxt = max(level_now, 1)
-            if level_now == 2 and frac < policy.t2 - policy.hysteresis:
-                nxt = 1
-        elif level_now == 2 and frac < policy.t2 - policy.hysteresis:
-            nxt = 1 if frac >= policy.t1 - policy.hysteresis else 0
-        elif level_now == 1 and frac < policy.t1 - policy.hysteresis:
-            nxt = 0
-        level_now = nxt
+        nxt = controller.step(float(power[t]))
         decided = decided[1:] + [nxt] if delay > 0 else [nxt]
     over = _runs(power > budget_w)
     capped = _runs(levels > 0)
@@ -371,6 +367,34 @@ class PowerPlan:
         }
 
 
+# Server counts evaluated ahead of the search at once (the gallop's next points; the bisection
+# evaluates its probe and both possible next probes).
+SPECULATIVE_PROBES = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RowTask:
+    """One row evaluation of the server-count search (picklable for the executor)."""
+
+    server: ServerSpec
+    profile: LoadProfile
+    servers: int
+    high: int  # high-priority servers (the first ones)
+    budget_w: float
+    policy: CappingPolicy
+    limits: ImpactLimits
+    bin_s: float
+    shifts: tuple[int, ...]
+
+
+def evaluate_row(task: RowTask) -> tuple[bool, RowResult]:
+    """Simulate the row of task.servers servers; (within limits, the row)."""
+    prios = ["high"] * task.high + ["low"] * (task.servers - task.high)
+    row = simulate_row(task.server, [task.profile] * task.servers, prios, task.budget_w,
+                       task.policy, shifts=list(task.shifts))
+    return within_limits(row, task.limits, task.policy, task.bin_s), row
+
+
 def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = "dgx-a100", *,
                model: str | ModelSpec | None = None, inference_df: pd.DataFrame | None = None,
                training: bool | LoadProfile = False, tp: int = 1,
@@ -378,9 +402,11 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
                limits: ImpactLimits | None = None, bin_s: float = 1.0, seed: int = 0,
                max_servers: int | None = None,
                serving: Mapping[str, Any] | None = None,
-               load: LoadProfile | None = None) -> PowerPlan:
+               load: LoadProfile | None = None, executor: Executor | None = None) -> PowerPlan:
     """Largest number of servers under `budget_kw` (row) whose simulated power stays within
-    budget beyond the control latency and whose impact stays within `limits`."""
+    budget beyond the control latency and whose impact stays within `limits`; `executor`
+    evaluates the search's next probes in parallel (the probes visited, and so the plan, are
+    the same as a serial search)."""
     if not budget_kw > 0:
         raise ConfigError(f"must be > 0, got {budget_kw!r}", key="power.budget_kw")
     if not 0 <= high_priority_fraction <= 1:
@@ -410,37 +436,58 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
     rng = np.random.default_rng(seed)
     t_bins = len(profile.busy)
     shift_pool = rng.integers(0, t_bins, size=max(upper, 1))
+    probed: dict[int, tuple[bool, RowResult]] = {}
 
-    def evaluate(n: int) -> tuple[bool, RowResult]:
-        n_high = int(round(high_priority_fraction * n))
-        prios = ["high"] * n_high + ["low"] * (n - n_high)
-        shifts = [0] * n if kind == "training" else [int(s) for s in shift_pool[:n]]
-        row = simulate_row(spec, [profile] * n, prios, budget_w, policy, shifts=shifts)
-        return within_limits(row, limits, policy, bin_s), row
+    def prefetch(counts: list[int]) -> None:
+        """Evaluate the server counts not probed yet, in parallel through the executor."""
+        todo = [n for n in dict.fromkeys(counts) if n not in probed and n >= 1]
+        if not todo:
+            return
+        n_high = [int(round(high_priority_fraction * n)) for n in todo]
+        tasks = [RowTask(server=spec, profile=profile, servers=n, high=h, budget_w=budget_w,
+                         policy=policy, limits=limits, bin_s=bin_s,
+                         shifts=(0,) * n if kind == "training"
+                         else tuple(int(x) for x in shift_pool[:n]))
+                 for n, h in zip(todo, n_high, strict=True)]
+        if executor is None:
+            results = [evaluate_row(t) for t in tasks]
+        else:
+            results = [r.unwrap() for r in executor.map(evaluate_row, tasks)]
+        probed.update(zip(todo, results, strict=True))
 
     evaluated: dict[int, bool] = {}
     rows: dict[int, RowResult] = {}
+
+    def visit(n: int) -> bool:
+        """The search's probe of n servers (speculative prefetches are not recorded)."""
+        prefetch([n])
+        evaluated[n], rows[n] = probed[n]
+        return evaluated[n]
+
     lo = max(1, nameplate)
-    ok, rows[lo] = evaluate(lo)
-    evaluated[lo] = ok
-    if not ok:  # even nameplate fails (e.g. a tight impact limit): search downwards
+    if not visit(lo):  # even nameplate fails (e.g. a tight impact limit): search downwards
         hi, lo = lo, 0
     else:
         step, hi = 1, lo + 1
         while hi <= upper:  # gallop up: +1, +2, +4, ... until infeasible
-            ok, rows[hi] = evaluate(hi)
-            evaluated[hi] = ok
-            if not ok:
+            ahead, h, st = [], hi, step
+            while h <= upper and len(ahead) < SPECULATIVE_PROBES:
+                ahead.append(h)
+                st *= 2
+                h = min(upper + 1, h + st)
+            prefetch(ahead)
+            if not visit(hi):
                 break
             step *= 2
             lo, hi = hi, min(upper + 1, hi + step)
     while hi - lo > 1:  # invariant: lo feasible (or 0), hi infeasible
         mid = (lo + hi) // 2
-        ok, rows[mid] = evaluate(mid)
-        evaluated[mid] = ok
-        lo, hi = (mid, hi) if ok else (lo, mid)
+        prefetch([mid, (lo + mid) // 2, (mid + hi) // 2])  # this probe and both next ones
+        lo, hi = (mid, hi) if visit(mid) else (lo, mid)
     best = lo
-    row = rows.get(best) or evaluate(max(best, 1))[1]
+    if best not in rows:
+        prefetch([max(best, 1)])
+    row = rows.get(best) or probed[max(best, 1)][1]
     return PowerPlan(server=spec, budget_w=budget_w, workload=kind,
                      nameplate_servers=nameplate, servers=best,
                      gain=best / nameplate - 1.0 if nameplate else float("inf"), row=row,

@@ -1,5 +1,6 @@
 """GPU load over time for the power planner: per-bin busy fraction and roofline utilizations
-of one server, from a serving simulation (per-step accounting through the lanes' on_step hook)
+of one server, from a serving simulation (per-step accounting through simulate_serving's
+step observer)
 or from a synthetic training-like pattern (synchronized near-TDP compute, drops at iteration
 boundaries and checkpoints)."""
 
@@ -12,13 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hwmodels.dtypes import parse_dtype
 from hwmodels.errors import ConfigError
-from hwmodels.flops import active_param_count
-from hwmodels.memory import kv_bytes_per_token, serving_weight_bytes
 from hwmodels.specs import ModelSpec
-from planners.mix_profile import build_scenario
-from simulator.serving import ServingEngine, build_replica_setup
+from planners.mix_profile import build_plan
+from simulator.serving import StepRecord, build_replica_setup, simulate_serving
 
 # Training-like defaults: a GPT-3-class data-parallel step (Megatron SC'21: ~10 s iterations,
 # >85% of it in compute); checkpoint stalls of tens of seconds every ~30 min (Llama 3 paper).
@@ -74,49 +72,31 @@ def inference_profile(model: str | ModelSpec | Mapping[str, Any], device: str,
         raise ConfigError(f"tp {tp} must divide gpus_per_server {gpus_per_server}",
                           key="power.tp")
     replicas = gpus_per_server // tp
-    scenario = build_scenario(model, device, tp, replicas=replicas, slo_ttft_s=None,
-                              slo_tpot_s=None, serving=serving)
-    setup = build_replica_setup(scenario)
-    sv, dev, spec = scenario.serving, scenario.device, scenario.model
+    plan = build_plan(model, device, tp, replicas=replicas, slo_ttft_s=None, slo_tpot_s=None,
+                      serving=serving)
+    setup = build_replica_setup(plan)
+    sp = setup.step_power  # the engine's per-step power model (hwmodels.power.StepPower)
+    assert sp is not None
     span = float(requests["arrival_time_s"].max()) if len(requests) else 0.0
     n_bins = max(1, int(np.ceil(span / bin_s)) + 1)
     busy = np.zeros(n_bins)
     flops_t = np.zeros(n_bins)
     bytes_t = np.zeros(n_bins)
-    flop_per_token = 2.0 * active_param_count(spec)
-    weight_bytes = serving_weight_bytes(spec, sv.dtype, tp=tp, pp=sv.pp) * tp * sv.pp
-    kv_dt = sv.kv_dtype or ("bf16" if sv.dtype in ("int4", "int8") else sv.dtype)
-    kv_tok = kv_bytes_per_token(spec, kv_dt)
-    peak = tp * dev.peak(parse_dtype(sv.dtype))
-    bw = tp * dev.memory_bw_Bps
-    last: dict[int, tuple[int, int, float]] = {}
-    engine = ServingEngine(requests, [setup] * replicas, router="least_loaded", seed=seed)
 
-    def on_step(lane: Any, start: float, end: float) -> None:
-        key = id(lane)
-        s0, t0, c0 = last.get(key, (0, 0, 0.0))
-        steps, tokens, ctx = lane.steps - s0, lane.tokens - t0, lane.ctx_read - c0
-        last[key] = (lane.steps, lane.tokens, lane.ctx_read)
-        dur = end - start
+    def on_step(step: StepRecord) -> None:
+        dur = step.end_s - step.start_s
         if dur <= 0:
             return
         # per replica -> per GPU of the server: divide by gpus_per_server at the end
-        _bin_add(busy, start, end, tp, bin_s)
-        _bin_add(flops_t, start, end, flop_per_token * tokens / dur, bin_s)
-        _bin_add(bytes_t, start, end, (weight_bytes * steps + kv_tok * ctx) / dur, bin_s)
+        _bin_add(busy, step.start_s, step.end_s, tp, bin_s)
+        _bin_add(flops_t, step.start_s, step.end_s, sp.flops_per_token * step.tokens / dur,
+                 bin_s)
+        _bin_add(bytes_t, step.start_s, step.end_s,
+                 (sp.weight_bytes * step.steps + sp.kv_bytes * step.ctx_read_tokens) / dur,
+                 bin_s)
 
-    for lane in engine.lanes:
-        previous = lane.on_step
-
-        def hook(ln: Any, s: float, e: float, _prev: Any = previous) -> None:
-            on_step(ln, s, e)
-            if _prev is not None:
-                _prev(ln, s, e)
-        lane.on_step = hook
-    out = engine.run()
-    if not busy.any() and (out.records["status"] == "completed").any():
-        raise RuntimeError("no step reached the on_step hook: the serving engine's lane "
-                           "callbacks changed; per-step power accounting needs updating")
+    out = simulate_serving(plan, requests, seed=seed, setup=setup, observer=on_step)
+    peak, bw = sp.peak_flops, sp.bw_Bps
     busy_s = busy  # device-seconds stepping per bin
     safe = np.where(busy_s > 0, busy_s, 1.0)
     compute_s = flops_t / peak * tp  # device-seconds of ideal compute

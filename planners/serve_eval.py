@@ -13,19 +13,24 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hwmodels.catalog import list_models, load_device
+from hwmodels.catalog import load_device
 from hwmodels.errors import ConfigError
 from hwmodels.memory import kv_cache_capacity
 from hwmodels.specs import ModelSpec
 from hwmodels.step import StepCostModel
 from planners.serve_space import ServeCandidate
-from simulator.serving import ServingResult, load_serving_scenario, simulate_serving
+from simulator.serving import (
+    ServingPlan,
+    ServingResult,
+    parse_serving_section,
+    simulate_serving,
+)
 from simulator.serving.metrics import latency_columns
 from traces.stats import scale_trace
 
@@ -38,8 +43,6 @@ BRACKET_FACTOR = 1.6
 MAX_EXPANSIONS = 8
 MIN_RATE_FRACTION = 0.01
 DEFAULT_REL_TOL = 0.05
-# Any catalog model: stands in while parsing a unit's scenario for an inline ModelSpec.
-PLACEHOLDER_MODEL = "llama3-8b"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,15 +155,26 @@ def unit_mapping(model_ref: Any, cand: ServeCandidate, slo: SLO, *, units: int =
     return out
 
 
+def unit_plan(model: ModelSpec, cand: ServeCandidate, slo: SLO, *, units: int = 1,
+              dtype: str = "bf16", gpu_memory_utilization: float = 0.9) -> ServingPlan:
+    """The typed plan of `units` copies of a candidate: the serving keys of unit_mapping (so
+    a written-out plan re-runs the same), with the model spec itself."""
+    serving = unit_mapping(model.name, cand, slo, units=units, dtype=dtype,
+                           gpu_memory_utilization=gpu_memory_utilization)["serving"]
+    device = load_device(cand.device)
+    cfg, groups, _ = parse_serving_section(serving, device=device,
+                                           num_devices=cand.gpus * units)
+    return ServingPlan(model=model, device=device, serving=cfg, groups=groups,
+                       slo_ttft_s=slo.ttft_s, slo_tpot_s=slo.tpot_s)
+
+
 def simulate_unit(model: ModelSpec, cand: ServeCandidate, requests: pd.DataFrame, slo: SLO, *,
                   units: int = 1, seed: int = 0, dtype: str = "bf16",
                   gpu_memory_utilization: float = 0.9) -> ServingResult:
     """Simulate `units` copies of a candidate on `requests` (already at the rate to test)."""
-    # The scenario parser takes a model reference; the (possibly inline) spec replaces it.
-    ref = model.name if model.name in list_models() else PLACEHOLDER_MODEL
-    scenario = load_serving_scenario(unit_mapping(
-        ref, cand, slo, units=units, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization))
-    return simulate_serving(replace(scenario, model=model), requests, seed=seed)
+    plan = unit_plan(model, cand, slo, units=units, dtype=dtype,
+                     gpu_memory_utilization=gpu_memory_utilization)
+    return simulate_serving(plan, requests, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -269,6 +269,8 @@ def plan_power_cmd(
     t2: float = typer.Option(0.89, "--t2", help="Cap every server above t2 x budget."),
     latency_s: float = typer.Option(2.0, "--latency-s", help="Capping control latency."),
     plot: str = typer.Option(None, "--plot", help="Write the power time series (PNG)."),
+    executor: str = typer.Option("local", "--executor", help="local | ray"),
+    address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -279,8 +281,10 @@ def plan_power_cmd(
 
     policy = CappingPolicy(t1=t1, t2=t2, latency_s=latency_s)
     df = None if training else read_trace(trace)
-    plan = plan_power(budget_kw, server, model=model, inference_df=df, training=training, tp=tp,
-                      high_priority_fraction=high_priority, policy=policy, seed=seed)
+    with _executor(executor, address) as ex:
+        plan = plan_power(budget_kw, server, model=model, inference_df=df, training=training,
+                          tp=tp, high_priority_fraction=high_priority, policy=policy, seed=seed,
+                          executor=ex)
     if plot:
         fig = plot_power(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))

@@ -67,7 +67,10 @@ Scenario YAML (all cluster keys optional; the homogeneous form of issue 4 still 
 
 Python
 ------
-- ``load_serving_scenario(mapping, file=)`` -> ``ServingScenario``; ``scenario.groups`` is a
+- ``load_serving_scenario(mapping, file=)`` -> ``ServingScenario`` (a ``ServingPlan`` plus its
+  workload spec); planners build a ``ServingPlan(model=, device=, serving=ServingConfig(...),
+  groups=...)`` directly (``parse_serving_section`` turns serving keys into a ServingConfig and
+  groups). ``scenario.groups`` is a
   tuple of ``ReplicaGroup(name, device: DeviceSpec, count, tp, pp, role: Role,
   price_usd_per_hour, slowdown)`` (Role: both | prefill | decode); disaggregation is simply
   groups with roles prefill and decode. ``scenario.power`` / ``.failures`` / ``.autoscale`` /
@@ -75,8 +78,10 @@ Python
   ``FailureConfig``, ``AutoscaleConfig``, ``MigrationConfig``) or None.
 - Build variants without YAML: ``with_groups(scenario, [ReplicaGroup(...), ...])`` or
   ``dataclasses.replace(scenario, power=PowerConfig(...), ...)``.
-- ``simulate_serving(scenario, requests, *, seed=None, progress=None, setup=None,
-  cap_controller=None)`` -> ``ServingResult``. ``cap_controller``: any object with the
+- ``simulate_serving(plan, requests, *, seed=None, progress=None, setup=None,
+  cap_controller=None, observer=None)`` -> ``ServingResult``; ``observer`` (a StepObserver)
+  receives a ``StepRecord(replica, group, start_s, end_s, steps, tokens, ctx_read_tokens)``
+  per lane step. ``cap_controller``: any object with the
   ``CapController`` interface (``decide(now, row, row_power_w) -> cap fraction | None``) to
   drive capping from Python (the power planner's hook); default built from power.controller.
 - ``ServingResult.summary()``: the contract keys plus ``retries``, ``dropped_by_reason``,
@@ -90,29 +95,37 @@ Python
   ``ServingResult.replicas``: DataFrame(replica, group, role, device, devices, start_s, end_s,
   price_usd_per_hour) - cost follows it; ``ServingResult.events``: failures, repairs,
   scale-ups/downs, cap changes, migrations (time_s, kind, replica, detail).
-- Power per step: ``simulator.serving.power.step_power(meter, ...)`` uses the step's FLOPs and
-  bytes (roofline compute/memory split) with ``hwmodels.power.power_w``; capping lowers the SM
-  clock via ``freq_scale_for_cap`` and stretches steps by ``capped_time_s`` (prefill slows with
-  clock, decode barely).
+- Power per step: ``hwmodels.power.StepPower`` gives each step's FLOPs and bytes (roofline
+  compute/memory split) for ``hwmodels.power.power_w`` (``simulator.serving.power.LanePower``);
+  capping lowers the SM clock via ``freq_scale_for_cap`` and stretches steps by
+  ``capped_time_s`` (prefill slows with clock, decode barely). ``simulator.serving.power.
+  CapController`` is the one row cap controller (scenario power.controller and plan power).
+- Modules: scenario (parse) -> plan (ServingPlan) -> assemble (engine inputs) -> simulate
+  (engine run) -> energy (joules).
 """
 
 from __future__ import annotations
 
+from simulator.serving.assemble import build_group_setup, build_replica_setup
 from simulator.serving.engine import ReplicaSetup, ServingEngine
 from simulator.serving.metrics import SUMMARY_KEYS, ServingResult
+from simulator.serving.plan import ServingConfig, ServingPlan, StepObserver, StepRecord
 from simulator.serving.replica import Lane, LaneConfig, Replica
 from simulator.serving.router import RouterKind, make_router
 from simulator.serving.scenario import (
     ServingScenario,
     apply_overrides,
-    build_replica_setup,
     load_serving_scenario,
     load_workload,
-    simulate_serving,
+    parse_serving_section,
+    with_groups,
 )
 from simulator.serving.schedulers import SchedulerKind, make_scheduler
+from simulator.serving.simulate import simulate_serving
 
 __all__ = ["SUMMARY_KEYS", "Lane", "LaneConfig", "Replica", "ReplicaSetup", "RouterKind",
-           "SchedulerKind", "ServingEngine", "ServingResult", "ServingScenario",
-           "apply_overrides", "build_replica_setup", "load_serving_scenario", "load_workload",
-           "make_router", "make_scheduler", "simulate_serving"]
+           "SchedulerKind", "ServingConfig", "ServingEngine", "ServingPlan", "ServingResult",
+           "ServingScenario", "StepObserver", "StepRecord", "apply_overrides",
+           "build_group_setup", "build_replica_setup", "load_serving_scenario", "load_workload",
+           "make_router", "make_scheduler", "parse_serving_section", "simulate_serving",
+           "with_groups"]

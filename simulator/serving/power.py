@@ -1,8 +1,8 @@
 """Power of serving replicas, step by step, and power capping.
 
-Each step's FLOPs and bytes (2 x active params per token + attention pairs; weights once per
-step + KV read) give its roofline compute and memory times on the replica's devices;
-hwmodels.power turns that split into utilizations and board power (compute-bound prefill draws
+Each step's FLOPs and bytes (hwmodels.power.StepPower: 2 x active params per token + attention
+pairs; weights once per step + KV read) give its roofline compute and memory times on the
+replica's devices; hwmodels.power turns that split into utilizations and board power (compute-bound prefill draws
 near TDP, memory-bound decode far less). A cap (fraction of TDP) lowers the SM clock to
 freq_scale_for_cap and stretches the step by capped_time_s: prefill slows with the clock, decode
 barely (Splitwise, ISCA'24, Sec. III). PowerMeter integrates energy per replica into time bins;
@@ -12,43 +12,12 @@ power planner drives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hwmodels.dtypes import DType, parse_dtype
-from hwmodels.flops import active_param_count, attention_core_flops
-from hwmodels.memory import kv_bytes_per_token, serving_weight_bytes
-from hwmodels.power import freq_scale_for_cap, power_w, utilization_from_roofline
-from hwmodels.specs import DeviceSpec, ModelSpec
+from hwmodels.errors import ConfigError
+from hwmodels.power import StepPower, freq_scale_for_cap, power_w, utilization_from_roofline
 from simulator.serving.cluster_config import CapControllerConfig
-
-
-class StepPower:
-    """Roofline compute/memory seconds of a step on one replica (pure arithmetic, O(1))."""
-
-    __slots__ = ("device", "devices", "flops_per_token", "flops_per_pair", "weight_bytes",
-                 "kv_bytes", "peak_flops", "bw_Bps")
-
-    def __init__(self, model: ModelSpec, device: DeviceSpec, *, tp: int, pp: int,
-                 dtype: str = "bf16", kv_dtype: str | None = None) -> None:
-        dt = parse_dtype(dtype)
-        kv_dt = parse_dtype(kv_dtype) if kv_dtype else (
-            DType.BF16 if dt in (DType.INT4, DType.INT8) else dt)
-        self.device = device
-        self.devices = tp * pp
-        self.flops_per_token = 2.0 * active_param_count(model)
-        self.flops_per_pair = attention_core_flops(model, query_tokens=1.0,
-                                                   key_tokens=1.0) * model.num_layers
-        self.weight_bytes = serving_weight_bytes(model, dt, tp=tp, pp=pp) * self.devices
-        self.kv_bytes = kv_bytes_per_token(model, kv_dt)
-        self.peak_flops = device.peak(DType.BF16 if dt is DType.INT4 else dt) * self.devices
-        self.bw_Bps = device.memory_bw_Bps * self.devices
-
-    def split_s(self, tokens: float, attn_pairs: float, kv_read_tokens: float
-                ) -> tuple[float, float]:
-        """(compute_s, memory_s) of a step with `tokens` rows through the linear layers."""
-        flops = self.flops_per_token * tokens + self.flops_per_pair * attn_pairs
-        nbytes = self.weight_bytes + self.kv_bytes * (kv_read_tokens + tokens)
-        return flops / self.peak_flops, nbytes / self.bw_Bps
 
 
 class PowerMeter:
@@ -138,20 +107,56 @@ class LanePower:
         self.meter.add(self.replica, start, end, watts * self.share)
 
 
+def next_cap_level(level: int, load: float, *, enter: Sequence[float],
+                   release: Sequence[float], max_step: int | None = None) -> int:
+    """The capping ladder: level k (1..len(enter)) is entered when load > enter[k-1] and held
+    while load >= release[k-1]; at most max_step levels per decision (None: jump)."""
+    up = sum(1 for t in enter if load > t)
+    hold = max((k for k in range(1, level + 1) if load >= release[k - 1]), default=0)
+    target = max(up, hold)
+    if max_step is not None:
+        target = level + max(-max_step, min(max_step, target - level))
+    return target
+
+
 @dataclass(slots=True, kw_only=True)
 class CapController:
-    """Row power controller: above high x budget tighten one level, below low x budget loosen
-    one (hysteresis between them); decide() returns the new cap fraction or None."""
+    """The row power controller of the serving engine and of plan power: load = row power /
+    budget_w drives next_cap_level; decide() returns the new level's cap fraction or None."""
 
-    config: CapControllerConfig
+    budget_w: float
+    enter: tuple[float, ...]  # load above which level k+1 is entered (ascending)
+    release: tuple[float, ...]  # load below which level k+1 is released
+    max_step: int | None = None
+    levels: tuple[float, ...] | None = None  # cap fraction per level (0: uncapped)
     level: int = 0
 
+    def __post_init__(self) -> None:
+        if len(self.release) != len(self.enter) or list(self.enter) != sorted(self.enter):
+            raise ConfigError("enter must be ascending and release as long as enter",
+                              key="power.controller", allowed="one threshold pair per level")
+        if self.levels is not None and len(self.levels) != len(self.enter) + 1:
+            raise ConfigError(f"{len(self.enter) + 1} levels needed, got {len(self.levels)}",
+                              key="power.controller.levels")
+
+    @classmethod
+    def from_config(cls, config: CapControllerConfig) -> CapController:
+        """A scenario's power.controller: above high x budget tighten one level, below low x
+        budget loosen one (hysteresis between them)."""
+        steps = len(config.levels) - 1
+        return cls(budget_w=config.budget_w, enter=(config.high,) * steps,
+                   release=(config.low,) * steps, max_step=1, levels=config.levels)
+
+    def step(self, row_power_w: float) -> int:
+        """Move to the level for this row power; the level index."""
+        self.level = next_cap_level(self.level, row_power_w / self.budget_w, enter=self.enter,
+                                    release=self.release, max_step=self.max_step)
+        return self.level
+
     def decide(self, now: float, row: int, row_power_w: float) -> float | None:
-        cfg = self.config
-        if row_power_w > cfg.high * cfg.budget_w and self.level < len(cfg.levels) - 1:
-            self.level += 1
-            return cfg.levels[self.level]
-        if row_power_w < cfg.low * cfg.budget_w and self.level > 0:
-            self.level -= 1
-            return cfg.levels[self.level]
-        return None
+        """The new cap fraction when the level changes, else None (power_control's hook)."""
+        before = self.level
+        after = self.step(row_power_w)
+        if after == before or self.levels is None:
+            return None
+        return self.levels[after]

@@ -1,5 +1,5 @@
-"""Serving scenarios: the YAML mapping of ARCHITECTURE.md -> a ServingScenario, the workload
-frame, and simulate_serving (hwmodels' step model and KV capacity -> the engine -> a result).
+"""Serving scenarios: the YAML mapping of ARCHITECTURE.md -> a ServingScenario (a ServingPlan
+plus its workload spec) and the workload frame; simulator.serving.simulate runs the plan.
 
 Keys: model, cluster{device, num_devices, devices_per_node, intra_node, inter_node},
 serving{replicas, tp, pp, scheduler, max_batch_tokens, max_num_seqs, chunk_size, kv_block_size,
@@ -12,45 +12,31 @@ simulator/serving/__init__ and cluster_config).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
 
-from hwmodels.catalog import load_device, load_link, load_model
+from hwmodels.catalog import load_device, load_model
 from hwmodels.dtypes import parse_dtype
 from hwmodels.errors import ConfigError
-from hwmodels.flops import active_param_count
-from hwmodels.memory import kv_bytes_per_token, kv_cache_capacity, serving_weight_bytes
-from hwmodels.power import power_w
-from hwmodels.specs import DeviceSpec, ModelSpec
-from hwmodels.step import StepCostModel
+from hwmodels.specs import DeviceSpec
 from hwmodels.units import parse_duration_s
 from simulator.sections import read_section
 from simulator.serving.cluster_config import (
-    AutoscaleConfig,
-    FailureConfig,
-    MigrationConfig,
-    PowerConfig,
     ReplicaGroup,
-    Role,
     parse_autoscale,
     parse_failures,
     parse_groups,
     parse_migration,
     parse_power,
 )
-from simulator.serving.engine import ClusterOptions, ReplicaSetup, ServingEngine
-from simulator.serving.metrics import ServingResult
-from simulator.serving.power import CapController, StepPower
-from simulator.serving.replica import LaneConfig
+from simulator.serving.plan import PREEMPTION, ServingConfig, ServingPlan
 from simulator.serving.router import RouterKind
 from simulator.serving.schedulers import SchedulerKind
-from simulator.serving.steptime import step_cost_from_model
-from simulator.serving.transfer import link_cost
+from simulator.serving.simulate import simulate_serving
 from simulator.training.scenario import apply_overrides
 from traces.readers import read_trace
 from traces.stats import scale_trace, window_trace
@@ -67,79 +53,21 @@ SERVING_KEYS = ("replicas", "tp", "pp", "scheduler", "max_batch_tokens", "max_nu
                 "client_timeout_s")
 WORKLOAD_KEYS = ("trace", "synthetic", "rate_scale", "window", "prefix_block_tokens")
 SLO_KEYS = ("ttft_s", "tpot_s")
-PREEMPTION = ("recompute", "swap")
-# vLLM's block manager keeps 1% of blocks free when admitting prompts (watermark=0.01).
-WATERMARK_FRACTION = 0.01
+P = TypeVar("P", bound=ServingPlan)
 
 __all__ = ["ServingConfig", "ServingScenario", "apply_overrides", "load_serving_scenario",
-           "load_workload", "simulate_serving", "with_groups", "build_group_setup"]
+           "load_workload", "parse_serving_section", "simulate_serving", "with_groups"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServingConfig:
-    """The serving: section, validated (defaults follow vLLM's)."""
+class ServingScenario(ServingPlan):
+    """A parsed serving scenario: the plan plus its workload spec and name."""
 
-    replicas: int = 1
-    tp: int = 1
-    pp: int = 1
-    scheduler: SchedulerKind = SchedulerKind.VLLM
-    max_batch_tokens: int = 8192
-    max_num_seqs: int = 256
-    chunk_size: int = 512
-    kv_block_size: int = 16
-    preemption: str = "recompute"
-    router: RouterKind = RouterKind.ROUND_ROBIN
-    gpu_memory_utilization: float = 0.9
-    dtype: str = "bf16"
-    kv_dtype: str | None = None
-    prefix_caching: bool = False
-    max_model_len: int | None = None
-    horizon_s: float | None = None
-    fast_forward: bool = True
-    routers: int = 1
-    client_timeout_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServingScenario:
-    """A parsed serving scenario."""
-
-    model: ModelSpec
-    device: DeviceSpec
-    serving: ServingConfig
-    workload: Mapping[str, Any]
-    slo_ttft_s: float | None = None
-    slo_tpot_s: float | None = None
-    seed: int = 0
-    intra_node: str | None = None
-    inter_node: str = "ib-ndr"
+    workload: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
-    file: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)  # power/failures/autoscale raw
-    groups: tuple[ReplicaGroup, ...] = ()  # empty: serving.replicas x (tp, pp) of device
-    devices_per_node: int | None = None
-    disagg_link: str | None = None
-    disagg_same_node: bool = False
-    power: PowerConfig | None = None
-    failures: FailureConfig | None = None
-    autoscale: AutoscaleConfig | None = None
-    migration: MigrationConfig | None = None
-
-    def replica_groups(self) -> tuple[ReplicaGroup, ...]:
-        """The groups (the homogeneous form as one group)."""
-        if self.groups:
-            return self.groups
-        sv = self.serving
-        return (ReplicaGroup(name="default", device=self.device, count=sv.replicas, tp=sv.tp,
-                             pp=sv.pp),)
-
-    @property
-    def disaggregated(self) -> bool:
-        return any(g.role is not Role.BOTH for g in self.replica_groups())
 
 
-def with_groups(scenario: ServingScenario, groups: list[ReplicaGroup] | tuple[ReplicaGroup, ...]
-                ) -> ServingScenario:
+def with_groups(scenario: P, groups: list[ReplicaGroup] | tuple[ReplicaGroup, ...]) -> P:
     """The scenario with other replica groups (planners: heterogeneous mixes, pools)."""
     return replace(scenario, groups=tuple(groups))
 
@@ -224,6 +152,21 @@ def _serving(sec: dict[str, Any], cluster: dict[str, Any], file: str | None) -> 
         fast_forward=_bool(sec, "fast_forward", w, file, True))
 
 
+def parse_serving_section(section: Mapping[str, Any], *, device: DeviceSpec,
+                          num_devices: Any = None, file: str | None = None
+                          ) -> tuple[ServingConfig, tuple[ReplicaGroup, ...], dict[str, Any]]:
+    """A serving: section -> (ServingConfig, replica groups, disaggregation options); planners
+    build typed plans from their serving keys this way. `num_devices` (cluster.num_devices)
+    defaults and bounds the replica count unless groups or disaggregation size the cluster."""
+    sec = _section({"serving": section}, "serving", SERVING_KEYS, file)
+    sized = "replica_groups" in sec or sec.get("disaggregation") is not None
+    cluster = {} if sized or num_devices is None else {"num_devices": num_devices}
+    serving = _serving(sec, cluster, file)
+    groups, disagg = parse_groups(sec, device=device, tp=serving.tp, pp=serving.pp,
+                                  replicas=serving.replicas, file=file)
+    return serving, tuple(groups), dict(disagg)
+
+
 def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
                           ) -> ServingScenario:
     """Validate a serving scenario mapping; errors name the file and key."""
@@ -241,11 +184,8 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
         raise ConfigError("missing required key", file=file, key="cluster.device")
     device = load_device(str(cluster["device"]))
     serving_sec = _section(mapping, "serving", SERVING_KEYS, file)
-    if "replica_groups" in serving_sec or serving_sec.get("disaggregation") is not None:
-        cluster = {k: v for k, v in cluster.items() if k != "num_devices"}  # groups size it
-    serving = _serving(serving_sec, cluster, file)
-    groups, disagg = parse_groups(serving_sec, device=device, tp=serving.tp, pp=serving.pp,
-                                  replicas=serving.replicas, file=file)
+    serving, groups, disagg = parse_serving_section(
+        serving_sec, device=device, num_devices=cluster.get("num_devices"), file=file)
     per_node = _int(cluster, "devices_per_node", "cluster", file, None)
     workload = _section(mapping, "workload", WORKLOAD_KEYS, file, required=True)
     if ("trace" in workload) == ("synthetic" in workload):
@@ -261,8 +201,8 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
         slo_tpot_s=_positive_s(slo, "tpot_s", "slo", file), seed=seed,
         intra_node=cluster.get("intra_node"), inter_node=cluster.get("inter_node", "ib-ndr"),
         name=str(mapping.get("name", "")), file=file,
-        raw={k: mapping[k] for k in ("power", "failures", "autoscale") if k in mapping},
         groups=groups, devices_per_node=per_node,
+        prefix_block_tokens=workload.get("prefix_block_tokens"),
         disagg_link=None if disagg.get("link") is None else str(disagg["link"]),
         disagg_same_node=bool(disagg.get("same_node", False)),
         power=parse_power(mapping.get("power"), devices_per_node=per_node
@@ -300,181 +240,3 @@ def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,
     if wl.get("rate_scale") is not None:
         df = scale_trace(df, wl["rate_scale"])
     return df
-
-
-def _busy_power_w(scenario: ServingScenario, lanes: pd.DataFrame,
-                  group: ReplicaGroup | None = None) -> float:
-    """Per-device power while stepping, from mean achieved compute and memory utilization:
-    FLOPs ~ 2 x active params per token; bytes ~ weights per step + KV read."""
-    sv, model = scenario.serving, scenario.model
-    g = group or scenario.replica_groups()[0]
-    dev, tp, pp = g.device, g.tp, g.pp
-    busy = float(lanes["busy_s"].sum())
-    if busy <= 0:
-        return dev.idle_w
-    devices = tp * pp
-    flops = 2.0 * active_param_count(model) * float(lanes["tokens"].sum())
-    kv_dt = sv.kv_dtype or ("bf16" if sv.dtype in ("int4", "int8") else sv.dtype)
-    weight_bytes = serving_weight_bytes(model, sv.dtype, tp=tp, pp=pp) * devices
-    nbytes = (weight_bytes * float(lanes["steps"].sum()) / pp
-              + kv_bytes_per_token(model, kv_dt) * float(lanes["ctx_read_tokens"].sum()))
-    # lanes of one replica overlap in time; busy_s sums them, devices share the work
-    time_dev = busy / pp
-    compute_util = min(1.0, flops / (time_dev * devices * dev.peak(parse_dtype(sv.dtype))))
-    memory_util = min(1.0, nbytes / (time_dev * devices * dev.memory_bw_Bps))
-    return power_w(dev, compute_util=compute_util, memory_util=memory_util)
-
-
-# Reference decode batch for capacity-aware routing: 64 sequences at 1024 context tokens.
-CAPACITY_BATCH, CAPACITY_CONTEXT = 64, 1024
-
-
-def build_group_setup(scenario: ServingScenario, group: ReplicaGroup) -> ReplicaSetup:
-    """hwmodels -> the step cost, KV blocks, limits, price, power model of one group's
-    replicas."""
-    sv, model, device = scenario.serving, scenario.model, group.device
-    cost = StepCostModel(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
-                         kv_dtype=sv.kv_dtype, intra_link=scenario.intra_node,
-                         inter_link=scenario.inter_node)
-    cap = kv_cache_capacity(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
-                            kv_dtype=sv.kv_dtype,
-                            gpu_memory_utilization=sv.gpu_memory_utilization,
-                            block_size=sv.kv_block_size)
-    host = load_link(device.host_link)
-    block_bytes = cap.bytes / cap.blocks  # per device; every device swaps its share at once
-    lane = LaneConfig(total_blocks=cap.blocks, block_size=sv.kv_block_size,
-                      max_num_seqs=sv.max_num_seqs, max_batch_tokens=sv.max_batch_tokens,
-                      chunk_size=sv.chunk_size,
-                      max_model_len=sv.max_model_len or model.max_seq_len,
-                      preemption=sv.preemption,
-                      swap_s_per_block=block_bytes / (host.bandwidth_Bps * host.efficiency),
-                      watermark_blocks=int(WATERMARK_FRACTION * cap.blocks),
-                      fast_forward=sv.fast_forward, client_timeout_s=sv.client_timeout_s)
-    kv_dt = sv.kv_dtype or ("bf16" if sv.dtype in ("int4", "int8") else sv.dtype)
-    ref = cost.time_s(0, 0, CAPACITY_BATCH, CAPACITY_BATCH * CAPACITY_CONTEXT)
-    return ReplicaSetup(
-        step_cost=step_cost_from_model(cost, pp=group.pp), lane=lane,
-        scheduler=str(sv.scheduler), pp=group.pp, devices=group.devices_per_replica,
-        prefix_caching=sv.prefix_caching, name=f"{model.name}@{device.name}",
-        group=group.name, role=str(group.role), price_usd_per_hour=group.price,
-        slowdown=group.slowdown, capacity=CAPACITY_BATCH / (ref * group.slowdown),
-        idle_w=device.idle_w,
-        step_power=StepPower(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
-                             kv_dtype=sv.kv_dtype),
-        kv_bytes_per_token=kv_bytes_per_token(model, kv_dt),
-        weight_bytes_per_device=serving_weight_bytes(model, sv.dtype, tp=group.tp,
-                                                     pp=group.pp))
-
-
-def build_replica_setup(scenario: ServingScenario) -> ReplicaSetup:
-    """hwmodels -> one replica's step cost, KV blocks and limits (the first group)."""
-    return build_group_setup(scenario, scenario.replica_groups()[0])
-
-
-def _cap_w(scenario: ServingScenario, group: ReplicaGroup) -> float | None:
-    """The static cap (W per device) for a group, if power.cap_* targets it."""
-    pc = scenario.power
-    if pc is None or (pc.cap_fraction is None and pc.cap_w is None):
-        return None
-    if pc.cap_targets not in ("all", str(group.role), group.name):
-        return None
-    watts = pc.cap_w if pc.cap_w is not None else pc.cap_fraction * group.device.tdp_w  # type: ignore
-    if not watts > group.device.idle_w:
-        raise ConfigError(f"cap {watts:g} W must exceed {group.device.name}'s idle "
-                          f"{group.device.idle_w:g} W", file=scenario.file, key="power.cap_w")
-    return None if watts >= group.device.tdp_w else watts
-
-
-def cluster_options(scenario: ServingScenario, groups: tuple[ReplicaGroup, ...], *,
-                    cap_controller: Any = None) -> ClusterOptions:
-    """The engine's cluster options from the scenario's sections."""
-    sv = scenario.serving
-    transfer = None
-    if scenario.disaggregated or scenario.migration is not None \
-            or sv.router == RouterKind.LLUMNIX:
-        dev = groups[0].device
-        per_node = scenario.devices_per_node or dev.devices_per_node
-        intra = link_cost(dev, intra_node=scenario.disagg_link or scenario.intra_node,
-                          inter_node=scenario.inter_node, cross_node=False,
-                          devices_per_node=per_node)
-        inter = link_cost(dev, intra_node=scenario.intra_node,
-                          inter_node=scenario.disagg_link or scenario.inter_node,
-                          cross_node=True, devices_per_node=per_node)
-        transfer = (intra, inter, per_node, scenario.disagg_same_node)
-    migration = scenario.migration
-    if migration is None and sv.router == RouterKind.LLUMNIX:
-        migration = MigrationConfig()
-    factory = None
-    pc = scenario.power
-    if cap_controller is not None:
-        factory = cap_controller if callable(cap_controller) else (lambda: cap_controller)
-    elif pc is not None and pc.controller is not None:
-        ctl_cfg = pc.controller
-        factory = lambda: CapController(config=ctl_cfg)  # noqa: E731
-    caps = {g.name: c for g in groups if (c := _cap_w(scenario, g)) is not None}
-    decode_router = ("least_loaded" if sv.router in (RouterKind.PREFIX_AFFINITY,
-                                                     RouterKind.SESSION_AFFINITY)
-                     else str(sv.router))
-    return ClusterOptions(routers=sv.routers, decode_router=decode_router, transfer=transfer,
-                          power=pc, cap_w=caps, cap_controller=factory,
-                          failures=scenario.failures, autoscale=scenario.autoscale,
-                          migration=migration)
-
-
-def _energy_j(scenario: ServingScenario, out: Any, groups: tuple[ReplicaGroup, ...]) -> float:
-    """From the per-step power series if recorded, else each group's mean-utilization busy
-    power while stepping and idle power the rest of each replica's billed time."""
-    if out.power is not None and len(out.power):
-        w = scenario.power.bin_s  # type: ignore[union-attr]
-        width = np.clip(out.duration_s - out.power["time_s"].to_numpy(), 0.0, w)
-        return float((out.power["power_w"].to_numpy() * width).sum())
-    joules = 0.0
-    by_name = {g.name: g for g in groups}
-    for name, lanes in out.lanes.groupby("group"):
-        g = by_name[name]
-        busy_w = _busy_power_w(scenario, lanes, g)
-        for rep, rl in lanes.groupby("replica"):
-            row = out.replicas.iloc[int(rep)]
-            life = max(0.0, float(row["end_s"] - row["start_s"]))
-            busy = min(life, float(rl["busy_s"].sum()) / len(rl))
-            joules += g.devices_per_replica * (busy * busy_w + (life - busy) * g.device.idle_w)
-    return joules
-
-
-def simulate_serving(scenario: ServingScenario, requests: pd.DataFrame, *,
-                     seed: int | None = None, progress: Callable[[float], None] | None = None,
-                     setup: ReplicaSetup | None = None, cap_controller: Any = None
-                     ) -> ServingResult:
-    """Replay `requests` on the scenario's replicas; `setup` overrides the hwmodels-built
-    replica of a homogeneous scenario (tests inject step costs this way); `cap_controller`
-    (a CapController-like object, or a factory returning one per row) drives power capping."""
-    sv = scenario.serving
-    groups = scenario.replica_groups()
-    setups: list[ReplicaSetup] = []
-    for g in groups:
-        built = setup if setup is not None and len(groups) == 1 else build_group_setup(scenario, g)
-        setups += [built] * g.count
-    if not setups:
-        raise ConfigError("no replicas: every group has count 0", file=scenario.file,
-                          key="serving.replica_groups")
-    block_tokens = scenario.workload.get("prefix_block_tokens")
-    engine = ServingEngine(requests, setups, router=str(sv.router),
-                           seed=scenario.seed if seed is None else seed,
-                           horizon_s=sv.horizon_s, prefix_block_tokens=block_tokens,
-                           progress=progress,
-                           cluster=cluster_options(scenario, groups,
-                                                   cap_controller=cap_controller))
-    out = engine.run()
-    return ServingResult(records=out.records, timeseries=out.timeseries, lanes=out.lanes,
-                         duration_s=out.duration_s, device=groups[0].device,
-                         slo_ttft_s=scenario.slo_ttft_s, slo_tpot_s=scenario.slo_tpot_s,
-                         prefix_hit_rate=out.prefix_hit_rate,
-                         busy_power_w=_busy_power_w(scenario, out.lanes[
-                             out.lanes["group"] == groups[0].name], groups[0]),
-                         replicas=out.replicas, power=out.power, events=out.events,
-                         energy_j=_energy_j(scenario, out, groups),
-                         migrations=engine.migrations,
-                         notes={"kv_blocks_per_replica": setups[0].lane.total_blocks,
-                                "energy": ("per-step roofline power (hwmodels.power)"
-                                           if out.power is not None else
-                                           "hwmodels.power at mean achieved utilization")})

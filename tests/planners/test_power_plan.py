@@ -106,3 +106,25 @@ def test_bad_input() -> None:
         CappingPolicy(t1=0.9, t2=0.8)
     with pytest.raises(ConfigError, match="workload"):
         plan_power(50.0, "dgx-h100")
+
+
+def test_plan_power_through_an_executor_matches_the_serial_search() -> None:
+    from planners.executors import make_executor
+    from planners.power import plan_power as plan
+
+    serial = plan(60.0, "dgx-a100", training=True, seed=1).to_dict()
+    with make_executor("local", max_workers=2) as ex:
+        parallel = plan(60.0, "dgx-a100", training=True, seed=1, executor=ex).to_dict()
+    assert parallel["evaluated"] == serial["evaluated"]
+    assert parallel["servers"] == serial["servers"]
+    assert parallel["peak_power_kw"] == serial["peak_power_kw"]
+
+
+def test_plan_power_drives_the_serving_engines_cap_controller() -> None:
+    from planners.power import CappingPolicy
+    from simulator.serving.power import CapController
+
+    ctl = CappingPolicy(t1=0.8, t2=0.9, hysteresis=0.05).controller(1000.0)
+    assert isinstance(ctl, CapController)
+    # above t2: straight to level 2; held down to t2 - h; level 1 held down to t1 - h
+    assert [ctl.step(w) for w in (950, 860, 840, 780, 740, 820)] == [2, 2, 1, 1, 0, 1]

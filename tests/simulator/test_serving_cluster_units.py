@@ -194,7 +194,7 @@ def test_client_timeout_drops_with_reason() -> None:
 
 
 def test_cap_controller_hysteresis_and_levels() -> None:
-    ctl = CapController(config=CapControllerConfig(budget_w=1000, levels=(1.0, 0.8, 0.6),
+    ctl = CapController.from_config(CapControllerConfig(budget_w=1000, levels=(1.0, 0.8, 0.6),
                                                    high=0.9, low=0.7))
     assert ctl.decide(0, 0, 950) == 0.8
     assert ctl.decide(1, 0, 850) is None  # between low and high: hold

@@ -1,0 +1,123 @@
+"""The typed serving seam: a frozen ServingPlan (model, replica groups, serving config, links,
+SLO, power/failures/autoscale/migration configs) that simulate_serving runs, and the per-step
+observer protocol through which callers (the power planner) see every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from hwmodels.errors import ConfigError
+from hwmodels.specs import DeviceSpec, ModelSpec
+from simulator.serving.cluster_config import (
+    AutoscaleConfig,
+    FailureConfig,
+    MigrationConfig,
+    PowerConfig,
+    ReplicaGroup,
+    Role,
+)
+from simulator.serving.router import RouterKind
+from simulator.serving.schedulers import SchedulerKind
+
+PREEMPTION = ("recompute", "swap")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingConfig:
+    """The serving: section, validated (defaults follow vLLM's)."""
+
+    replicas: int = 1
+    tp: int = 1
+    pp: int = 1
+    scheduler: SchedulerKind = SchedulerKind.VLLM
+    max_batch_tokens: int = 8192
+    max_num_seqs: int = 256
+    chunk_size: int = 512
+    kv_block_size: int = 16
+    preemption: str = "recompute"
+    router: RouterKind = RouterKind.ROUND_ROBIN
+    gpu_memory_utilization: float = 0.9
+    dtype: str = "bf16"
+    kv_dtype: str | None = None
+    prefix_caching: bool = False
+    max_model_len: int | None = None
+    horizon_s: float | None = None
+    fast_forward: bool = True
+    routers: int = 1
+    client_timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.preemption not in PREEMPTION:
+            raise ConfigError(f"unknown value {self.preemption!r}", key="serving.preemption",
+                              allowed=PREEMPTION)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingPlan:
+    """Everything one serving simulation needs besides its requests (typed, frozen)."""
+
+    model: ModelSpec
+    device: DeviceSpec  # the cluster's device (homogeneous form; links default from it)
+    serving: ServingConfig = ServingConfig()
+    groups: tuple[ReplicaGroup, ...] = ()  # empty: serving.replicas x (tp, pp) of device
+    slo_ttft_s: float | None = None
+    slo_tpot_s: float | None = None
+    seed: int = 0
+    intra_node: str | None = None
+    inter_node: str = "ib-ndr"
+    devices_per_node: int | None = None
+    disagg_link: str | None = None
+    disagg_same_node: bool = False
+    prefix_block_tokens: int | None = None  # workload.prefix_block_tokens
+    power: PowerConfig | None = None
+    failures: FailureConfig | None = None
+    autoscale: AutoscaleConfig | None = None
+    migration: MigrationConfig | None = None
+    file: str | None = None  # the scenario file it came from (errors name it)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"expected an integer >= 0, got {self.seed!r}", file=self.file,
+                              key="seed")
+        if not isinstance(self.groups, tuple):
+            object.__setattr__(self, "groups", tuple(self.groups))
+        for key in ("slo_ttft_s", "slo_tpot_s"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"must be a number > 0, got {value!r}", file=self.file,
+                                  key=key.replace("slo_", "slo."))
+            object.__setattr__(self, key, float(value))
+
+    def replica_groups(self) -> tuple[ReplicaGroup, ...]:
+        """The groups (the homogeneous form as one group)."""
+        if self.groups:
+            return self.groups
+        sv = self.serving
+        return (ReplicaGroup(name="default", device=self.device, count=sv.replicas, tp=sv.tp,
+                             pp=sv.pp),)
+
+    @property
+    def disaggregated(self) -> bool:
+        return any(g.role is not Role.BOTH for g in self.replica_groups())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRecord:
+    """What one lane did in one engine step (or fast-forwarded run of steps)."""
+
+    replica: int
+    group: str
+    start_s: float
+    end_s: float
+    steps: int  # engine steps in [start_s, end_s)
+    tokens: int  # prefill + decode tokens through the linear layers
+    ctx_read_tokens: float  # decode context tokens read from the KV cache
+
+
+class StepObserver(Protocol):
+    """Receives every StepRecord of a run, in simulated-time order per lane."""
+
+    def __call__(self, record: StepRecord) -> None: ...

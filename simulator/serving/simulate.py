@@ -1,0 +1,78 @@
+"""simulate_serving: a ServingPlan and its requests -> the engine -> a ServingResult, with an
+optional per-step observer (StepRecord per lane step) for callers that account each step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from hwmodels.errors import ConfigError
+from simulator.serving.assemble import build_group_setup, cluster_options
+from simulator.serving.energy import busy_power_w, energy_j
+from simulator.serving.engine import ReplicaSetup, ServingEngine
+from simulator.serving.metrics import ServingResult
+from simulator.serving.plan import ServingPlan, StepObserver, StepRecord
+from simulator.serving.power import CapController
+
+
+def _observe(engine: ServingEngine, observer: StepObserver) -> None:
+    """Chain a StepRecord emitter (per-lane deltas of steps/tokens/context read) to every
+    lane's on_step callback."""
+    for lane in engine.lanes:
+        last = [lane.steps, lane.tokens, lane.ctx_read]
+        previous = lane.on_step
+
+        def hook(ln: Any, start: float, end: float, _prev: Any = previous,
+                 _last: list[Any] = last) -> None:
+            rec = StepRecord(replica=ln.replica, group=engine.replicas[ln.replica].group,
+                             start_s=start,
+                             end_s=end, steps=ln.steps - _last[0], tokens=ln.tokens - _last[1],
+                             ctx_read_tokens=ln.ctx_read - _last[2])
+            _last[:] = [ln.steps, ln.tokens, ln.ctx_read]
+            observer(rec)
+            if _prev is not None:
+                _prev(ln, start, end)
+        lane.on_step = hook
+
+
+def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
+                     seed: int | None = None, progress: Callable[[float], None] | None = None,
+                     setup: ReplicaSetup | None = None,
+                     cap_controller: CapController | Callable[[], CapController] | None = None,
+                     observer: StepObserver | None = None) -> ServingResult:
+    """Replay `requests` on the plan's replicas; `setup` overrides the hwmodels-built replica
+    of a homogeneous plan (tests inject step costs this way); `cap_controller` (a
+    CapController, or a factory returning one per row) drives power capping; `observer` gets
+    every lane step as a StepRecord."""
+    sv = plan.serving
+    groups = plan.replica_groups()
+    setups: list[ReplicaSetup] = []
+    for g in groups:
+        built = setup if setup is not None and len(groups) == 1 else build_group_setup(plan, g)
+        setups += [built] * g.count
+    if not setups:
+        raise ConfigError("no replicas: every group has count 0", file=plan.file,
+                          key="serving.replica_groups")
+    engine = ServingEngine(requests, setups, router=str(sv.router),
+                           seed=plan.seed if seed is None else seed,
+                           horizon_s=sv.horizon_s, prefix_block_tokens=plan.prefix_block_tokens,
+                           progress=progress,
+                           cluster=cluster_options(plan, groups, cap_controller=cap_controller))
+    if observer is not None:
+        _observe(engine, observer)
+    out = engine.run()
+    return ServingResult(records=out.records, timeseries=out.timeseries, lanes=out.lanes,
+                         duration_s=out.duration_s, device=groups[0].device,
+                         slo_ttft_s=plan.slo_ttft_s, slo_tpot_s=plan.slo_tpot_s,
+                         prefix_hit_rate=out.prefix_hit_rate,
+                         busy_power_w=busy_power_w(plan, out.lanes[
+                             out.lanes["group"] == groups[0].name], groups[0]),
+                         replicas=out.replicas, power=out.power, events=out.events,
+                         energy_j=energy_j(plan, out, groups),
+                         migrations=engine.migrations,
+                         notes={"kv_blocks_per_replica": setups[0].lane.total_blocks,
+                                "energy": ("per-step roofline power (hwmodels.power)"
+                                           if out.power is not None else
+                                           "hwmodels.power at mean achieved utilization")})
