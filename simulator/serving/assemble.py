@@ -51,9 +51,9 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
     ref = cost.time_s(0, 0, CAPACITY_BATCH, CAPACITY_BATCH * CAPACITY_CONTEXT)
     return ReplicaSetup(
         step_cost=step_cost_from_model(cost, pp=group.pp), lane=lane,
-        scheduler=str(sv.scheduler), pp=group.pp, devices=group.devices_per_replica,
+        scheduler=sv.scheduler, pp=group.pp, devices=group.devices_per_replica,
         prefix_caching=sv.prefix_caching, name=f"{model.name}@{device.name}",
-        group=group.name, role=str(group.role), price_usd_per_hour=group.price,
+        group=group.name, role=group.role, price_usd_per_hour=group.price,
         slowdown=group.slowdown, capacity=CAPACITY_BATCH / (ref * group.slowdown),
         idle_w=device.idle_w,
         step_power=StepPower(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
@@ -109,9 +109,9 @@ def cluster_options(plan: ServingPlan, groups: tuple[ReplicaGroup, ...], *,
         ctl_cfg = pc.controller
         factory = lambda: CapController.from_config(ctl_cfg)  # noqa: E731
     caps = {g.name: c for g in groups if (c := static_cap_w(plan, g)) is not None}
-    decode_router = ("least_loaded" if sv.router in (RouterKind.PREFIX_AFFINITY,
-                                                     RouterKind.SESSION_AFFINITY)
-                     else str(sv.router))
+    decode_router = (RouterKind.LEAST_LOADED if sv.router in (RouterKind.PREFIX_AFFINITY,
+                                                              RouterKind.SESSION_AFFINITY)
+                     else sv.router)
     return ClusterOptions(routers=sv.routers, decode_router=decode_router, transfer=transfer,
                           power=pc, cap_w=caps, cap_controller=factory,
                           failures=plan.failures, autoscale=plan.autoscale,

@@ -17,10 +17,9 @@ from simulator.serving.cluster_config import (
     ReplicaGroup,
     Role,
 )
+from simulator.serving.kinds import PreemptionMode, enum_value
 from simulator.serving.router import RouterKind
 from simulator.serving.schedulers import SchedulerKind
-
-PREEMPTION = ("recompute", "swap")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,7 +34,7 @@ class ServingConfig:
     max_num_seqs: int = 256
     chunk_size: int = 512
     kv_block_size: int = 16
-    preemption: str = "recompute"
+    preemption: PreemptionMode = PreemptionMode.RECOMPUTE
     router: RouterKind = RouterKind.ROUND_ROBIN
     gpu_memory_utilization: float = 0.9
     dtype: str = "bf16"
@@ -48,9 +47,8 @@ class ServingConfig:
     client_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.preemption not in PREEMPTION:
-            raise ConfigError(f"unknown value {self.preemption!r}", key="serving.preemption",
-                              allowed=PREEMPTION)
+        object.__setattr__(self, "preemption", enum_value(PreemptionMode, self.preemption,
+                                                          "serving.preemption"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

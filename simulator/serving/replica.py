@@ -57,20 +57,6 @@ class Lane(LaneState):
         self._interruptible = False  # ... that an arrival may cut
         self.proc = env.process(self._loop())
 
-    # -- accounting views (per-step observers read these) -----------------------------------------
-
-    @property
-    def steps(self) -> int:
-        return self.stats.steps
-
-    @property
-    def tokens(self) -> int:
-        return self.stats.tokens
-
-    @property
-    def ctx_read(self) -> float:
-        return self.stats.ctx_read
-
     # -- events from the cluster layer ----------------------------------------------------------
 
     def _poke(self, cut_run: bool) -> None:

@@ -33,7 +33,8 @@ from simulator.serving.cluster_config import (
     parse_migration,
     parse_power,
 )
-from simulator.serving.plan import PREEMPTION, ServingConfig, ServingPlan
+from simulator.serving.kinds import PreemptionMode
+from simulator.serving.plan import ServingConfig, ServingPlan
 from simulator.serving.router import RouterKind
 from simulator.serving.schedulers import SchedulerKind
 from simulator.serving.simulate import simulate_serving
@@ -128,10 +129,7 @@ def _serving(sec: dict[str, Any], cluster: dict[str, Any], file: str | None) -> 
     if isinstance(util, bool) or not isinstance(util, (int, float)) or not 0 < util <= 1:
         raise ConfigError(f"must be in (0, 1], got {util!r}", file=file,
                           key="serving.gpu_memory_utilization")
-    preemption = str(sec.get("preemption", "recompute"))
-    if preemption not in PREEMPTION:
-        raise ConfigError(f"unknown value {preemption!r}", file=file, key="serving.preemption",
-                          allowed=PREEMPTION)
+    preemption = _choice(sec, "preemption", PreemptionMode, "recompute", file)
     dtype = str(parse_dtype(sec.get("dtype", "bf16"), key="serving.dtype", file=file))
     kv = sec.get("kv_dtype")
     kv_dtype = None if kv is None else str(parse_dtype(kv, key="serving.kv_dtype", file=file))

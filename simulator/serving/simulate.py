@@ -4,7 +4,6 @@ optional per-step observer (StepRecord per lane step) for callers that account e
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pandas as pd
 
@@ -15,26 +14,28 @@ from simulator.serving.engine import ReplicaSetup, ServingEngine
 from simulator.serving.metrics import ServingResult
 from simulator.serving.plan import ServingPlan, StepObserver, StepRecord
 from simulator.serving.power import CapController
+from simulator.serving.replica import Lane
 
 
-def _observe(engine: ServingEngine, observer: StepObserver) -> None:
-    """Chain a StepRecord emitter (per-lane deltas of steps/tokens/context read) to every
-    lane's on_step callback."""
-    for lane in engine.lanes:
-        last = [lane.steps, lane.tokens, lane.ctx_read]
-        previous = lane.on_step
+class _StepEmitter:
+    """The engine's per-step hook turned into StepRecords: per-lane deltas of the lane's
+    accounting (steps, tokens, context read) since its previous step. Lanes that autoscaling
+    provisions later are seen too, since the engine hands this hook to every lane it builds."""
 
-        def hook(ln: Any, start: float, end: float, _prev: Any = previous,
-                 _last: list[Any] = last) -> None:
-            rec = StepRecord(replica=ln.replica, group=engine.replicas[ln.replica].group,
-                             start_s=start,
-                             end_s=end, steps=ln.steps - _last[0], tokens=ln.tokens - _last[1],
-                             ctx_read_tokens=ln.ctx_read - _last[2])
-            _last[:] = [ln.steps, ln.tokens, ln.ctx_read]
-            observer(rec)
-            if _prev is not None:
-                _prev(ln, start, end)
-        lane.on_step = hook
+    def __init__(self, observer: StepObserver) -> None:
+        self.observer = observer
+        self.engine: ServingEngine | None = None
+        self._last: dict[int, tuple[int, int, float]] = {}
+
+    def __call__(self, lane: Lane, start_s: float, end_s: float) -> None:
+        st = lane.stats
+        steps, tokens, ctx = self._last.get(id(lane), (0, 0, 0.0))
+        self._last[id(lane)] = (st.steps, st.tokens, st.ctx_read)
+        assert self.engine is not None  # bound right after the engine is built
+        self.observer(StepRecord(replica=lane.replica,
+                                 group=self.engine.replicas[lane.replica].group,
+                                 start_s=start_s, end_s=end_s, steps=st.steps - steps,
+                                 tokens=st.tokens - tokens, ctx_read_tokens=st.ctx_read - ctx))
 
 
 def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
@@ -55,13 +56,15 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
     if not setups:
         raise ConfigError("no replicas: every group has count 0", file=plan.file,
                           key="serving.replica_groups")
-    engine = ServingEngine(requests, setups, router=str(sv.router),
+    emitter = _StepEmitter(observer) if observer is not None else None
+    engine = ServingEngine(requests, setups, router=sv.router,
                            seed=plan.seed if seed is None else seed,
                            horizon_s=sv.horizon_s, prefix_block_tokens=plan.prefix_block_tokens,
                            progress=progress,
-                           cluster=cluster_options(plan, groups, cap_controller=cap_controller))
-    if observer is not None:
-        _observe(engine, observer)
+                           cluster=cluster_options(plan, groups, cap_controller=cap_controller),
+                           on_step=emitter)
+    if emitter is not None:
+        emitter.engine = engine
     out = engine.run()
     return ServingResult(records=out.records, timeseries=out.timeseries, lanes=out.lanes,
                          duration_s=out.duration_s, device=groups[0].device,
