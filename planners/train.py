@@ -3,7 +3,7 @@
 Three steps. (1) train_space enumerates every (tp, pp, vpp, cp, ep, dp, micro-batch, ZeRO,
 recompute, schedule, SP) plan allowed by the constraints and prunes what breaks divisibility
 (hwmodels.parallel.check_plan) or memory (hwmodels.memory). (2) A closed-form estimate ranks the
-rest: per-layer forward/backward costs are the simulator's own (simulator.training.costs, built
+rest: per-layer forward/backward costs are the simulator's own (hwmodels.training.costs, built
 from hwmodels.layers and hwmodels.collectives on the plan's real rank groups, cached across
 plans); the schedule is closed form: m microbatches of the critical stage plus a pipeline
 bubble of (p-1) stage-microbatches (1F1B/GPipe), (p-1)/v (interleaved, v chunks per stage) or
@@ -50,13 +50,10 @@ from hwmodels.parallel import (
 )
 from hwmodels.profile import DeviceProfile
 from hwmodels.specs import ClusterSpec, DeviceSpec, ModelSpec
-from hwmodels.units import GiB
-from planners.executors import Executor, LocalExecutor, TaskResult
-from planners.train_space import Candidate, TrainConstraints, enumerate_candidates
-from simulator.training.comm import CommModel
-from simulator.training.costs import ZERO3_GRAD_BYTES, ZERO3_PARAM_BYTES, ChunkCostModel
-from simulator.training.costs import activation_bytes as wire_bytes
-from simulator.training.gradsync import (
+from hwmodels.training.comm import CommModel
+from hwmodels.training.costs import ZERO3_GRAD_BYTES, ZERO3_PARAM_BYTES, ChunkCostModel
+from hwmodels.training.costs import activation_bytes as wire_bytes
+from hwmodels.training.gradsync import (
     ADAM_BYTES_PER_PARAM,
     BUCKET_MIN_PARAMS,
     BUCKET_PARAMS_PER_DP_RANK,
@@ -64,7 +61,10 @@ from simulator.training.gradsync import (
     grad_reduce_bytes,
     stage_params,
 )
-from simulator.training.placement import StageGroups, build_mesh, pipeline_groups
+from hwmodels.training.placement import StageGroups, build_mesh, pipeline_groups
+from hwmodels.units import GiB
+from planners.executors import Executor, LocalExecutor, TaskResult
+from planners.train_space import Candidate, TrainConstraints, enumerate_candidates
 from simulator.training.simulate import simulate_iteration
 
 PLAN_COLUMNS = ("tp", "pp", "vpp", "dp", "cp", "ep", "micro_batch", "zero", "recompute",

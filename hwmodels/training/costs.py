@@ -15,8 +15,8 @@ from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.parallel import CPMode, FSDPImpl, ParallelConfig, Recompute, TrainingConfig
 from hwmodels.specs import ModelSpec
-from simulator.training.comm import CommModel
-from simulator.training.placement import StageGroups
+from hwmodels.training.comm import CommModel
+from hwmodels.training.placement import StageGroups
 
 # Gradients reduced by ZeRO-3/FSDP every microbatch travel in the 16-bit compute dtype
 # (DeepSpeed's communication_data_type defaults to the fp16/bf16 model dtype; llm-foundry's

@@ -18,12 +18,12 @@ from hwmodels.parallel import (
     num_microbatches,
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.training.comm import CommModel
+from hwmodels.training.costs import ChunkCost, ChunkCostModel, activation_bytes
+from hwmodels.training.gradsync import finish_stage, stage_params
+from hwmodels.training.placement import pipeline_groups
 from hwmodels.units import GiB
-from simulator.training.comm import CommModel
-from simulator.training.costs import ChunkCost, ChunkCostModel, activation_bytes
 from simulator.training.engine import TraceEvent, run_pipeline
-from simulator.training.gradsync import finish_stage, stage_params
-from simulator.training.placement import pipeline_groups
 from simulator.training.results import Breakdown, IterationResult, StageRecord
 from simulator.training.schedules import Op, OpKind, build_schedule, max_inflight
 

@@ -13,8 +13,8 @@ from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import ParallelConfig, PipelineSchedule, Recompute, TrainingConfig
+from hwmodels.training.placement import pipeline_groups
 from simulator.training import apply_overrides, load_training_scenario, simulate_iteration
-from simulator.training.placement import pipeline_groups
 from simulator.training.plot import plot_pipeline
 from simulator.training.timeline import write_chrome_trace
 
