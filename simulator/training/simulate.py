@@ -25,7 +25,7 @@ from hwmodels.training.placement import pipeline_groups
 from hwmodels.units import GiB
 from simulator.training.engine import TraceEvent, run_pipeline
 from simulator.training.results import Breakdown, IterationResult, StageRecord
-from simulator.training.schedules import Op, OpKind, build_schedule, max_inflight
+from simulator.training.schedules import Op, OpKind, build_schedule, max_inflight, splits_backward
 
 # Headroom kept free when judging fit (allocator spikes, NCCL growth): hwmodels.memory default.
 MEMORY_HEADROOM = DEFAULT_HEADROOM
@@ -51,7 +51,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     comm = CommModel(cluster, prof)
     m = num_microbatches(training, p)
     ops = build_schedule(p.schedule, p.pp, m, p.vpp)
-    split = any(op.kind is OpKind.W for stage_ops in ops for op in stage_ops)
+    split = splits_backward(ops)
     costs = ChunkCostModel(model, training, p, comm, groups, profile=prof,
                            flash_attention=flash_attention)
     chunk_costs: list[ChunkCost] = [costs.chunk(v) for v in range(p.pp * p.vpp)]
