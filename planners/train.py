@@ -10,7 +10,8 @@ bubble of (p-1) stage-microbatches (1F1B/GPipe), (p-1)/v (interleaved, v chunks 
 (p-1)(1 - 2W/T) (ZB-H1, W = weight-gradient share), plus p2p latency on the fill/drain path,
 the exposed data-parallel reduction (bucketed as Megatron does; overlapped with the last
 backward when enabled) and the Adam step; vectorized with numpy over plans. (3) The best
-`simulate_top` plans by estimate go through simulate_iteration (via the executor); the
+`simulate_top` plans by estimate go through simulate_training (typed TrainingPlans, via the
+executor); the
 returned table ranks them by simulated tokens/s and keeps only plans whose every stage fits
 memory with the requested head-room.
 
@@ -65,7 +66,8 @@ from hwmodels.training.placement import StageGroups, build_mesh, pipeline_groups
 from hwmodels.units import GiB
 from planners.executors import Executor, LocalExecutor, TaskResult
 from planners.train_space import Candidate, TrainConstraints, enumerate_candidates
-from simulator.training.simulate import simulate_iteration
+from simulator.training.plan import TrainingPlan
+from simulator.training.simulate import simulate_training
 
 PLAN_COLUMNS = ("tp", "pp", "vpp", "dp", "cp", "ep", "micro_batch", "zero", "recompute",
                 "schedule", "sequence_parallel")
@@ -291,22 +293,9 @@ _SCHED_CODE = {s: i for i, s in enumerate(PipelineSchedule)}
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimTask:
-    """Everything simulate_iteration needs for one plan (picklable)."""
-
-    model: ModelSpec
-    cluster: ClusterSpec
-    training: TrainingConfig
-    parallel: ParallelConfig
-    profile: DeviceProfile | None = None
-    flash_attention: bool = True
-
-
-def simulate_task(task: SimTask) -> dict[str, float | bool]:
-    """Simulate one plan; a small summary (no timeline) comes back."""
-    r = simulate_iteration(task.model, task.cluster, task.training, task.parallel,
-                           profile=task.profile, flash_attention=task.flash_attention)
+def simulate_task(plan: TrainingPlan) -> dict[str, float | bool]:
+    """Simulate one plan through the typed seam; a small summary (no timeline) comes back."""
+    r = simulate_training(plan)
     out: dict[str, float | bool] = {
         "iteration_time_s": r.iteration_time_s, "tokens_per_s": r.tokens_per_s,
         "mfu": r.mfu, "hfu": r.hfu, "tflops_per_gpu": r.tflops_per_gpu,
@@ -486,8 +475,8 @@ def _simulate(model: ModelSpec, cluster: ClusterSpec, ranked: list[Candidate],
     """Simulate the ranked candidates; keep those whose every stage fits, best first."""
     trainings = [TrainingConfig(seq_len=seq_len, global_batch=batch, micro_batch=x.micro_batch,
                                 dtype=dtype) for x in ranked]
-    tasks = [SimTask(model=model, cluster=cluster, training=t, parallel=x.parallel,
-                     profile=profile, flash_attention=c.flash_attention)
+    tasks = [TrainingPlan(model=model, cluster=cluster, training=t, parallel=x.parallel,
+                          profile=profile, flash_attention=c.flash_attention)
              for x, t in zip(ranked, trainings, strict=True)]
     own = executor is None
     ex = LocalExecutor(max_workers=1) if own else executor
