@@ -22,7 +22,7 @@ from hwmodels.parallel import (
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
 from hwmodels.training.comm import CommModel
-from hwmodels.training.costs import ChunkCost, ChunkCostModel, activation_bytes
+from hwmodels.training.costs import ChunkCost, ChunkCostModel, p2p_activation_bytes
 from hwmodels.training.gradsync import finish_stage, stage_params
 from hwmodels.training.placement import pipeline_groups
 from hwmodels.units import GiB
@@ -71,8 +71,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     def op_time(stage: int, op: Op) -> tuple[float, float]:
         return table[(op.kind, op.chunk * p.pp + stage)]
 
-    p2p_bytes = (training.micro_batch * training.seq_len / p.cp * model.hidden_size
-                 * activation_bytes(training.dtype) / p.tp)  # scatter-gather / SP: 1/tp each
+    p2p_bytes = p2p_activation_bytes(model, training, p)
 
     def p2p_time(src: int, dst: int, kind: OpKind) -> float:
         return comm.send_recv(groups[src].rank, groups[dst].rank, p2p_bytes)
