@@ -18,7 +18,7 @@ from hwmodels.layers import ProfileArg
 from hwmodels.parallel import CPMode, FSDPImpl, ParallelConfig, Recompute, TrainingConfig
 from hwmodels.specs import ModelSpec
 from hwmodels.training.comm import CommModel
-from hwmodels.training.placement import StageGroups
+from hwmodels.training.placement import StageGroups, stage_groups
 
 # Gradients reduced by ZeRO-3/FSDP every microbatch travel in the 16-bit compute dtype
 # (DeepSpeed's communication_data_type defaults to the fp16/bf16 model dtype; llm-foundry's
@@ -103,12 +103,23 @@ class _LayerPhase:
 
 @dataclass(slots=True)
 class CostCache:
-    """Layer and embedding/logits costs keyed by everything they depend on but the model,
-    cluster, profile and flash flag: share one only between cost models that agree on those
-    (the planner shares one across all plans of a search)."""
+    """Layer and embedding/logits costs (keyed by everything they depend on but the model,
+    cluster, profile and flash flag) and stage rank groups: share one only between cost models
+    that agree on those (the planner shares one across all plans of a search)."""
 
     layers: dict[tuple[Any, ...], tuple[_LayerPhase, _LayerPhase]] = field(default_factory=dict)
     ends: dict[tuple[Any, ...], tuple[_LayerPhase, _LayerPhase]] = field(default_factory=dict)
+    # (tp, cp, dp, pp, ep, rank_order, stage) -> that stage's rank groups
+    groups: dict[tuple[Any, ...], StageGroups] = field(default_factory=dict)
+
+    def stage_groups(self, parallel: ParallelConfig, stage: int) -> StageGroups:
+        """placement.stage_groups, memoized (plans of a search share a few shapes)."""
+        p = parallel
+        key = (p.tp, p.cp, p.dp, p.pp, p.ep, p.rank_order, stage)
+        hit = self.groups.get(key)
+        if hit is None:
+            hit = self.groups[key] = stage_groups(p, stage)
+        return hit
 
 
 class ChunkCostModel:

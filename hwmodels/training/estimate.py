@@ -18,7 +18,6 @@ from hwmodels.specs import ModelSpec
 from hwmodels.training.comm import CommModel
 from hwmodels.training.costs import ChunkCost, ChunkCostModel, CostCache, p2p_activation_bytes
 from hwmodels.training.gradsync import finish_stage, stage_params
-from hwmodels.training.placement import stage_groups
 
 # (pp, vpp, weight-gradient share of a microbatch) -> idle microbatch-stages of the critical stage
 BubbleFn = Callable[[int, int, float], float]
@@ -69,7 +68,8 @@ def estimate_iteration(model: ModelSpec, training: TrainingConfig, parallel: Par
     """Iteration time of `parallel` in closed form (cache: layer costs shared across plans)."""
     p = parallel
     stage = p.pp - 1
-    groups = stage_groups(p, stage)
+    cache = CostCache() if cache is None else cache
+    groups = cache.stage_groups(p, stage)
     costs = ChunkCostModel(model, training, p, comm, {stage: groups}, profile=comm.profile,
                            flash_attention=flash_attention, cache=cache)
     chunks = tuple(costs.chunk(c * p.pp + stage) for c in range(p.vpp))
