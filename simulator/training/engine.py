@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from simulator.training.schedules import Op, OpKind, StageOps
+from simulator.training.schedules import Op, OpKind, StageOps, splits_backward
 
 OpTimeFn = Callable[[int, Op], tuple[float, float]]
 P2PTimeFn = Callable[[int, int, OpKind], float]
@@ -58,7 +58,7 @@ def run_pipeline(ops: StageOps, *, pp: int, vpp: int, op_time: OpTimeFn, p2p_tim
     """Simulate the pipeline phase of one iteration (forward/backward of all microbatches)."""
     env = simpy.Environment()
     num_virtual = pp * vpp
-    split = any(op.kind is OpKind.W for stage_ops in ops for op in stage_ops)
+    split = splits_backward(ops)
     grad_kind = OpKind.W if split else OpKind.B
     last_grad_mb: dict[tuple[int, int], int] = {}
     for s, stage_ops in enumerate(ops):

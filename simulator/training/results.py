@@ -26,7 +26,7 @@ class Breakdown:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StageRecord:
-    """One pipeline stage's share of the iteration (one row of `IterationResult.stages_df`)."""
+    """One pipeline stage's share of the iteration (one row of `TrainingResult.stages_df`)."""
 
     stage: int
     compute_s: float
@@ -39,7 +39,7 @@ class StageRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IterationResult:
+class TrainingResult:
     """One training iteration: the `fleetsim simulate train` contract plus per-stage detail."""
 
     iteration_time_s: float

@@ -1,4 +1,7 @@
-"""simulate_iteration: one training iteration of a parallel plan, as a SimPy simulation.
+"""One training iteration of a parallel plan, as a SimPy simulation.
+
+simulate_training(plan) is the typed seam planners call; simulate_iteration is the same run
+with the plan's fields as arguments (what the scenario loader and the CLI hold).
 
 Symmetry: one pipeline (pp stages, the one holding rank 0) stands for every DP/CP/EP replica;
 its collectives are costed on the real groups that pipeline's ranks belong to.
@@ -18,23 +21,31 @@ from hwmodels.parallel import (
     num_microbatches,
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.training.comm import CommModel
+from hwmodels.training.costs import ChunkCost, ChunkCostModel, p2p_activation_bytes
+from hwmodels.training.gradsync import finish_stage, stage_params
+from hwmodels.training.placement import pipeline_groups
 from hwmodels.units import GiB
-from simulator.training.comm import CommModel
-from simulator.training.costs import ChunkCost, ChunkCostModel, activation_bytes
 from simulator.training.engine import TraceEvent, run_pipeline
-from simulator.training.gradsync import finish_stage, stage_params
-from simulator.training.placement import pipeline_groups
-from simulator.training.results import Breakdown, IterationResult, StageRecord
-from simulator.training.schedules import Op, OpKind, build_schedule, max_inflight
+from simulator.training.plan import TrainingPlan
+from simulator.training.results import Breakdown, StageRecord, TrainingResult
+from simulator.training.schedules import Op, OpKind, build_schedule, max_inflight, splits_backward
 
 # Headroom kept free when judging fit (allocator spikes, NCCL growth): hwmodels.memory default.
 MEMORY_HEADROOM = DEFAULT_HEADROOM
 
 
+def simulate_training(plan: TrainingPlan) -> TrainingResult:
+    """Simulate one optimizer step of a typed plan."""
+    return simulate_iteration(plan.model, plan.cluster, plan.training, plan.parallel,
+                              profile=plan.profile, timeline=plan.timeline,
+                              flash_attention=plan.flash_attention)
+
+
 def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
                        parallel: ParallelConfig, *, profile: ProfileArg = None,
                        timeline: bool = False, flash_attention: bool = True
-                       ) -> IterationResult:
+                       ) -> TrainingResult:
     """Simulate one optimizer step of `model` on `cluster` with plan `parallel`.
 
     flash_attention=False models Megatron's pre-FlashAttention fused softmax kernels (the
@@ -51,7 +62,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     comm = CommModel(cluster, prof)
     m = num_microbatches(training, p)
     ops = build_schedule(p.schedule, p.pp, m, p.vpp)
-    split = any(op.kind is OpKind.W for stage_ops in ops for op in stage_ops)
+    split = splits_backward(ops)
     costs = ChunkCostModel(model, training, p, comm, groups, profile=prof,
                            flash_attention=flash_attention)
     chunk_costs: list[ChunkCost] = [costs.chunk(v) for v in range(p.pp * p.vpp)]
@@ -60,8 +71,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     def op_time(stage: int, op: Op) -> tuple[float, float]:
         return table[(op.kind, op.chunk * p.pp + stage)]
 
-    p2p_bytes = (training.micro_batch * training.seq_len / p.cp * model.hidden_size
-                 * activation_bytes(training.dtype) / p.tp)  # scatter-gather / SP: 1/tp each
+    p2p_bytes = p2p_activation_bytes(model, training, p)
 
     def p2p_time(src: int, dst: int, kind: OpKind) -> float:
         return comm.send_recv(groups[src].rank, groups[dst].rank, p2p_bytes)
@@ -108,7 +118,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     events: tuple[TraceEvent, ...] | None = None
     if timeline:
         events = run.events + _end_events(ends, run.stages)
-    return IterationResult(
+    return TrainingResult(
         iteration_time_s=iteration_s,
         tokens_per_s=training.global_batch * training.seq_len / iteration_s,
         tflops_per_gpu=model_flops / iteration_s / n / 1e12,

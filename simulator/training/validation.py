@@ -56,9 +56,9 @@ from hwmodels.cluster import build_cluster
 from hwmodels.dtypes import DType
 from hwmodels.parallel import FSDPImpl, ParallelConfig, PipelineSchedule, Recompute, TrainingConfig
 from hwmodels.specs import ClusterSpec, ModelSpec
-from simulator.training.comm import CommModel
-from simulator.training.costs import ChunkCostModel
-from simulator.training.placement import pipeline_groups
+from hwmodels.training.comm import CommModel
+from hwmodels.training.costs import ChunkCostModel
+from hwmodels.training.placement import pipeline_groups
 from simulator.training.simulate import simulate_iteration
 
 DATA_FILE = "training_published.csv"

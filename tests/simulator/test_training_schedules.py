@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from hwmodels.errors import ConfigError
+from hwmodels.parallel import PipelineSchedule
 from simulator.training.engine import run_pipeline
 from simulator.training.schedules import (
+    SCHEDULES,
     Op,
     OpKind,
     build_schedule,
@@ -100,7 +102,12 @@ def test_p2p_latency_delays_the_pipeline() -> None:
 
 
 def test_unknown_schedule_lists_valid_ones() -> None:
-    with pytest.raises(ConfigError, match="allowed: gpipe, 1f1b, interleaved, zb-h1"):
+    with pytest.raises(ConfigError, match="allowed: 1f1b, gpipe, interleaved, zb-h1"):
         build_schedule("pipedream", 2, 4)
     with pytest.raises(ConfigError, match="vpp"):
         build_schedule("1f1b", 2, 4, vpp=2)
+
+
+def test_every_schedule_is_registered_once() -> None:
+    assert list(SCHEDULES) == list(PipelineSchedule)
+    assert SCHEDULES.get("zb-h1") is zb_h1 and SCHEDULES.get(PipelineSchedule.GPIPE) is gpipe

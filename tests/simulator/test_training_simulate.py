@@ -4,6 +4,7 @@ placement groups, timeline/plot files and scenario parsing."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,15 @@ from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import ParallelConfig, PipelineSchedule, Recompute, TrainingConfig
-from simulator.training import apply_overrides, load_training_scenario, simulate_iteration
-from simulator.training.placement import pipeline_groups
+from hwmodels.training.placement import pipeline_groups
+from simulator.training import (
+    TrainingPlan,
+    TrainingResult,
+    apply_overrides,
+    load_training_scenario,
+    simulate_iteration,
+    simulate_training,
+)
 from simulator.training.plot import plot_pipeline
 from simulator.training.timeline import write_chrome_trace
 
@@ -211,3 +219,24 @@ def test_deepspeed_2021_zero3_is_slower_across_nodes_and_parses() -> None:
                                file="s.yaml")
     with pytest.raises(ConfigError, match="parallelism.fsdp_impl"):
         ParallelConfig(zero=3, fsdp_impl="fairscale")  # type: ignore[arg-type]
+
+
+def test_simulate_training_is_the_typed_seam_over_simulate_iteration() -> None:
+    cluster = build_cluster("a100-80gb", 16, inter_node="ib-hdr")
+    training = TrainingConfig(seq_len=2048, global_batch=32, micro_batch=1)
+    parallel = ParallelConfig(tp=2, pp=2, dp=4)
+    plan = TrainingPlan(model=_gpt(), cluster=cluster, training=training, parallel=parallel)
+    r = simulate_training(plan)
+    assert isinstance(r, TrainingResult) and r.timeline is None
+    assert r.to_dict() == simulate_iteration(_gpt(), cluster, training, parallel).to_dict()
+    assert pickle.loads(pickle.dumps(plan)) == plan  # executors ship plans to workers
+
+
+def test_training_plan_rejects_wrong_types_naming_the_field() -> None:
+    cluster = build_cluster("a100-80gb", 16, inter_node="ib-hdr")
+    with pytest.raises(ConfigError, match="plan.training.*must be a TrainingConfig"):
+        TrainingPlan(model=_gpt(), cluster=cluster, training={"seq_len": 2048},  # type: ignore[arg-type]
+                     parallel=ParallelConfig())
+    with pytest.raises(ConfigError, match="plan.profile"):
+        TrainingPlan(model=_gpt(), cluster=cluster, training=TrainingConfig(
+            seq_len=2048, global_batch=32), parallel=ParallelConfig(), profile=3)  # type: ignore[arg-type]

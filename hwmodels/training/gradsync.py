@@ -6,7 +6,7 @@ buckets become ready while the backward of its last microbatch runs (layers fini
 order, uniformly over that op) and go out one at a time on the stage's DP channel; without it
 they all start after the stage's last backward. ZeRO-0 all-reduces, ZeRO-1/2 (Megatron's
 distributed optimizer) reduce-scatter and all-gather the updated 16-bit weights after the step,
-ZeRO-3 reduces per microbatch inside the ops (costs.py), so nothing is left here.
+ZeRO-3 reduces per microbatch inside the ops (hwmodels.training.costs), so nothing is left here.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from hwmodels.dtypes import DType
 from hwmodels.ops import memory_time
 from hwmodels.parallel import ParallelConfig, TrainingConfig
 from hwmodels.specs import ModelSpec
-from simulator.training.comm import CommModel
-from simulator.training.placement import StageGroups
+from hwmodels.training.comm import CommModel
+from hwmodels.training.placement import StageGroups
 
 # Megatron-core DDP default bucket: max(40,000,000, 1,000,000 * dp) parameters.
 BUCKET_MIN_PARAMS = 40_000_000

@@ -86,24 +86,26 @@ def _ep_groups(data_ranks: tuple[int, ...], ep: int, contiguous: bool) -> tuple[
 
 def pipeline_groups(parallel: ParallelConfig) -> tuple[StageGroups, ...]:
     """Rank groups of every stage of the pipeline that holds rank 0 (one stands for all)."""
+    return tuple(stage_groups(parallel, s) for s in range(parallel.pp))
+
+
+def stage_groups(parallel: ParallelConfig, stage: int) -> StageGroups:
+    """Rank groups of one stage of the pipeline that holds rank 0 (the planner asks for one)."""
     mesh = build_mesh(parallel)
     order = list(parallel.rank_order)
     ep_contiguous = order.index("ep") < order.index("dp")
-    stages = []
-    for s in range(parallel.pp):
-        rank = mesh.rank(pp=s)
-        data = mesh.group(("cp", "dp"), pp=s)
-        ep_group, edp_group = _ep_groups(data, parallel.ep, ep_contiguous)
-        stages.append(StageGroups(
-            stage=s,
-            rank=rank,
-            tp_group=mesh.group(("tp",), pp=s),
-            cp_group=mesh.group(("cp",), pp=s),
-            dp_group=mesh.group(("dp",), pp=s),
-            dp_cp_group=data,
-            ep_group=ep_group,
-            expert_dp_group=edp_group,
-            next_rank=mesh.rank(pp=s + 1) if s + 1 < parallel.pp else None,
-            prev_rank=mesh.rank(pp=s - 1) if s > 0 else None,
-        ))
-    return tuple(stages)
+    s = stage
+    data = mesh.group(("cp", "dp"), pp=s)
+    ep_group, edp_group = _ep_groups(data, parallel.ep, ep_contiguous)
+    return StageGroups(
+        stage=s,
+        rank=mesh.rank(pp=s),
+        tp_group=mesh.group(("tp",), pp=s),
+        cp_group=mesh.group(("cp",), pp=s),
+        dp_group=mesh.group(("dp",), pp=s),
+        dp_cp_group=data,
+        ep_group=ep_group,
+        expert_dp_group=edp_group,
+        next_rank=mesh.rank(pp=s + 1) if s + 1 < parallel.pp else None,
+        prev_rank=mesh.rank(pp=s - 1) if s > 0 else None,
+    )

@@ -8,15 +8,17 @@ embedding, the last virtual stage adds the logits and loss. Costs are computed o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from hwmodels import layers
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.parallel import CPMode, FSDPImpl, ParallelConfig, Recompute, TrainingConfig
 from hwmodels.specs import ModelSpec
-from simulator.training.comm import CommModel
-from simulator.training.placement import StageGroups
+from hwmodels.training.comm import CommModel
+from hwmodels.training.placement import StageGroups, stage_groups
 
 # Gradients reduced by ZeRO-3/FSDP every microbatch travel in the 16-bit compute dtype
 # (DeepSpeed's communication_data_type defaults to the fp16/bf16 model dtype; llm-foundry's
@@ -62,6 +64,16 @@ def activation_bytes(dtype: DType) -> float:
     return 4.0 if dtype in (DType.FP32, DType.TF32) else 2.0
 
 
+def p2p_activation_bytes(model: ModelSpec, training: TrainingConfig,
+                         parallel: ParallelConfig) -> float:
+    """Bytes one microbatch's activations (or their grads) carry between pipeline stages.
+
+    Megatron's scatter-gather optimisation (and SP) sends 1/tp of the tensor from each rank.
+    """
+    return (training.micro_batch * training.seq_len / parallel.cp * model.hidden_size
+            * activation_bytes(training.dtype) / parallel.tp)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseCost:
     """One op's cost on one rank: compute seconds and communication seconds left exposed."""
@@ -89,17 +101,43 @@ class _LayerPhase:
     flops: float
 
 
+@dataclass(slots=True)
+class CostCache:
+    """Layer and embedding/logits costs (keyed by everything they depend on but the model,
+    cluster, profile and flash flag) and stage rank groups: share one only between cost models
+    that agree on those (the planner shares one across all plans of a search)."""
+
+    layers: dict[tuple[Any, ...], tuple[_LayerPhase, _LayerPhase]] = field(default_factory=dict)
+    ends: dict[tuple[Any, ...], tuple[_LayerPhase, _LayerPhase]] = field(default_factory=dict)
+    # (tp, cp, dp, pp, ep, rank_order, stage) -> that stage's rank groups
+    groups: dict[tuple[Any, ...], StageGroups] = field(default_factory=dict)
+
+    def stage_groups(self, parallel: ParallelConfig, stage: int) -> StageGroups:
+        """placement.stage_groups, memoized (plans of a search share a few shapes)."""
+        p = parallel
+        key = (p.tp, p.cp, p.dp, p.pp, p.ep, p.rank_order, stage)
+        hit = self.groups.get(key)
+        if hit is None:
+            hit = self.groups[key] = stage_groups(p, stage)
+        return hit
+
+
 class ChunkCostModel:
-    """Builds ChunkCost for every virtual stage of a plan (memoized per layer kind)."""
+    """Builds ChunkCost for every virtual stage of a plan (memoized per layer kind).
+
+    groups maps a pipeline stage to its rank groups: all of them (pipeline_groups) for the
+    simulator, or only the stages asked about (the planner's critical stage).
+    """
 
     def __init__(self, model: ModelSpec, training: TrainingConfig, parallel: ParallelConfig,
-                 comm: CommModel, groups: tuple[StageGroups, ...],
-                 profile: ProfileArg = None, flash_attention: bool = True) -> None:
+                 comm: CommModel, groups: tuple[StageGroups, ...] | Mapping[int, StageGroups],
+                 profile: ProfileArg = None, flash_attention: bool = True,
+                 cache: CostCache | None = None) -> None:
         self.model, self.training, self.parallel = model, training, parallel
         self.flash_attention = flash_attention
         self.comm, self.groups, self.profile = comm, groups, profile
         self.device = comm.cluster.device
-        self._layer_cache: dict[tuple[int, bool], tuple[_LayerPhase, _LayerPhase]] = {}
+        self.cache = CostCache() if cache is None else cache
 
     # -- per layer ---------------------------------------------------------------------------
 
@@ -168,12 +206,14 @@ class ChunkCostModel:
 
     def layer(self, stage: int, moe: bool) -> tuple[_LayerPhase, _LayerPhase]:
         """(forward, backward) of one layer on the representative rank of `stage`."""
-        key = (stage, moe)
-        hit = self._layer_cache.get(key)
+        p, t = self.parallel, self.training
+        g = self.groups[stage]
+        key = (g.tp_group, g.cp_group, g.ep_group if moe else (), t.micro_batch, t.seq_len,
+               t.dtype, p.tp, p.cp, p.ep if moe else 1, p.sequence_parallel, p.recompute,
+               p.overlap_tp_comm, p.cp_mode, moe)
+        hit = self.cache.layers.get(key)
         if hit is not None:
             return hit
-        p = self.parallel
-        g = self.groups[stage]
         common = self._common()
         extra = dict(moe=moe, ep=p.ep if moe else 1, cp_mode=p.cp_mode,
                      flash=self.flash_attention)
@@ -208,7 +248,7 @@ class ChunkCostModel:
             b_compute += fwd.attention_s  # softmax/QK^T/AV only, no communication
         backward = _LayerPhase(compute_s=b_compute, comm_s=b_comm, exposed_s=b_exposed,
                                wgrad_s=bwd.weight_grad_s, flops=b_flops)
-        self._layer_cache[key] = (forward, backward)
+        self.cache.layers[key] = (forward, backward)
         return forward, backward
 
     # -- per chunk ---------------------------------------------------------------------------
@@ -271,12 +311,17 @@ class ChunkCostModel:
 
     def _ends(self, stage: int, virtual_stage: int) -> tuple[_LayerPhase, _LayerPhase] | None:
         """Embedding (first virtual stage) and logits + loss (last) work, with TP collectives."""
-        p = self.parallel
+        p, t = self.parallel, self.training
         last = p.pp * p.vpp - 1
         if virtual_stage not in (0, last):
             return None
-        common = self._common()
         g = self.groups[stage]
+        key = (g.tp_group, t.micro_batch, t.seq_len, t.dtype, p.tp, p.cp, p.sequence_parallel,
+               virtual_stage == 0, virtual_stage == last)
+        hit = self.cache.ends.get(key)
+        if hit is not None:
+            return hit
+        common = self._common()
         nbytes = self._tokens() * self.model.hidden_size * activation_bytes(self.training.dtype)
         # vocab-parallel embedding output all-reduce (reduce-scatter with SP); logits input
         # all-gather with SP (its backward reduce-scatters), or the backward all-reduce.
@@ -301,10 +346,10 @@ class ChunkCostModel:
             b_comm += tp_coll
             f_fl += l_f.flops
             b_fl += l_b.flops
-        return (_LayerPhase(compute_s=f_c, comm_s=f_comm, exposed_s=f_comm, wgrad_s=0.0,
-                            flops=f_fl),
-                _LayerPhase(compute_s=b_c, comm_s=b_comm, exposed_s=b_comm, wgrad_s=b_w,
-                            flops=b_fl))
+        hit = self.cache.ends[key] = (
+            _LayerPhase(compute_s=f_c, comm_s=f_comm, exposed_s=f_comm, wgrad_s=0.0, flops=f_fl),
+            _LayerPhase(compute_s=b_c, comm_s=b_comm, exposed_s=b_comm, wgrad_s=b_w, flops=b_fl))
+        return hit
 
 
 def _scale(phase: _LayerPhase, n: int) -> _LayerPhase:

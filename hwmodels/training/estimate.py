@@ -1,0 +1,112 @@
+"""Closed-form iteration time of one plan from the simulator's own costs (the planner's ranking).
+
+The same ChunkCostModel chunks, p2p bytes and finish_stage tail the SimPy simulation uses, on
+the critical stage: the last one, which carries the logits (they outweigh the first stage's
+embedding). What SimPy models and this does not: the exact bubble (here a per-schedule closed
+form in microbatch-stage units), link contention between p2p sends, stages that wait on each
+other, and the exact windows the gradient buckets overlap with (here the last backward of each
+chunk, back to back at the end of the pipeline). Both agree exactly for pp = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hwmodels.parallel import ParallelConfig, PipelineSchedule, TrainingConfig, num_microbatches
+from hwmodels.specs import ModelSpec
+from hwmodels.training.comm import CommModel
+from hwmodels.training.costs import ChunkCost, ChunkCostModel, CostCache, p2p_activation_bytes
+from hwmodels.training.gradsync import finish_stage, stage_params
+
+# (pp, vpp, weight-gradient share of a microbatch) -> idle microbatch-stages of the critical stage
+BubbleFn = Callable[[int, int, float], float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleShape:
+    """Closed-form facts of one pipeline schedule."""
+
+    splits_backward: bool  # separate weight-gradient (W) ops: the last grads come from a W
+    bubble_units: BubbleFn
+
+
+def _flush_bubble(pp: int, vpp: int, wgrad_share: float) -> float:
+    """1F1B and GPipe: (p-1) microbatch-stages; interleaved: (p-1)/v (Narayanan et al. SC'21)."""
+    return (pp - 1) / vpp
+
+
+def _zero_bubble_h1(pp: int, vpp: int, wgrad_share: float) -> float:
+    """ZB-H1 (Qi et al. ICLR'24): bubble (p-1)(F + B - W) = (p-1)(1 - 2W/T) microbatch-stages."""
+    return (pp - 1) * min(max(1 - 2 * wgrad_share, 0.0), 1.0)
+
+
+SCHEDULE_SHAPES: dict[PipelineSchedule, ScheduleShape] = {
+    PipelineSchedule.GPIPE: ScheduleShape(splits_backward=False, bubble_units=_flush_bubble),
+    PipelineSchedule.ONE_F_ONE_B: ScheduleShape(splits_backward=False,
+                                                bubble_units=_flush_bubble),
+    PipelineSchedule.INTERLEAVED: ScheduleShape(splits_backward=False,
+                                                bubble_units=_flush_bubble),
+    PipelineSchedule.ZB_H1: ScheduleShape(splits_backward=True, bubble_units=_zero_bubble_h1),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IterationEstimate:
+    """Closed-form iteration time of the critical stage; the four parts sum to it."""
+
+    iteration_time_s: float
+    compute_s: float
+    exposed_comm_s: float  # op-level exposed comm of every microbatch + the DP/optimizer tail
+    bubble_s: float  # pipeline fill/drain idle time + p2p latency on that path
+    optimizer_s: float
+
+
+def estimate_iteration(model: ModelSpec, training: TrainingConfig, parallel: ParallelConfig,
+                       comm: CommModel, *, flash_attention: bool = True,
+                       cache: CostCache | None = None) -> IterationEstimate:
+    """Iteration time of `parallel` in closed form (cache: layer costs shared across plans)."""
+    p = parallel
+    stage = p.pp - 1
+    cache = CostCache() if cache is None else cache
+    groups = cache.stage_groups(p, stage)
+    costs = ChunkCostModel(model, training, p, comm, {stage: groups}, profile=comm.profile,
+                           flash_attention=flash_attention, cache=cache)
+    chunks = tuple(costs.chunk(c * p.pp + stage) for c in range(p.vpp))
+    p2p_s = (comm.send_recv(groups.prev_rank, groups.rank,  # type: ignore[arg-type]
+                            p2p_activation_bytes(model, training, p)) if p.pp > 1 else 0.0)
+    shape = SCHEDULE_SHAPES[PipelineSchedule(p.schedule)]
+    f_c = sum(c.forward.compute_s for c in chunks)
+    f_e = sum(c.forward.exposed_comm_s for c in chunks)
+    b_c = sum(c.backward.compute_s for c in chunks)
+    b_e = sum(c.backward.exposed_comm_s for c in chunks)
+    wgrad = sum(c.backward.wgrad_s for c in chunks)
+    per_mb = f_c + f_e + b_c + b_e
+    bubble = shape.bubble_units(p.pp, p.vpp, wgrad / per_mb) * per_mb
+    if p.pp > 1:
+        bubble += 2 * (p.pp * p.vpp - 1) * p2p_s  # fill and drain each cross every stage
+    m = num_microbatches(training, p)
+    pipeline_end_s = m * per_mb + bubble
+    end = finish_stage(stage=stage, params=stage_params(model, p, stage), groups=groups,
+                       comm=comm, training=training, parallel=p, compute_end_s=pipeline_end_s,
+                       last_grad_window=_last_grad_windows(chunks, pipeline_end_s,
+                                                           shape.splits_backward),
+                       profile=comm.profile)
+    return IterationEstimate(iteration_time_s=end.end_s, compute_s=m * (f_c + b_c),
+                             exposed_comm_s=m * (f_e + b_e) + end.exposed_comm_s,
+                             bubble_s=bubble, optimizer_s=end.optimizer_s)
+
+
+def _last_grad_windows(chunks: Sequence[ChunkCost], end_s: float, splits_backward: bool
+                       ) -> dict[int, tuple[float, float]]:
+    """(start, end) of the op producing each chunk's last weight grads: chunk 0's ends the
+    pipeline (every schedule drains the backward towards the first chunk), the others back to
+    back before it."""
+    windows: dict[int, tuple[float, float]] = {}
+    t = end_s
+    for c, cost in enumerate(chunks):
+        b = cost.backward
+        duration = b.wgrad_s if splits_backward else b.compute_s + b.exposed_comm_s
+        windows[c] = (t - duration, t)
+        t -= duration
+    return windows
