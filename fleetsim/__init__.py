@@ -5,7 +5,7 @@ name is used)::
 
     import fleetsim
     sc = fleetsim.load_scenario("simulator/scenarios/gpt3-175b-a100.yaml")
-    it = fleetsim.simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel)
+    it = fleetsim.simulate_training(sc.plan())   # a TrainingResult
     df = fleetsim.read_trace("azure-conv-2023-sample")
 
 The layers below (hwmodels, traces, calibration, simulator, planners) never import this package.
@@ -33,9 +33,16 @@ _API: dict[str, str] = {
     "load_scenario": "fleetsim.api",
     "load_training_scenario": "simulator.training",
     "load_serving_scenario": "simulator.serving",
-    # simulation
+    # simulation: the typed seams planners use too
+    "TrainingPlan": "simulator.training",
+    "TrainingResult": "simulator.training",
+    "simulate_training": "simulator.training",
     "simulate_iteration": "simulator.training",
     "simulate_longrun": "simulator.longrun",
+    "ServingPlan": "simulator.serving",
+    "ServingConfig": "simulator.serving",
+    "ServingResult": "simulator.serving",
+    "StepRecord": "simulator.serving",
     "simulate_serving": "simulator.serving",
     # planning
     "plan_train": "planners.train",

@@ -38,13 +38,13 @@ def _estimate_section(out: Path) -> dict[str, Any]:
 
 def _training_section(out: Path) -> dict[str, Any]:
     from fleetsim.cli.common import load_scenario_file
-    from simulator.training import load_training_scenario, simulate_iteration
+    from simulator.training import load_training_scenario, simulate_training
     from simulator.training.plot import plot_pipeline
     from simulator.training.timeline import write_chrome_trace
 
     path = _scenario_path("gpt3-175b-a100.yaml")
     sc = load_training_scenario(load_scenario_file(path), file=str(path))
-    res = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel, timeline=True)
+    res = simulate_training(sc.plan(timeline=True))
     write_chrome_trace(res.timeline or (), out / "training_timeline.json")
     plot_pipeline(res.timeline or (), out / "training_pipeline.png", title=sc.name)
     return {"scenario": sc.name, **res.to_dict(),
@@ -62,8 +62,8 @@ def _validation_section(out: Path) -> dict[str, Any]:
 
 def _serving_section(out: Path) -> dict[str, Any]:
     from fleetsim.cli.common import load_scenario_file
+    from simulator.serving import load_serving_scenario, load_workload, simulate_serving
     from simulator.serving.plots import plot_latency_cdfs
-    from simulator.serving.scenario import load_serving_scenario, load_workload, simulate_serving
 
     path = _scenario_path("llama2-70b-h100-azure.yaml")
     sc = load_serving_scenario(load_scenario_file(path), file=str(path))

@@ -86,14 +86,13 @@ def simulate_train(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """One training iteration (and, with a run: section, a long run with failures)."""
-    from simulator.training import apply_overrides, load_training_scenario, simulate_iteration
+    from simulator.training import apply_overrides, load_training_scenario, simulate_training
 
     raw = apply_overrides(load_scenario_file(scenario), set_ or [])
     sc = load_training_scenario(raw, file=scenario)
     want_events = bool(timeline or plot)
     with scenario_errors(scenario):
-        result = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel,
-                                    timeline=want_events)
+        result = simulate_training(sc.plan(timeline=want_events))
         out = result.to_dict()
         if sc.run is not None:
             out.update(_long_run(sc, result, seed=seed, seeds=seeds, file=scenario,
@@ -158,7 +157,7 @@ def simulate_serve(
 
     from rich.progress import Progress
 
-    from simulator.serving.scenario import (
+    from simulator.serving import (
         apply_overrides,
         load_serving_scenario,
         load_workload,

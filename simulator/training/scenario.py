@@ -21,6 +21,7 @@ from hwmodels.parallel import ParallelConfig, PipelineSchedule, TrainingConfig
 from hwmodels.specs import ClusterSpec, ModelSpec
 from simulator.longrun.scenario import RunSpec
 from simulator.schema import apply_overrides, read_section, with_file
+from simulator.training.plan import TrainingPlan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +82,11 @@ class TrainingScenario:
     run: RunSpec | None = None  # None: one iteration only
     name: str = ""
     file: str | None = None  # where it was read from (named in later errors)
+
+    def plan(self, *, timeline: bool = False) -> TrainingPlan:
+        """The typed plan one iteration simulates (simulate_training's input)."""
+        return TrainingPlan(model=self.model, cluster=self.cluster, training=self.training,
+                            parallel=self.parallel, timeline=timeline)
 
 
 def read_parallelism(raw: Mapping[str, Any], cluster: ClusterSpec, *,

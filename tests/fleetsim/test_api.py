@@ -49,5 +49,7 @@ def test_load_scenario_detects_the_kind() -> None:
     assert type(train).__name__ == "TrainingScenario"
     serve = fleetsim.load_scenario(scen / "llama2-70b-h100-azure.yaml")
     assert type(serve).__name__ == "ServingScenario"
-    it = fleetsim.simulate_iteration(train.model, train.cluster, train.training, train.parallel)
+    it = fleetsim.simulate_training(train.plan())
     assert 0 < it.mfu < 1
+    same = fleetsim.simulate_iteration(train.model, train.cluster, train.training, train.parallel)
+    assert same.to_dict() == it.to_dict()
