@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +71,16 @@ class scenario_errors:  # noqa: N801 - used as a lowercase context manager
             message = str(exc)
             raise ConfigError(message, file=self.file) from None
         return False
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                float_fmt: str = ".4g") -> None:
+    """One rich table on the console: floats as float_fmt, everything else as str."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(str(col))
+    for row in rows:
+        t.add_row(*[format(v, float_fmt) if isinstance(v, float) else str(v) for v in row])
+    console.print(t)

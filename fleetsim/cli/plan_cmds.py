@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json, load_scenario_file
+from fleetsim.cli.common import console, emit_json, load_scenario_file, print_table
 from hwmodels.errors import ConfigError
 
 plan_app = typer.Typer(help="Search for the best plan.", no_args_is_help=True)
@@ -163,14 +163,9 @@ def sweep_cmd(
         emit_json({"out": out, "points": len(df), "failed": int((~df["ok"]).sum()),
                    "rows": df.to_dict(orient="records")})
         return
-    t = Table(title=f"sweep: {len(df)} points -> {out}")
     cols = keys + [c for c in (metric, "mfu", "peak_memory_gib", "ok", "error") if c in df]
-    for c in cols:
-        t.add_column(c)
-    for _, row in df.iterrows():
-        t.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
-                    for c in cols])
-    console.print(t)
+    print_table(f"sweep: {len(df)} points -> {out}", cols,
+                ([row[c] for c in cols] for _, row in df.iterrows()))
 
 
 def _workload(trace: str, start_s: float | None, end_s: float | None,
@@ -240,15 +235,10 @@ def plan_gpu_mix_cmd(
     if json_out:
         emit_json(out)
         return
-    t = Table(title=f"plan gpu-mix: {model} on {trace} — ${out['cost_usd_per_hour']:.2f}/h, "
-                    f"SLO attainment {out['slo_attainment']:.1%} after {out['iterations']} "
-                    f"round(s)")
     table = plan.table()
-    for c in table.columns:
-        t.add_column(str(c))
-    for _, row in table.iterrows():
-        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
-    console.print(t)
+    print_table(f"plan gpu-mix: {model} on {trace} — ${out['cost_usd_per_hour']:.2f}/h, "
+                f"SLO attainment {out['slo_attainment']:.1%} after {out['iterations']} round(s)",
+                list(table.columns), (list(row) for _, row in table.iterrows()), float_fmt=".3g")
     if out.get("best_single_type"):
         saving = out.get("savings_vs_best_single")
         console.print(f"best single type: {out['best_single_type']} at "
@@ -297,13 +287,9 @@ def plan_power_cmd(
                   f"(nameplate: {out['nameplate_servers']}, {out['gain']:+.0%}); peak "
                   f"{out['peak_power_kw']:.1f} kW; capping {cap['fraction_of_time']:.1%} of the "
                   f"time in {cap['events']} episodes")
-    t = Table(title="impact of capping")
-    for c in ("priority", "metric", "uncapped", "capped", "change"):
-        t.add_column(c)
-    for r in out["impact"]:
-        t.add_row(r["priority"], r["metric"], f"{r['uncapped']:.4g}", f"{r['capped']:.4g}",
-                  f"{r['change']:+.2%}")
-    console.print(t)
+    print_table("impact of capping", ("priority", "metric", "uncapped", "capped", "change"),
+                ((r["priority"], r["metric"], r["uncapped"], r["capped"], f"{r['change']:+.2%}")
+                 for r in out["impact"]))
 
 
 @plan_app.command("serve")
