@@ -93,7 +93,7 @@ def test_cap_respected_and_power_monotone(cu: float, mu: float, cap: float) -> N
     scale = freq_scale_for_cap(H100, cap_w, compute_util=cu, memory_util=mu)
     assert MIN_FREQ_SCALE <= scale <= 1.0
     power = power_w(H100, compute_util=cu, memory_util=mu, freq_scale=scale)
-    if scale > MIN_FREQ_SCALE:
+    if scale > MIN_FREQ_SCALE and cu > 0:  # the SM clock cannot cap memory-only power
         assert power <= cap_w + 1e-6
     assert H100.idle_w <= power <= H100.tdp_w + 1e-9
     assert power_w(H100, compute_util=min(1.0, cu + 0.1), memory_util=mu) >= \
