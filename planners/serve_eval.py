@@ -162,7 +162,7 @@ def unit_plan(model: ModelSpec, cand: ServeCandidate, slo: SLO, *, units: int = 
     serving = unit_mapping(model.name, cand, slo, units=units, dtype=dtype,
                            gpu_memory_utilization=gpu_memory_utilization)["serving"]
     device = load_device(cand.device)
-    cfg, groups, _ = parse_serving_section(serving, device=device,
+    cfg, groups = parse_serving_section(serving, device=device,
                                            num_devices=cand.gpus * units)
     return ServingPlan(model=model, device=device, serving=cfg, groups=groups,
                        slo_ttft_s=slo.ttft_s, slo_tpot_s=slo.tpot_s)

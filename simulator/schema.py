@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 import types
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -47,6 +48,7 @@ from hwmodels.frozen import FrozenMap
 from hwmodels.units import parse_duration_s, parse_size_bytes
 
 T = TypeVar("T")
+_NUMBER_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class Unit(StrEnum):
@@ -223,6 +225,8 @@ def _read_scalar(value: object, hint: type, *, file: str | None, key: str) -> An
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 2.0e9 (no exponent sign) as a string
         raise ConfigError(f"expected a number, got {value!r}", file=file, key=key)
     if hint is str:
         if isinstance(value, str):

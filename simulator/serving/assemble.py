@@ -12,7 +12,7 @@ from hwmodels.errors import ConfigError
 from hwmodels.memory import kv_bytes_per_token, kv_cache_capacity, serving_weight_bytes
 from hwmodels.power import StepPower
 from hwmodels.step import StepCostModel
-from simulator.serving.cluster_config import MigrationConfig, ReplicaGroup
+from simulator.serving.cluster_config import MigrationConfig, ReplicaGroup, targets_group
 from simulator.serving.engine import ClusterOptions, ReplicaSetup
 from simulator.serving.plan import ServingPlan
 from simulator.serving.power import CapController
@@ -73,7 +73,7 @@ def static_cap_w(plan: ServingPlan, group: ReplicaGroup) -> float | None:
     pc = plan.power
     if pc is None or (pc.cap_fraction is None and pc.cap_w is None):
         return None
-    if pc.cap_targets not in ("all", str(group.role), group.name):
+    if not targets_group(pc.cap_targets, group):
         return None
     watts = pc.cap_w if pc.cap_w is not None else pc.cap_fraction * group.device.tdp_w  # type: ignore
     if not watts > group.device.idle_w:
