@@ -88,7 +88,7 @@ def cluster_options(plan: ServingPlan, groups: tuple[ReplicaGroup, ...], *,
     """The engine's cluster options from the plan's configs."""
     sv = plan.serving
     transfer = None
-    if plan.disaggregated or plan.migration is not None or sv.router == RouterKind.LLUMNIX:
+    if plan.disaggregated or sv.migration is not None or sv.router == RouterKind.LLUMNIX:
         dev = groups[0].device
         per_node = plan.devices_per_node or dev.devices_per_node
         intra = link_cost(dev, intra_node=plan.disagg_link or plan.intra_node,
@@ -98,7 +98,7 @@ def cluster_options(plan: ServingPlan, groups: tuple[ReplicaGroup, ...], *,
                           inter_node=plan.disagg_link or plan.inter_node,
                           cross_node=True, devices_per_node=per_node)
         transfer = (intra, inter, per_node, plan.disagg_same_node)
-    migration = plan.migration
+    migration = sv.migration
     if migration is None and sv.router == RouterKind.LLUMNIX:
         migration = MigrationConfig()
     factory: Callable[[], Any] | None = None

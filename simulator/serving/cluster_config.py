@@ -36,15 +36,13 @@ class ReplicaGroup:
     slowdown: float = 1.0  # step-time multiplier (a straggling or throttled group)
 
     def __post_init__(self) -> None:
+        where = f"replica_groups.{self.name}"
         for key in ("count", "tp", "pp"):
             value = getattr(self, key)
-            minimum = 0 if key == "count" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"must be an integer >= {minimum}, got {value!r}",
-                                  key=f"replica_groups.{self.name}.{key}")
-        if not self.slowdown >= 1.0:
-            raise ConfigError(f"must be >= 1, got {self.slowdown!r}",
-                              key=f"replica_groups.{self.name}.slowdown")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"expected an integer, got {value!r}", key=f"{where}.{key}")
+            at_least(self, where, key, 0 if key == "count" else 1)
+        at_least(self, where, "slowdown", 1.0)
 
     @property
     def devices_per_replica(self) -> int:

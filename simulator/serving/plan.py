@@ -1,6 +1,6 @@
-"""The typed serving seam: a frozen ServingPlan (model, replica groups, serving config, links,
-SLO, power/failures/autoscale/migration configs) that simulate_serving runs, and the per-step
-observer protocol through which callers (the power planner) see every step."""
+"""The typed serving seam: a frozen ServingPlan (model, replica groups, serving config with its
+migration, links, SLO, power/failures/autoscale configs) that simulate_serving runs, and the
+per-step observer protocol through which callers (the power planner) see every step."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from simulator.serving.schedulers import SchedulerKind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServingConfig:
     """The serving: section (its fields are the YAML keys; defaults follow vLLM's).
-    replica_groups / disaggregation / migration are kept as written; the ServingPlan holds
-    the groups and migration they resolve to."""
+    replica_groups / disaggregation are kept as written; the ServingPlan holds the groups
+    they resolve to (parse_serving_section)."""
 
     replicas: int | None = None  # None: cluster.num_devices // (tp x pp), else 1
     tp: int = 1
@@ -99,7 +99,6 @@ class ServingPlan:
     power: PowerConfig | None = None
     failures: FailureConfig | None = None
     autoscale: AutoscaleConfig | None = None
-    migration: MigrationConfig | None = None
     file: str | None = None  # the scenario file it came from (errors name it)
 
     def __post_init__(self) -> None:

@@ -175,8 +175,7 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
         prefix_block_tokens=top.workload.prefix_block_tokens,
         disagg_link=None if disagg is None else disagg.link,
         disagg_same_node=disagg is not None and disagg.same_node,
-        power=power, failures=top.failures, autoscale=top.autoscale,
-        migration=serving.migration)
+        power=power, failures=top.failures, autoscale=top.autoscale)
 
 
 def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,
