@@ -129,7 +129,7 @@ class PowerConfig:
     """Per-step power accounting, power time series and (static or controlled) capping."""
 
     bin_s: Seconds = 1.0
-    devices_per_server: int = 8  # the scenario's default: cluster.devices_per_node
+    devices_per_server: int | None = None  # None: the plan's devices per node
     servers_per_row: int = 4
     cap_fraction: float | None = None  # static cap as a fraction of TDP
     cap_w: float | None = None  # static cap in watts per device (instead of cap_fraction)

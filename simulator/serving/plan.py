@@ -4,7 +4,7 @@ per-step observer protocol through which callers (the power planner) see every s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hwmodels.dtypes import parse_dtype
@@ -107,6 +107,9 @@ class ServingPlan:
                               key="seed")
         if not isinstance(self.groups, tuple):
             object.__setattr__(self, "groups", tuple(self.groups))
+        if self.power is not None and self.power.devices_per_server is None:
+            per_node = self.devices_per_node or self.device.devices_per_node
+            object.__setattr__(self, "power", replace(self.power, devices_per_server=per_node))
         for key in ("slo_ttft_s", "slo_tpot_s"):
             value = getattr(self, key)
             if value is None:

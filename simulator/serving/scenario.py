@@ -163,9 +163,6 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
     device = load_device(cl.device)
     serving, groups = resolve_serving(top.serving, device=device, num_devices=cl.num_devices,
                                       file=file)
-    power = top.power
-    if power is not None and "devices_per_server" not in (mapping.get("power") or {}):
-        power = replace(power, devices_per_server=cl.devices_per_node or device.devices_per_node)
     disagg = serving.disaggregation
     return ServingScenario(
         model=model, device=device, serving=serving, workload=top.workload,
@@ -175,7 +172,7 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
         prefix_block_tokens=top.workload.prefix_block_tokens,
         disagg_link=None if disagg is None else disagg.link,
         disagg_same_node=disagg is not None and disagg.same_node,
-        power=power, failures=top.failures, autoscale=top.autoscale)
+        power=top.power, failures=top.failures, autoscale=top.autoscale)
 
 
 def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,
