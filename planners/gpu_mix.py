@@ -246,7 +246,7 @@ def simulate_mix_shared(model: str | ModelSpec, df: pd.DataFrame,
     if not groups:
         raise ConfigError("the mix has no instances", key="gpu_mix.counts")
     device = load_device(groups[0]["device"])
-    cfg, typed_groups, _ = parse_serving_section(
+    cfg, typed_groups = parse_serving_section(
         {**dict(serving or {}), "replica_groups": groups, "router": router}, device=device)
     plan = ServingPlan(model=model if isinstance(model, ModelSpec) else load_model(model),
                        device=device, serving=cfg, groups=typed_groups,

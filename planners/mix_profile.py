@@ -58,7 +58,7 @@ def build_plan(model: str | ModelSpec | Mapping[str, Any], device: str, tp: int,
     serving: keys (max_num_seqs, dtype, ...)."""
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     dev = load_device(device)
-    cfg, groups, _ = parse_serving_section(
+    cfg, groups = parse_serving_section(
         {**dict(serving or {}), "replicas": replicas, "tp": tp, "router": router},
         device=dev, num_devices=replicas * tp)
     return ServingPlan(model=spec, device=dev, serving=cfg, groups=groups,

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwmodels._compat import StrEnum
 from hwmodels.catalog import load_device, load_model
 from hwmodels.errors import ConfigError
 from hwmodels.specs import ModelSpec
@@ -39,6 +40,7 @@ from planners.serve_eval import (
     SLO,
     BisectOutcome,
     BisectTask,
+    SloMode,
     base_rate_rps,
     bisect_task,
     estimate_unit_rate,
@@ -62,9 +64,21 @@ from planners.serve_space import (
     enumerate_candidates,
 )
 from planners.sweep import _atomic
+from simulator.serving.kinds import enum_value
 from traces.stats import scale_trace
 
-RANK_BY = ("usd", "gpu")
+
+class RankBy(StrEnum):
+    """What plan serve ranks deployments by: goodput per dollar or per GPU."""
+
+    USD = "usd"
+    GPU = "gpu"
+
+    @property
+    def metric(self) -> str:
+        """The plans column ranked on."""
+        return "requests_per_usd" if self is RankBy.USD else "goodput_rps_per_gpu"
+
 # Requests in the bisection window: enough to reach a steady batch on a 70B replica (hundreds
 # of concurrent decodes take ~100 requests to build up), few enough for ~50 ms simulations.
 DEFAULT_WINDOW_REQUESTS = 400
@@ -113,7 +127,7 @@ class ServePlanResult:
     candidates: tuple[ServeCandidate, ...]  # aligned with plans rows
     workload: dict[str, float]
     slo: SLO
-    rank_by: str
+    rank_by: RankBy
     considered: int
     simulations: int
     cache_hits: int
@@ -246,7 +260,7 @@ def _prices(devices: Sequence[str], prices: Mapping[str, float] | None) -> dict[
 
 def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataFrame, *,
                slo_ttft_s: float | None, slo_tpot_s: float | None,
-               slo_percentile: float | str = 0.9, slo_mode: str = "attainment",
+               slo_percentile: float | str = 0.9, slo_mode: SloMode | str = SloMode.ATTAINMENT,
                devices: Sequence[str] = DEFAULT_DEVICES,
                prices: Mapping[str, float] | None = None, max_gpus: int | None = None,
                budget_usd_per_hour: float | None = None,
@@ -257,7 +271,7 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
                max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
                disaggregation: Sequence[tuple[int, int] | str] | None = None,
                colocated: bool = True, target_rate_rps: float | None = None,
-               rank_by: str = "usd", window_requests: int = DEFAULT_WINDOW_REQUESTS,
+               rank_by: RankBy | str = RankBy.USD, window_requests: int = DEFAULT_WINDOW_REQUESTS,
                rate_tolerance: float = DEFAULT_REL_TOL, confirm_top: int = 0,
                confirm_extra_units: int = 2, dtype: str = "bf16",
                gpu_memory_utilization: float = 0.9, prune_by_estimate: bool = True,
@@ -277,8 +291,7 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
     """
     start = time.perf_counter()
     spec = model if isinstance(model, ModelSpec) else load_model(model)
-    if rank_by not in RANK_BY:
-        raise ConfigError(f"unknown ranking {rank_by!r}", key="rank_by", allowed=list(RANK_BY))
+    rank_by = enum_value(RankBy, rank_by, "rank_by")
     slo = SLO(ttft_s=slo_ttft_s, tpot_s=slo_tpot_s, target=parse_percentile(slo_percentile),
               mode=slo_mode)
     for col in ("arrival_time_s", "input_tokens", "output_tokens"):
@@ -334,7 +347,7 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
             rel_tol=rate_tolerance, seed=seed, dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization,
             max_outstanding=MAX_BACKLOG_SLOTS * slots, cached=dict(cache.entries.get(keys[-1], {}))))
-    metric = "requests_per_usd" if rank_by == "usd" else "goodput_rps_per_gpu"
+    metric = rank_by.metric
 
     def score(i: int, rate: float) -> float:
         """The ranking key of unit i at `rate` (deployments meeting the workload first)."""
@@ -446,12 +459,12 @@ def _deployment(c: ServeCandidate, rate_rps: float, metrics: Mapping[str, float]
             "confirmed": False, "confirmed_attainment": float("nan")}
 
 
-def _rank(df: pd.DataFrame, rank_by: str) -> pd.DataFrame:
+def _rank(df: pd.DataFrame, rank_by: RankBy) -> pd.DataFrame:
     """Deployments that carry the workload first, then goodput per dollar (or per GPU), then
     the unit's own rate per dollar (head-room), then fewer GPUs."""
     if df.empty:
         return df
-    metric = "requests_per_usd" if rank_by == "usd" else "goodput_rps_per_gpu"
+    metric = rank_by.metric
     return df.sort_values(["meets_workload", metric, "unit_requests_per_usd", "gpus"],
                           ascending=[False, False, False, True], kind="stable"
                           ).reset_index(drop=True)
@@ -459,7 +472,7 @@ def _rank(df: pd.DataFrame, rank_by: str) -> pd.DataFrame:
 
 def _confirm(plans: pd.DataFrame, cands: list[ServeCandidate], model: ModelSpec,
              requests: pd.DataFrame, slo: SLO, seed: int, dtype: str, util: float, top: int,
-             extra: int, gpu_cap: float, usd_cap: float, rank_by: str
+             extra: int, gpu_cap: float, usd_cap: float, rank_by: RankBy
              ) -> tuple[pd.DataFrame, int]:
     """Simulate the top deployments whole on the full workload, adding units (within the
     limits, at most `extra`) until the SLO holds; re-rank and repeat until the top `top` are

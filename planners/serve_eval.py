@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwmodels._compat import StrEnum
 from hwmodels.catalog import load_device
 from hwmodels.errors import ConfigError
 from hwmodels.memory import kv_cache_capacity
@@ -31,10 +32,17 @@ from simulator.serving import (
     parse_serving_section,
     simulate_serving,
 )
+from simulator.serving.kinds import enum_value
 from simulator.serving.metrics import latency_columns
 from traces.stats import scale_trace
 
-SLO_MODES = ("attainment", "percentile")
+
+class SloMode(StrEnum):
+    """How an SLO is judged (see SLO)."""
+
+    ATTAINMENT = "attainment"
+    PERCENTILE = "percentile"
+
 # Bracketing: step the rate from the estimate in growing steps (factor, factor^2, ...) until
 # the SLO flips; give up (rate 0: the SLO cannot be met even nearly unloaded) below
 # MIN_RATE_FRACTION of the estimate (the closed form is never off by 100x in our checks;
@@ -57,7 +65,7 @@ class SLO:
     ttft_s: float | None
     tpot_s: float | None
     target: float = 0.9
-    mode: str = "attainment"
+    mode: SloMode = SloMode.ATTAINMENT
 
     def __post_init__(self) -> None:
         for key in ("ttft_s", "tpot_s"):
@@ -69,9 +77,7 @@ class SLO:
         if not 0 < self.target < 1:
             raise ConfigError(f"must be in (0, 1), got {self.target!r}", key="slo_percentile",
                               allowed="e.g. 0.9 or 'p90'")
-        if self.mode not in SLO_MODES:
-            raise ConfigError(f"unknown SLO mode {self.mode!r}", key="slo_mode",
-                              allowed=list(SLO_MODES))
+        object.__setattr__(self, "mode", enum_value(SloMode, self.mode, "slo_mode"))
 
 
 def parse_percentile(value: float | str) -> float:
@@ -115,7 +121,7 @@ def slo_check(result: ServingResult, slo: SLO, *, max_outstanding: float | None 
     tpots = lat["tpot_s"].dropna()
     tpot = float(np.percentile(tpots, q)) if len(tpots) else 0.0
     completed = len(lat)
-    if slo.mode == "attainment":
+    if slo.mode is SloMode.ATTAINMENT:
         ok = attainment >= slo.target
     else:
         ok = (completed == n and (slo.ttft_s is None or ttft <= slo.ttft_s)
@@ -162,7 +168,7 @@ def unit_plan(model: ModelSpec, cand: ServeCandidate, slo: SLO, *, units: int = 
     serving = unit_mapping(model.name, cand, slo, units=units, dtype=dtype,
                            gpu_memory_utilization=gpu_memory_utilization)["serving"]
     device = load_device(cand.device)
-    cfg, groups, _ = parse_serving_section(serving, device=device,
+    cfg, groups = parse_serving_section(serving, device=device,
                                            num_devices=cand.gpus * units)
     return ServingPlan(model=model, device=device, serving=cfg, groups=groups,
                        slo_ttft_s=slo.ttft_s, slo_tpot_s=slo.tpot_s)

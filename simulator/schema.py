@@ -17,13 +17,13 @@ A YAML null is read as "not given" (the default applies). Errors are ConfigError
 file, the dotted key and the allowed keys or values; errors raised by `__post_init__` get the
 file added.
 
-Serving uses the same reader: its `serving:`, `slo:`, `power:`, `failures:`, `autoscale:`
-sections become dataclasses (durations as `Seconds`, scheduler/router/preemption as their
-StrEnums, replica groups as `tuple[GroupSpec, ...]` or `Mapping[str, GroupSpec]`,
-`workload{trace | synthetic}` as optional nested dataclasses checked in `__post_init__`),
-read with `read_section(mapping.get("serving"), ServingSpec, file=file, section="serving")`;
-a value that needs another section (like training's `dp: auto`, which needs the cluster) is
-read as written and resolved right after, in the same loader.
+Serving uses the same reader: the whole file is `ServingScenarioFile`
+(simulator/serving/scenario.py) with `serving:` a `ServingConfig` (durations as `Seconds`,
+scheduler/router/preemption as StrEnums, replica groups as `tuple[GroupSpec, ...]`), and
+power/failures/autoscale/migration the configs of simulator/serving/cluster_config.py.
+A value that needs another section (training's `dp: auto`, serving's default `replicas`,
+which need the cluster) is read as written and resolved right after, in the same loader.
+A float field also takes a numeric string (YAML 1.1 reads 2.0e9 as one).
 
 `apply_overrides` / `set_dotted` are the one dotted-override setter behind `--set`,
 `sweep --grid` and the planners; `parse_scalar` reads a value the way YAML reads a scalar.
@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 import types
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -47,6 +48,7 @@ from hwmodels.frozen import FrozenMap
 from hwmodels.units import parse_duration_s, parse_size_bytes
 
 T = TypeVar("T")
+_NUMBER_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class Unit(StrEnum):
@@ -223,6 +225,8 @@ def _read_scalar(value: object, hint: type, *, file: str | None, key: str) -> An
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 2.0e9 (no exponent sign) as a string
         raise ConfigError(f"expected a number, got {value!r}", file=file, key=key)
     if hint is str:
         if isinstance(value, str):

@@ -40,7 +40,7 @@ def test_layers_are_kept() -> None:
 @pytest.mark.parametrize(("module", "upward"), [
     ("hwmodels/units.py", "from simulator.training import simulate_iteration"),
     ("traces/stats.py", "import planners.sweep"),
-    ("simulator/sections.py", "from calibration import run_calibration"),
+    ("simulator/schema.py", "from calibration import run_calibration"),
     ("planners/sweep.py", "from fleetsim.cli import main"),
 ])
 def test_an_upward_import_breaks_the_contract(tmp_path: Path, module: str, upward: str) -> None:

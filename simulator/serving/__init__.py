@@ -74,8 +74,10 @@ Python
   tuple of ``ReplicaGroup(name, device: DeviceSpec, count, tp, pp, role: Role,
   price_usd_per_hour, slowdown)`` (Role: both | prefill | decode); disaggregation is simply
   groups with roles prefill and decode. ``scenario.power`` / ``.failures`` / ``.autoscale`` /
-  ``.migration`` are frozen configs (``PowerConfig``, ``CapControllerConfig``,
-  ``FailureConfig``, ``AutoscaleConfig``, ``MigrationConfig``) or None.
+  ``.serving.migration`` are frozen configs (``PowerConfig``, ``CapControllerConfig``,
+  ``FailureConfig``, ``AutoscaleConfig``, ``MigrationConfig``) or None, read from the YAML by
+  ``simulator.schema.read_section`` (the fields are the keys; metric, distribution and cap
+  targets are the StrEnums ``AutoscaleMetric``, ``FailureDistribution``, ``CapTarget``).
 - Build variants without YAML: ``with_groups(scenario, [ReplicaGroup(...), ...])`` or
   ``dataclasses.replace(scenario, power=PowerConfig(...), ...)``.
 - ``simulate_serving(plan, requests, *, seed=None, progress=None, setup=None,

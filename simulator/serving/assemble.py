@@ -12,7 +12,7 @@ from hwmodels.errors import ConfigError
 from hwmodels.memory import kv_bytes_per_token, kv_cache_capacity, serving_weight_bytes
 from hwmodels.power import StepPower
 from hwmodels.step import StepCostModel
-from simulator.serving.cluster_config import MigrationConfig, ReplicaGroup
+from simulator.serving.cluster_config import MigrationConfig, ReplicaGroup, targets_group
 from simulator.serving.engine import ClusterOptions, ReplicaSetup
 from simulator.serving.plan import ServingPlan
 from simulator.serving.power import CapController
@@ -73,7 +73,7 @@ def static_cap_w(plan: ServingPlan, group: ReplicaGroup) -> float | None:
     pc = plan.power
     if pc is None or (pc.cap_fraction is None and pc.cap_w is None):
         return None
-    if pc.cap_targets not in ("all", str(group.role), group.name):
+    if not targets_group(pc.cap_targets, group):
         return None
     watts = pc.cap_w if pc.cap_w is not None else pc.cap_fraction * group.device.tdp_w  # type: ignore
     if not watts > group.device.idle_w:
@@ -88,7 +88,7 @@ def cluster_options(plan: ServingPlan, groups: tuple[ReplicaGroup, ...], *,
     """The engine's cluster options from the plan's configs."""
     sv = plan.serving
     transfer = None
-    if plan.disaggregated or plan.migration is not None or sv.router == RouterKind.LLUMNIX:
+    if plan.disaggregated or sv.migration is not None or sv.router == RouterKind.LLUMNIX:
         dev = groups[0].device
         per_node = plan.devices_per_node or dev.devices_per_node
         intra = link_cost(dev, intra_node=plan.disagg_link or plan.intra_node,
@@ -98,7 +98,7 @@ def cluster_options(plan: ServingPlan, groups: tuple[ReplicaGroup, ...], *,
                           inter_node=plan.disagg_link or plan.inter_node,
                           cross_node=True, devices_per_node=per_node)
         transfer = (intra, inter, per_node, plan.disagg_same_node)
-    migration = plan.migration
+    migration = sv.migration
     if migration is None and sv.router == RouterKind.LLUMNIX:
         migration = MigrationConfig()
     factory: Callable[[], Any] | None = None

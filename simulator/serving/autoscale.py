@@ -17,7 +17,7 @@ import numpy as np
 import simpy
 
 from hwmodels.errors import ConfigError
-from simulator.serving.cluster_config import AutoscaleConfig
+from simulator.serving.cluster_config import AutoscaleConfig, AutoscaleMetric
 from simulator.serving.hooks import Cluster, EngineExtension
 from simulator.serving.kinds import ReplicaState
 from simulator.serving.records import EventKind
@@ -35,9 +35,9 @@ def provisioning_delay_s(cfg: AutoscaleConfig, setup: ReplicaSetup) -> float:
 def _metric(cluster: Cluster, live: list[Replica], cfg: AutoscaleConfig,
             last: dict[str, Any]) -> float:
     now = cluster.env.now
-    if cfg.metric == "queue":
+    if cfg.metric is AutoscaleMetric.QUEUE:
         return (sum(r.outstanding for r in live) + cluster.unrouted) / max(1, len(live))
-    if cfg.metric == "latency":
+    if cfg.metric is AutoscaleMetric.LATENCY:
         first = cluster.requests.first_token_s
         window = (first > now - cfg.interval_s) & (first <= now)
         ttft = first[window] - cluster.requests.arrival_s[window]

@@ -1,18 +1,17 @@
 """Cluster-level serving configuration: replica groups (heterogeneous devices, disaggregated
 prefill/decode pools), power, failures, autoscaling and migration - frozen specs parsed from the
-scenario YAML with errors naming file and key (keys documented in simulator/serving/__init__)."""
+scenario YAML by simulator.schema.read_section: the fields are the allowed keys, types and
+defaults; checks live in __post_init__ (keys documented in simulator/serving/__init__)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from hwmodels._compat import StrEnum
 from hwmodels.catalog import load_device
 from hwmodels.errors import ConfigError
 from hwmodels.specs import DeviceSpec
-from hwmodels.units import parse_duration_s
+from simulator.schema import BytesPerSecond, Seconds
 
 
 class Role(StrEnum):
@@ -37,15 +36,13 @@ class ReplicaGroup:
     slowdown: float = 1.0  # step-time multiplier (a straggling or throttled group)
 
     def __post_init__(self) -> None:
+        where = f"replica_groups.{self.name}"
         for key in ("count", "tp", "pp"):
             value = getattr(self, key)
-            minimum = 0 if key == "count" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"must be an integer >= {minimum}, got {value!r}",
-                                  key=f"replica_groups.{self.name}.{key}")
-        if not self.slowdown >= 1.0:
-            raise ConfigError(f"must be >= 1, got {self.slowdown!r}",
-                              key=f"replica_groups.{self.name}.slowdown")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"expected an integer, got {value!r}", key=f"{where}.{key}")
+            at_least(self, where, key, 0 if key == "count" else 1)
+        at_least(self, where, "slowdown", 1.0)
 
     @property
     def devices_per_replica(self) -> int:
@@ -58,44 +55,137 @@ class ReplicaGroup:
                 else self.price_usd_per_hour)
 
 
+class AutoscaleMetric(StrEnum):
+    """What the autoscaler compares with its thresholds."""
+
+    QUEUE = "queue"
+    LATENCY = "latency"
+    UTILIZATION = "utilization"
+
+
+class FailureDistribution(StrEnum):
+    """Time-to-failure distribution of a replica."""
+
+    EXPONENTIAL = "exponential"
+    WEIBULL = "weibull"
+
+
+class CapTarget(StrEnum):
+    """Which groups a power cap applies to (a group name is accepted too)."""
+
+    ALL = "all"
+    PREFILL = "prefill"
+    DECODE = "decode"
+
+
+def at_least(obj: object, section: str, key: str, minimum: float, *,
+             strict: bool = False) -> None:
+    """ConfigError naming section.key unless obj.key (when set) is >= minimum (> if strict)."""
+    value = getattr(obj, key)
+    if value is None:
+        return
+    if value < minimum or (strict and value == minimum):
+        what = ("an integer " if isinstance(value, int) else "") + (">" if strict else ">=")
+        raise ConfigError(f"must be {what} {minimum:g}, got {value!r}",
+                          key=f"{section}.{key}" if section else key)
+
+
+def targets_group(targets: str, group: ReplicaGroup) -> bool:
+    """Whether a cap target (all | prefill | decode | a group name) covers the group."""
+    return targets in (CapTarget.ALL, group.role, group.name)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CapControllerConfig:
     """POLCA-style row power controller: read row power every interval_s; above high x budget
     tighten one level, below low x budget loosen one; a decision applies latency_s later."""
 
     budget_w: float
-    interval_s: float = 1.0
-    latency_s: float = 2.0
+    interval_s: Seconds = 1.0
+    latency_s: Seconds = 2.0
     levels: tuple[float, ...] = (1.0, 0.85, 0.7)
     high: float = 0.95
     low: float = 0.8
-    targets: str = "all"
+    targets: CapTarget | str = CapTarget.ALL
+
+    def __post_init__(self) -> None:
+        w = "power.controller"
+        for key, strict in (("budget_w", True), ("interval_s", True), ("latency_s", False),
+                            ("high", True), ("low", True)):
+            at_least(self, w, key, 0.0, strict=strict)
+        levels = self.levels
+        if (not levels or any(not 0 < x <= 1 for x in levels)
+                or list(levels) != sorted(levels, reverse=True)):
+            raise ConfigError(f"expected decreasing fractions in (0, 1], got {list(levels)!r}",
+                              key=f"{w}.levels")
+        if not self.low < self.high:
+            raise ConfigError(f"low {self.low} must be below high {self.high} (hysteresis)",
+                              key=f"{w}.low")
+        object.__setattr__(self, "levels", tuple(float(x) for x in levels))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerConfig:
     """Per-step power accounting, power time series and (static or controlled) capping."""
 
-    bin_s: float = 1.0
-    devices_per_server: int = 8
+    bin_s: Seconds = 1.0
+    devices_per_server: int | None = None  # None: the plan's devices per node
     servers_per_row: int = 4
     cap_fraction: float | None = None  # static cap as a fraction of TDP
     cap_w: float | None = None  # static cap in watts per device (instead of cap_fraction)
-    cap_targets: str = "all"  # all | prefill | decode | <group name>
+    cap_targets: CapTarget | str = CapTarget.ALL  # or a group name
     controller: CapControllerConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.cap_fraction is not None and self.cap_w is not None:
+            raise ConfigError("give one of cap_fraction and cap_w", key="power.cap_w")
+        for key in ("bin_s", "cap_fraction", "cap_w"):
+            at_least(self, "power", key, 0.0, strict=True)
+        for key in ("devices_per_server", "servers_per_row"):
+            at_least(self, "power", key, 1)
+        if self.cap_fraction is not None and self.cap_fraction > 1:
+            raise ConfigError(f"must be in (0, 1], got {self.cap_fraction}",
+                              key="power.cap_fraction")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StragglersConfig:
+    """failures.stragglers: this fraction of replicas runs slowdown x slower."""
+
+    fraction: float = 0.0
+    slowdown: float = 1.0
+
+    def __post_init__(self) -> None:
+        at_least(self, "failures.stragglers", "fraction", 0.0)
+        at_least(self, "failures.stragglers", "slowdown", 1.0)
+        if self.fraction > 1:
+            raise ConfigError(f"must be in [0, 1], got {self.fraction}",
+                              key="failures.stragglers.fraction")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FailureConfig:
     """Replica crashes (time to failure per replica), repair, retries and stragglers."""
 
-    mtbf_s: float | None = None
-    distribution: str = "exponential"  # or weibull
+    mtbf_s: Seconds | None = None
+    distribution: FailureDistribution = FailureDistribution.EXPONENTIAL
     weibull_shape: float = 1.0
-    repair_s: float = 600.0
+    repair_s: Seconds = 600.0
     retry_budget: int = 2
-    straggler_fraction: float = 0.0
-    straggler_slowdown: float = 1.0
+    stragglers: StragglersConfig = StragglersConfig()
+
+    def __post_init__(self) -> None:
+        for key, minimum, strict in (("mtbf_s", 0.0, True), ("weibull_shape", 0.0, True),
+                                     ("repair_s", 0.0, False), ("retry_budget", 0, False)):
+            at_least(self, "failures", key, minimum, strict=strict)
+
+    @property
+    def straggler_fraction(self) -> float:
+        return self.stragglers.fraction
+
+    @property
+    def straggler_slowdown(self) -> float:
+        return self.stragglers.slowdown
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,14 +194,31 @@ class AutoscaleConfig:
 
     group: str | None = None
     min_replicas: int = 1
-    max_replicas: int = 8
-    metric: str = "queue"  # queue | latency | utilization
+    max_replicas: int | None = None  # None: max(min_replicas, 8)
+    metric: AutoscaleMetric = AutoscaleMetric.QUEUE
     up_threshold: float = 16.0
     down_threshold: float = 2.0
-    interval_s: float = 10.0
-    cooldown_s: float = 60.0
-    instance_start_s: float = 60.0
-    storage_Bps: float = 2.0e9  # weights read at this rate (NVMe / object store)
+    interval_s: Seconds = 10.0
+    cooldown_s: Seconds = 60.0
+    instance_start_s: Seconds = 60.0
+    storage_Bps: BytesPerSecond = 2.0e9  # weights read at this rate (NVMe / object store)
+
+    def __post_init__(self) -> None:
+        if self.max_replicas is None:
+            object.__setattr__(self, "max_replicas", max(self.min_replicas, 8))
+        w = "autoscale"
+        at_least(self, w, "min_replicas", 0)
+        at_least(self, w, "max_replicas", 1)
+        for key, strict in (("up_threshold", True), ("down_threshold", False),
+                            ("interval_s", True), ("cooldown_s", False),
+                            ("instance_start_s", False), ("storage_Bps", True)):
+            at_least(self, w, key, 0.0, strict=strict)
+        if self.max_replicas < self.min_replicas:  # type: ignore[operator]
+            raise ConfigError(f"max_replicas {self.max_replicas} < min_replicas "
+                              f"{self.min_replicas}", key="autoscale.max_replicas")
+        if not self.down_threshold < self.up_threshold:
+            raise ConfigError(f"down_threshold {self.down_threshold} must be below "
+                              f"up_threshold {self.up_threshold}", key="autoscale.down_threshold")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,254 +226,96 @@ class MigrationConfig:
     """Llumnix-style rebalancing: every interval_s move up to max_per_round decoding requests
     from the most to the least loaded replica when their outstanding differ by >= threshold."""
 
-    interval_s: float = 1.0
+    interval_s: Seconds = 1.0
     threshold: int = 8
     max_per_round: int = 4
 
-
-FAILURE_DISTRIBUTIONS = ("exponential", "weibull")
-AUTOSCALE_METRICS = ("queue", "latency", "utilization")
-GROUP_KEYS = ("name", "device", "count", "tp", "pp", "price_usd_per_hour", "slowdown", "role")
-DISAGG_KEYS = ("prefill_replicas", "decode_replicas", "prefill", "decode", "link", "same_node")
-POWER_KEYS = ("bin_s", "devices_per_server", "servers_per_row", "cap_fraction", "cap_w",
-              "cap_targets", "controller")
-CONTROLLER_KEYS = ("budget_w", "interval_s", "latency_s", "levels", "high", "low", "targets")
-FAILURE_KEYS = ("mtbf_s", "distribution", "weibull_shape", "repair_s", "retry_budget",
-                "stragglers")
-AUTOSCALE_KEYS = ("group", "min_replicas", "max_replicas", "metric", "up_threshold",
-                  "down_threshold", "interval_s", "cooldown_s", "instance_start_s",
-                  "storage_Bps")
-MIGRATION_KEYS = ("interval_s", "threshold", "max_per_round")
+    def __post_init__(self) -> None:
+        at_least(self, "serving.migration", "interval_s", 0.0, strict=True)
+        at_least(self, "serving.migration", "threshold", 1)
+        at_least(self, "serving.migration", "max_per_round", 1)
 
 
-def check_keys(sec: Any, allowed: Sequence[str], where: str, file: str | None) -> dict[str, Any]:
-    """A mapping with only allowed keys (ConfigError naming the key otherwise)."""
-    if not isinstance(sec, Mapping):
-        raise ConfigError(f"expected a mapping, got {type(sec).__name__}", file=file, key=where)
-    for k in sec:
-        if k not in allowed:
-            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{where}.{k}",
-                              allowed=list(allowed))
-    return dict(sec)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupSpec:
+    """One serving.replica_groups entry or disaggregation pool as written; unset fields take
+    the serving section's device, tp and pp (resolved by `resolve`)."""
 
+    name: str | None = None
+    device: str | None = None
+    count: int | None = None
+    tp: int | None = None
+    pp: int | None = None
+    price_usd_per_hour: float | None = None
+    slowdown: float = 1.0
+    role: Role | None = None
 
-def num(sec: Mapping[str, Any], key: str, where: str, file: str | None, default: float | None,
-        *, minimum: float = 0.0, strict: bool = True, duration: bool = False) -> float | None:
-    """A number (or duration) >= / > minimum, or the default when absent."""
-    if sec.get(key) is None:
-        return default
-    raw = sec[key]
-    if duration:
-        value = parse_duration_s(raw, key=f"{where}.{key}", file=file)
-    else:
-        try:  # YAML 1.1 reads 2.0e9 (no exponent sign) as a string
-            value = float(raw) if isinstance(raw, (int, float, str)) \
-                and not isinstance(raw, bool) else float("nan")
-        except ValueError:
-            value = float("nan")
-        if value != value:
-            raise ConfigError(f"expected a number, got {raw!r}", file=file,
-                              key=f"{where}.{key}")
-    if value < minimum or (strict and value == minimum):
-        raise ConfigError(f"must be {'>' if strict else '>='} {minimum}, got {raw!r}", file=file,
-                          key=f"{where}.{key}")
-    return value
-
-
-def integer(sec: Mapping[str, Any], key: str, where: str, file: str | None, default: int,
-            minimum: int = 1) -> int:
-    value = sec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"expected an integer >= {minimum}, got {value!r}", file=file,
-                          key=f"{where}.{key}")
-    return value
-
-
-def parse_group(sec: Any, where: str, file: str | None, *, default_device: DeviceSpec,
-                default_tp: int, default_pp: int, default_name: str,
-                role: Role | None = None) -> ReplicaGroup:
-    """One replica_groups entry (or a disaggregation pool)."""
-    sec = check_keys(sec, GROUP_KEYS, where, file)
-    device = load_device(str(sec["device"])) if "device" in sec else default_device
-    raw_role = sec.get("role", str(role or Role.BOTH))
-    try:
-        group_role = Role(str(raw_role))
-    except ValueError:
-        raise ConfigError(f"unknown value {raw_role!r}", file=file, key=f"{where}.role",
-                          allowed=[r.value for r in Role]) from None
-    if role is not None and group_role is not role:
-        raise ConfigError(f"a {role} pool cannot have role {group_role}", file=file,
-                          key=f"{where}.role", allowed=[str(role)])
-    price = num(sec, "price_usd_per_hour", where, file, None, strict=False)
-    try:
+    def resolve(self, where: str, *, device: DeviceSpec, tp: int, pp: int, name: str,
+                count: int = 1, role: Role | None = None) -> ReplicaGroup:
+        """The ReplicaGroup, defaults filled in; a pool's role must match `role`."""
+        if role is not None and self.role is not None and self.role is not role:
+            raise ConfigError(f"a {role} pool cannot have role {self.role}",
+                              key=f"{where}.role", allowed=[str(role)])
+        for key, minimum in (("count", 0), ("tp", 1), ("pp", 1), ("price_usd_per_hour", 0),
+                             ("slowdown", 1)):
+            at_least(self, where, key, minimum)
         return ReplicaGroup(
-            name=str(sec.get("name", default_name)), device=device,
-            count=integer(sec, "count", where, file, 1, minimum=0),
-            tp=integer(sec, "tp", where, file, default_tp),
-            pp=integer(sec, "pp", where, file, default_pp), role=group_role,
-            price_usd_per_hour=price,
-            slowdown=float(num(sec, "slowdown", where, file, 1.0, minimum=1.0,
-                               strict=False)))  # type: ignore[arg-type]
-    except ConfigError as exc:
-        raise ConfigError(str(exc.args[0]) if exc.args else "invalid", file=file,
-                          key=where) from None
+            name=self.name if self.name is not None else name,
+            device=device if self.device is None else load_device(self.device),
+            count=count if self.count is None else self.count,
+            tp=tp if self.tp is None else self.tp, pp=pp if self.pp is None else self.pp,
+            role=self.role or role or Role.BOTH,
+            price_usd_per_hour=self.price_usd_per_hour, slowdown=float(self.slowdown))
 
 
-def parse_groups(serving: Mapping[str, Any], *, device: DeviceSpec, tp: int, pp: int,
-                 replicas: int, file: str | None) -> tuple[tuple[ReplicaGroup, ...], dict]:
-    """serving.replica_groups / serving.disaggregation -> groups, plus disaggregation options
-    (link, same_node); the homogeneous form becomes one group."""
-    groups: list[ReplicaGroup] = []
-    raw_groups = serving.get("replica_groups")
-    if raw_groups is not None:
-        if not isinstance(raw_groups, list) or not raw_groups:
-            raise ConfigError("expected a non-empty list of groups", file=file,
-                              key="serving.replica_groups")
-        for i, g in enumerate(raw_groups):
-            groups.append(parse_group(g, f"serving.replica_groups[{i}]", file,
-                                      default_device=device, default_tp=tp, default_pp=pp,
-                                      default_name=f"g{i}"))
-    disagg = serving.get("disaggregation")
-    options: dict[str, Any] = {}
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisaggregationConfig:
+    """serving.disaggregation: a prefill and a decode pool and the link between them."""
+
+    prefill_replicas: int = 1
+    decode_replicas: int = 1
+    prefill: GroupSpec = GroupSpec()
+    decode: GroupSpec = GroupSpec()
+    link: str | None = None
+    same_node: bool = False
+
+    def __post_init__(self) -> None:
+        at_least(self, "serving.disaggregation", "prefill_replicas", 1)
+        at_least(self, "serving.disaggregation", "decode_replicas", 1)
+
+
+def build_groups(specs: tuple[GroupSpec, ...] | None, disagg: DisaggregationConfig | None, *,
+                 device: DeviceSpec, tp: int, pp: int,
+                 replicas: int) -> tuple[ReplicaGroup, ...]:
+    """serving.replica_groups / serving.disaggregation -> the replica groups (the homogeneous
+    form becomes one group); errors name the dotted key."""
+    if specs is not None and not specs:
+        raise ConfigError("expected a non-empty list of groups", key="serving.replica_groups")
+    groups = [g.resolve(f"serving.replica_groups[{i}]", device=device, tp=tp, pp=pp,
+                        name=f"g{i}") for i, g in enumerate(specs or ())]
     if disagg is not None:
         w = "serving.disaggregation"
-        d = check_keys(disagg, DISAGG_KEYS, w, file)
-        if raw_groups is not None and any(g.role is not Role.BOTH for g in groups):
+        if any(g.role is not Role.BOTH for g in groups):
             raise ConfigError("give pools either in replica_groups roles or in disaggregation",
-                              file=file, key=w)
-        pools = []
-        for role in (Role.PREFILL, Role.DECODE):
-            base = {"count": integer(d, f"{role}_replicas", w, file, 1)}
-            spec = {**base, **(d.get(str(role)) or {})}
-            pools.append(parse_group(spec, f"{w}.{role}", file, default_device=device,
-                                     default_tp=tp, default_pp=pp, default_name=str(role),
-                                     role=role))
+                              key=w)
+        pools = [disagg.prefill.resolve(f"{w}.prefill", device=device, tp=tp, pp=pp,
+                                        name="prefill", count=disagg.prefill_replicas,
+                                        role=Role.PREFILL),
+                 disagg.decode.resolve(f"{w}.decode", device=device, tp=tp, pp=pp,
+                                       name="decode", count=disagg.decode_replicas,
+                                       role=Role.DECODE)]
         groups = [g for g in groups if g.role is Role.BOTH] + pools
-        options = {"link": d.get("link"), "same_node": bool(d.get("same_node", False))}
     if not groups:
         groups = [ReplicaGroup(name="default", device=device, count=replicas, tp=tp, pp=pp)]
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
-        raise ConfigError(f"group names must be unique, got {names}", file=file,
+        raise ConfigError(f"group names must be unique, got {names}",
                           key="serving.replica_groups")
     roles = {g.role for g in groups}
     if (Role.PREFILL in roles) != (Role.DECODE in roles):
         raise ConfigError("a disaggregated cluster needs both a prefill and a decode pool",
-                          file=file, key="serving.replica_groups", allowed=["prefill+decode"])
+                          key="serving.replica_groups", allowed=["prefill+decode"])
     if Role.PREFILL in roles and Role.BOTH in roles:
         raise ConfigError("mixing co-located and disaggregated groups is not supported",
-                          file=file, key="serving.replica_groups")
-    return tuple(groups), options
-
-
-def parse_power(raw: Any, *, devices_per_node: int, file: str | None) -> PowerConfig | None:
-    if raw is None:
-        return None
-    w = "power"
-    sec = check_keys(raw, POWER_KEYS, w, file)
-    if "cap_fraction" in sec and "cap_w" in sec:
-        raise ConfigError("give one of cap_fraction and cap_w", file=file, key="power.cap_w")
-    cap = num(sec, "cap_fraction", w, file, None)
-    if cap is not None and cap > 1:
-        raise ConfigError(f"must be in (0, 1], got {cap}", file=file, key="power.cap_fraction")
-    controller = None
-    if sec.get("controller") is not None:
-        cw = "power.controller"
-        c = check_keys(sec["controller"], CONTROLLER_KEYS, cw, file)
-        if "budget_w" not in c:
-            raise ConfigError("missing required key", file=file, key=f"{cw}.budget_w")
-        levels = c.get("levels", [1.0, 0.85, 0.7])
-        if (not isinstance(levels, list) or not levels
-                or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x <= 1
-                       for x in levels)
-                or list(levels) != sorted(levels, reverse=True)):
-            raise ConfigError(f"expected decreasing fractions in (0, 1], got {levels!r}",
-                              file=file, key=f"{cw}.levels")
-        high = float(num(c, "high", cw, file, 0.95))  # type: ignore[arg-type]
-        low = float(num(c, "low", cw, file, 0.8))  # type: ignore[arg-type]
-        if not low < high:
-            raise ConfigError(f"low {low} must be below high {high} (hysteresis)", file=file,
-                              key=f"{cw}.low")
-        controller = CapControllerConfig(
-            budget_w=float(num(c, "budget_w", cw, file, None)),  # type: ignore[arg-type]
-            interval_s=float(num(c, "interval_s", cw, file, 1.0, duration=True)),  # type: ignore
-            latency_s=float(num(c, "latency_s", cw, file, 2.0, strict=False,  # type: ignore
-                                duration=True)),
-            levels=tuple(float(x) for x in levels), high=high, low=low,
-            targets=str(c.get("targets", "all")))
-    return PowerConfig(
-        bin_s=float(num(sec, "bin_s", w, file, 1.0, duration=True)),  # type: ignore[arg-type]
-        devices_per_server=integer(sec, "devices_per_server", w, file, devices_per_node),
-        servers_per_row=integer(sec, "servers_per_row", w, file, 4),
-        cap_fraction=cap, cap_w=num(sec, "cap_w", w, file, None),
-        cap_targets=str(sec.get("cap_targets", "all")), controller=controller)
-
-
-def parse_failures(raw: Any, *, file: str | None) -> FailureConfig | None:
-    if raw is None:
-        return None
-    w = "failures"
-    sec = check_keys(raw, FAILURE_KEYS, w, file)
-    dist = str(sec.get("distribution", "exponential"))
-    if dist not in FAILURE_DISTRIBUTIONS:
-        raise ConfigError(f"unknown value {dist!r}", file=file, key="failures.distribution",
-                          allowed=FAILURE_DISTRIBUTIONS)
-    frac, slow = 0.0, 1.0
-    if sec.get("stragglers") is not None:
-        s = check_keys(sec["stragglers"], ("fraction", "slowdown"), "failures.stragglers", file)
-        frac = float(num(s, "fraction", "failures.stragglers", file, 0.0,  # type: ignore
-                         strict=False))
-        slow = float(num(s, "slowdown", "failures.stragglers", file, 1.0,  # type: ignore
-                         minimum=1.0, strict=False))
-        if frac > 1:
-            raise ConfigError(f"must be in [0, 1], got {frac}", file=file,
-                              key="failures.stragglers.fraction")
-    return FailureConfig(
-        mtbf_s=num(sec, "mtbf_s", w, file, None, duration=True),
-        distribution=dist,
-        weibull_shape=float(num(sec, "weibull_shape", w, file, 1.0)),  # type: ignore[arg-type]
-        repair_s=float(num(sec, "repair_s", w, file, 600.0, strict=False,  # type: ignore
-                           duration=True)),
-        retry_budget=integer(sec, "retry_budget", w, file, 2, minimum=0),
-        straggler_fraction=frac, straggler_slowdown=slow)
-
-
-def parse_autoscale(raw: Any, *, file: str | None) -> AutoscaleConfig | None:
-    if raw is None:
-        return None
-    w = "autoscale"
-    sec = check_keys(raw, AUTOSCALE_KEYS, w, file)
-    metric = str(sec.get("metric", "queue"))
-    if metric not in AUTOSCALE_METRICS:
-        raise ConfigError(f"unknown value {metric!r}", file=file, key="autoscale.metric",
-                          allowed=AUTOSCALE_METRICS)
-    lo = integer(sec, "min_replicas", w, file, 1, minimum=0)
-    hi = integer(sec, "max_replicas", w, file, max(lo, 8))
-    if hi < lo:
-        raise ConfigError(f"max_replicas {hi} < min_replicas {lo}", file=file,
-                          key="autoscale.max_replicas")
-    up = float(num(sec, "up_threshold", w, file, 16.0))  # type: ignore[arg-type]
-    down = float(num(sec, "down_threshold", w, file, 2.0, strict=False))  # type: ignore
-    if not down < up:
-        raise ConfigError(f"down_threshold {down} must be below up_threshold {up}", file=file,
-                          key="autoscale.down_threshold")
-    return AutoscaleConfig(
-        group=None if sec.get("group") is None else str(sec["group"]), min_replicas=lo,
-        max_replicas=hi, metric=metric, up_threshold=up, down_threshold=down,
-        interval_s=float(num(sec, "interval_s", w, file, 10.0, duration=True)),  # type: ignore
-        cooldown_s=float(num(sec, "cooldown_s", w, file, 60.0, strict=False,  # type: ignore
-                             duration=True)),
-        instance_start_s=float(num(sec, "instance_start_s", w, file, 60.0,  # type: ignore
-                                   strict=False, duration=True)),
-        storage_Bps=float(num(sec, "storage_Bps", w, file, 2.0e9)))  # type: ignore[arg-type]
-
-
-def parse_migration(raw: Any, *, file: str | None) -> MigrationConfig | None:
-    if raw is None:
-        return None
-    w = "serving.migration"
-    sec = check_keys(raw, MIGRATION_KEYS, w, file)
-    return MigrationConfig(
-        interval_s=float(num(sec, "interval_s", w, file, 1.0, duration=True)),  # type: ignore
-        threshold=integer(sec, "threshold", w, file, 8),
-        max_per_round=integer(sec, "max_per_round", w, file, 4))
+                          key="serving.replica_groups")
+    return tuple(groups)

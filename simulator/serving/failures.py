@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from simulator.serving.cluster_config import FailureConfig
+from simulator.serving.cluster_config import FailureConfig, FailureDistribution
 from simulator.serving.hooks import Cluster, EngineExtension
 from simulator.serving.kinds import ReplicaState
 from simulator.serving.records import EventKind
@@ -26,7 +26,7 @@ def time_to_failure_s(cfg: FailureConfig, rng: np.random.Generator) -> float:
     """One draw with mean cfg.mtbf_s (Weibull scale = mtbf / Gamma(1 + 1/shape))."""
     if cfg.mtbf_s is None:
         return math.inf
-    if cfg.distribution == "weibull":
+    if cfg.distribution is FailureDistribution.WEIBULL:
         k = cfg.weibull_shape
         scale = cfg.mtbf_s / math.gamma(1.0 + 1.0 / k)
         return float(scale * rng.weibull(k))

@@ -1,21 +1,26 @@
-"""The typed serving seam: a frozen ServingPlan (model, replica groups, serving config, links,
-SLO, power/failures/autoscale/migration configs) that simulate_serving runs, and the per-step
-observer protocol through which callers (the power planner) see every step."""
+"""The typed serving seam: a frozen ServingPlan (model, replica groups, serving config with its
+migration, links, SLO, power/failures/autoscale configs) that simulate_serving runs, and the
+per-step observer protocol through which callers (the power planner) see every step."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+from hwmodels.dtypes import parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.specs import DeviceSpec, ModelSpec
+from simulator.schema import Seconds
 from simulator.serving.cluster_config import (
     AutoscaleConfig,
+    DisaggregationConfig,
     FailureConfig,
+    GroupSpec,
     MigrationConfig,
     PowerConfig,
     ReplicaGroup,
     Role,
+    at_least,
 )
 from simulator.serving.kinds import PreemptionMode, enum_value
 from simulator.serving.router import RouterKind
@@ -24,9 +29,11 @@ from simulator.serving.schedulers import SchedulerKind
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServingConfig:
-    """The serving: section, validated (defaults follow vLLM's)."""
+    """The serving: section (its fields are the YAML keys; defaults follow vLLM's).
+    replica_groups / disaggregation are kept as written; the ServingPlan holds the groups
+    they resolve to (parse_serving_section)."""
 
-    replicas: int = 1
+    replicas: int | None = None  # None: cluster.num_devices // (tp x pp), else 1
     tp: int = 1
     pp: int = 1
     scheduler: SchedulerKind = SchedulerKind.VLLM
@@ -41,14 +48,35 @@ class ServingConfig:
     kv_dtype: str | None = None
     prefix_caching: bool = False
     max_model_len: int | None = None
-    horizon_s: float | None = None
+    horizon_s: Seconds | None = None
     fast_forward: bool = True
+    replica_groups: tuple[GroupSpec, ...] | None = None
+    disaggregation: DisaggregationConfig | None = None
     routers: int = 1
-    client_timeout_s: float | None = None
+    migration: MigrationConfig | None = None
+    client_timeout_s: Seconds | None = None
 
     def __post_init__(self) -> None:
+        w = "serving"
+        for key in ("replicas", "tp", "pp", "max_batch_tokens", "max_num_seqs", "chunk_size",
+                    "kv_block_size", "max_model_len", "routers"):
+            at_least(self, w, key, 1)
+        for key in ("horizon_s", "client_timeout_s"):
+            at_least(self, w, key, 0.0, strict=True)
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"must be in (0, 1], got {self.gpu_memory_utilization!r}",
+                              key="serving.gpu_memory_utilization")
+        object.__setattr__(self, "dtype", str(parse_dtype(self.dtype, key="serving.dtype")))
+        if self.kv_dtype is not None:
+            object.__setattr__(self, "kv_dtype",
+                               str(parse_dtype(self.kv_dtype, key="serving.kv_dtype")))
         object.__setattr__(self, "preemption", enum_value(PreemptionMode, self.preemption,
                                                           "serving.preemption"))
+
+    @property
+    def sized_by_groups(self) -> bool:
+        """Whether replica_groups or disaggregation, not replicas, size the cluster."""
+        return self.replica_groups is not None or self.disaggregation is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +99,6 @@ class ServingPlan:
     power: PowerConfig | None = None
     failures: FailureConfig | None = None
     autoscale: AutoscaleConfig | None = None
-    migration: MigrationConfig | None = None
     file: str | None = None  # the scenario file it came from (errors name it)
 
     def __post_init__(self) -> None:
@@ -80,6 +107,9 @@ class ServingPlan:
                               key="seed")
         if not isinstance(self.groups, tuple):
             object.__setattr__(self, "groups", tuple(self.groups))
+        if self.power is not None and self.power.devices_per_server is None:
+            per_node = self.devices_per_node or self.device.devices_per_node
+            object.__setattr__(self, "power", replace(self.power, devices_per_server=per_node))
         for key in ("slo_ttft_s", "slo_tpot_s"):
             value = getattr(self, key)
             if value is None:
@@ -94,7 +124,7 @@ class ServingPlan:
         if self.groups:
             return self.groups
         sv = self.serving
-        return (ReplicaGroup(name="default", device=self.device, count=sv.replicas, tp=sv.tp,
+        return (ReplicaGroup(name="default", device=self.device, count=sv.replicas or 1, tp=sv.tp,
                              pp=sv.pp),)
 
     @property

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from simulator.serving.cluster_config import PowerConfig
+from simulator.serving.cluster_config import CapTarget, PowerConfig
 from simulator.serving.hooks import Cluster, EngineExtension
 from simulator.serving.kinds import ReplicaState
 from simulator.serving.records import EventKind
@@ -32,7 +32,7 @@ def rows_of(cluster: Cluster, cfg: PowerConfig) -> dict[int, list[int]]:
 
 def _targeted(cluster: Cluster, r: int, targets: str) -> bool:
     rep = cluster.replicas[r]
-    return targets == "all" or rep.role == targets or rep.group == targets
+    return targets in (CapTarget.ALL, rep.role, rep.group)
 
 
 def _apply(cluster: Cluster, members: list[int], fraction: float, targets: str,
@@ -54,7 +54,7 @@ def _loop(cluster: Cluster, cfg: PowerConfig,
     ctl_cfg = cfg.controller
     interval = ctl_cfg.interval_s if ctl_cfg is not None else 1.0
     latency = ctl_cfg.latency_s if ctl_cfg is not None else 0.0
-    targets = ctl_cfg.targets if ctl_cfg is not None else "all"
+    targets = ctl_cfg.targets if ctl_cfg is not None else CapTarget.ALL
     controllers: dict[int, Any] = {}
     last_j: dict[int, float] = {}
     last_b: dict[int, float] = {}
