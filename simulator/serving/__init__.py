@@ -113,7 +113,7 @@ from simulator.serving.engine import ReplicaSetup, ServingEngine
 from simulator.serving.metrics import SUMMARY_KEYS, ServingResult
 from simulator.serving.plan import ServingConfig, ServingPlan, StepObserver, StepRecord
 from simulator.serving.replica import Lane, LaneConfig, Replica
-from simulator.serving.router import RouterKind, make_router
+from simulator.serving.routers import RouterKind, make_router
 from simulator.serving.scenario import (
     ServingScenario,
     apply_overrides,

@@ -17,7 +17,7 @@ from simulator.serving.engine import ClusterOptions, ReplicaSetup
 from simulator.serving.plan import ServingPlan
 from simulator.serving.power import CapController
 from simulator.serving.replica import LaneConfig
-from simulator.serving.router import RouterKind
+from simulator.serving.routers import RouterKind
 from simulator.serving.steptime import step_cost_from_model
 from simulator.serving.transfer import link_cost
 

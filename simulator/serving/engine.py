@@ -45,7 +45,7 @@ from simulator.serving.records import EngineEvent, EventKind, RequestLog, events
 from simulator.serving.replica import Lane, Replica
 from simulator.serving.replica_setup import ReplicaSetup
 from simulator.serving.request import DropReason, Seq
-from simulator.serving.router import RouterKind, make_router
+from simulator.serving.routers import RouterKind, make_router
 from simulator.serving.schedulers import make_scheduler
 from simulator.serving.steptime import StepTimer
 from simulator.serving.transfer import ReplicaPlacement, TransferModel

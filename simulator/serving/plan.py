@@ -23,7 +23,7 @@ from simulator.serving.cluster_config import (
     at_least,
 )
 from simulator.serving.kinds import PreemptionMode, enum_value
-from simulator.serving.router import RouterKind
+from simulator.serving.routers import RouterKind
 from simulator.serving.schedulers import SchedulerKind
 
 

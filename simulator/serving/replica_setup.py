@@ -13,7 +13,7 @@ from simulator.serving.schedulers import SCHEDULERS, SchedulerKind
 from simulator.serving.steptime import DEFAULT_KNOT_TOKENS, StepCost
 
 if TYPE_CHECKING:
-    from simulator.serving.power import StepPower
+    from hwmodels.power import StepPower
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,7 +33,6 @@ from simulator.serving.cluster_config import (
     build_groups,
 )
 from simulator.serving.plan import ServingConfig, ServingPlan
-from simulator.serving.simulate import simulate_serving
 from traces.readers import read_trace
 from traces.stats import scale_trace, window_trace
 from traces.synth import synthesize
@@ -41,7 +40,7 @@ from traces.synth import synthesize
 P = TypeVar("P", bound=ServingPlan)
 
 __all__ = ["ServingConfig", "ServingScenario", "apply_overrides", "load_serving_scenario",
-           "load_workload", "parse_serving_section", "simulate_serving", "with_groups"]
+           "load_workload", "parse_serving_section", "with_groups"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
