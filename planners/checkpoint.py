@@ -16,7 +16,7 @@ import pandas as pd
 
 from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
-from planners.executors import Executor
+from planners.executors import Executor, map_values
 from simulator.longrun.closed_form import (
     daly_interval_s,
     exact_ettr,
@@ -87,7 +87,7 @@ def _run_candidates(tasks: list[_Candidate], executor: Executor | None
                     ) -> list[tuple[list[float], float]]:
     if executor is None:  # in-process: errors propagate as raised
         return [_simulate_candidate(t) for t in tasks]
-    return [r.unwrap() for r in executor.map(_simulate_candidate, tasks)]
+    return map_values(executor, _simulate_candidate, tasks)
 
 
 def plan_checkpoint(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTimeFn, *,

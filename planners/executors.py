@@ -237,6 +237,11 @@ def seed_int(seq: np.random.SeedSequence) -> int:
     return int(seq.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def map_values(executor: Executor, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+    """fn over tasks through the executor, as plain values in task order; a failed task raises."""
+    return [r.unwrap() for r in executor.map(fn, tasks)]
+
+
 def map_seeds(executor: Executor, fn: Callable[[tuple[Any, int]], Any], task: Any, *,
               seed: int | None, num_seeds: int) -> list[TaskResult]:
     """Run fn((task, seed_i)) for num_seeds independent seeds spawned from `seed`."""

@@ -14,6 +14,7 @@ import pandas as pd
 from hwmodels.catalog import load_device, load_model
 from hwmodels.errors import ConfigError
 from hwmodels.specs import ModelSpec
+from planners.executors import map_values
 from simulator.serving import (
     ServingPlan,
     build_replica_setup,
@@ -130,6 +131,6 @@ def profile_capacity(tasks: Sequence[ProfileTask], *, executor: Any = None,
     if executor is None:
         values = [max_rate_within_slo(t) for t in todo]
     else:
-        values = [r.unwrap() for r in executor.map(max_rate_within_slo, todo)]
+        values = map_values(executor, max_rate_within_slo, todo)
     cache.update(zip(todo, values, strict=True))
     return [cache[t] for t in tasks]

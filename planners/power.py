@@ -39,7 +39,7 @@ from hwmodels.catalog import load_device
 from hwmodels.errors import ConfigError, UnknownNameError
 from hwmodels.power import MIN_FREQ_SCALE, power_w
 from hwmodels.specs import DeviceSpec, ModelSpec
-from planners.executors import Executor
+from planners.executors import Executor, map_values
 from planners.power_load import LoadProfile, inference_profile, training_profile
 from simulator.serving.power import CapController
 
@@ -452,7 +452,7 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
         if executor is None:
             results = [evaluate_row(t) for t in tasks]
         else:
-            results = [r.unwrap() for r in executor.map(evaluate_row, tasks)]
+            results = map_values(executor, evaluate_row, tasks)
         probed.update(zip(todo, results, strict=True))
 
     evaluated: dict[int, bool] = {}
