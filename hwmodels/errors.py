@@ -44,3 +44,29 @@ class UnknownNameError(ConfigError):
                  key: str | None = None) -> None:
         super().__init__(f"unknown {kind} '{name}'", file=file, key=key or kind,
                          allowed=sorted(valid))
+
+
+class InfeasibleError(FleetsimError):
+    """The input is valid but asks for the impossible (a plan that does not fit memory,
+    a search with no feasible point); the CLI exits 3 unless --allow-infeasible was given."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.hint = hint
+        super().__init__(message + (f"; {hint}" if hint else ""))
+
+
+class InvariantError(RuntimeError):
+    """A simulation ended in a state that cannot be right (a request lost or finished twice,
+    KV blocks leaked, time moving backwards, NaN in a summary). Always a fleetsim bug, never
+    a number to report: the CLI prints it on one line naming the scenario and exits 4."""
+
+    exit_code = 4
+
+    def __init__(self, invariant: str, detail: str, *, scenario: str | None = None) -> None:
+        self.invariant = invariant
+        self.detail = detail
+        self.scenario = scenario
+        where = f"scenario '{scenario}': " if scenario else ""
+        super().__init__(f"{where}invariant '{invariant}' violated: {detail}")

@@ -15,7 +15,7 @@ from fleetsim.cli.plan_cmds import plan_app, sweep_cmd
 from fleetsim.cli.simulate_cmds import simulate_app
 from fleetsim.cli.traces_cmds import traces_app
 from fleetsim.cli.validate_cmds import validate_cmd
-from hwmodels.errors import FleetsimError
+from hwmodels.errors import FleetsimError, InfeasibleError, InvariantError
 
 app = typer.Typer(
     name="fleetsim",
@@ -57,13 +57,22 @@ _ABORT = (typer.Abort, *(m.Abort for m in _MODS if hasattr(m, "Abort")))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: bad input -> one line on stderr and exit 2, never a traceback."""
+    """Entry point: one line on stderr, never a traceback. Exit codes: 2 bad input,
+    3 infeasible plan (unless --allow-infeasible), 4 violated simulation invariant (a bug)."""
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="fleetsim", standalone_mode=False)
+    except InfeasibleError as err:
+        print(f"fleetsim: infeasible: {err} (pass --allow-infeasible for the report)",
+              file=sys.stderr)
+        return InfeasibleError.exit_code
     except FleetsimError as err:
         print(f"fleetsim: error: {err}", file=sys.stderr)
         return 2
+    except InvariantError as err:
+        print(f"fleetsim: internal error (a fleetsim bug, please report): {err}",
+              file=sys.stderr)
+        return InvariantError.exit_code
     except _NO_ARGS as exc:
         exc.show()  # a bare group prints its help
         return 0
