@@ -108,6 +108,8 @@ class _Run:
         self.snapshots = 0
         self.restore_from_memory = False
         self.interruptions: Counter[str] = Counter()
+        self.interruption_log: list[tuple[float, str]] = []  # (time, cause), for plots
+        self.downtime_log: list[tuple[float, float, str]] = []  # (start, end, Phase)
         self.min_dp_seen = job.dp
         self.series_t: list[float] = [0.0]
         self.series_it: list[float] = [0.0]
@@ -167,6 +169,8 @@ class _Run:
             return
         if kind is not Phase.COMPUTE:
             self.lost[kind] += elapsed
+            if kind is not Phase.CHECKPOINT and elapsed > 0:
+                self.downtime_log.append((start, self.env.now, str(kind)))
             return
         t_it, base, start_it, target = self.phase_extra
         iters = elapsed / t_it
@@ -338,6 +342,7 @@ class _Run:
             return
         if take.size:
             self.interruptions["straggler_eviction"] += 1
+            self.interruption_log.append((self.env.now, "straggler_eviction"))
             self.present[take] = False
             self.env.process(self._repair(int(take.size), self._evict_repair_s()))
         self._fill_slots()
@@ -478,6 +483,7 @@ class _Run:
             sampler.renew_unit(comp_i, unit, now)
             lost = ()
         self.interruptions[comp.cause] += 1
+        self.interruption_log.append((now, comp.cause))
         if self.train_proc.is_alive:
             self.train_proc.interrupt(_Failure(comp.cause, lost))
 
@@ -553,6 +559,8 @@ class _Run:
             seed=self.seed,
             progress_t_s=tuple(ts),
             progress_tokens=tuple(i * tokens_per_it for i in its),
+            interruption_events=tuple(self.interruption_log),
+            downtime_spans=tuple(self.downtime_log),
         )
 
 

@@ -35,8 +35,11 @@ class RunResult:
     restart_overhead_s: float  # detection + restart + persistent load (no waiting)
     min_dp_seen: int
     seed: int
+    seed_index: int | None = None  # i when seed is child i of a SeedSequence (simulate_many)
     progress_t_s: tuple[float, ...] = ()
     progress_tokens: tuple[float, ...] = ()
+    interruption_events: tuple[tuple[float, str], ...] = ()  # (time_s, cause), as counted
+    downtime_spans: tuple[tuple[float, float, str], ...] = ()  # (start_s, end_s, phase)
 
     @property
     def num_interruptions(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -103,8 +104,9 @@ def simulate_many(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: 
                   seed: int = 0) -> RunSummary:
     """Independent runs with child seeds of SeedSequence(seed) (run i uses child i)."""
     children = np.random.SeedSequence(seed).generate_state(seeds)
-    return RunSummary(runs=tuple(simulate_longrun(cfg, job, fn, seed=int(s))
-                                 for s in children))
+    return RunSummary(runs=tuple(
+        replace(simulate_longrun(cfg, job, fn, seed=int(s)), seed_index=i)
+        for i, s in enumerate(children)))
 
 
 def default_iteration_time_fn(scenario: TrainingScenario) -> IterationTimeFn:
