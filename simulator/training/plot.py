@@ -176,10 +176,13 @@ def pipeline_figure(events: Iterable[TraceEvent], *, title: str = "",
         num_microbatches = len(mbs) if mbs else None
     zoom_end = _zoom_end_s(ops, stages) if ops else None
     rows = max(4, len(stages))
-    panel_h = 0.22 * rows + 0.6
+    panel_h = 0.2 * rows + 0.3  # inches of data area per panel
     n_panels = 2 if zoom_end is not None else 1
-    fig, axes = plt.subplots(n_panels, 1, figsize=(_FIG_W_IN, panel_h * n_panels + 1.2),
-                             squeeze=False)
+    head_in, foot_in, gap_in = 0.85, 0.55, 0.8  # title; x label; x label + panel title
+    fig_h = head_in + foot_in + n_panels * panel_h + (n_panels - 1) * gap_in
+    fig, axes = plt.subplots(n_panels, 1, figsize=(_FIG_W_IN, fig_h), squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.80, top=1 - head_in / fig_h, bottom=foot_in / fig_h,
+                        hspace=gap_in / panel_h)
     axes = axes[:, 0]
     if not ops:
         axes[0].text(0.5, 0.5, "no pipeline-stage events in the timeline", ha="center",
@@ -188,7 +191,6 @@ def pipeline_figure(events: Iterable[TraceEvent], *, title: str = "",
     else:
         t0 = min(o.start_s for o in ops)
         t1 = max(o.end_s for o in ops)
-        fig.subplots_adjust(left=0.07, right=0.80, top=0.86, bottom=0.08, hspace=0.45)
         left = _draw(axes[0], ops, stages, t0, t1, MAX_LABELS, merge=True)
         axes[0].set_title("whole iteration", fontsize=9, loc="left")
         if zoom_end is not None:
@@ -227,6 +229,6 @@ def plot_pipeline(events: Iterable[TraceEvent], path: str | Path, *, title: str 
     fig = pipeline_figure(events, title=title, parallel=parallel, mfu=mfu,
                           num_microbatches=num_microbatches)
     try:
-        return atomic_write(path, lambda p: fig.savefig(p, dpi=_DPI, bbox_inches="tight"))
+        return atomic_write(path, lambda p: fig.savefig(p, dpi=_DPI))
     finally:
         plt.close(fig)
