@@ -91,7 +91,7 @@ def test_gantt_title_names_the_plan_and_mfu(gpt3_interleaved) -> None:  # type: 
     sc, r = gpt3_interleaved
     assert r.num_microbatches == 96
     fig = pipeline_figure(r.timeline, title=sc.name, parallel=sc.parallel, mfu=r.mfu)
-    title = fig._suptitle.get_text()
+    title = fig.get_suptitle()
     assert "gpt3-175b-a100" in title
     assert "TP8 PP8 DP16, 1F1B interleaved v=3, 96 microbatches" in title
     assert f"MFU {r.mfu:.1%}" in title
@@ -168,7 +168,7 @@ def test_gantt_zb_schedule_shows_weight_grad_phase() -> None:
     fig = pipeline_figure(r.timeline, parallel=sc.parallel)
     legend = {t.get_text() for t in fig.axes[0].get_legend().get_texts()}
     assert "weight grad" in legend
-    assert "ZB-H1" in fig._suptitle.get_text()
+    assert "ZB-H1" in fig.get_suptitle()
 
 
 def test_gantt_without_stage_events_says_so(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_latency_cdfs_show_drops_units_and_percentiles(azure_with_drops, tmp_pat
     s = result.summary()
     assert s["dropped"] > 0  # long prompts exceed max_batch_tokens
     fig = latency_cdf_figure(result)
-    title = fig._suptitle.get_text()
+    title = fig.get_suptitle()
     assert f"n={s['requests']} requests: {s['completed']} completed, {s['dropped']} dropped" \
         in title
     axes = fig.axes
@@ -224,7 +224,7 @@ def test_timeseries_has_units_and_legends_outside(azure_with_drops, tmp_path: Pa
     assert [ax.get_ylabel() for ax in fig.axes] == [
         "queued requests (count)", "running requests (count)", "kv cache usage (%)"]
     assert fig.axes[-1].get_xlabel() == "time (s)"
-    assert "dropped" in fig._suptitle.get_text()
+    assert "dropped" in fig.get_suptitle()
     for ax in fig.axes:
         assert ax.get_legend() is not None and _outside(fig, ax.get_legend(), ax)
     _check_png(plot_timeseries(azure_with_drops, tmp_path / "ts.png"), 11.0)
