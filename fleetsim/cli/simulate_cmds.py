@@ -71,7 +71,14 @@ def _long_run(sc: Any, iteration: Any, *, seed: int | None, seeds: int | None, f
         run, runs = summary, list(summary.runs)
     if progress_plot:
         plot_progress(runs, progress_plot)
-    return run.to_dict()
+    out = run.to_dict()
+    hint = run.diagnosis()  # what dominated the lost time, when something did
+    if hint:
+        from fleetsim.cli.common import err_console
+
+        out["hint"] = hint
+        err_console.print(f"hint: {hint}", highlight=False, soft_wrap=True)
+    return out
 
 
 @simulate_app.command("train")
