@@ -400,6 +400,9 @@ class PowerPlan:
         }
 
 
+# The most servers one row plan simulates (each gets its own shifted load profile).
+MAX_SERVERS = 20_000
+
 # Server counts evaluated ahead of the search at once (the gallop's next points; the bisection
 # evaluates its probe and both possible next probes).
 SPECULATIVE_PROBES = 4
@@ -466,6 +469,11 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
         kind = "inference"
     nameplate = int(budget_w // spec.nameplate_w)
     upper = max_servers or int(budget_w // spec.idle_w)
+    if upper > MAX_SERVERS:  # one load profile per server: memory grows with the count
+        raise ConfigError(f"a {budget_kw:g} kW budget holds up to {upper:,} idle "
+                          f"{spec.name} servers, more than a row of {MAX_SERVERS:,}",
+                          key="power.budget_kw",
+                          allowed=f"<= {MAX_SERVERS * spec.idle_w / 1e3:g} kW, or max_servers")
     rng = np.random.default_rng(seed)
     t_bins = len(profile.busy)
     shift_pool = rng.integers(0, t_bins, size=max(upper, 1))

@@ -330,6 +330,9 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
     their closed-form rate (listed in `pruned`). cache: a SimCache shared across calls.
     """
     start = time.perf_counter()
+    for key, value in (("confirm_top", confirm_top), ("confirm_extra_units", confirm_extra_units)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"must be an integer >= 0, got {value!r}", key=key)
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     rank_by = enum_value(RankBy, rank_by, "rank_by")
     slo = SLO(ttft_s=slo_ttft_s, tpot_s=slo_tpot_s, target=parse_percentile(slo_percentile),
