@@ -114,6 +114,8 @@ def plan_checkpoint(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTi
         raise ConfigError("nothing fails, so any interval is optimal", key="run.failures")
     if seeds < 1:
         raise ConfigError(f"must be >= 1, got {seeds}", key="seeds")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"must be an integer >= 0, got {seed!r}", key="seed")
     mttf = 1.0 / cfg.failures.job_rate_per_s(num_gpus=job.num_gpus,
                                              gpus_per_node=job.gpus_per_node,
                                              nodes_per_leaf=job.nodes_per_leaf)

@@ -84,6 +84,13 @@ def check_sweep(base_mapping: Mapping[str, Any], grid: Mapping[str, Sequence[Any
     except ConfigError as err:
         if "unknown key" in str(err):
             raise  # the scenario (or a --set) itself, not the grid
+    if kind == "training":
+        inert = [k for k in grid if k == "run" or k.startswith("run.")]
+        if inert:  # evaluate_training simulates one iteration; run: is the long-run section
+            raise ConfigError(f"grid key '{inert[0]}' has no effect: a training sweep "
+                              "simulates one iteration, not the run: section", file=file,
+                              key="--grid", allowed="model, cluster.*, training.*, "
+                              "parallelism.* (plan checkpoint searches run.checkpoint)")
     for point in grid_points(grid)[:1]:
         for key, value in point.items():
             mapping = copy.deepcopy(dict(base_mapping))
@@ -136,6 +143,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip() or not raw.strip():
             raise ConfigError(f"bad grid item '{item}'", key="--grid", allowed="key=v1,v2,...")
+        if key.strip() in grid:
+            raise ConfigError(f"grid key '{key.strip()}' given twice (the first would be "
+                              "ignored)", key="--grid", allowed="key=v1,v2,... once per key")
         grid[key.strip()] = [parse_scalar(v.strip()) for v in raw.split(",")]
     return grid
 

@@ -38,6 +38,8 @@ def plan_checkpoint_cmd(
                           key="run")
     if seeds < 1:
         raise ConfigError(f"must be >= 1, got {seeds}", key="--seeds")
+    if seed < 0:
+        raise ConfigError(f"must be >= 0, got {seed}", key="--seed")
     from hwmodels.errors import InfeasibleError
     from simulator.longrun.simulate import default_iteration_time_fn
     from simulator.training import simulate_iteration
@@ -119,6 +121,8 @@ def plan_train_cmd(
     if (global_batch is None) == (global_batch_tokens is None):
         raise ConfigError("give exactly one of --global-batch / --global-batch-tokens",
                           key="--global-batch")
+    if top_k < 1:
+        raise ConfigError(f"must be >= 1, got {top_k}", key="--top-k")
     counts = _int_list(num_devices, "--num-devices") or []
     constraints = TrainConstraints(max_tp=max_tp, pp=_int_list(pp, "--pp"),
                                    micro_batches=tuple(_int_list(micro_batches,
