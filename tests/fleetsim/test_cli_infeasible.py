@@ -98,3 +98,10 @@ def test_plan_checkpoint_that_does_not_fit_exits_3(cli) -> None:
                        "--set", "cluster.num_devices=64", "--set", "training.global_batch=64",
                        "--set", "run.spares=0")
     assert code == 3 and "does not fit" in err, err
+
+
+def test_plan_gpu_mix_no_type_serves_exits_3(cli) -> None:
+    code, _, err = cli("plan", "gpu-mix", "--model", "llama3-8b", "--trace",
+                       "azure-conv-2023-sample", "--devices", "l4", "--slo-ttft", "1e-6",
+                       "--slo-tpot", "1e-6")
+    assert code == 3 and "no instance type serves" in err, err
