@@ -548,3 +548,32 @@ def kv_cache_capacity(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: 
             f"KV block of {budget / GiB:.1f} GiB on {device.name}", key="gpu_memory_utilization",
             allowed="a larger tp/pp, a smaller dtype or a bigger device")
     return KVCapacity(bytes=blocks * per_block, tokens=blocks * block_size, blocks=blocks)
+
+
+def serving_step_fit(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int = 1,
+                     dtype: DType | str = DType.BF16, kv_dtype: DType | str | None = None,
+                     batch_tokens: int = 0, batch_seqs: int = 0, kv_tokens: int = 0,
+                     headroom: float = 0.0) -> FitResult:
+    """Does one serving batch step fit one device of the most loaded stage?
+
+    needed = weights (serving_weight_bytes) + KV of the `kv_tokens` the batch holds (prompt
+    tokens being prefilled + every decoding sequence's context) + transient activations of the
+    `batch_tokens` processed this step (the per-token widths of vLLM's profiling forward) and
+    the fp32 logits + probs of the `batch_seqs` sampled + vLLM's non-torch allowance. The minimum a
+    step needs, so a step that does not fit here cannot run at all on this replica.
+    """
+    _check_positive(tp=tp, pp=pp)
+    for key, value in (("batch_tokens", batch_tokens), ("batch_seqs", batch_seqs),
+                       ("kv_tokens", kv_tokens)):
+        if value < 0:
+            raise ConfigError(f"must be >= 0, got {value}", key=key)
+    dtype = parse_dtype(dtype)
+    kv = kv_cache_dtype(dtype, kv_dtype)
+    weights = serving_weight_bytes(model, dtype, tp=tp, pp=pp)
+    kv_bytes = kv_tokens * _kv_bytes_per_token_per_device(model, kv, tp=tp, pp=pp)
+    logits_per_seq = model.vocab_size * 4.0 * 2  # fp32 logits + probs, as in the profile run
+    per_token = ((_profile_activation_bytes(model, tp=tp) - VLLM_PROFILE_SEQS * logits_per_seq)
+                 / VLLM_PROFILE_TOKENS)
+    activations = batch_tokens * per_token + batch_seqs * logits_per_seq
+    non_torch = VLLM_NON_TORCH_BYTES_TP1 if tp * pp == 1 else VLLM_NON_TORCH_BYTES_TP
+    return fits(weights + kv_bytes + activations + non_torch, device, headroom=headroom)

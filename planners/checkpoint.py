@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels._compat import StrEnum
-from hwmodels.errors import ConfigError
+from hwmodels.errors import ConfigError, InfeasibleError
 from planners.executors import Executor, map_values
 from simulator.longrun.closed_form import (
     daly_interval_s,
@@ -52,6 +52,19 @@ class CheckpointPlan:
     stall_s: float
     restart_s: float
     rows: tuple[dict[str, float | str], ...]
+
+    @property
+    def feasible(self) -> bool:
+        """Some interval makes progress (ETTR > 0): a run that never completes an
+        iteration between failures has no best interval."""
+        return self.best_ettr > 0
+
+    def infeasible_error(self) -> InfeasibleError:
+        return InfeasibleError(
+            f"no checkpoint interval makes progress: all {len(self.rows)} candidate intervals "
+            f"have simulated ETTR 0 (job MTTF {self.mttf_s:.0f} s, restart {self.restart_s:.0f} s"
+            f", checkpoint stall {self.stall_s:.0f} s)",
+            hint="more spares, a lower failure rate, a faster restart or a smaller job")
 
     def to_df(self) -> pd.DataFrame:
         """One row per interval: rule, interval_s, ettr_mean/p5/p95, closed forms."""
@@ -101,6 +114,8 @@ def plan_checkpoint(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTi
         raise ConfigError("nothing fails, so any interval is optimal", key="run.failures")
     if seeds < 1:
         raise ConfigError(f"must be >= 1, got {seeds}", key="seeds")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"must be an integer >= 0, got {seed!r}", key="seed")
     mttf = 1.0 / cfg.failures.job_rate_per_s(num_gpus=job.num_gpus,
                                              gpus_per_node=job.gpus_per_node,
                                              nodes_per_leaf=job.nodes_per_leaf)

@@ -31,7 +31,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix
 
 from hwmodels._compat import StrEnum
-from hwmodels.errors import ConfigError, UnknownNameError
+from hwmodels.errors import ConfigError, InfeasibleError, UnknownNameError
 
 # Relative slack on the load constraints of the brute-force feasibility LP, so float round-off
 # in an exactly-full instance does not read as infeasible.
@@ -71,8 +71,10 @@ def _check(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray) -> None:
     need = rates.max(axis=0) > 0
     dead = np.flatnonzero(need & ~np.any(capacity > 0, axis=1))
     if dead.size:
-        raise ConfigError(f"no instance type serves bucket(s) {dead.tolist()} within the SLO",
-                          key="gpu_mix.devices", allowed="add larger devices or TP options")
+        raise InfeasibleError(f"no instance type serves request-size bucket(s) "
+                              f"{dead.tolist()} within the SLO (profiled capacity 0 on every "
+                              "type: memory or the SLO rules each out)",
+                              hint="add larger devices or TP options, or loosen the SLO")
 
 
 def _structure(rates: np.ndarray, capacity: np.ndarray) -> list[tuple[int, int, int, float]]:

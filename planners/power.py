@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.catalog import load_device
-from hwmodels.errors import ConfigError, UnknownNameError
+from hwmodels.errors import ConfigError, InfeasibleError, UnknownNameError
 from hwmodels.power import MIN_FREQ_SCALE, power_w
 from hwmodels.specs import DeviceSpec, ModelSpec
 from planners.executors import Executor, map_values
@@ -303,8 +303,17 @@ def _impact(profiles: list[LoadProfile], priorities: list[str], shifts: list[int
 def within_limits(row: RowResult, limits: ImpactLimits, policy: CappingPolicy,
                   bin_s: float) -> bool:
     """Budget held (beyond the control latency) and every impact inside its limit."""
+    return not limit_violations(row, limits, policy, bin_s)
+
+
+def limit_violations(row: RowResult, limits: ImpactLimits, policy: CappingPolicy,
+                     bin_s: float) -> list[str]:
+    """Why a row is rejected: 'budget' (over it beyond the control latency) and/or each
+    impact limit exceeded (e.g. 'high latency_p99_s'); empty when the row is within limits."""
+    out = []
     if row.max_over_budget_s > policy.latency_s + bin_s + 1e-9:
-        return False
+        out.append(f"budget (over it for {row.max_over_budget_s:.0f} s > control latency "
+                   f"{policy.latency_s:g} s)")
     imp = row.impact.set_index(["priority", "metric"])["change"]
     checks = ((("high", "latency_p50_s"), limits.high_p50),
               (("high", "latency_p99_s"), limits.high_p99),
@@ -315,8 +324,8 @@ def within_limits(row: RowResult, limits: ImpactLimits, policy: CappingPolicy,
             continue
         value = float(imp[key])
         if (lim >= 0 and value > lim + 1e-12) or (lim < 0 and value < lim - 1e-12):
-            return False
-    return True
+            out.append(f"{key[0]} {key[1]} {value:+.1%} (limit {lim:+.1%})")
+    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -334,9 +343,33 @@ class PowerPlan:
     policy: CappingPolicy
     limits: ImpactLimits
     notes: dict[str, str] = field(default_factory=dict)
+    probe_violations: dict[int, tuple[str, ...]] = field(default_factory=dict)  # rejected probes
 
     def impact_table(self) -> pd.DataFrame:
         return self.row.impact
+
+    @property
+    def feasible(self) -> bool:
+        """At least one server fits the budget within the limits."""
+        return self.servers >= 1
+
+    def rejections(self) -> dict[str, int]:
+        """Server counts probed and rejected, per reason (budget or an impact limit)."""
+        out: dict[str, int] = {}
+        for n, ok in self.evaluated.items():
+            if ok or n not in self.probe_violations:
+                continue
+            for why in self.probe_violations[n]:
+                key = why.split(" (", 1)[0] if why.startswith("budget") \
+                    else " ".join(why.split()[:2])
+                out[key] = out.get(key, 0) + 1
+        return out
+
+    def infeasible_error(self) -> InfeasibleError:
+        why = "; ".join(self.probe_violations.get(1, ())) or "over the limits"
+        return InfeasibleError(
+            f"not even one {self.server.name} server fits {self.budget_w / 1e3:g} kW: {why}",
+            hint="a larger --budget-kw, a smaller server or looser limits")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (what `fleetsim plan power --json` prints)."""
@@ -366,6 +399,9 @@ class PowerPlan:
             "notes": self.notes,
         }
 
+
+# The most servers one row plan simulates (each gets its own shifted load profile).
+MAX_SERVERS = 20_000
 
 # Server counts evaluated ahead of the search at once (the gallop's next points; the bisection
 # evaluates its probe and both possible next probes).
@@ -433,6 +469,11 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
         kind = "inference"
     nameplate = int(budget_w // spec.nameplate_w)
     upper = max_servers or int(budget_w // spec.idle_w)
+    if upper > MAX_SERVERS:  # one load profile per server: memory grows with the count
+        raise ConfigError(f"a {budget_kw:g} kW budget holds up to {upper:,} idle "
+                          f"{spec.name} servers, more than a row of {MAX_SERVERS:,}",
+                          key="power.budget_kw",
+                          allowed=f"<= {MAX_SERVERS * spec.idle_w / 1e3:g} kW, or max_servers")
     rng = np.random.default_rng(seed)
     t_bins = len(profile.busy)
     shift_pool = rng.integers(0, t_bins, size=max(upper, 1))
@@ -492,6 +533,8 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
                      nameplate_servers=nameplate, servers=best,
                      gain=best / nameplate - 1.0 if nameplate else float("inf"), row=row,
                      evaluated=evaluated, policy=policy, limits=limits,
+                     probe_violations={n: tuple(limit_violations(r, limits, policy, bin_s))
+                                       for n, r in rows.items() if not evaluated[n]},
                      notes={"impact_model": "fluid backlog + stretch dilation of the uncapped "
                                             "simulation (first order; engine queueing under "
                                             "the cap is not re-simulated)",

@@ -68,9 +68,9 @@ def inference_profile(model: str | ModelSpec | Mapping[str, Any], device: str,
                       serving: Mapping[str, Any] | None = None) -> LoadProfile:
     """Replay `requests` on one server (gpus_per_server / tp replicas, least-loaded routing)
     and account each step's FLOPs and bytes into time bins."""
-    if gpus_per_server % tp:
-        raise ConfigError(f"tp {tp} must divide gpus_per_server {gpus_per_server}",
-                          key="power.tp")
+    if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1 or gpus_per_server % tp:
+        raise ConfigError(f"tp {tp!r} must be an integer >= 1 dividing gpus_per_server "
+                          f"{gpus_per_server}", key="power.tp")
     replicas = gpus_per_server // tp
     plan = build_plan(model, device, tp, replicas=replicas, slo_ttft_s=None, slo_tpot_s=None,
                       serving=serving)

@@ -32,7 +32,7 @@ import pandas as pd
 
 from hwmodels._compat import StrEnum
 from hwmodels.catalog import load_device, load_model
-from hwmodels.errors import ConfigError
+from hwmodels.errors import ConfigError, InfeasibleError
 from hwmodels.specs import ModelSpec
 from planners.executors import Executor, LocalExecutor
 from planners.serve_eval import (
@@ -139,10 +139,36 @@ class ServePlanResult:
     @property
     def best(self) -> pd.Series:
         if self.plans.empty:
-            raise ConfigError("no serving configuration meets the SLO within the limits",
-                              key="plan serve", allowed="looser SLOs, more devices or budget, "
-                              "other device types or TP degrees")
+            raise self.infeasible_error()
         return self.plans.iloc[0]
+
+    @property
+    def feasible(self) -> bool:
+        return not self.plans.empty
+
+    def rejections(self) -> dict[str, int]:
+        """Candidates rejected, per reason (divisibility, topology, memory, limits, SLO,
+        estimate, simulation_failed)."""
+        out: dict[str, int] = {}
+        for reason in self.pruned["reason"] if "reason" in self.pruned else ():
+            key = reason_category(str(reason))
+            out[key] = out.get(key, 0) + 1
+        if self.failed:
+            out["simulation_failed"] = self.failed
+        return out
+
+    def describe_rejections(self) -> str:
+        parts = [f"{n} by {k}" for k, n in self.rejections().items()]
+        return (f"{self.considered} candidates considered, rejected "
+                + (", ".join(parts) if parts else "none"))
+
+    def infeasible_error(self) -> InfeasibleError:
+        """The error for a search where no configuration meets the SLO (exit 3 in the CLI)."""
+        first = f"; first failure: {self.failures[0]}" if self.failures else ""
+        return InfeasibleError("no serving configuration meets the SLO within the limits: "
+                               f"{self.describe_rejections()}{first}",
+                               hint="looser SLOs, more devices or budget, other device types "
+                                    "or TP degrees")
 
     def scenario(self, rank: int = 0, *, model_ref: Any = None) -> dict[str, Any]:
         """The serving-scenario mapping of the plan at `rank` (for `fleetsim simulate serve`)."""
@@ -193,6 +219,20 @@ class ServePlanResult:
             target = Path(path)
             _atomic(target, lambda p: fig.savefig(p, format=target.suffix.lstrip(".") or "png"))
         return fig
+
+
+def reason_category(reason: str) -> str:
+    """The kind of a pruning reason: the prefix before ':' where it has one."""
+    head = reason.split(":", 1)[0].strip()
+    if head in ("divisibility", "memory", "estimate"):
+        return head
+    if "exceeds" in reason and ("devices per node" in reason or "num_layers" in reason):
+        return "topology"
+    if "max_gpus" in reason or "budget" in reason:
+        return "limits"
+    if "SLO" in reason:
+        return "slo"
+    return "other"
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -290,6 +330,9 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
     their closed-form rate (listed in `pruned`). cache: a SimCache shared across calls.
     """
     start = time.perf_counter()
+    for key, value in (("confirm_top", confirm_top), ("confirm_extra_units", confirm_extra_units)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"must be an integer >= 0, got {value!r}", key=key)
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     rank_by = enum_value(RankBy, rank_by, "rank_by")
     slo = SLO(ttft_s=slo_ttft_s, tpot_s=slo_tpot_s, target=parse_percentile(slo_percentile),

@@ -7,12 +7,17 @@ simulator.schema.set_dotted, the setter behind `--set` too), and calls
 executor. One row per point (and seed): the grid values, the metrics, `ok` and `error` (a
 failed point is a row with ok=False, never a lost one). `write_results` writes the DataFrame
 atomically as Parquet or CSV; `plot_sweep` draws a metric against a grid key.
-`evaluate_training` is the evaluate function for training scenarios (simulate train).
+`evaluate_training` is the evaluate function for training scenarios (simulate train),
+`evaluate_serving` for serving scenarios (simulate serve's summary); `scenario_kind` tells
+them apart and `check_sweep` validates the grid keys and the metric against the scenario's
+schema before any point runs, so a typo is one error, not a table of failed points.
+`check_outcome` turns a sweep where every point failed into an error (the first one).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +32,97 @@ from simulator.schema import parse_scalar, set_dotted
 
 Evaluate = Callable[[dict[str, Any]], Any]
 SEED_KEY = "seed"
+
+# The scalar metrics of each scenario kind (`--metric`): simulate train's and simulate
+# serve's --json fields, nested ones flattened as a.b (as the sweep's columns are).
+TRAINING_METRICS = ("iteration_time_s", "tokens_per_s", "tflops_per_gpu",
+                    "hardware_tflops_per_gpu", "mfu", "hfu", "peak_memory_gib",
+                    "memory_needed_gib", "memory_capacity_gib", "num_microbatches",
+                    "breakdown.compute_s", "breakdown.exposed_comm_s", "breakdown.bubble_s",
+                    "breakdown.optimizer_s")
+SERVING_METRICS = ("requests", "completed", "dropped", "ttft_s.p50", "ttft_s.p90", "ttft_s.p99",
+                   "tpot_s.p50", "tpot_s.p90", "tpot_s.p99", "e2e_s.p50", "e2e_s.p99",
+                   "slo_attainment", "goodput_rps", "throughput_tokens_per_s", "gpu_hours",
+                   "cost_usd", "energy_kwh", "retries", "prefix_hit_rate", "migrations",
+                   "replica_seconds", "energy_per_request_j", "energy_per_token_j",
+                   "cost_per_million_tokens_usd", "mean_power_w", "peak_row_power_w")
+METRICS = {"training": TRAINING_METRICS, "serving": SERVING_METRICS}
+
+
+def scenario_kind(mapping: Mapping[str, Any], *, file: str | None = None) -> str:
+    """'training' (a training: or parallelism: section) or 'serving' (serving:/workload:)."""
+    if "training" in mapping or "parallelism" in mapping:
+        return "training"
+    if "serving" in mapping or "workload" in mapping:
+        return "serving"
+    raise ConfigError("cannot tell a training scenario (training:, parallelism:) from a "
+                      "serving one (serving:, workload:)", file=file, key="scenario",
+                      allowed=list(METRICS))
+
+
+def _load(kind: str, mapping: dict[str, Any], file: str | None) -> Any:
+    if kind == "training":
+        from simulator.training.scenario import load_training_scenario
+
+        return load_training_scenario(mapping, file=file)
+    from simulator.serving import load_serving_scenario
+
+    return load_serving_scenario(mapping, file=file)
+
+
+def check_sweep(base_mapping: Mapping[str, Any], grid: Mapping[str, Sequence[Any]], *,
+                metric: str | None = None, file: str | None = None) -> str:
+    """Validate before any work: the scenario kind, each grid key (an unknown key, or a key
+    under a scalar, is a ConfigError naming --grid and the allowed keys) and the metric.
+    Returns the kind. Values are not judged here: a bad value is one failed point."""
+    kind = scenario_kind(base_mapping, file=file)
+    if metric is not None and metric not in METRICS[kind]:
+        raise ConfigError(f"unknown {kind} metric '{metric}'", key="--metric",
+                          allowed=list(METRICS[kind]))
+    try:
+        _load(kind, copy.deepcopy(dict(base_mapping)), file)
+    except ConfigError as err:
+        if "unknown key" in str(err):
+            raise  # the scenario (or a --set) itself, not the grid
+    if kind == "training":
+        inert = [k for k in grid if k == "run" or k.startswith("run.")]
+        if inert:  # evaluate_training simulates one iteration; run: is the long-run section
+            raise ConfigError(f"grid key '{inert[0]}' has no effect: a training sweep "
+                              "simulates one iteration, not the run: section", file=file,
+                              key="--grid", allowed="model, cluster.*, training.*, "
+                              "parallelism.* (plan checkpoint searches run.checkpoint)")
+    for point in grid_points(grid)[:1]:
+        for key, value in point.items():
+            mapping = copy.deepcopy(dict(base_mapping))
+            set_dotted(mapping, key, value, where="--grid")
+            try:
+                _load(kind, mapping, file)
+            except ConfigError as err:
+                at = err.key or ""
+                if "unknown key" in str(err) and (key == at or key.startswith(at + ".")):
+                    where = "" if at == key else f" (at '{at}')"
+                    raise ConfigError(f"unknown {kind} scenario key '{key}'{where}",
+                                      file=file, key="--grid", allowed=err.allowed) from None
+    return kind
+
+
+def evaluator(kind: str, *, file: str | None = None) -> Evaluate:
+    """The evaluate function of a scenario kind (a picklable callable for executors)."""
+    if kind == "training":
+        return evaluate_training
+    if kind == "serving":
+        return functools.partial(evaluate_serving, file=file)
+    raise ConfigError(f"unknown scenario kind '{kind}'", key="scenario", allowed=list(METRICS))
+
+
+def check_outcome(df: pd.DataFrame) -> int:
+    """Failed points of a sweep; every point failing is a ConfigError with the first error
+    (a table of failures is not a result)."""
+    failed = int((~df["ok"]).sum()) if "ok" in df else 0
+    if len(df) and failed == len(df):
+        raise ConfigError(f"all {failed} sweep points failed; first: {df['error'].iloc[0]}",
+                          key="--grid")
+    return failed
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -47,6 +143,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip() or not raw.strip():
             raise ConfigError(f"bad grid item '{item}'", key="--grid", allowed="key=v1,v2,...")
+        if key.strip() in grid:
+            raise ConfigError(f"grid key '{key.strip()}' given twice (the first would be "
+                              "ignored)", key="--grid", allowed="key=v1,v2,... once per key")
         grid[key.strip()] = [parse_scalar(v.strip()) for v in raw.split(",")]
     return grid
 
@@ -119,6 +218,15 @@ def evaluate_training(mapping: dict[str, Any]) -> dict[str, Any]:
 
     sc = load_training_scenario(mapping)
     return simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel).to_dict()
+
+
+def evaluate_serving(mapping: dict[str, Any], *, file: str | None = None) -> dict[str, Any]:
+    """Simulate one serving-scenario mapping; the `fleetsim simulate serve --json` summary
+    (file: the scenario's path, for a trace named relative to it)."""
+    from simulator.serving import load_serving_scenario, load_workload, simulate_serving
+
+    sc = load_serving_scenario(mapping, file=file)
+    return simulate_serving(sc, load_workload(sc)).summary()
 
 
 _atomic = atomic_write  # kept for callers of the old private name

@@ -34,7 +34,7 @@ import pandas as pd
 from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.dtypes import DType, parse_dtype
-from hwmodels.errors import ConfigError
+from hwmodels.errors import ConfigError, InfeasibleError
 from hwmodels.memory import training_memory
 from hwmodels.ops import resolve_profile
 from hwmodels.parallel import ParallelConfig, TrainingConfig
@@ -132,10 +132,29 @@ class PlanResult:
     @property
     def best(self) -> pd.Series:
         if self.plans.empty:
-            raise ConfigError("no plan fits: every candidate was pruned or failed",
-                              key="plan", allowed="more devices, a smaller micro-batch, "
-                              "recompute or ZeRO")
+            raise self.infeasible_error()
         return self.plans.iloc[0]
+
+    @property
+    def feasible(self) -> bool:
+        return not self.plans.empty
+
+    def rejections(self) -> dict[str, int]:
+        """Candidates rejected, per reason (what an empty table is made of)."""
+        return {"divisibility": self.pruned_divisibility,
+                "memory": self.pruned_memory + self.rejected_memory,
+                "simulation_failed": self.failed}
+
+    def describe_rejections(self) -> str:
+        parts = [f"{n} by {reason}" for reason, n in self.rejections().items() if n]
+        return (f"{self.considered} candidates considered, rejected "
+                + (", ".join(parts) if parts else "none"))
+
+    def infeasible_error(self) -> InfeasibleError:
+        """The error for a search where no plan fits (exit 3 in the CLI)."""
+        first = f"; first failure: {self.failures[0]}" if self.failures else ""
+        return InfeasibleError(f"no plan fits: {self.describe_rejections()}{first}",
+                               hint="more devices, a smaller micro-batch, recompute or ZeRO")
 
     def counts(self) -> dict[str, int | float]:
         return {"considered": self.considered, "pruned_divisibility": self.pruned_divisibility,

@@ -8,7 +8,8 @@ from rich.table import Table
 from fleetsim.cli.common import console, emit_json
 from hwmodels.catalog import load_device, load_model
 from hwmodels.dtypes import parse_dtype
-from hwmodels.errors import ConfigError
+from hwmodels.errors import ConfigError, InfeasibleError
+from hwmodels.units import GiB
 
 estimate_app = typer.Typer(help="Analytical estimates.", no_args_is_help=True)
 
@@ -26,9 +27,17 @@ def estimate_step_cmd(
     dtype: str = typer.Option("bf16", "--dtype", help="bf16|fp8|int8|int4 (weights/compute)."),
     kv_dtype: str = typer.Option(None, "--kv-dtype", help="KV-cache dtype (default: dtype)."),
     profile: str = typer.Option(None, "--profile", help="Calibration profile JSON."),
+    allow_infeasible: bool = typer.Option(
+        False, "--allow-infeasible",
+        help="Print the step time even when the batch does not fit device memory."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Time of one batch step: S prompts of L tokens prefilled + B sequences decoding at C."""
+    """Time of one batch step: S prompts of L tokens prefilled + B sequences decoding at C.
+
+    The batch is checked against device memory first (weights + KV + activations,
+    hwmodels.memory.serving_step_fit): a step that cannot fit exits 3 unless
+    --allow-infeasible, which prints the time with a DOES NOT FIT line (`fits_memory`)."""
+    from hwmodels.memory import serving_step_fit
     from hwmodels.step import estimate_step
 
     for key, value in (("--tp", tp), ("--pp", pp)):
@@ -49,18 +58,30 @@ def estimate_step_cmd(
                           "--decode-seqs/--context", key="batch")
     m = load_model(model)
     d = load_device(device)
+    wdtype = parse_dtype(dtype, key="--dtype")
+    kvdtype = parse_dtype(kv_dtype, key="--kv-dtype") if kv_dtype else None
+    fit = serving_step_fit(m, d, tp=tp, pp=pp, dtype=wdtype, kv_dtype=kvdtype,
+                           batch_tokens=prefill_len * prefill_seqs + decode_seqs,
+                           batch_seqs=prefill_seqs + decode_seqs,
+                           kv_tokens=prefill_len * prefill_seqs + context * decode_seqs)
+    if not fit.fits and not allow_infeasible:
+        raise InfeasibleError(f"{m.name} on {tp}x{pp} {d.name}: the batch {fit.describe()} "
+                              "per device (weights + KV + activations)",
+                              hint="a larger --tp/--pp, a smaller --dtype/batch or a bigger "
+                                   "device")
     est = estimate_step(
         m, d, tp=tp, pp=pp,
         prefill_lens=[prefill_len] * prefill_seqs,
         decode_context_lens=[context] * decode_seqs,
-        dtype=parse_dtype(dtype, key="--dtype"),
-        kv_dtype=parse_dtype(kv_dtype, key="--kv-dtype") if kv_dtype else None,
+        dtype=wdtype, kv_dtype=kvdtype,
         profile=profile,
     )
     out = {"model": m.name, "device": d.name, "tp": tp, "pp": pp,
            "prefill_tokens": prefill_len * prefill_seqs, "decode_seqs": decode_seqs,
            "context": context, "dtype": dtype, "time_s": est.time_s,
-           "breakdown": dict(est.breakdown)}
+           "breakdown": dict(est.breakdown), "fits_memory": fit.fits,
+           "memory_needed_gib": fit.needed_bytes / GiB,
+           "memory_capacity_gib": fit.available_bytes / GiB}
     if json_out:
         emit_json(out)
         return
@@ -70,3 +91,5 @@ def estimate_step_cmd(
     for k, v in est.breakdown.items():
         t.add_row(k, f"{v * 1e3:.3f} ms" if k.endswith("_s") else f"{v:.4g}")
     console.print(t)
+    if not fit.fits:
+        console.print(f"DOES NOT FIT ({fit.describe()} per device): this step cannot run")

@@ -8,6 +8,8 @@ from rich.table import Table
 from fleetsim.cli.common import console, emit_json, load_scenario_file, print_table
 from hwmodels.errors import ConfigError
 
+INFEASIBLE_HELP = "Print the report (exit 0) even when no candidate is feasible."
+
 plan_app = typer.Typer(help="Search for the best plan.", no_args_is_help=True)
 
 
@@ -19,9 +21,13 @@ def plan_checkpoint_cmd(
     seed: int = typer.Option(0, "--seed"),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray executor)."),
+    allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's."""
+    """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's.
+
+    A plan that does not fit memory, or no interval making progress (ETTR 0 everywhere),
+    exits 3 unless --allow-infeasible."""
     from planners.checkpoint import plan_checkpoint_for_scenario
     from simulator.training import apply_overrides, load_training_scenario
 
@@ -32,8 +38,23 @@ def plan_checkpoint_cmd(
                           key="run")
     if seeds < 1:
         raise ConfigError(f"must be >= 1, got {seeds}", key="--seeds")
+    if seed < 0:
+        raise ConfigError(f"must be >= 0, got {seed}", key="--seed")
+    from hwmodels.errors import InfeasibleError
+    from simulator.longrun.simulate import default_iteration_time_fn
+    from simulator.training import simulate_iteration
+
+    it = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel)
+    if not it.fits_memory and not allow_infeasible:
+        raise InfeasibleError(f"{scenario}: the plan {it.message}",
+                              hint="more devices, a larger tp/pp, recompute or ZeRO")
+    fn = default_iteration_time_fn(sc)
+    fn.cache[sc.parallel.dp] = it.iteration_time_s  # the same simulation, not run twice
     with _executor(executor, address) as ex:
-        plan = plan_checkpoint_for_scenario(sc, seeds=seeds, seed=seed, executor=ex)
+        plan = plan_checkpoint_for_scenario(sc, seeds=seeds, seed=seed, executor=ex,
+                                            iteration_time_fn=fn)
+    if not plan.feasible and not allow_infeasible:
+        raise plan.infeasible_error()
     if json_out:
         emit_json(plan.to_dict())
         return
@@ -87,15 +108,21 @@ def plan_train_cmd(
     top_k: int = typer.Option(10, "--top-k"),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address."),
+    allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Search parallel plans (pruned by divisibility and memory), simulate the best ones."""
+    """Search parallel plans (pruned by divisibility and memory), simulate the best ones.
+
+    No plan that fits exits 3 unless --allow-infeasible (then: the empty report and the
+    count of candidates rejected per reason)."""
     from planners.train import plan_train
     from planners.train_space import TrainConstraints
 
     if (global_batch is None) == (global_batch_tokens is None):
         raise ConfigError("give exactly one of --global-batch / --global-batch-tokens",
                           key="--global-batch")
+    if top_k < 1:
+        raise ConfigError(f"must be >= 1, got {top_k}", key="--top-k")
     counts = _int_list(num_devices, "--num-devices") or []
     constraints = TrainConstraints(max_tp=max_tp, pp=_int_list(pp, "--pp"),
                                    micro_batches=tuple(_int_list(micro_batches,
@@ -107,6 +134,8 @@ def plan_train_cmd(
                             global_batch_tokens=global_batch_tokens, dtype=dtype,
                             constraints=constraints, top_k=top_k, executor=ex,
                             inter_node=inter_node)
+    if not result.feasible and not allow_infeasible:
+        raise result.infeasible_error()
     out = result.to_dict()
     if json_out:
         emit_json(out)
@@ -125,47 +154,62 @@ def plan_train_cmd(
         t.add_row(str(i), plan, f"{row['tokens_per_s']:,.0f}", f"{row['mfu']:.1%}",
                   f"{row['peak_memory_gib']:.1f}")
     console.print(t)
+    if not result.feasible:
+        console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")
 
 
 def sweep_cmd(
-    scenario: str = typer.Argument(..., help="Training scenario YAML."),
+    scenario: str = typer.Argument(..., help="Training or serving scenario YAML."),
     grid: list[str] = typer.Option(..., "--grid", help="key=v1,v2 (repeatable)."),
     set_: list[str] = typer.Option(None, "--set", help="Override a scenario key (repeatable)."),
     out: str = typer.Option("sweep.csv", "--out", help="Results .csv or .parquet."),
-    plot: str = typer.Option(None, "--plot", help="Plot tokens/s over the first grid key."),
-    metric: str = typer.Option("tokens_per_s", "--metric"),
+    plot: str = typer.Option(None, "--plot", help="Plot --metric over the first grid key."),
+    metric: str = typer.Option(None, "--metric",
+                               help="Column to show and plot (default: tokens_per_s for "
+                                    "training, goodput_rps for serving)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Simulate a training scenario at every point of a grid; write a table and a plot."""
+    """Simulate a training or serving scenario at every point of a grid; write a table and a
+    plot. Grid keys and --metric are checked first; every point failing exits 2 with the
+    first error, a partial failure reports how many points failed."""
     from planners.sweep import (
+        check_outcome,
         check_results_path,
-        evaluate_training,
+        check_sweep,
+        evaluator,
         parse_grid,
         plot_sweep,
         sweep,
         write_results,
     )
-    from simulator.training import apply_overrides
+    from simulator.schema import apply_overrides
 
     check_results_path(out)
     base = apply_overrides(load_scenario_file(scenario), set_ or [])
     grid_map = parse_grid(grid)
+    kind = check_sweep(base, grid_map, metric=metric, file=scenario)
+    metric = metric or ("tokens_per_s" if kind == "training" else "goodput_rps")
     with _executor(executor, address) as ex:
-        df = sweep(base, grid_map, evaluate_training, ex)
+        df = sweep(base, grid_map, evaluator(kind, file=scenario), ex)
+    failed = check_outcome(df)
     write_results(df, out)
     keys = list(grid_map)
     if plot:
         plot_sweep(df, keys[0], metric, hue=keys[1] if len(keys) > 1 else None, path=plot,
                    title=scenario)
     if json_out:
-        emit_json({"out": out, "points": len(df), "failed": int((~df["ok"]).sum()),
+        emit_json({"out": out, "points": len(df), "failed": failed,
                    "rows": df.to_dict(orient="records")})
         return
-    cols = keys + [c for c in (metric, "mfu", "peak_memory_gib", "ok", "error") if c in df]
+    extra = ("mfu", "peak_memory_gib", "fits_memory") if kind == "training" else \
+        ("slo_attainment", "cost_usd")
+    cols = keys + [c for c in dict.fromkeys((metric, *extra, "ok", "error")) if c in df]
     print_table(f"sweep: {len(df)} points -> {out}", cols,
                 ([row[c] for c in cols] for _, row in df.iterrows()))
+    if failed:
+        console.print(f"{failed} of {len(df)} points failed (see the error column)")
 
 
 def _workload(trace: str, start_s: float | None, end_s: float | None,
@@ -215,9 +259,13 @@ def plan_gpu_mix_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
+    allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Cheapest GPU mix meeting the SLO (ILP over request-size buckets), confirmed by simulation."""
+    """Cheapest GPU mix meeting the SLO (ILP over request-size buckets), confirmed by simulation.
+
+    A mix whose simulated SLO attainment stays below --slo-target exits 3 unless
+    --allow-infeasible (then: the best mix found, marked as missing the target)."""
     from hwmodels.atomic import atomic_write
     from planners.gpu_mix import plan_gpu_mix, plot_gpu_mix
 
@@ -228,6 +276,13 @@ def plan_gpu_mix_cmd(
                             slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, slo_target=slo_target,
                             prices=_prices(price), solver=solver, window_s=window_s,
                             router=router, executor=ex, seed=seed)
+    if not plan.meets_slo and not allow_infeasible:
+        from hwmodels.errors import InfeasibleError
+
+        raise InfeasibleError(f"no GPU mix meets the SLO target: the best mix found attains "
+                              f"{plan.slo_attainment:.1%} < {slo_target:.1%} after "
+                              f"{plan.iterations} round(s)",
+                              hint="loosen the SLO, lower --slo-target or add devices/TP options")
     if plot:
         fig = plot_gpu_mix(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
@@ -244,6 +299,9 @@ def plan_gpu_mix_cmd(
         console.print(f"best single type: {out['best_single_type']} at "
                       f"${out['best_single_cost_usd_per_hour']:.2f}/h"
                       + (f"; the mix saves {saving:.1%}" if saving is not None else ""))
+    if not plan.meets_slo:
+        console.print(f"INFEASIBLE: SLO attainment {out['slo_attainment']:.1%} is below the "
+                      f"target {slo_target:.1%}")
 
 
 @plan_app.command("power")
@@ -262,9 +320,12 @@ def plan_power_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
+    allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Servers that fit a power budget with POLCA-style capping, vs the nameplate baseline."""
+    """Servers that fit a power budget with POLCA-style capping, vs the nameplate baseline.
+
+    A budget that not even one server fits exits 3 unless --allow-infeasible."""
     from hwmodels.atomic import atomic_write
     from planners.power import CappingPolicy, plan_power, plot_power
     from traces.readers import read_trace
@@ -275,6 +336,8 @@ def plan_power_cmd(
         plan = plan_power(budget_kw, server, model=model, inference_df=df, training=training,
                           tp=tp, high_priority_fraction=high_priority, policy=policy, seed=seed,
                           executor=ex)
+    if not plan.feasible and not allow_infeasible:
+        raise plan.infeasible_error()
     if plot:
         fig = plot_power(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
@@ -290,6 +353,9 @@ def plan_power_cmd(
     print_table("impact of capping", ("priority", "metric", "uncapped", "capped", "change"),
                 ((r["priority"], r["metric"], r["uncapped"], r["capped"], f"{r['change']:+.2%}")
                  for r in out["impact"]))
+    if not plan.feasible:
+        console.print("INFEASIBLE: not even one server fits; probes rejected: "
+                      + ", ".join(f"{n} by {k}" for k, n in plan.rejections().items()))
 
 
 @plan_app.command("serve")
@@ -320,9 +386,13 @@ def plan_serve_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
+    allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Serving configurations ranked by goodput per dollar: max SLO rate by simulation."""
+    """Serving configurations ranked by goodput per dollar: max SLO rate by simulation.
+
+    No configuration meeting the SLO exits 3 unless --allow-infeasible (then: the empty
+    report and the count of candidates rejected per reason)."""
     from planners.serve import plan_serve
 
     if out:
@@ -343,6 +413,8 @@ def plan_serve_cmd(
                          max_num_seqs=tuple(_int_list(max_num_seqs, "--max-num-seqs") or ()),
                          disaggregation=ratios, colocated=colocated, target_rate_rps=rate,
                          rank_by=rank_by, confirm_top=confirm_top, executor=ex, seed=seed)
+    if not res.feasible and not allow_infeasible:
+        raise res.infeasible_error()
     if plot:
         res.plot(plot)
     if out:
@@ -367,3 +439,5 @@ def plan_serve_cmd(
                   f"{r['cost_usd_per_hour']:.2f}", f"{r['goodput_rps']:.2f}/s",
                   "-" if confirmed is None or confirmed != confirmed else f"{confirmed:.1%}")
     console.print(t)
+    if not res.feasible:
+        console.print(f"INFEASIBLE: no configuration meets the SLO; {res.describe_rejections()}")

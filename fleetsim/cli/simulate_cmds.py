@@ -60,7 +60,9 @@ def _long_run(sc: Any, iteration: Any, *, seed: int | None, seeds: int | None, f
     def iteration_time_s(dp: int) -> float:
         return full_time_s if dp == full_dp else other(dp)
 
-    if seeds is None or seeds == 1:
+    if seeds is None:
+        seeds = sc.run.seeds  # run.seeds is the default, as --seeds' help says
+    if seeds == 1:
         run = simulate_run(sc, seed=seed, iteration_time_fn=iteration_time_s)
         runs = [run]
     else:
@@ -69,7 +71,14 @@ def _long_run(sc: Any, iteration: Any, *, seed: int | None, seeds: int | None, f
         run, runs = summary, list(summary.runs)
     if progress_plot:
         plot_progress(runs, progress_plot)
-    return run.to_dict()
+    out = run.to_dict()
+    hint = run.diagnosis()  # what dominated the lost time, when something did
+    if hint:
+        from fleetsim.cli.common import err_console
+
+        out["hint"] = hint
+        err_console.print(f"hint: {hint}", highlight=False, soft_wrap=True)
+    return out
 
 
 @simulate_app.command("train")
@@ -83,9 +92,13 @@ def simulate_train(
                               help="Run the run: section with N seeds (default: run.seeds)."),
     progress_plot: str = typer.Option(None, "--progress-plot",
                                       help="With run:, plot progress vs wall-clock (PNG)."),
+    allow_infeasible: bool = typer.Option(
+        False, "--allow-infeasible", help="Report a plan that does not fit memory (exit 0)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """One training iteration (and, with a run: section, a long run with failures)."""
+    """One training iteration (and, with a run: section, a long run with failures).
+
+    A plan that does not fit device memory exits 3 unless --allow-infeasible."""
     from simulator.training import apply_overrides, load_training_scenario, simulate_training
 
     raw = apply_overrides(load_scenario_file(scenario), set_ or [])
@@ -94,6 +107,11 @@ def simulate_train(
     with scenario_errors(scenario):
         result = simulate_training(sc.plan(timeline=want_events))
         out = result.to_dict()
+        if not result.fits_memory and not allow_infeasible:
+            from hwmodels.errors import InfeasibleError
+
+            raise InfeasibleError(f"{scenario}: the plan {result.message}",
+                                  hint="more devices, a larger tp/pp, recompute or ZeRO")
         if sc.run is not None:
             out.update(_long_run(sc, result, seed=seed, seeds=seeds, file=scenario,
                                  progress_plot=progress_plot))

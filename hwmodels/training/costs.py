@@ -290,7 +290,14 @@ class ChunkCostModel:
     def _zero3_exposed(self, stage: int, dense: int, moe: int) -> tuple[float, float]:
         """ZeRO-3/FSDP weight gathers prefetched one layer ahead (FSDP forward/backward prefetch,
         DeepSpeed prefetch bucket): exposed = the first layer's gather + per layer the part
-        of the gather(s) (and, backward, the grad reduce-scatter) longer than its compute."""
+        of the gather(s) (and, backward, the grad reduce-scatter) longer than its compute.
+
+        `overlap_param_gather` is the prefetch switch under ZeRO-3 (Megatron's
+        --overlap-param-gather overlaps the distributed optimizer's ZeRO-1/2 gather with the
+        next forward; for ZeRO-3/FSDP the analogue is prefetching the next layer's gather,
+        FSDP forward_prefetch/backward_prefetch): False gathers each layer's weights only when
+        it runs, so every gather is exposed; the grad reduce-scatter stays asynchronous
+        (hidden behind the next layer's backward, the last one exposed)."""
         p = self.parallel
         n = dense + moe
         if p.zero < 3 or n == 0:
@@ -304,9 +311,15 @@ class ChunkCostModel:
                 continue
             ag, rs = self._zero3_gather_s(g, is_moe)
             f_layer, b_layer = self.layer(stage, is_moe)
-            f_exp += count * max(0.0, ag - f_layer.compute_s)
-            b_exp += count * max(0.0, bwd_gathers * ag + rs - b_layer.compute_s)
+            if p.overlap_param_gather:
+                f_exp += count * max(0.0, ag - f_layer.compute_s)
+                b_exp += count * max(0.0, bwd_gathers * ag + rs - b_layer.compute_s)
+            else:  # no prefetch: each gather waits in front of its layer
+                f_exp += count * ag
+                b_exp += count * (bwd_gathers * ag + max(0.0, rs - b_layer.compute_s))
         ag0, rs0 = self._zero3_gather_s(g, moe > 0 and dense == 0)
+        if not p.overlap_param_gather:
+            return f_exp, b_exp + rs0
         return f_exp + ag0, b_exp + ag0 + rs0
 
     def _ends(self, stage: int, virtual_stage: int) -> tuple[_LayerPhase, _LayerPhase] | None:

@@ -30,6 +30,7 @@ from hwmodels.frozen import FrozenMap
 from simulator.longrun.checkpoint_modes import CHECKPOINT_MODES
 from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
 from simulator.longrun.failures import FailureSampler, Scope
+from simulator.longrun.invariants import check_run_result
 from simulator.longrun.results import LOST_KEYS, RunResult
 from simulator.longrun.stragglers import StragglerKind
 
@@ -565,10 +566,15 @@ class _Run:
 
 
 def simulate_longrun(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTimeFn, *,
-                     seed: int = 0, fast_forward: bool = True) -> RunResult:
+                     seed: int = 0, fast_forward: bool = True,
+                     scenario: str | None = None) -> RunResult:
     """Simulate one seeded run of `job` under `cfg`; iteration_time_s(dp) gives step time.
 
     fast_forward jumps over whole checkpoint cycles that end before the next failure (same
-    result as stepping them one by one; off only to check exactly that).
+    result as stepping them one by one; off only to check exactly that). The result's
+    invariants (simulator.longrun.invariants) are checked: a violation is an InvariantError
+    naming `scenario`.
     """
-    return _Run(cfg, job, iteration_time_s, seed, fast_forward=fast_forward).run()
+    result = _Run(cfg, job, iteration_time_s, seed, fast_forward=fast_forward).run()
+    check_run_result(result, scenario=scenario)
+    return result

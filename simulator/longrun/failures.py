@@ -40,6 +40,26 @@ REPAIR_HARDWARE_S = 3 * DAY_S
 REPAIR_MAINTENANCE_S = 1 * DAY_S
 REPAIR_SWITCH_S = 2 * HOUR_S
 
+# The Weibull shapes a failure process may have. Field fits of time between failures fall in
+# 0.3-3 (Schroeder & Gibson, DSN'06: 0.7-0.8); below 0.2 gamma(1 + 1/shape) explodes
+# (overflow past 1/shape ~ 171) and nearly every interval is ~0 s, above 20 the process is a
+# clock. Outside [WEIBULL_SHAPE_MIN, WEIBULL_SHAPE_MAX] is refused, not approximated.
+WEIBULL_SHAPE_MIN = 0.2
+WEIBULL_SHAPE_MAX = 20.0
+# A unit failing more than once a second is not a failure model (and its Weibull scale
+# underflows towards 0 s, which would stall simulated time).
+MAX_RATE_PER_UNIT_S = 1.0
+
+
+def check_weibull_shape(shape: float, key: str) -> None:
+    """ConfigError naming `key` unless WEIBULL_SHAPE_MIN <= shape <= WEIBULL_SHAPE_MAX."""
+    if isinstance(shape, bool) or not isinstance(shape, (int, float)) \
+            or not WEIBULL_SHAPE_MIN <= shape <= WEIBULL_SHAPE_MAX:
+        raise ConfigError(f"Weibull shape must be in [{WEIBULL_SHAPE_MIN:g}, "
+                          f"{WEIBULL_SHAPE_MAX:g}], got {shape!r}", key=key,
+                          allowed=f"{WEIBULL_SHAPE_MIN:g} <= shape <= {WEIBULL_SHAPE_MAX:g} "
+                                  "(1 = exponential, < 1 infant mortality, > 1 ageing)")
+
 
 class FailureModelKind(StrEnum):
     """The failure-model registry keys (`run.failures.model`); one module per model in
@@ -72,13 +92,12 @@ class ComponentFailure:
 
     def __post_init__(self) -> None:
         key = f"run.failures.components.{self.cause}"
-        if not (self.rate_per_unit_s > 0 and math.isfinite(self.rate_per_unit_s)):
-            raise ConfigError(f"failure rate must be > 0, got {self.rate_per_unit_s!r}",
+        if not (0 < self.rate_per_unit_s <= MAX_RATE_PER_UNIT_S):
+            raise ConfigError(f"failure rate must be > 0 and at most {MAX_RATE_PER_UNIT_S:g} "
+                              f"per unit-second, got {self.rate_per_unit_s!r}",
                               key=key + ".rate")
-        if not (self.shape > 0 and math.isfinite(self.shape)):
-            raise ConfigError(f"Weibull shape must be > 0, got {self.shape!r}",
-                              key=key + ".shape")
-        if self.repair_s < 0:
+        check_weibull_shape(self.shape, key + ".shape")
+        if not (self.repair_s >= 0 and math.isfinite(self.repair_s)):
             raise ConfigError(f"repair time must be >= 0, got {self.repair_s!r}",
                               key=key + ".repair_s")
         if self.nodes_per_switch < 0:

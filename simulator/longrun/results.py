@@ -12,6 +12,38 @@ from hwmodels.frozen import FrozenMap
 
 LOST_KEYS = ("restart", "rework", "checkpoint", "stragglers", "waiting_spare", "elastic")
 
+# What each lost-time key means, and what would win it back (diagnose()'s hint).
+LOST_MEANING = {
+    "waiting_spare": ("waiting for repairs (no spare node)",
+                      "add run.spares, or run.on_shortage: elastic"),
+    "restart": ("detecting failures and restarting", "lower run.detection_s / run.restart_s"),
+    "rework": ("recomputing work lost since the last checkpoint",
+               "checkpoint more often (run.checkpoint.interval_s: auto)"),
+    "checkpoint": ("stalled writing checkpoints",
+                   "checkpoint less often or asynchronously (run.checkpoint.mode: async)"),
+    "stragglers": ("slowed by stragglers", "evict them (run.stragglers.evict_after_s)"),
+    "elastic": ("running with fewer data-parallel replicas", "add run.spares"),
+}
+# A lost-time share of the wall time at or above this is worth a hint.
+HINT_SHARE = 0.25
+
+
+def diagnose(*, ettr: float, wall_s: float, iterations: float,
+             time_lost_s: dict[str, float]) -> str | None:
+    """One line on what dominated the lost time, or None when nothing dominates (every
+    loss below HINT_SHARE of the wall time and ETTR > 0). ETTR exactly 0 says why."""
+    if wall_s <= 0:
+        return None
+    key, lost = max(time_lost_s.items(), key=lambda kv: kv[1], default=("", 0.0))
+    share = lost / wall_s
+    what, fix = LOST_MEANING.get(key, (key, ""))
+    top = f"{share:.0%} of wall time {what}" + (f": {fix}" if fix else "")
+    if ettr == 0.0:
+        why = ("no iteration completed" if iterations == 0
+               else "no completed iteration survived to the end of the run")
+        return f"ETTR is 0: {why}; {top}" if lost > 0 else f"ETTR is 0: {why}"
+    return top if share >= HINT_SHARE else None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
@@ -44,6 +76,12 @@ class RunResult:
     @property
     def num_interruptions(self) -> int:
         return int(sum(self.interruptions.values()))
+
+    def diagnosis(self) -> str | None:
+        """What dominated the lost time (see diagnose), e.g. '94% of wall time waiting for
+        repairs (no spare node): add run.spares, ...'."""
+        return diagnose(ettr=self.ettr, wall_s=self.wall_s, iterations=self.iterations,
+                        time_lost_s=dict(self.time_lost_s))
 
     def to_dict(self) -> dict[str, Any]:
         """The `run:` part of `fleetsim simulate train --json` (no time series)."""
@@ -95,6 +133,13 @@ class RunSummary:
     @property
     def interruptions_mean(self) -> float:
         return float(np.mean([r.num_interruptions for r in self.runs]))
+
+    def diagnosis(self) -> str | None:
+        """diagnose() over the mean of the seeds."""
+        return diagnose(ettr=self.ettr_mean, wall_s=float(self._values("wall_s").mean()),
+                        iterations=float(self._values("iterations").mean()),
+                        time_lost_s={k: float(np.mean([r.time_lost_s[k] for r in self.runs]))
+                                     for k in self.runs[0].time_lost_s})
 
     def to_dict(self) -> dict[str, Any]:
         """Mean over seeds of the contract fields plus the ETTR band."""

@@ -87,7 +87,8 @@ def simulate_run(scenario: TrainingScenario, *, seed: int | None = None,
     """One seeded long run of a TrainingScenario (its .model .cluster .training .parallel .run)."""
     cfg, job = run_config(scenario)
     fn = iteration_time_fn or default_iteration_time_fn(scenario)
-    return simulate_longrun(cfg, job, fn, seed=cfg.seed if seed is None else seed)
+    return simulate_longrun(cfg, job, fn, seed=cfg.seed if seed is None else seed,
+                            scenario=scenario_name(scenario))
 
 
 def simulate_run_seeds(scenario: TrainingScenario, *, seeds: int | None = None,
@@ -97,16 +98,22 @@ def simulate_run_seeds(scenario: TrainingScenario, *, seeds: int | None = None,
     cfg, job = run_config(scenario)
     fn = iteration_time_fn or default_iteration_time_fn(scenario)
     return simulate_many(cfg, job, fn, seeds=seeds or cfg.seeds,
-                         seed=cfg.seed if seed is None else seed)
+                         seed=cfg.seed if seed is None else seed,
+                         scenario=scenario_name(scenario))
 
 
 def simulate_many(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int,
-                  seed: int = 0) -> RunSummary:
+                  seed: int = 0, scenario: str | None = None) -> RunSummary:
     """Independent runs with child seeds of SeedSequence(seed) (run i uses child i)."""
     children = np.random.SeedSequence(seed).generate_state(seeds)
     return RunSummary(runs=tuple(
-        replace(simulate_longrun(cfg, job, fn, seed=int(s)), seed_index=i)
+        replace(simulate_longrun(cfg, job, fn, seed=int(s), scenario=scenario), seed_index=i)
         for i, s in enumerate(children)))
+
+
+def scenario_name(scenario: TrainingScenario) -> str | None:
+    """What an InvariantError calls the scenario: its name, else its file."""
+    return scenario.name or (str(scenario.file) if scenario.file else None)
 
 
 def default_iteration_time_fn(scenario: TrainingScenario) -> IterationTimeFn:

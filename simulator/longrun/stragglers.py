@@ -20,6 +20,11 @@ from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
 from simulator.schema import Seconds, yaml_key
 
+# A node more than 100x slower is down, not straggling; the lognormal spread of the excess is
+# capped where a draw can still not overflow (exp(mu + 40 sigma) stays finite up to sigma 3).
+MAX_SLOWDOWN = 100.0
+MAX_SIGMA = 3.0
+
 
 class StragglerKind(StrEnum):
     """Whether slow nodes stay slow or recover (`run.stragglers.kind`)."""
@@ -44,15 +49,16 @@ class StragglerSpec:
         if not (0 <= self.fraction <= 1):
             raise ConfigError(f"must be in [0, 1], got {self.fraction!r}",
                               key="run.stragglers.fraction")
-        if not (self.slowdown >= 1 and math.isfinite(self.slowdown)):
-            raise ConfigError(f"must be >= 1, got {self.slowdown!r}",
+        if not 1 <= self.slowdown <= MAX_SLOWDOWN:
+            raise ConfigError(f"must be in [1, {MAX_SLOWDOWN:g}], got {self.slowdown!r}",
                               key="run.stragglers.slowdown")
-        if self.sigma < 0:
-            raise ConfigError("must be >= 0", key="run.stragglers.sigma")
-        if not self.mean_duration_s > 0:
+        if not 0 <= self.sigma <= MAX_SIGMA:  # exp of a wider lognormal overflows to inf
+            raise ConfigError(f"must be in [0, {MAX_SIGMA:g}], got {self.sigma!r}",
+                              key="run.stragglers.sigma")
+        if not (self.mean_duration_s > 0 and math.isfinite(self.mean_duration_s)):
             raise ConfigError(f"must be > 0, got {self.mean_duration_s!r}",
                               key="run.stragglers.duration_s")
-        if self.evict_after_s is not None and self.evict_after_s < 0:
+        if self.evict_after_s is not None and not self.evict_after_s >= 0:
             raise ConfigError("must be >= 0", key="run.stragglers.evict_after_s")
 
     def draw_slowdowns(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -61,7 +67,7 @@ class StragglerSpec:
         if self.sigma == 0 or excess == 0:
             return np.full(n, self.slowdown)
         mu = math.log(excess) - self.sigma**2 / 2  # keeps the mean excess
-        return 1.0 + rng.lognormal(mu, self.sigma, n)
+        return 1.0 + np.minimum(rng.lognormal(mu, self.sigma, n), 10 * MAX_SLOWDOWN)
 
     def draw_nodes(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Slowdown per node for n fresh nodes (1.0 = healthy); persistent kind only."""

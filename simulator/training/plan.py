@@ -30,6 +30,7 @@ class TrainingPlan:
     profile: DeviceProfile | str | Path | None = None
     timeline: bool = False
     flash_attention: bool = True
+    name: str | None = None  # the scenario, named by an InvariantError
 
     def __post_init__(self) -> None:
         for name, kind in _FIELD_TYPES:

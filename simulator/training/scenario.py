@@ -86,7 +86,8 @@ class TrainingScenario:
     def plan(self, *, timeline: bool = False) -> TrainingPlan:
         """The typed plan one iteration simulates (simulate_training's input)."""
         return TrainingPlan(model=self.model, cluster=self.cluster, training=self.training,
-                            parallel=self.parallel, timeline=timeline)
+                            parallel=self.parallel, timeline=timeline,
+                            name=self.name or (str(self.file) if self.file else None))
 
 
 def read_parallelism(raw: Mapping[str, Any], cluster: ClusterSpec, *,

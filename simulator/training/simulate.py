@@ -27,6 +27,7 @@ from hwmodels.training.gradsync import finish_stage, stage_params
 from hwmodels.training.placement import pipeline_groups
 from hwmodels.units import GiB
 from simulator.training.engine import TraceEvent, run_pipeline
+from simulator.training.invariants import check_training_result
 from simulator.training.plan import TrainingPlan
 from simulator.training.results import Breakdown, StageRecord, TrainingResult
 from simulator.training.schedules import Op, OpKind, build_schedule, max_inflight, splits_backward
@@ -39,17 +40,18 @@ def simulate_training(plan: TrainingPlan) -> TrainingResult:
     """Simulate one optimizer step of a typed plan."""
     return simulate_iteration(plan.model, plan.cluster, plan.training, plan.parallel,
                               profile=plan.profile, timeline=plan.timeline,
-                              flash_attention=plan.flash_attention)
+                              flash_attention=plan.flash_attention, scenario=plan.name)
 
 
 def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
                        parallel: ParallelConfig, *, profile: ProfileArg = None,
-                       timeline: bool = False, flash_attention: bool = True
-                       ) -> TrainingResult:
+                       timeline: bool = False, flash_attention: bool = True,
+                       scenario: str | None = None) -> TrainingResult:
     """Simulate one optimizer step of `model` on `cluster` with plan `parallel`.
 
     flash_attention=False models Megatron's pre-FlashAttention fused softmax kernels (the
-    SC'21 / MLSys'23 runs).
+    SC'21 / MLSys'23 runs). The result's invariants (simulator.training.invariants) are
+    checked before it is returned: a violation is an InvariantError naming `scenario`.
     """
     check_plan(model, cluster, training, parallel)
     p = parallel
@@ -118,7 +120,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     events: tuple[TraceEvent, ...] | None = None
     if timeline:
         events = run.events + _end_events(ends, run.stages)
-    return TrainingResult(
+    result = TrainingResult(
         iteration_time_s=iteration_s,
         tokens_per_s=training.global_batch * training.seq_len / iteration_s,
         tflops_per_gpu=model_flops / iteration_s / n / 1e12,
@@ -137,6 +139,8 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
         stages=tuple(records),
         timeline=events,
     )
+    check_training_result(result, scenario=scenario)  # InvariantError: a simulator bug
+    return result
 
 
 def _op_table(chunk_costs: list[ChunkCost], split: bool

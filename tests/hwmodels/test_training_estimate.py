@@ -59,3 +59,19 @@ def test_stage_groups_match_pipeline_groups() -> None:
 def test_p2p_bytes_split_over_tp_and_cp() -> None:
     p = ParallelConfig(tp=2, cp=2, pp=2, dp=8)
     assert p2p_activation_bytes(MODEL, TRAINING, p) == 4 * 2048 / 2 * MODEL.hidden_size * 2 / 2
+
+
+def test_zero3_overlap_param_gather_is_the_prefetch_switch() -> None:
+    """Under ZeRO-3 overlap_param_gather=False turns off the next-layer prefetch: every
+    layer's all-gather is exposed (it was silently ignored before)."""
+    from simulator.training.simulate import simulate_iteration
+
+    on = _estimate(tp=1, pp=1, dp=64, zero=3)
+    off = _estimate(tp=1, pp=1, dp=64, zero=3, overlap_param_gather=False)
+    assert off.exposed_comm_s > on.exposed_comm_s
+    assert off.compute_s == pytest.approx(on.compute_s)
+    sim_on = simulate_iteration(MODEL, CLUSTER, TRAINING, ParallelConfig(dp=64, zero=3))
+    sim_off = simulate_iteration(MODEL, CLUSTER, TRAINING,
+                                 ParallelConfig(dp=64, zero=3, overlap_param_gather=False))
+    assert sim_off.iteration_time_s > sim_on.iteration_time_s
+    assert sim_off.breakdown.exposed_comm_s > sim_on.breakdown.exposed_comm_s

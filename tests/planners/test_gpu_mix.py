@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwmodels.errors import ConfigError, UnknownNameError
+from hwmodels.errors import ConfigError, InfeasibleError, UnknownNameError
 from planners.buckets import BucketGrid, bucketize
 from planners.gpu_mix import plan_gpu_mix, split_requests
 from planners.mix_ilp import brute_force_mix, feasible, single_type_costs, solve_mix
@@ -51,7 +51,7 @@ def test_time_windows_share_one_fleet() -> None:
 def test_bad_input() -> None:
     with pytest.raises(UnknownNameError):
         solve_mix([1.0], [[1.0]], [1.0], solver="gurobi")
-    with pytest.raises(ConfigError, match="no instance type"):
+    with pytest.raises(InfeasibleError, match="no instance type"):
         solve_mix([1.0, 1.0], [[1.0], [0.0]], [1.0])
     with pytest.raises(ConfigError, match="increasing"):
         BucketGrid(input_edges=(10, 5), output_edges=(1, 2))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.dtypes import DType
-from hwmodels.errors import ConfigError
+from hwmodels.errors import ConfigError, InfeasibleError
 from hwmodels.memory import training_memory
 from hwmodels.parallel import (
     FSDPImpl,
@@ -276,5 +276,6 @@ def test_bad_constraints_name_the_key(kwargs, key):
 def test_no_plan_fits_is_a_clear_error():
     res = plan_train("llama3.1-405b", "l4", 8, seq_len=4096, global_batch=8, top_k=3)
     assert res.plans.empty and res.estimated == 0
-    with pytest.raises(ConfigError, match="no plan fits"):
+    assert not res.feasible
+    with pytest.raises(InfeasibleError, match="no plan fits: .* rejected .* by memory"):
         _ = res.best

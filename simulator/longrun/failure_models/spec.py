@@ -18,6 +18,7 @@ from simulator.longrun.failures import (
     FailureModel,
     FailureModelKind,
     Scope,
+    check_weibull_shape,
 )
 from simulator.schema import Seconds, read_section, with_file
 
@@ -64,6 +65,8 @@ class ComponentSpec:
                     raise ConfigError(f"failure rate must be a number > 0, got {rate!r}",
                                       key=f"{key}.{rate_key}")
                 changes.update(scope=scope, rate_per_unit_s=rate / unit_s)
+        if self.shape is not None:
+            check_weibull_shape(self.shape, f"{key}.shape")
         if not changes and base is None:
             raise ConfigError("a new cause needs a rate", key=key, allowed=list(RATE_KEYS))
         for name in ("shape", "replace", "repair_s", "nodes_per_switch"):
@@ -87,7 +90,8 @@ class FailuresSpec:
 
     def __post_init__(self) -> None:
         _check_positive(self.scale, f"{KEY}.scale")
-        _check_positive(self.shape, f"{KEY}.shape")
+        if self.shape is not None:
+            check_weibull_shape(self.shape, f"{KEY}.shape")
         _check_positive(self.node_failures_per_1000_node_days,
                         f"{KEY}.node_failures_per_1000_node_days")
         if self.model is FailureModelKind.EXPONENTIAL and self.shape is not None:

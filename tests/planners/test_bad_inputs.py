@@ -1,0 +1,37 @@
+"""Bad planner inputs found by trying them: one ConfigError line (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("plan", "power", "--budget-kw", "60", "--tp", "0"), "power.tp"),  # was ZeroDivisionError
+    (("plan", "power", "--budget-kw", "1e12", "--training"), "power.budget_kw"),  # was 5 TiB alloc
+    (("plan", "serve", "--model", "llama3-8b", "--devices", "l4", "--slo-ttft", "1",
+      "--slo-tpot", "0.1", "--confirm-top", "-1"), "confirm_top"),  # was accepted silently
+])
+def test_bad_planner_input_is_one_line(cli, args, needle) -> None:
+    code, _, err = cli(*args)
+    assert code == 2, err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+LONG = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "simulator"
+           / "scenarios" / "llama3-405b-16k-54d.yaml")
+TRAIN = LONG.replace("llama3-405b-16k-54d", "gpt3-175b-a100")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("plan", "checkpoint", LONG, "--seeds", "1", "--seed", "-1"), "--seed"),  # was a traceback
+    (("plan", "train", "--model", "llama3-8b", "--device", "h100-sxm", "--num-devices", "8",
+      "--seq-len", "2048", "--global-batch", "8", "--top-k", "0"), "--top-k"),
+    # a training sweep simulates one iteration: sweeping run.* gave identical rows
+    (("sweep", LONG, "--grid", "run.spares=1,2", "--out", "/tmp/x.csv"), "no effect"),
+    (("sweep", TRAIN, "--grid", "parallelism.tp=4", "--grid", "parallelism.tp=8",
+      "--out", "/tmp/x.csv"), "given twice"),
+])
+def test_more_bad_inputs(cli, args, needle) -> None:
+    code, _, err = cli(*args)
+    assert code == 2, err
+    assert needle in err and "Traceback" not in err
