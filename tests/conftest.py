@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, settings
 from fleetsim.cli.app import main
 
 # Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (default ci). ci: deterministic
-# (derandomize) and small (25 examples a fuzz test, ~200 over tests/fuzz); nightly: many,
+# (derandomize) and small (30 examples a fuzz test, ~210 over tests/fuzz); nightly: many,
 # random. Tests with their own @settings(max_examples=...) keep their count.
 _HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
-settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True,
                           suppress_health_check=_HEALTH, print_blob=True)
 settings.register_profile("nightly", max_examples=2000, deadline=None,
                           suppress_health_check=_HEALTH, print_blob=True)

@@ -413,7 +413,9 @@ def apply_mutation(sc: dict[str, Any], m: Mutation) -> dict[str, Any]:
     d: Any = out
     for p in m.path[:-1]:
         if isinstance(d, dict):
-            d = d.setdefault(p, {})  # type: ignore[arg-type]
+            if not isinstance(d.get(p), (dict, list)):
+                d[p] = {}  # e.g. failures: none -> a mapping holding the bad key
+            d = d[p]
         else:
             d = d[p]  # type: ignore[index]
     if m.delete:
