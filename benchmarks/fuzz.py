@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             by_kind[(r["kind"], r["cls"])] += 1
             if r["cls"] != "ok":
                 if r["cls"] == "traceback":
-                    sig = r["detail"].split(":")[0][:80]
+                    sig = r["detail"].split(":")[0][:40] + " " + r["detail"].split("(at ")[-1][:90]
                 elif r["cls"] == "exit_mismatch" and r["mutation"]:
                     sig = f"{r['mutation']} -> {r['detail'][:40]}"
                 else:

@@ -385,10 +385,14 @@ serve_case("serve-disagg-zero-prefill",
 serve_case("serve-disagg-bad-link",
            _serve(serving__disaggregation={"prefill_replicas": 1, "decode_replicas": 1,
                                            "link": "pigeon"}))
-for v in (-5, float("inf"), False, "abc", None, float("nan")):
+for v in (-5, float("inf"), False, "abc", float("nan")):
     serve_case(f"serve-groups-num-devices={v}",
                _serve(serving__replica_groups=GROUPS["replica_groups"],
                       cluster__num_devices=v, serving__replicas=_DELETE))
+# null is "not given": the groups size the cluster
+serve_case("serve-groups-num-devices=None",
+           _serve(serving__replica_groups=GROUPS["replica_groups"], cluster__num_devices=None,
+                  serving__replicas=_DELETE), expect=0, check=_serve_counts_add_up)
 # --- simulate serve: issue reproducers that must run and add up
 MOONCAKE = "{sc}/llama3-70b-h100-disagg-mooncake.yaml"
 WINDOW = ("--set", "workload.window.end_s=30")
@@ -609,8 +613,10 @@ def run_case(c: Case, tmp: Path) -> Result:
             tb = traceback.format_exc()
     stdout, stderr = out.getvalue(), err.getvalue()
     if tb or "Traceback" in stderr:
-        last = (tb or stderr).strip().splitlines()[-1]
-        return Result("traceback", rc, last[:300])
+        lines = (tb or stderr).strip().splitlines()
+        frames = [ln.strip() for ln in lines if ln.strip().startswith("File ")]
+        where = frames[-1].replace(str(ROOT) + "/", "") if frames else "?"
+        return Result("traceback", rc, f"{lines[-1][:200]} ({where})")
     expect = c.expect if isinstance(c.expect, tuple) else (c.expect,)
     if rc not in expect:
         return Result("wrong_exit", rc, f"exit {rc}, expected {c.expect}: "

@@ -51,6 +51,15 @@ def run_cli(argv: list[str]) -> tuple[int | None, str, str, str]:
     return rc, out.getvalue(), err.getvalue(), tb
 
 
+def tb_summary(tb: str) -> str:
+    """'ExcType: message (at file:line in function)' of a formatted traceback."""
+    lines = tb.strip().splitlines()
+    where = [ln.strip() for ln in lines if ln.strip().startswith("File ")]
+    loc = where[-1].replace("File ", "").replace('"', "") if where else "?"
+    root = str(Path(__file__).resolve().parents[2]) + "/"
+    return f"{lines[-1][:200]} (at {loc.replace(root, '')})"
+
+
 def stderr_problem(rc: int, err: str) -> str | None:
     """Why stderr is not the one-line contract for exit code rc (None: it is)."""
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -210,7 +219,7 @@ def run_case(case: FuzzCase, workdir: Path) -> Outcome:
         argv += ["--records", str(records)]
     rc, out, err, tb = run_cli(argv)
     if tb:
-        return Outcome("traceback", None, tb.strip().splitlines()[-1][:300], tuple(argv))
+        return Outcome("traceback", None, tb_summary(tb), tuple(argv))
     assert rc is not None
     if rc == 4:
         return Outcome("invariant", rc, err.strip()[:300], tuple(argv))
@@ -250,7 +259,7 @@ def run_cli_case(argv: list[str], workdir: Path) -> Outcome:
     argv = [a.replace("{tmp}", str(workdir)) for a in argv]
     rc, out, err, tb = run_cli(argv)
     if tb:
-        return Outcome("traceback", None, tb.strip().splitlines()[-1][:300], tuple(argv))
+        return Outcome("traceback", None, tb_summary(tb), tuple(argv))
     assert rc is not None
     if rc == 4:
         return Outcome("invariant", rc, err.strip()[:300], tuple(argv))

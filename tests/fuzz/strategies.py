@@ -401,7 +401,10 @@ def mutation(c: Chooser, sc: dict[str, Any], kind: str) -> Mutation:
         key = c.choice(sorted(BAD_ENUMS[kind]))
         return Mutation(_dotted(key), BAD_ENUMS[kind][key], f"bad enum {key}")
     if how in ("zero_count", "huge_count"):
-        key = c.choice(POSITIVE_INTS[kind] if how == "zero_count" else HUGE_BAD[kind])
+        huge = HUGE_BAD[kind]
+        if "replica_groups" in sc.get("serving", {}):
+            huge = ("serving.kv_block_size",)  # every group sets its own tp (and pp)
+        key = c.choice(POSITIVE_INTS[kind] if how == "zero_count" else huge)
         value = 0 if how == "zero_count" else 10 ** 30  # beyond int64: reject, never run
         return Mutation(_dotted(key), value, f"{how} {key}")
     key = c.choice(("cluster.device", "model"))
