@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from fleetsim.cli.app import main
 
@@ -16,8 +16,11 @@ from fleetsim.cli.app import main
 # (derandomize) and small (30 examples a fuzz test, ~210 over tests/fuzz); nightly: many,
 # random. Tests with their own @settings(max_examples=...) keep their count.
 _HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+# ci does not shrink: a failing fuzz test reports its first failing scenario (as YAML, with
+# the command) in well under a minute instead of minutes of shrinking; nightly shrinks.
 settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True,
-                          suppress_health_check=_HEALTH, print_blob=True)
+                          suppress_health_check=_HEALTH, print_blob=True,
+                          phases=(Phase.explicit, Phase.reuse, Phase.generate))
 settings.register_profile("nightly", max_examples=2000, deadline=None,
                           suppress_health_check=_HEALTH, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
