@@ -615,6 +615,7 @@ def run_case(c: Case, tmp: Path) -> Result:
     if tb or "Traceback" in stderr:
         lines = (tb or stderr).strip().splitlines()
         frames = [ln.strip() for ln in lines if ln.strip().startswith("File ")]
+        frames = [f for f in frames if str(ROOT) in f and "/tests/" not in f] or frames
         where = frames[-1].replace(str(ROOT) + "/", "") if frames else "?"
         return Result("traceback", rc, f"{lines[-1][:200]} ({where})")
     expect = c.expect if isinstance(c.expect, tuple) else (c.expect,)

@@ -54,9 +54,11 @@ def run_cli(argv: list[str]) -> tuple[int | None, str, str, str]:
 def tb_summary(tb: str) -> str:
     """'ExcType: message (at file:line in function)' of a formatted traceback."""
     lines = tb.strip().splitlines()
-    where = [ln.strip() for ln in lines if ln.strip().startswith("File ")]
-    loc = where[-1].replace("File ", "").replace('"', "") if where else "?"
     root = str(Path(__file__).resolve().parents[2]) + "/"
+    where = [ln.strip() for ln in lines if ln.strip().startswith("File ")]
+    ours = [w for w in where if root in w and "/tests/" not in w]  # innermost frame of ours
+    where = ours or where
+    loc = where[-1].replace("File ", "").replace('"', "") if where else "?"
     return f"{lines[-1][:200]} (at {loc.replace(root, '')})"
 
 
