@@ -418,7 +418,7 @@ serve_case("serve-round-robin-migration-seed0",
 
 # --- validate / demo / calibrate
 case("validate-unknown-suite", "validate", "bogus")
-case("validate-training", "validate", "training", "--json", expect=0)
+case("validate-json-unknown-suite", "validate", "servng", "--json")
 case("demo-out-is-file", "demo", "--out", "{tmp}/afile", files=FILE)
 case("demo-out-uncreatable", "demo", "--out", "{tmp}/afile/sub", files=FILE)
 case("calibrate-unknown-device", "calibrate", "--device", "quantum")
@@ -474,7 +474,7 @@ case("plan-serve-out-txt", *PS, "--out", "{tmp}/o.txt")
 
 # --- plan gpu-mix
 PG = ("plan", "gpu-mix", "--model", "llama3-8b", "--trace", "azure-conv-2023-sample",
-      "--devices", "l4,h100-sxm", "--slo-ttft", "1.0", "--slo-tpot", "0.1")
+      "--devices", "l4,h100-sxm", "--slo-ttft", "1.0", "--slo-tpot", "0.1", "--end-s", "30")
 for opt, v in (("--devices", "nope"), ("--tp", "0"), ("--slo-target", "1.5"),
                ("--slo-target", "0"), ("--solver", "nope"), ("--price", "l4=abc"),
                ("--router", "nope"), ("--window-s", "0"), ("--window-s", "-5"),
