@@ -17,6 +17,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from hwmodels.parallel import PipelineSchedule, Recompute
@@ -280,6 +281,44 @@ def serving_scenario(c: Chooser) -> dict[str, Any]:
     return sc
 
 
+# ------------------------------------------------------------- shipped scenarios, mutated
+
+SHIPPED = Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
+
+
+def shipped_scenario(c: Chooser) -> dict[str, Any]:
+    """One of simulator/scenarios/*.yaml, shrunk to a short run (a 5-20 s trace window, 30
+    synthetic requests, a run of at most a week) and mutated within its allowed ranges:
+    router, scheduler and seed for serving; ZeRO, recompute, microbatch and the run's
+    failure scale, checkpoint mode and spares for training."""
+    import yaml
+
+    path = c.choice(sorted(SHIPPED.glob("*.yaml")))
+    sc = yaml.safe_load(path.read_text())
+    if "serving" in sc:
+        sc["serving"]["router"] = c.choice(ROUTER_NAMES)
+        sc["serving"]["scheduler"] = c.choice(SCHEDULER_NAMES)
+        sc["seed"] = c.integer(0, 10)
+        wl = sc["workload"]
+        if "synthetic" in wl:
+            wl["synthetic"]["num_requests"] = c.integer(1, 30)
+        else:
+            wl["window"] = {"start_s": 0, "end_s": c.choice((5, 10, 20))}
+        return sc
+    par = sc["parallelism"]
+    par["zero"] = c.integer(0, 3) if par.get("zero", 0) else par.get("zero", 0)
+    par["recompute"] = c.choice(RECOMPUTE_NAMES)
+    if "run" in sc:
+        run = sc["run"]
+        run["duration"] = c.choice(("1d", "3d", "7d"))
+        run["failures"] = {"model": "llama3", "scale": c.choice((0.5, 1.0, 4.0))}
+        run["checkpoint"] = {"interval_s": c.choice(("auto", "10m", "1h")),
+                             "mode": c.choice(CHECKPOINT_MODES)}
+        run["spares"] = c.integer(0, 64)
+        run["on_shortage"] = c.choice(("wait", "elastic"))
+    return sc
+
+
 # ------------------------------------------------------------------------ invalid mutations
 
 @dataclass(frozen=True)
@@ -440,22 +479,30 @@ class FuzzCase:
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def serving(self) -> bool:
+        return "serving" in self.scenario
+
+    @property
     def command(self) -> tuple[str, ...]:
-        return ("simulate", "serve") if self.kind == "serving" else ("simulate", "train")
+        return ("simulate", "serve") if self.serving else ("simulate", "train")
 
 
 BUILDERS = {"training": training_scenario, "longrun": longrun_scenario,
-            "serving": serving_scenario}
+            "serving": serving_scenario, "shipped": shipped_scenario}
 
 
 def fuzz_case(c: Chooser, *, kind: str | None = None, valid: bool | None = None) -> FuzzCase:
-    kind = kind or c.choice(("training", "longrun", "serving", "serving"))
+    # one run in ten replays a (shrunk, mutated) shipped scenario: slower, but the real shapes
+    kind = kind or c.choice(("training", "training", "longrun", "longrun", "serving",
+                             "serving", "serving", "serving", "serving", "shipped"))
     sc = BUILDERS[kind](c)
     if valid is None:
         valid = c.boolean()
     if valid:
         # a training plan may legitimately not fit memory: infeasible (3) is a clean answer
-        return FuzzCase(kind, sc, True, expect=(0,) if kind == "serving" else (0, 3))
+        return FuzzCase(kind, sc, True, expect=(0,) if "serving" in sc else (0, 3))
+    if kind == "shipped":
+        kind = "serving" if "serving" in sc else ("longrun" if "run" in sc else "training")
     m = mutation(c, sc, kind)
     # a huge count may also be reported as infeasible (does not fit) instead of rejected
     expect = (2, 3) if m.what.startswith("huge") else (2,)
