@@ -23,7 +23,8 @@ VALIDATION_CSV = next(
 
 def _rows(source: str) -> list[dict[str, str]]:
     if not VALIDATION_CSV.exists():
-        pytest.skip(f"{VALIDATION_CSV} not present")
+        pytest.skip(f"requires ../shared: validation/training_published.csv is missing "
+                    f"({VALIDATION_CSV})")
     with VALIDATION_CSV.open() as fh:
         return [r for r in csv.DictReader(fh) if r["source"] == source]
 

@@ -126,7 +126,7 @@ def test_busy_a100_power_distribution_vs_acmetrace() -> None:
     for name in ("kalos", "seren"):
         path = ACME / f"acme_gpu_power_{name}_cdf.csv"
         if not path.exists():
-            pytest.skip(f"{path} not present")
+            pytest.skip(f"requires ../shared: validation/power/{path.name} is missing")
         cdf = pd.read_csv(path)
         c0 = float(np.interp(100.0, cdf.power_w, cdf.cdf_percent))
         active.append([float(np.interp(c0 + (100 - c0) * q, cdf.cdf_percent, cdf.power_w))

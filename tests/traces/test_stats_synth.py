@@ -18,7 +18,7 @@ AZURE_FULL = SHARED / "azure_llm_2023_conv.csv"
 MOONCAKE_FULL = SHARED / "mooncake_conversation.jsonl"
 
 
-@pytest.mark.skipif(not AZURE_FULL.exists(), reason="full Azure trace not present")
+@pytest.mark.skipif(not AZURE_FULL.exists(), reason="requires ../shared: traces/azure_llm_2023_conv.csv is missing")
 def test_azure_conv_matches_published_stats() -> None:
     s = trace_stats(read_trace(AZURE_FULL))
     # ../shared/README-data.md: 5.5 req/s, input 1155/1020/4142, output 211/129/601, CV 1.09
@@ -33,7 +33,7 @@ def test_azure_conv_matches_published_stats() -> None:
     assert s["interarrival_cv"] == pytest.approx(1.09, abs=0.01)
 
 
-@pytest.mark.skipif(not MOONCAKE_FULL.exists(), reason="full Mooncake trace not present")
+@pytest.mark.skipif(not MOONCAKE_FULL.exists(), reason="requires ../shared: traces/mooncake_conversation.jsonl is missing")
 def test_mooncake_prefix_reuse_matches_published() -> None:
     s = trace_stats(read_trace(MOONCAKE_FULL))
     assert s["prefix_reuse"] == pytest.approx(0.366, abs=0.002)  # published 36.6%
