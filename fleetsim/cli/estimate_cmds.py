@@ -28,7 +28,12 @@ def estimate_step_cmd(
     profile: str = typer.Option(None, "--profile", help="Calibration profile JSON."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Time of one batch step: S prompts of L tokens prefilled + B sequences decoding at C."""
+    """Time of one batch step: S prompts of L tokens prefilled + B sequences decoding at C.
+
+    Example:
+
+        fleetsim estimate step --model llama2-70b --device h100-sxm --tp 8 --decode-seqs 32 --context 1024
+    """
     from hwmodels.step import estimate_step
 
     for key, value in (("--tp", tp), ("--pp", pp)):

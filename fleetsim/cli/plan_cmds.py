@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json, load_scenario_file, print_table
+from fleetsim.cli.common import (
+    PLOT_SUFFIXES,
+    RESULTS_SUFFIXES,
+    check_output,
+    console,
+    emit_json,
+    load_scenario_file,
+    mkdir_option,
+    print_table,
+)
 from hwmodels.errors import ConfigError
 
 plan_app = typer.Typer(help="Search for the best plan.", no_args_is_help=True)
@@ -21,7 +30,12 @@ def plan_checkpoint_cmd(
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray executor)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's."""
+    """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's.
+
+    Example:
+
+        fleetsim plan checkpoint simulator/scenarios/llama3-405b-16k-54d.yaml --seeds 4
+    """
     from planners.checkpoint import plan_checkpoint_for_scenario
     from simulator.training import apply_overrides, load_training_scenario
 
@@ -89,7 +103,12 @@ def plan_train_cmd(
     address: str = typer.Option(None, "--address", help="Ray cluster address."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Search parallel plans (pruned by divisibility and memory), simulate the best ones."""
+    """Search parallel plans (pruned by divisibility and memory), simulate the best ones.
+
+    Example:
+
+        fleetsim plan train --model llama2-70b --device h100-sxm --num-devices 512 --seq-len 4096 --global-batch 1024
+    """
     from planners.train import plan_train
     from planners.train_space import TrainConstraints
 
@@ -136,9 +155,15 @@ def sweep_cmd(
     metric: str = typer.Option("tokens_per_s", "--metric"),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Simulate a training scenario at every point of a grid; write a table and a plot."""
+    """Simulate a training scenario at every point of a grid; write a table and a plot.
+
+    Example:
+
+        fleetsim sweep simulator/scenarios/gpt3-175b-a100.yaml --grid parallelism.tp=4,8 --out sweep.csv --plot sweep.png
+    """
     from planners.sweep import (
         check_results_path,
         evaluate_training,
@@ -149,6 +174,8 @@ def sweep_cmd(
     )
     from simulator.training import apply_overrides
 
+    check_output(out, option="--out", suffixes=RESULTS_SUFFIXES, mkdir=mkdir)
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
     check_results_path(out)
     base = apply_overrides(load_scenario_file(scenario), set_ or [])
     grid_map = parse_grid(grid)
@@ -215,11 +242,19 @@ def plan_gpu_mix_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Cheapest GPU mix meeting the SLO (ILP over request-size buckets), confirmed by simulation."""
+    """Cheapest GPU mix meeting the SLO (ILP over request-size buckets), confirmed by simulation.
+
+    Example:
+
+        fleetsim plan gpu-mix --model llama2-7b --trace azure-conv-2023-sample --devices l4,a10g,h100-sxm --slo-ttft 1 --slo-tpot 0.1
+    """
     from hwmodels.atomic import atomic_write
     from planners.gpu_mix import plan_gpu_mix, plot_gpu_mix
+
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
 
     df = _workload(trace, start_s, end_s, rate_scale)
     with _executor(executor, address) as ex:
@@ -262,12 +297,20 @@ def plan_power_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Servers that fit a power budget with POLCA-style capping, vs the nameplate baseline."""
+    """Servers that fit a power budget with POLCA-style capping, vs the nameplate baseline.
+
+    Example:
+
+        fleetsim plan power --budget-kw 500 --server dgx-a100 --plot power.png
+    """
     from hwmodels.atomic import atomic_write
     from planners.power import CappingPolicy, plan_power, plot_power
     from traces.readers import read_trace
+
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
 
     policy = CappingPolicy(t1=t1, t2=t2, latency_s=latency_s)
     df = None if training else read_trace(trace)
@@ -320,10 +363,19 @@ def plan_serve_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Serving configurations ranked by goodput per dollar: max SLO rate by simulation."""
+    """Serving configurations ranked by goodput per dollar: max SLO rate by simulation.
+
+    Example:
+
+        fleetsim plan serve --model llama2-70b --slo-ttft 2 --slo-tpot 0.2 --out plans.csv
+    """
     from planners.serve import plan_serve
+
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
+    check_output(out, option="--out", suffixes=RESULTS_SUFFIXES, mkdir=mkdir)
 
     if out:
         from planners.sweep import check_results_path
