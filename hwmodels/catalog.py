@@ -216,7 +216,16 @@ def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> 
             source=f.text("source", ""),
         )
     except ConfigError as err:
-        raise err.with_context(file=str(file), key=name) from None
+        raise _entry_error(err, file, name) from None
+
+
+def _entry_error(err: ConfigError, file: Path | str, name: str) -> ConfigError:
+    """A spec's own check (key 'DeviceSpec.idle_w') as the catalog entry's key ('h100.idle_w')."""
+    if err.file:
+        return err
+    field = (err.key or "").split(".")[-1]
+    return ConfigError(err.message, file=str(file), key=f"{name}.{field}" if field else name,
+                       allowed=err.allowed)
 
 
 _LINK_KEYS = {"kind", "bandwidth_gbps", "latency_us", "efficiency", "source", "notes"}
@@ -235,7 +244,7 @@ def link_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> Li
             source=f.text("source", ""),
         )
     except ConfigError as err:
-        raise err.with_context(file=str(file), key=name) from None
+        raise _entry_error(err, file, name) from None
 
 
 @functools.lru_cache(maxsize=256)  # bounded: names come from user input
