@@ -36,6 +36,8 @@ def _catalog_dirs() -> list[Path]:
 def read_text(path: Path | str) -> str:
     """A UTF-8 text file's contents; a missing, unreadable, directory or non-UTF-8 file is one
     ConfigError naming the file (never an OSError / UnicodeDecodeError traceback)."""
+    if not str(path).strip():
+        raise ConfigError("empty file name", allowed="a path to a file")
     path = Path(path)
     if path.is_dir():
         raise ConfigError("is a directory, expected a file", file=str(path))
@@ -51,8 +53,8 @@ def read_text(path: Path | str) -> str:
 
 def read_yaml(path: Path | str) -> Any:
     """Parse a YAML file; syntax errors become one ConfigError line naming the file and line."""
-    path = Path(path)
     text = read_text(path)
+    path = Path(path)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -47,6 +47,9 @@ def resolve_trace_path(ref: str | Path) -> Path:
     text = str(ref)
     if text in SAMPLES:
         return SAMPLES[text]
+    if not text.strip():
+        raise ConfigError("empty trace path", key="workload.trace",
+                          allowed=["a path"] + sorted(SAMPLES))
     path = Path(text).expanduser()
     if path.is_dir():
         raise ConfigError(f"trace path is a directory: {text}", file=text, key="workload.trace",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import typer
@@ -56,6 +57,9 @@ def calibrate_cmd(
                                   key="--peak-tflops") from None
         options["peak_tflops"] = peaks
     if mem_bw_gbps is not None:
+        if not (math.isfinite(mem_bw_gbps) and mem_bw_gbps > 0):
+            raise ConfigError(f"must be a finite number > 0, got {mem_bw_gbps}",
+                              key="--mem-bw-gbps")
         options["mem_bw_gbps"] = mem_bw_gbps
     try:
         import torch  # noqa: F401

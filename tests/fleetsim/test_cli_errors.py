@@ -425,3 +425,23 @@ def test_version(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.metadata, "version", missing)
     code, out, _ = cli("--version")
     assert code == 0 and out.strip() == f"fleetsim {fleetsim.__version__}"
+
+
+@pytest.mark.parametrize("args", [
+    ("simulate", "train", ""),
+    ("traces", "stats", ""),
+    ("traces", "synth", "--out", ""),
+    ("simulate", "serve", SERVE, "--trace", "", "--no-progress"),
+])
+def test_empty_paths(cli, args: tuple[str, ...]) -> None:
+    code, _, err = cli(*args)
+    one_line_error(code, err, "empty")
+    assert "directory" not in err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_calibrate_bad_memory_bandwidth(cli, tmp_path: Path, value: str) -> None:
+    code, _, err = cli("calibrate", "--device", "cpu", "--out", str(tmp_path / "p.json"),
+                       "--mem-bw-gbps", value)
+    one_line_error(code, err, "--mem-bw-gbps")
+    assert not (tmp_path / "p.json").exists()
