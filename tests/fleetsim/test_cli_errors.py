@@ -443,5 +443,6 @@ def test_empty_paths(cli, args: tuple[str, ...]) -> None:
 def test_calibrate_bad_memory_bandwidth(cli, tmp_path: Path, value: str) -> None:
     code, _, err = cli("calibrate", "--device", "cpu", "--out", str(tmp_path / "p.json"),
                        "--mem-bw-gbps", value)
-    one_line_error(code, err, "--mem-bw-gbps")
+    one_line_error(code, err, "key '--mem-bw-gbps'", "must be a finite number > 0")
+    assert "--peak-tflops" not in err
     assert not (tmp_path / "p.json").exists()
