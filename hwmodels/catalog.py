@@ -33,13 +33,28 @@ def _catalog_dirs() -> list[Path]:
     return dirs
 
 
+def read_text(path: Path | str) -> str:
+    """A UTF-8 text file's contents; a missing, unreadable, directory or non-UTF-8 file is one
+    ConfigError naming the file (never an OSError / UnicodeDecodeError traceback)."""
+    if not str(path).strip():
+        raise ConfigError("empty file name", allowed="a path to a file")
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError("is a directory, expected a file", file=str(path))
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read file: {err.strerror or err}", file=str(path)) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                          f"{err.start})", file=str(path), allowed="a UTF-8 YAML/JSON file") \
+            from None
+
+
 def read_yaml(path: Path | str) -> Any:
     """Parse a YAML file; syntax errors become one ConfigError line naming the file and line."""
+    text = read_text(path)
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"cannot read file: {err.strerror}", file=str(path)) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -203,9 +218,16 @@ def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> 
             source=f.text("source", ""),
         )
     except ConfigError as err:
-        if err.file:
-            raise
-        raise ConfigError(str(err), file=str(file), key=name) from None
+        raise _entry_error(err, file, name) from None
+
+
+def _entry_error(err: ConfigError, file: Path | str, name: str) -> ConfigError:
+    """A spec's own check (key 'DeviceSpec.idle_w') as the catalog entry's key ('h100.idle_w')."""
+    if err.file:
+        return err
+    field = (err.key or "").split(".")[-1]
+    return ConfigError(err.message, file=str(file), key=f"{name}.{field}" if field else name,
+                       allowed=err.allowed)
 
 
 _LINK_KEYS = {"kind", "bandwidth_gbps", "latency_us", "efficiency", "source", "notes"}
@@ -224,9 +246,7 @@ def link_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> Li
             source=f.text("source", ""),
         )
     except ConfigError as err:
-        if err.file:
-            raise
-        raise ConfigError(str(err), file=str(file), key=name) from None
+        raise _entry_error(err, file, name) from None
 
 
 @functools.lru_cache(maxsize=256)  # bounded: names come from user input
@@ -271,8 +291,12 @@ def load_model(ref: str | Path | Mapping[str, Any], *, file: str | None = None) 
     if isinstance(ref, Mapping):
         name = str(ref.get("name", ref.get("_name_or_path", "inline")))
         return model_from_config(ref, name=name, file=file)
-    text = str(ref)
+    text = str(ref).strip()
     key = text.lower()
+    if not text:
+        raise ConfigError("empty model name", file=file, key="model",
+                          allowed="a catalog name (fleetsim models list) or a path to an HF "
+                                  "config.json / .yaml")
     if key in _entries("models"):
         return _load_model_by_name(key)
     path = Path(text)
@@ -281,7 +305,7 @@ def load_model(ref: str | Path | Mapping[str, Any], *, file: str | None = None) 
             raise ConfigError("model config file not found", file=text)
         if path.suffix == ".json":
             try:
-                data = json.loads(path.read_text())
+                data = json.loads(read_text(path))
             except json.JSONDecodeError as err:
                 raise ConfigError(f"malformed JSON at line {err.lineno}: {err.msg}",
                                   file=text) from None
@@ -291,4 +315,4 @@ def load_model(ref: str | Path | Mapping[str, Any], *, file: str | None = None) 
             raise ConfigError("expected a mapping of config keys", file=text)
         name = str(data.get("name") or data.get("_name_or_path") or path.parent.name or path.stem)
         return model_from_config(data, name=name, file=text)
-    raise UnknownNameError("model", text, _entries("models"))
+    raise UnknownNameError("model", text, _entries("models"), file=file)

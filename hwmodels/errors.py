@@ -20,6 +20,7 @@ class ConfigError(FleetsimError):
         key: str | None = None,
         allowed: Iterable[object] | str | None = None,
     ) -> None:
+        self.message = message
         self.file = file
         self.key = key
         if allowed is not None and not isinstance(allowed, str):
@@ -35,6 +36,16 @@ class ConfigError(FleetsimError):
         if allowed:
             text += f" (allowed: {allowed})"
         super().__init__(text)
+
+    def with_context(self, *, file: str | None = None, key: str | None = None) -> ConfigError:
+        """This error with `file` / `key` filled in where it names none (never prefixed twice:
+        the bare message, key and allowed values are carried, not its formatted text)."""
+        if (self.file or not file) and (self.key or not key):
+            return self
+        out = ConfigError(self.message, file=self.file or file, key=self.key or key,
+                          allowed=self.allowed)
+        out.__cause__ = self.__cause__
+        return out
 
 
 class UnknownNameError(ConfigError):

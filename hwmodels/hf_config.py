@@ -396,5 +396,5 @@ def model_from_config(mapping: Mapping[str, Any], *, name: str, file: str | None
         if err.file:
             raise
         key = (err.key or "").split(".")[-1]
-        raise ConfigError(str(err).split(": ", 1)[-1], file=file,
-                          key=f"{prefix}.{key}") from None
+        raise ConfigError(err.message, file=file, key=f"{prefix}.{key}",
+                          allowed=err.allowed) from None

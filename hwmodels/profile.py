@@ -148,11 +148,11 @@ def profile_from_json(data: Mapping[str, Any], *, file: str = "<profile>") -> De
 
 def load_profile(path: str | Path, *, device: str | None = None) -> DeviceProfile:
     """Read and validate a profile file; with `device`, refuse a profile of another device."""
+    from hwmodels.catalog import read_text
+
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read profile: {err.strerror}", file=str(path)) from None
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise ConfigError(f"malformed JSON at line {err.lineno}: {err.msg}",
                           file=str(path)) from None

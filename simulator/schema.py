@@ -13,7 +13,9 @@ key is one line: a field. Field types the reader understands:
   ("80GiB", "1.5TB"), `BytesPerSecond` ("2TB/s").
 
 A field's YAML key is its name unless `field(metadata=yaml_key("duration"))` says otherwise.
-A YAML null is read as "not given" (the default applies). Errors are ConfigError naming the
+A YAML null is read as "not given" (the default applies) where the field may be None
+(`X | None`, `Any`, a whole section); for any other field it is an error naming the key
+and the type expected. Errors are ConfigError naming the
 file, the dotted key and the allowed keys or values; errors raised by `__post_init__` get the
 file added.
 
@@ -87,11 +89,7 @@ def _dotted(section: str, key: str) -> str:
 
 def with_file(err: ConfigError, file: str | None) -> ConfigError:
     """err with the scenario file named (unchanged when it already names one or none is known)."""
-    if err.file or not file:
-        return err
-    out = ConfigError(str(err), file=file)
-    out.key, out.allowed = err.key, err.allowed
-    return out
+    return err.with_context(file=file)
 
 
 def check_keys(raw: object, allowed: Sequence[str], *, file: str | None,
@@ -132,6 +130,9 @@ def read_section(raw: object, cls: type[T], *, file: str | None = None,
         value = values.get(key)
         if value is not None:
             kwargs[f.name] = read_value(value, hints[f.name], file=file, key=dotted)
+        elif key in values and not _nullable(hints[f.name]):
+            raise ConfigError("null is not allowed here", file=file, key=dotted,
+                              allowed=_allowed_of(hints[f.name]))
         elif not _has_default(f):
             hint = hints[f.name]
             allowed = section_keys(hint) if dataclasses.is_dataclass(hint) else None
@@ -140,6 +141,14 @@ def read_section(raw: object, cls: type[T], *, file: str | None = None,
         return cls(**kwargs)
     except ConfigError as err:
         raise with_file(err, file) from None
+
+
+def _nullable(hint: Any) -> bool:
+    """Whether a YAML null may stand for "not given": `X | None`, `Any`, and whole sections
+    (an empty `power:` mapping means its defaults); never a plain int/float/str/enum/list."""
+    if hint is Any or dataclasses.is_dataclass(hint) or get_origin(hint) in (dict, Mapping):
+        return True
+    return get_origin(hint) in (Union, types.UnionType) and type(None) in get_args(hint)
 
 
 def _members(hint: Any) -> tuple[Any, ...]:

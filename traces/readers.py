@@ -47,7 +47,13 @@ def resolve_trace_path(ref: str | Path) -> Path:
     text = str(ref)
     if text in SAMPLES:
         return SAMPLES[text]
+    if not text.strip():
+        raise ConfigError("empty trace path", key="workload.trace",
+                          allowed=["a path"] + sorted(SAMPLES))
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"trace path is a directory: {text}", file=text, key="workload.trace",
+                          allowed=["a trace file"] + sorted(SAMPLES))
     if path.exists():
         return path
     for candidate in (DATA_DIR / path.name, DATA_DIR.parent.parent / path):
@@ -58,10 +64,14 @@ def resolve_trace_path(ref: str | Path) -> Path:
 
 
 def _first_line(path: Path) -> str:
-    with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
-        for line in fh:
-            if line.strip():
-                return line.strip()
+    try:
+        with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
+            for line in fh:
+                if line.strip():
+                    return line.strip()
+    except OSError as err:
+        raise ConfigError(f"cannot read trace file: {err.strerror or err}",
+                          file=str(path)) from None
     raise ConfigError("trace file is empty", file=str(path))
 
 
@@ -120,7 +130,7 @@ def _require(df: pd.DataFrame, columns: Iterable[str], file: str) -> None:
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"cannot parse CSV: {first}", file=str(path)) from None
 
@@ -229,18 +239,23 @@ def _read_generic_csv(path: Path) -> pd.DataFrame:
 def _read_jsonl(path: Path, fmt: TraceFormat) -> pd.DataFrame:
     file = str(path)
     records = []
-    with path.open("r", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"line {n}: invalid JSON ({err.msg})", file=file) from None
-            if not isinstance(rec, dict):
-                raise ConfigError(f"line {n}: expected a JSON object", file=file)
-            rec["_line"] = n
-            records.append(rec)
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ConfigError(f"line {n}: invalid JSON ({err.msg})",
+                                      file=file) from None
+                if not isinstance(rec, dict):
+                    raise ConfigError(f"line {n}: expected a JSON object", file=file)
+                rec["_line"] = n
+                records.append(rec)
+    except UnicodeDecodeError:
+        raise ConfigError(f"not UTF-8 text (after {len(records)} records)", file=file,
+                          allowed="a UTF-8 JSON-lines file") from None
     if not records:
         raise ConfigError("trace has no rows", file=file)
     raw = pd.DataFrame.from_records(records)

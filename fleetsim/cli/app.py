@@ -24,6 +24,37 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def fleetsim_version() -> str:
+    """The installed distribution's version; the source tree's __version__ when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fleetsim")
+    except PackageNotFoundError:
+        from fleetsim import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"fleetsim {fleetsim_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version,
+                                       is_eager=True, help="Print the version and exit.")) -> None:
+    """Discrete-event cluster simulator and auto-configurator for LLM training and serving.
+
+    Example:
+
+        fleetsim simulate train simulator/scenarios/gpt3-175b-a100.yaml
+    """
+
+
 app.add_typer(hw_app, name="hw")
 app.add_typer(models_app, name="models")
 app.add_typer(estimate_app, name="estimate")
@@ -34,8 +65,6 @@ app.command("calibrate")(calibrate_cmd)
 app.add_typer(plan_app, name="plan")
 app.command("sweep")(sweep_cmd)
 app.add_typer(traces_app, name="traces")
-
-
 
 
 def _click_modules() -> list:

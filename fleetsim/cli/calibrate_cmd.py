@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json, err_console, parse_kv_list
+from fleetsim.cli.common import (
+    check_output,
+    console,
+    emit_json,
+    err_console,
+    mkdir_option,
+    new_table,
+    parse_kv_list,
+)
 from hwmodels.errors import ConfigError
 
 
@@ -23,10 +31,18 @@ def calibrate_cmd(
     mem_bw_gbps: float = typer.Option(None, "--mem-bw-gbps"),
     validate: bool = typer.Option(False, "--validate",
                                   help="Time held-out end-to-end steps: predicted vs measured."),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Microbenchmarks (GEMM, attention, memory, copies, collectives) -> fitted profile JSON."""
+    """Microbenchmarks (GEMM, attention, memory, copies, collectives) -> fitted profile JSON.
+
+    Example:
+
+        fleetsim calibrate --out h100.json --device cuda --catalog-name h100-sxm --quick
+    """
     from calibration import run_calibration
+
+    check_output(out, option="--out", suffixes=(".json",), mkdir=mkdir)
 
     options: dict[str, Any] = {}
     if dtypes:
@@ -41,6 +57,9 @@ def calibrate_cmd(
                                   key="--peak-tflops") from None
         options["peak_tflops"] = peaks
     if mem_bw_gbps is not None:
+        if not (math.isfinite(mem_bw_gbps) and mem_bw_gbps > 0):
+            raise ConfigError(f"must be a finite number > 0, got {mem_bw_gbps}",
+                              key="--mem-bw-gbps")
         options["mem_bw_gbps"] = mem_bw_gbps
     try:
         import torch  # noqa: F401
@@ -59,10 +78,9 @@ def calibrate_cmd(
                   f"({summary['device_reported']})")
     rows = summary["validation"] or []
     if rows:
-        t = Table(title="validation: predicted vs measured (held-out steps)")
-        for col in ("step", "shape", "measured ms", "profile ms", "error", "defaults ms",
-                    "error"):
-            t.add_column(col)
+        t = new_table("validation: predicted vs measured (held-out steps)",
+                      ("step", "shape", "measured ms", "profile ms", "error", "defaults ms",
+                       "error"))
         for r in rows:
             t.add_row(r["step"], r["shape"], f"{r['measured_s'] * 1e3:.3f}",
                       f"{r['predicted_s'] * 1e3:.3f}", f"{r['error']:+.1%}",

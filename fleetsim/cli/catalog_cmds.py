@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json
+from fleetsim.cli.common import console, emit_json, new_table
 from hwmodels import catalog, flops
 from hwmodels.memory import kv_bytes_per_token
 from hwmodels.units import GiB
@@ -53,16 +52,19 @@ def model_summary(name: str) -> dict:
 
 @hw_app.command("list")
 def hw_list(json_out: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """List devices and links."""
+    """List devices and links.
+
+    Example:
+
+        fleetsim hw list --json
+    """
     devices = [device_summary(n) for n in catalog.list_devices()]
     links = [link_summary(n) for n in catalog.list_links()]
     if json_out:
         emit_json({"devices": devices, "links": links})
         return
-    t = Table(title="Devices (dense peak)")
-    for col in ("name", "bf16 TFLOP/s", "fp8 TFLOP/s", "HBM GiB", "HBM GB/s", "scale-up",
-                "TDP W", "$/h"):
-        t.add_column(col)
+    t = new_table("Devices (dense peak)", ("name", "bf16 TFLOP/s", "fp8 TFLOP/s", "HBM GiB",
+                                           "HBM GB/s", "scale-up", "TDP W", "$/h"))
     for d in devices:
         pk = d["peak_tflops"]
         t.add_row(d["name"], f"{pk.get('bf16', pk.get('fp16', 0)):.0f}",
@@ -70,9 +72,8 @@ def hw_list(json_out: bool = typer.Option(False, "--json", help="Print one JSON 
                   f"{d['memory_bw_gbps']:.0f}", f"{d['scale_up_link']} {d['scale_up_bw_gbps']:.0f}",
                   f"{d['tdp_w']:.0f}", f"{d['price_usd_per_hour']:.2f}")
     console.print(t)
-    lt = Table(title="Links (per direction)")
-    for col in ("name", "kind", "GB/s", "latency us", "bus efficiency"):
-        lt.add_column(col)
+    lt = new_table("Links (per direction)", ("name", "kind", "GB/s", "latency us",
+                                             "bus efficiency"))
     for link in links:
         lt.add_row(link["name"], link["kind"], f"{link['bandwidth_gbps']:.1f}",
                    f"{link['latency_us']:.1f}", f"{link['efficiency']:.2f}")
@@ -81,12 +82,17 @@ def hw_list(json_out: bool = typer.Option(False, "--json", help="Print one JSON 
 
 @hw_app.command("show")
 def hw_show(name: str, json_out: bool = typer.Option(False, "--json")) -> None:
-    """Show one device (or link) with its sources."""
+    """Show one device (or link) with its sources.
+
+    Example:
+
+        fleetsim hw show h100-sxm
+    """
     info = link_summary(name) if name.lower() in catalog.list_links() else device_summary(name)
     if json_out:
         emit_json(info)
         return
-    t = Table(title=info["name"], show_header=False)
+    t = new_table(info["name"], show_header=False)
     for k, v in info.items():
         t.add_row(k, str(v))
     console.print(t)
@@ -94,15 +100,18 @@ def hw_show(name: str, json_out: bool = typer.Option(False, "--json")) -> None:
 
 @models_app.command("list")
 def models_list(json_out: bool = typer.Option(False, "--json")) -> None:
-    """List catalog models with parameter counts."""
+    """List catalog models with parameter counts.
+
+    Example:
+
+        fleetsim models list
+    """
     rows = [model_summary(n) for n in catalog.list_models()]
     if json_out:
         emit_json({"models": rows})
         return
-    t = Table(title="Models")
-    for col in ("name", "type", "layers", "hidden", "heads/kv", "experts", "params B",
-                "active B"):
-        t.add_column(col)
+    t = new_table("Models", ("name", "type", "layers", "hidden", "heads/kv", "experts",
+                             "params B", "active B"))
     for r in rows:
         t.add_row(r["name"], r["model_type"], str(r["layers"]), str(r["hidden_size"]),
                   f"{r['heads']}/{r['kv_heads']}",
@@ -113,12 +122,17 @@ def models_list(json_out: bool = typer.Option(False, "--json")) -> None:
 
 @models_app.command("show")
 def models_show(name: str, json_out: bool = typer.Option(False, "--json")) -> None:
-    """Show one model (catalog name or path to an HF config.json)."""
+    """Show one model (catalog name or path to an HF config.json).
+
+    Example:
+
+        fleetsim models show llama2-70b
+    """
     info = model_summary(name)
     if json_out:
         emit_json(info)
         return
-    t = Table(title=info["name"], show_header=False)
+    t = new_table(info["name"], show_header=False)
     for k, v in info.items():
         t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(t)

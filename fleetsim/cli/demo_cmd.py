@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from fleetsim.cli.common import atomic_write_text, console, emit_json
+from fleetsim.cli.common import (
+    atomic_write_text,
+    check_output,
+    console,
+    emit_json,
+    mkdir_option,
+    new_table,
+)
 from hwmodels import catalog
 
 Section = Callable[[Path], dict[str, Any]]
@@ -153,11 +159,18 @@ def _short(obj: Any) -> str:
 
 def demo_cmd(
     out_dir: str = typer.Option("fleetsim-out", "--out", help="Report directory."),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run the main job on embedded defaults and write a report to ./fleetsim-out/."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the main job on embedded defaults and write a report to ./fleetsim-out/.
+
+    Example:
+
+        fleetsim demo --out fleetsim-out
+    """
+    check_output(out_dir, option="--out", kind="dir", mkdir=mkdir)
+    out = Path(out_dir).expanduser()
+    out.mkdir(exist_ok=True)
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     for name, section in SECTIONS.items():
@@ -172,10 +185,7 @@ def demo_cmd(
     if json_out:
         emit_json(results)
         return
-    t = Table(title=f"fleetsim demo -> {out}/report.md")
-    t.add_column("section")
-    t.add_column("result")
-    t.add_column("seconds")
+    t = new_table(f"fleetsim demo -> {out}/report.md", ("section", "result", "seconds"))
     tr = results["training"]
     summary_rows = {
         "catalog": "{devices} devices, {links} links, {models} models".format(**results["catalog"]),

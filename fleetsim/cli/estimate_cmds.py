@@ -36,7 +36,12 @@ def estimate_step_cmd(
 
     The batch is checked against device memory first (weights + KV + activations,
     hwmodels.memory.serving_step_fit): a step that cannot fit exits 3 unless
-    --allow-infeasible, which prints the time with a DOES NOT FIT line (`fits_memory`)."""
+    --allow-infeasible, which prints the time with a DOES NOT FIT line (`fits_memory`).
+
+    Example:
+
+        fleetsim estimate step --model llama2-70b --device h100-sxm --tp 8 --decode-seqs 32 --context 1024
+    """
     from hwmodels.memory import serving_step_fit
     from hwmodels.step import estimate_step
 

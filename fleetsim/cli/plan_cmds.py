@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json, load_scenario_file, print_table
+from fleetsim.cli.common import (
+    PLOT_SUFFIXES,
+    RESULTS_SUFFIXES,
+    check_output,
+    console,
+    emit_json,
+    load_scenario_file,
+    mkdir_option,
+    print_table,
+)
 from hwmodels.errors import ConfigError
 
 INFEASIBLE_HELP = "Print the report (exit 0) even when no candidate is feasible."
@@ -27,7 +36,12 @@ def plan_checkpoint_cmd(
     """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's.
 
     A plan that does not fit memory, or no interval making progress (ETTR 0 everywhere),
-    exits 3 unless --allow-infeasible."""
+    exits 3 unless --allow-infeasible.
+
+    Example:
+
+        fleetsim plan checkpoint simulator/scenarios/llama3-405b-16k-54d.yaml --seeds 4
+    """
     from planners.checkpoint import plan_checkpoint_for_scenario
     from simulator.training import apply_overrides, load_training_scenario
 
@@ -114,7 +128,12 @@ def plan_train_cmd(
     """Search parallel plans (pruned by divisibility and memory), simulate the best ones.
 
     No plan that fits exits 3 unless --allow-infeasible (then: the empty report and the
-    count of candidates rejected per reason)."""
+    count of candidates rejected per reason).
+
+    Example:
+
+        fleetsim plan train --model llama2-70b --device h100-sxm --num-devices 512 --seq-len 4096 --global-batch 1024
+    """
     from planners.train import plan_train
     from planners.train_space import TrainConstraints
 
@@ -169,11 +188,17 @@ def sweep_cmd(
                                     "training, goodput_rps for serving)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Simulate a training or serving scenario at every point of a grid; write a table and a
     plot. Grid keys and --metric are checked first; every point failing exits 2 with the
-    first error, a partial failure reports how many points failed."""
+    first error, a partial failure reports how many points failed.
+
+    Example:
+
+        fleetsim sweep simulator/scenarios/gpt3-175b-a100.yaml --grid parallelism.tp=4,8 --out sweep.csv --plot sweep.png
+    """
     from planners.sweep import (
         check_outcome,
         check_results_path,
@@ -186,6 +211,8 @@ def sweep_cmd(
     )
     from simulator.schema import apply_overrides
 
+    check_output(out, option="--out", suffixes=RESULTS_SUFFIXES, mkdir=mkdir)
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
     check_results_path(out)
     base = apply_overrides(load_scenario_file(scenario), set_ or [])
     grid_map = parse_grid(grid)
@@ -260,14 +287,22 @@ def plan_gpu_mix_cmd(
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Cheapest GPU mix meeting the SLO (ILP over request-size buckets), confirmed by simulation.
 
     A mix whose simulated SLO attainment stays below --slo-target exits 3 unless
-    --allow-infeasible (then: the best mix found, marked as missing the target)."""
+    --allow-infeasible (then: the best mix found, marked as missing the target).
+
+    Example:
+
+        fleetsim plan gpu-mix --model llama2-7b --trace azure-conv-2023-sample --devices l4,a10g,h100-sxm --slo-ttft 1 --slo-tpot 0.1
+    """
     from hwmodels.atomic import atomic_write
     from planners.gpu_mix import plan_gpu_mix, plot_gpu_mix
+
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
 
     df = _workload(trace, start_s, end_s, rate_scale)
     with _executor(executor, address) as ex:
@@ -321,14 +356,22 @@ def plan_power_cmd(
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Servers that fit a power budget with POLCA-style capping, vs the nameplate baseline.
 
-    A budget that not even one server fits exits 3 unless --allow-infeasible."""
+    A budget that not even one server fits exits 3 unless --allow-infeasible.
+
+    Example:
+
+        fleetsim plan power --budget-kw 500 --server dgx-a100 --plot power.png
+    """
     from hwmodels.atomic import atomic_write
     from planners.power import CappingPolicy, plan_power, plot_power
     from traces.readers import read_trace
+
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
 
     policy = CappingPolicy(t1=t1, t2=t2, latency_s=latency_s)
     df = None if training else read_trace(trace)
@@ -387,13 +430,22 @@ def plan_serve_cmd(
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed"),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Serving configurations ranked by goodput per dollar: max SLO rate by simulation.
 
     No configuration meeting the SLO exits 3 unless --allow-infeasible (then: the empty
-    report and the count of candidates rejected per reason)."""
+    report and the count of candidates rejected per reason).
+
+    Example:
+
+        fleetsim plan serve --model llama2-70b --slo-ttft 2 --slo-tpot 0.2 --out plans.csv
+    """
     from planners.serve import plan_serve
+
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
+    check_output(out, option="--out", suffixes=RESULTS_SUFFIXES, mkdir=mkdir)
 
     if out:
         from planners.sweep import check_results_path

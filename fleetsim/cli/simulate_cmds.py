@@ -5,18 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json, load_scenario_file, scenario_errors
+from fleetsim.cli.common import (
+    PLOT_SUFFIXES,
+    RESULTS_SUFFIXES,
+    check_output,
+    console,
+    emit_json,
+    mkdir_option,
+    new_table,
+    scenario_errors,
+    scenario_with_overrides,
+)
 from hwmodels.errors import ConfigError
 
 simulate_app = typer.Typer(help="Simulate a training or serving scenario.", no_args_is_help=True)
 
-SET_HELP = "Override a scenario key, e.g. --set parallelism.tp=4 (repeatable)."
+TRAIN_SET_HELP = "Override a scenario key, e.g. --set parallelism.tp=4 (repeatable)."
+SERVE_SET_HELP = "Override a scenario key, e.g. --set serving.tp=4 (repeatable)."
 
 
-def _train_table(title: str, out: dict[str, Any]) -> Table:
-    t = Table(title=title, show_header=False)
+def _train_table(title: str, out: dict[str, Any]) -> Any:
+    t = new_table(title, show_header=False)
     bd = out["breakdown"]
     rows = [
         ("iteration time", f"{out['iteration_time_s']:.3f} s"),
@@ -84,24 +94,36 @@ def _long_run(sc: Any, iteration: Any, *, seed: int | None, seeds: int | None, f
 @simulate_app.command("train")
 def simulate_train(
     scenario: str = typer.Argument(..., help="Training scenario YAML."),
-    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    set_: list[str] = typer.Option(None, "--set", help=TRAIN_SET_HELP),
     timeline: str = typer.Option(None, "--timeline", help="Write a Chrome/Perfetto trace JSON."),
-    plot: str = typer.Option(None, "--plot", help="Write the pipeline Gantt chart (PNG)."),
-    seed: int = typer.Option(None, "--seed", help="Seed for the run: section (default: run.seed)."),
-    seeds: int = typer.Option(None, "--seeds",
+    plot: str = typer.Option(None, "--plot",
+                             help="Write the pipeline Gantt chart (.png/.pdf/.svg)."),
+    seed: int = typer.Option(None, "--seed", min=0,
+                             help="Seed for the run: section (default: run.seed)."),
+    seeds: int = typer.Option(None, "--seeds", min=1,
                               help="Run the run: section with N seeds (default: run.seeds)."),
     progress_plot: str = typer.Option(None, "--progress-plot",
-                                      help="With run:, plot progress vs wall-clock (PNG)."),
+                                      help="With run:, plot progress vs wall-clock "
+                                           "(.png/.pdf/.svg)."),
     allow_infeasible: bool = typer.Option(
         False, "--allow-infeasible", help="Report a plan that does not fit memory (exit 0)."),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """One training iteration (and, with a run: section, a long run with failures).
 
-    A plan that does not fit device memory exits 3 unless --allow-infeasible."""
-    from simulator.training import apply_overrides, load_training_scenario, simulate_training
+    A plan that does not fit device memory exits 3 unless --allow-infeasible.
 
-    raw = apply_overrides(load_scenario_file(scenario), set_ or [])
+    Example:
+
+        fleetsim simulate train simulator/scenarios/gpt3-175b-a100.yaml --set parallelism.tp=4 --timeline t.json
+    """
+    from simulator.training import load_training_scenario, simulate_training
+
+    check_output(timeline, option="--timeline", suffixes=(".json",), mkdir=mkdir)
+    check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
+    check_output(progress_plot, option="--progress-plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
+    raw = scenario_with_overrides(scenario, set_)
     sc = load_training_scenario(raw, file=scenario)
     want_events = bool(timeline or plot)
     with scenario_errors(scenario):
@@ -122,7 +144,8 @@ def simulate_train(
     if plot:
         from simulator.training.plot import plot_pipeline
 
-        plot_pipeline(result.timeline or (), plot, title=sc.name or scenario)
+        plot_pipeline(result.timeline or (), plot, title=sc.name or scenario,
+                      parallel=sc.parallel, mfu=result.mfu)
     if json_out:
         emit_json(out)
         return
@@ -130,8 +153,8 @@ def simulate_train(
                                f"{sc.cluster.num_devices} x {sc.cluster.device.name}", out))
 
 
-def _serve_table(title: str, s: dict[str, Any]) -> Table:
-    t = Table(title=title, show_header=False)
+def _serve_table(title: str, s: dict[str, Any]) -> Any:
+    t = new_table(title, show_header=False)
 
     def pct(d: dict[str, Any], unit: float = 1e3, suffix: str = " ms") -> str:
         return " / ".join(f"{k} {v * unit:.1f}{suffix}" if v is not None else f"{k} -"
@@ -163,30 +186,37 @@ def _serve_table(title: str, s: dict[str, Any]) -> Table:
 def simulate_serve(
     scenario: str = typer.Argument(..., help="Serving scenario YAML."),
     trace: str = typer.Option(None, "--trace", help="Replay this trace file instead."),
-    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
-    seed: int = typer.Option(None, "--seed", help="Override the scenario seed."),
+    set_: list[str] = typer.Option(None, "--set", help=SERVE_SET_HELP),
+    seed: int = typer.Option(None, "--seed", min=0, help="Override the scenario seed."),
     records: str = typer.Option(None, "--records", help="Write per-request records (.csv/.parquet)."),
     plots: str = typer.Option(None, "--plots", help="Directory for latency CDF and time plots."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Rich progress bar."),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Replay a trace (or synthetic load) on the scenario's replicas; print latency and cost."""
+    """Replay a trace (or synthetic load) on the scenario's replicas; print latency and cost.
+
+    Example:
+
+        fleetsim simulate serve simulator/scenarios/llama2-70b-h100-azure.yaml --set serving.tp=4 --records r.csv
+    """
     from pathlib import Path
 
     from rich.progress import Progress
 
     from simulator.serving import (
-        apply_overrides,
         load_serving_scenario,
         load_workload,
         simulate_serving,
     )
 
+    check_output(records, option="--records", suffixes=RESULTS_SUFFIXES, mkdir=mkdir)
+    check_output(plots, option="--plots", kind="dir", mkdir=mkdir)
     if records:
         from planners.sweep import check_results_path
 
         check_results_path(records)
-    raw = apply_overrides(load_scenario_file(scenario), set_ or [])
+    raw = scenario_with_overrides(scenario, set_)
     sc = load_serving_scenario(raw, file=scenario)
     with scenario_errors(scenario):
         df = load_workload(sc, trace=trace, seed=seed)

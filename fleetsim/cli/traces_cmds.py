@@ -6,9 +6,15 @@ from typing import Any
 
 import typer
 import yaml
-from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json, load_scenario_file
+from fleetsim.cli.common import (
+    check_output,
+    console,
+    emit_json,
+    load_scenario_file,
+    mkdir_option,
+    new_table,
+)
 from hwmodels.errors import ConfigError
 
 traces_app = typer.Typer(help="Workload traces: statistics and synthesis.", no_args_is_help=True)
@@ -37,7 +43,12 @@ def traces_stats(
     end_s: float = typer.Option(None, "--end-s", help="Window end."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Rate, inter-arrival CV, index of dispersion, token percentiles, prefix reuse."""
+    """Rate, inter-arrival CV, index of dispersion, token percentiles, prefix reuse.
+
+    Example:
+
+        fleetsim traces stats azure-conv-2023-sample --rate-scale 2
+    """
     from traces.readers import read_trace
     from traces.stats import scale_trace, trace_stats, window_trace
 
@@ -52,7 +63,7 @@ def traces_stats(
     if json_out:
         emit_json(stats)
         return
-    t = Table(title=f"{path} ({stats['format']})", show_header=False)
+    t = new_table(f"{path} ({stats['format']})", show_header=False)
     t.add_row("requests", f"{stats['requests']:,}")
     t.add_row("duration", f"{stats['duration_s']:.1f} s")
     t.add_row("rate", f"{stats['rate_rps']:.3f} req/s")
@@ -81,13 +92,21 @@ def traces_synth(
                                help="e.g. dist=trace,path=azure-conv-2023-sample"),
     output: str = typer.Option("dist=lognormal,mean=200,sigma=1.0,min=1,max=4096", "--output"),
     prefix: str = typer.Option(None, "--prefix", help="e.g. num_prompts=4,tokens=512"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Generate a seeded synthetic trace (arrivals x lengths x shared prefixes)."""
+    """Generate a seeded synthetic trace (arrivals x lengths x shared prefixes).
+
+    Example:
+
+        fleetsim traces synth --out trace.csv --num-requests 500 --arrival process=gamma,rate=5,cv=2
+    """
     from traces.stats import trace_stats
     from traces.synth import synthesize
     from traces.writers import write_trace
+
+    check_output(out, option="--out", suffixes=(".csv", ".jsonl"), mkdir=mkdir)
 
     if spec:
         raw = load_scenario_file(spec)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json
+from fleetsim.cli.common import console, emit_json, new_table
 from hwmodels.errors import ConfigError
 
 SUITES = ("training", "serving", "all")
@@ -31,7 +30,12 @@ def validate_cmd(
     suite: str = typer.Argument("all", help="training | serving | all"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Predict every bundled published measurement and print the errors."""
+    """Predict every bundled published measurement and print the errors.
+
+    Example:
+
+        fleetsim validate training
+    """
     if suite not in SUITES:
         raise ConfigError(f"unknown suite '{suite}'", key="suite", allowed=SUITES)
     out: dict[str, Any] = {}
@@ -48,16 +52,15 @@ def validate_cmd(
 
 
 def _print_suite(name: str, data: dict[str, Any]) -> None:
-    t = Table(title=f"{name.capitalize()}: predicted vs published")
-    for col in ("source", "model", "config", "metric", "published", "predicted", "error %"):
-        t.add_column(col)
+    t = new_table(f"{name.capitalize()}: predicted vs published",
+                  ("source", "model", "config", "metric", "published", "predicted", "error %"),
+                  names=(1,))
     for r in data["rows"]:
         t.add_row(r["source"], r["model"], r["config"], r["metric"], f"{r['published']:.4g}",
                   f"{r['predicted']:.4g}", f"{r['error_pct']:+.1f}")
     console.print(t)
-    s = Table(title=f"{name.capitalize()}: error per table")
-    for col in ("table", "rows", "MAPE %", "worst |error| %"):
-        s.add_column(col)
+    s = new_table(f"{name.capitalize()}: error per table",
+                  ("table", "rows", "MAPE %", "worst |error| %"))
     for r in data["summary"]:
         s.add_row(r["table"], str(r["rows"]), f"{r['mape_pct']:.1f}",
                   f"{r['max_abs_error_pct']:.1f}")

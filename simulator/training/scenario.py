@@ -124,9 +124,7 @@ def load_training_scenario(mapping: Mapping[str, Any], *, file: str | None = Non
     try:
         model = load_model(top.model, file=file)
     except ConfigError as err:
-        if err.file:
-            raise
-        raise ConfigError(str(err), file=file, key="model") from None
+        raise err.with_context(file=file, key="model") from None
     cluster = top.cluster.build(file=file)
     return TrainingScenario(model=model, cluster=cluster, training=top.training,
                             parallel=read_parallelism(top.parallelism, cluster, file=file),
