@@ -52,7 +52,8 @@ def _training_section(out: Path) -> dict[str, Any]:
     sc = load_training_scenario(load_scenario_file(path), file=str(path))
     res = simulate_training(sc.plan(timeline=True))
     write_chrome_trace(res.timeline or (), out / "training_timeline.json")
-    plot_pipeline(res.timeline or (), out / "training_pipeline.png", title=sc.name)
+    plot_pipeline(res.timeline or (), out / "training_pipeline.png", title=sc.name,
+                  parallel=sc.parallel, mfu=res.mfu)
     return {"scenario": sc.name, **res.to_dict(),
             "files": ["training_timeline.json", "training_pipeline.png"]}
 
