@@ -1,0 +1,40 @@
+"""Regression tests for the serving defects of issue 13 (each failed on the code before its fix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fleetsim.cli.common import load_scenario_file
+from simulator.serving import (
+    apply_overrides,
+    load_serving_scenario,
+    load_workload,
+    simulate_serving,
+)
+
+SCEN = Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
+DISAGG = SCEN / "llama3-70b-h100-disagg-mooncake.yaml"
+
+
+def _plan(path: Path, sets: list[str]):  # type: ignore[no-untyped-def]
+    raw = apply_overrides(load_scenario_file(str(path)), sets)
+    return load_serving_scenario(raw, file=str(path))
+
+
+def _run(path: Path, sets: list[str], seed: int | None = None):  # type: ignore[no-untyped-def]
+    sc = _plan(path, sets)
+    return simulate_serving(sc, load_workload(sc, seed=seed), seed=seed)
+
+
+def test_disagg_tp2_every_request_ends() -> None:
+    """Defect 1: a prompt whose private blocks fit but whose private + reused prefix blocks do
+    not was never dropped: it waited at the head of a prefill lane forever (44 'running')."""
+    r = _run(DISAGG, ["serving.tp=2"])
+    status = r.records["status"].value_counts().to_dict()
+    assert status.get("running", 0) == 0
+    assert status.get("completed", 0) + status.get("dropped", 0) == len(r.records)
+    dropped = r.records[r.records["status"] == "dropped"]
+    assert (dropped["drop_reason"] != "").all()
