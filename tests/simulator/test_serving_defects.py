@@ -38,3 +38,13 @@ def test_disagg_tp2_every_request_ends() -> None:
     assert status.get("completed", 0) + status.get("dropped", 0) == len(r.records)
     dropped = r.records[r.records["status"] == "dropped"]
     assert (dropped["drop_reason"] != "").all()
+
+
+def test_static_scheduler_with_disaggregation_is_config_error() -> None:
+    """Defect 3: static batching on prefill/decode pools raised KeyError inside SimPy."""
+    from hwmodels.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _plan(DISAGG, ["serving.scheduler=static"])
+    assert info.value.key == "serving.scheduler"
+    assert "vllm" in str(info.value)
