@@ -261,8 +261,11 @@ class ServingEngine:
         if seq.prompt >= limit:
             self._drop_rid(seq.rid, DropReason.PROMPT_TOO_LONG)
             return
-        if seq.prompt + seq.output > limit:  # vLLM stops at max_model_len ("length")
-            seq.output = limit - seq.prompt
+        if seq.prompt + seq.output > limit:
+            # vLLM refuses prompt + max_tokens > max_model_len before scheduling anything;
+            # shortening the output and counting it completed was a silent wrong answer
+            self._drop_rid(seq.rid, DropReason.OUTPUT_TOO_LONG)
+            return
         rep.submit(seq)
 
     def _arrivals(self):  # type: ignore[no-untyped-def]

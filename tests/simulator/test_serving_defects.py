@@ -48,3 +48,29 @@ def test_static_scheduler_with_disaggregation_is_config_error() -> None:
         _plan(DISAGG, ["serving.scheduler=static"])
     assert info.value.key == "serving.scheduler"
     assert "vllm" in str(info.value)
+
+
+def _synthetic(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text("model: llama3-8b\ncluster: {device: h100-sxm}\n"
+                    "serving: {replicas: 1, tp: 1, max_model_len: 4096}\n" + body)
+    return path
+
+
+def test_output_beyond_max_model_len_is_dropped_not_shortened(tmp_path: Path) -> None:
+    """Defect 4: 100M output tokens became max_model_len - prompt (3,996) and counted as a
+    normal completion. Like vLLM, a request whose prompt + output exceeds max_model_len is
+    refused (dropped with its reason); one that fits completes with its full output."""
+    path = _synthetic(tmp_path, "workload:\n  synthetic:\n    num_requests: 2\n"
+                      "    arrival: {process: poisson, rate: 1.0}\n"
+                      "    input: {dist: fixed, value: 100}\n"
+                      "    output: {dist: fixed, value: 100000000}\n")
+    r = _run(path, [])
+    rec = r.records
+    assert (rec["status"] == "dropped").all()
+    assert set(rec["drop_reason"]) == {"prompt_plus_output_exceeds_max_model_len"}
+    s = r.summary()
+    assert s["completed"] == 0 and s["dropped"] == 2
+    ok = _run(path, ["workload.synthetic.output.value=3996"])
+    assert (ok.records["status"] == "completed").all()
+    assert (ok.records["output_tokens"] == 3996).all()
