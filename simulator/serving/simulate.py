@@ -82,6 +82,8 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
                          replicas=out.replicas, power=out.power, events=out.events,
                          energy_j=energy_j(plan, out, groups),
                          migrations=engine.migrations,
+                         trace_start_offset_s=float(
+                             requests.attrs.get("trace_start_offset_s", 0.0) or 0.0),
                          notes={"kv_blocks_per_replica": setups[0].lane.total_blocks,
                                 "energy": ("per-step roofline power (hwmodels.power)"
                                            if out.power is not None else

@@ -73,3 +73,23 @@ def test_output_beyond_max_model_len_is_dropped_not_shortened(tmp_path: Path) ->
     ok = _run(path, ["workload.synthetic.output.value=3996"])
     assert (ok.records["status"] == "completed").all()
     assert (ok.records["output_tokens"] == 3996).all()
+
+
+def test_epoch_trace_bills_the_workload_span(tmp_path: Path) -> None:
+    """Defect 5: Unix-epoch arrival times (1.7e9 s) billed 3.78M GPU-hours for a 20 s
+    workload because the clock started at 0. read_trace rebases to the first arrival and the
+    summary says by how much."""
+    t0 = 1_700_000_000.0
+    rows = [f"{t0 + 0.5 * i},{200 + i},{20}" for i in range(40)]
+    trace = tmp_path / "epoch.csv"
+    trace.write_text("arrival_time_s,input_tokens,output_tokens\n" + "\n".join(rows) + "\n")
+    path = tmp_path / "s.yaml"
+    path.write_text("model: llama3-8b\ncluster: {device: h100-sxm}\nserving: {replicas: 1}\n"
+                    f"workload: {{trace: {trace}}}\n")
+    r = _run(path, [])
+    s = r.summary()
+    assert s["completed"] == 40
+    assert s["trace_start_offset_s"] == pytest.approx(t0)
+    assert r.duration_s < 60.0
+    assert s["gpu_hours"] < 60.0 / 3600
+    assert r.records["arrival_s"].iloc[0] == 0.0
