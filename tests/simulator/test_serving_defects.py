@@ -93,3 +93,28 @@ def test_epoch_trace_bills_the_workload_span(tmp_path: Path) -> None:
     assert r.duration_s < 60.0
     assert s["gpu_hours"] < 60.0 / 3600
     assert r.records["arrival_s"].iloc[0] == 0.0
+
+
+@pytest.mark.parametrize("value", [-5, float("inf"), False, True, 2.5])
+def test_num_devices_is_validated_with_groups(value: object) -> None:
+    """Defect 6: cluster.num_devices was neither validated nor used when replica groups or
+    disaggregation size the cluster (-5, inf, false accepted)."""
+    from hwmodels.errors import ConfigError
+
+    raw = apply_overrides(load_scenario_file(str(DISAGG)), [])
+    raw["cluster"]["num_devices"] = value
+    with pytest.raises(ConfigError) as info:
+        load_serving_scenario(raw, file=str(DISAGG))
+    assert info.value.key == "cluster.num_devices"
+
+
+def test_num_devices_must_hold_the_groups() -> None:
+    """Defect 6: with groups, num_devices is checked against the devices they need (64 here:
+    16 replicas x TP4); fewer is an error naming both, enough is accepted."""
+    from hwmodels.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _plan(DISAGG, ["cluster.num_devices=3"])
+    assert info.value.key == "cluster.num_devices"
+    assert "serving.disaggregation" in str(info.value) and "64" in str(info.value)
+    assert len(_plan(DISAGG, ["cluster.num_devices=64"]).replica_groups()) == 2
