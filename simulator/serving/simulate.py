@@ -86,7 +86,7 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
                              requests.attrs.get("trace_start_offset_s", 0.0) or 0.0),
                          notes={"kv_blocks_per_replica": setups[0].lane.total_blocks,
                                 "energy": ("per-step roofline power (hwmodels.power)"
-                                           if out.power is not None else
+                                           if out.energy_j is not None else
                                            "hwmodels.power at mean achieved utilization")})
     check_run(records=out.records, n_requests=len(requests), lanes=engine.lanes,
               summary=result.summary(), cut=sv.horizon_s is not None, scenario=scenario)
