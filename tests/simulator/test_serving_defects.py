@@ -118,3 +118,40 @@ def test_num_devices_must_hold_the_groups() -> None:
     assert info.value.key == "cluster.num_devices"
     assert "serving.disaggregation" in str(info.value) and "64" in str(info.value)
     assert len(_plan(DISAGG, ["cluster.num_devices=64"]).replica_groups()) == 2
+
+
+BURSTY4 = {"name": "bursty4", "model": "llama3-8b",
+           "cluster": {"device": "h100-sxm", "devices_per_node": 8},
+           "serving": {"replicas": 4, "tp": 1},
+           "workload": {"synthetic": {
+               "num_requests": 1500,
+               "arrival": {"process": "mmpp", "rate_on": 80, "rate_off": 2, "mean_on_s": 20,
+                           "mean_off_s": 30},
+               "input": {"dist": "trace", "path": "azure-conv-2023-sample"},
+               "output": {"dist": "trace", "path": "azure-conv-2023-sample"}}}}
+
+
+@pytest.mark.parametrize(("router", "migration", "seed"),
+                         [("llumnix", None, 2), ("llumnix", None, 3),
+                          ("round_robin", {"interval_s": 1}, 0),
+                          ("round_robin", {"interval_s": 1}, 2)])
+def test_bursty_migration_never_interrupts_an_unprotected_wait(
+        router: str, migration: dict | None, seed: int) -> None:
+    """Defect 2: on a 4-replica bursty load, live migration (Llumnix, or a migration section)
+    interrupted a lane a second time while it slept out the rest of a cut decode run, and the
+    run died with simpy.exceptions.Interrupt. These exact cases crashed at 42e6eab; the one
+    wake path (Lane._poke clears the cut flags before its single interrupt) fixed it; every
+    request must now end."""
+    import copy
+
+    raw = copy.deepcopy(BURSTY4)
+    raw["seed"] = seed
+    raw["serving"]["router"] = router
+    if migration is not None:
+        raw["serving"]["migration"] = migration
+    sc = load_serving_scenario(raw)
+    r = simulate_serving(sc, load_workload(sc))
+    assert set(r.records["status"]) <= {"completed", "dropped"}
+    s = r.summary()
+    assert s["requests"] == 1500
+    assert s["migrations"] > 0  # the path that crashed ran
