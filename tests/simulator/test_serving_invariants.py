@@ -151,3 +151,18 @@ def test_cli_exit_4_on_violation(monkeypatch: pytest.MonkeyPatch) -> None:
         code = main(["simulate", "serve", str(SCEN / "llama2-70b-h100-azure.yaml"),
                      "--set", "workload.window.end_s=30", "--json", "--no-progress"])
     assert code == 4
+
+
+@pytest.mark.parametrize("scheduler", ["vllm", "sarathi", "orca", "static"])
+def test_every_router_and_scheduler_keeps_the_invariants(scheduler: str) -> None:
+    """A small self-fuzz (the full grid over scenarios, seeds, migration and autoscaling is in
+    the issue-13 report): every registered router with each scheduler, migration on, ends
+    every request (simulate_serving runs check_run itself)."""
+    from simulator.serving.routers import RouterKind
+
+    df = _requests()
+    for router in RouterKind:
+        sc = _scenario(router=str(router), scheduler=scheduler,
+                       migration={"interval_s": 0.5, "threshold": 1})
+        r = simulate_serving(sc, df, seed=1)
+        assert set(r.records["status"]) <= {"completed", "dropped"}, router
