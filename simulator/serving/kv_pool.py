@@ -53,6 +53,9 @@ class KVPool:
         """Keep blocks allocated for an outgoing KV transfer."""
         self.used += blocks
         self.held += blocks
+        if self.used > self.total:
+            raise RunInvariantError("kv_capacity", f"holding {blocks} blocks for a transfer "
+                                    f"puts the pool at {self.used} of {self.total}")
 
     def release_held(self, blocks: int) -> None:
         self.used -= blocks
