@@ -2,8 +2,9 @@
 
 Every reader returns columns arrival_time_s (float, sorted), input_tokens, output_tokens (int)
 plus, where the format has them, session_id, prefix_hashes (list of int block hashes) and failed
-(bool). `df.attrs` carries format, source, hash_block_tokens (tokens per prefix hash) and
-warnings (repairs made, e.g. sorting). Bad content raises ConfigError naming file, column, line.
+(bool). Arrivals are rebased to the first one (replay starts there); `df.attrs` carries
+format, source, hash_block_tokens (tokens per prefix hash), trace_start_offset_s (the first
+arrival's original time, subtracted) and warnings (repairs made, e.g. sorting). Bad content raises ConfigError naming file, column, line.
 """
 
 from __future__ import annotations
@@ -147,8 +148,13 @@ def _finish(out: dict[str, Any], path: Path, fmt: TraceFormat,
         msg = f"{path.name}: {out_of_order} row(s) out of timestamp order; sorted by arrival"
         warnings.append(msg)
         log.warning(msg)
+    # replay starts at the first arrival: a trace stamped in Unix-epoch seconds (1.7e9) would
+    # otherwise bill ~54 years of idle cluster before its first request (issue 13)
+    offset = float(df["arrival_time_s"].iloc[0]) if len(df) else 0.0
+    if offset != 0.0:
+        df["arrival_time_s"] = df["arrival_time_s"].to_numpy(dtype=float) - offset
     df.attrs.update(format=str(fmt), source=str(path), warnings=warnings,
-                    hash_block_tokens=hash_block_tokens)
+                    hash_block_tokens=hash_block_tokens, trace_start_offset_s=offset)
     return df
 
 

@@ -32,7 +32,8 @@ Scenario YAML (all cluster keys optional; the homogeneous form of issue 4 still 
         decode:  {device: a100-80gb, count: 3, tp: 4}
         link: null             # null: derived from placement (intra_node / inter_node)
         same_node: false       # true: pools share nodes, KV moves over NVLink
-    power:                     # optional; without it energy uses mean-utilization power
+    power:                     # optional; energy is per-step power either way, the section
+                               # adds the time series, server/row bins and caps
       bin_s: 1.0               # power time-series resolution
       devices_per_server: 8    # default cluster.devices_per_node
       servers_per_row: 4
@@ -90,7 +91,16 @@ Python
   ``energy_per_request_j``, ``energy_per_token_j``, ``cost_per_million_tokens_usd``,
   ``prefix_hit_rate``, ``kv_transfer_s{p50,p99}``, ``migrations``, ``replica_seconds``,
   ``mean_power_w``, ``peak_row_power_w``, ``groups{name: {replicas, devices, gpu_hours,
-  cost_usd}}``.
+  cost_usd}}``, and ``trace_start_offset_s`` when the trace's first arrival was not at 0
+  (``traces.read_trace`` rebases arrivals to it, e.g. a Unix-epoch trace).
+- Lifecycle (issue 13): every request ends exactly once, completed or dropped with a reason
+  (``running`` only when ``serving.horizon_s`` cut the run). Like vLLM, a request whose
+  prompt + output exceeds max_model_len is refused (``prompt_plus_output_exceeds_max_model_len``),
+  never shortened; one whose KV (private + reused prefix blocks) can never fit a lane is dropped
+  as ``exceeds_kv_capacity``. ``simulator.serving.invariants.check_run`` verifies this, KV
+  accounting, time order and finite summaries after every ``simulate_serving`` run
+  (``InvariantError``, CLI exit 4). ``serving.scheduler: static`` is refused with
+  disaggregation; ``cluster.num_devices`` next to groups must hold them.
 - ``ServingResult.power``: DataFrame(time_s, replica, group, server, row, power_w,
   busy_s, cap_fraction) per replica per bin (None without a power section);
   ``power_series(level="server" | "row" | "cluster")`` sums devices' power per bin;

@@ -32,6 +32,8 @@ def busy_power_w(plan: ServingPlan, lanes: pd.DataFrame, group: ReplicaGroup) ->
 def energy_j(plan: ServingPlan, out: Any, groups: tuple[ReplicaGroup, ...]) -> float:
     """From the per-step power series if recorded, else each group's mean-utilization busy
     power while stepping and idle power the rest of each replica's billed time."""
+    if getattr(out, "energy_j", None) is not None:
+        return float(out.energy_j)  # the engine's per-step meter (with or without power:)
     if out.power is not None and len(out.power):
         w = plan.power.bin_s  # type: ignore[union-attr]
         width = np.clip(out.duration_s - out.power["time_s"].to_numpy(), 0.0, w)

@@ -78,6 +78,13 @@ class EngineOutput:
     replicas: pd.DataFrame | None = None
     power: pd.DataFrame | None = None
     events: pd.DataFrame | None = None
+    energy_j: float | None = None  # per-step power + idle, integrated (None: no step power)
+
+
+# bin width of the per-step energy meter of runs without a power: section (whose power time
+# series is not reported); energy is the same per-step model either way (issue 13)
+_ENERGY_BIN_S = 10.0
+_ENERGY_POWER = PowerConfig(bin_s=_ENERGY_BIN_S, devices_per_server=8)
 
 
 def extensions_for(opts: ClusterOptions) -> list[EngineExtension]:
@@ -121,7 +128,10 @@ class ServingEngine:
                         for s in router_ss.spawn(max(1, opts.routers))]
         self.decode_router = make_router(opts.decode_router,
                                          np.random.default_rng(router_ss.spawn(1)[0]))
-        self.meter = PowerMeter(opts.power.bin_s) if opts.power is not None else None
+        # always metered: energy comes from the per-step power model with or without a
+        # power: section (the section adds the time series, bins and caps)
+        self.power_cfg = opts.power if opts.power is not None else _ENERGY_POWER
+        self.meter = PowerMeter(self.power_cfg.bin_s)
         self.setups = list(setups)
         self.replicas: list[Replica] = []
         self.setup_of: list[ReplicaSetup] = []
@@ -181,7 +191,7 @@ class ServingEngine:
             lane.on_drop = self._on_drop
             lane.on_handoff = self._on_handoff
             lane.on_step = self.on_step
-            if self.meter is not None and setup.step_power is not None:
+            if setup.step_power is not None:
                 lane.power = LanePower(setup.step_power, self.meter, r, lanes=setup.pp)
                 lane.power.set_cap(None)
                 cap = self.opts.cap_w.get(setup.group)
@@ -261,8 +271,11 @@ class ServingEngine:
         if seq.prompt >= limit:
             self._drop_rid(seq.rid, DropReason.PROMPT_TOO_LONG)
             return
-        if seq.prompt + seq.output > limit:  # vLLM stops at max_model_len ("length")
-            seq.output = limit - seq.prompt
+        if seq.prompt + seq.output > limit:
+            # vLLM refuses prompt + max_tokens > max_model_len before scheduling anything;
+            # shortening the output and counting it completed was a silent wrong answer
+            self._drop_rid(seq.rid, DropReason.OUTPUT_TOO_LONG)
+            return
         rep.submit(seq)
 
     def _arrivals(self):  # type: ignore[no-untyped-def]
@@ -428,15 +441,21 @@ class ServingEngine:
             looked = sum(c.lookups_tokens for c in caches)
             hit = sum(c.hit_tokens for c in caches) / looked if looked else 0.0
         events = events_frame(self.events)
+        power = self._power_frame(replicas, duration)
+        energy = None
+        if power is not None:
+            width = np.clip(duration - power["time_s"].to_numpy(), 0.0, self.power_cfg.bin_s)
+            energy = float((power["power_w"].to_numpy() * width).sum())
         return EngineOutput(records=records, timeseries=timeseries, lanes=lanes,
                             duration_s=duration, prefix_hit_rate=hit, replicas=replicas,
-                            power=self._power_frame(replicas, duration), events=events)
+                            power=power if self.opts.power is not None else None,
+                            events=events, energy_j=energy)
 
     def _power_frame(self, replicas: pd.DataFrame, duration: float) -> pd.DataFrame | None:
         """Per replica and bin: mean power of its devices (busy steps + idle the rest)."""
-        if self.meter is None or self.opts.power is None:
-            return None
-        cfg, w = self.opts.power, self.meter.bin_s
+        if not any(s.step_power is not None for s in self.setups):
+            return None  # injected step costs without a power model
+        cfg, w = self.power_cfg, self.meter.bin_s
         nbins = max(1, int(np.ceil(duration / w)))
         frames = []
         dev_offset = 0

@@ -4,6 +4,7 @@ short), blocks held for outgoing transfers, and the peak for the lanes frame."""
 from __future__ import annotations
 
 from simulator.serving.prefix_cache import PrefixCache
+from simulator.serving.run_errors import RunInvariantError
 
 
 class KVPool:
@@ -33,7 +34,8 @@ class KVPool:
         while free < blocks:
             prefix = self.prefix
             if prefix is None or not prefix.lru:
-                raise RuntimeError("KV pool over-allocated: scheduler invariant broken")
+                raise RunInvariantError("kv_capacity", f"allocating {blocks} blocks with "
+                                     f"{self.total - self.used} free of {self.total}")
             prefix.evict_one()
             self.used -= prefix.kv_blocks
             free += prefix.kv_blocks
@@ -43,11 +45,17 @@ class KVPool:
 
     def free(self, blocks: int) -> None:
         self.used -= blocks
+        if self.used < 0:
+            raise RunInvariantError("kv_capacity", f"freed {blocks} blocks, pool now at "
+                                 f"{self.used}")
 
     def hold(self, blocks: int) -> None:
         """Keep blocks allocated for an outgoing KV transfer."""
         self.used += blocks
         self.held += blocks
+        if self.used > self.total:
+            raise RunInvariantError("kv_capacity", f"holding {blocks} blocks for a transfer "
+                                    f"puts the pool at {self.used} of {self.total}")
 
     def release_held(self, blocks: int) -> None:
         self.used -= blocks

@@ -143,7 +143,10 @@ class LaneState:
                 continue
             shared = self.prefix_match(seq)[1]
             private = self.blocks_to_admit(seq, shared)
-            if private + cfg.watermark_blocks > kv.total:
+            # the prefix entries it reuses sit in the same pool: the whole footprint must fit
+            # (checking `private` alone let a head that never fits wait forever, issue 13)
+            footprint = private + shared if self.paged else private
+            if footprint + cfg.watermark_blocks > kv.total:
                 self.drop_waiting_head(DropReason.EXCEEDS_KV)
                 continue
             matched = shared // prefix.kv_blocks if shared else 0  # type: ignore[union-attr]

@@ -58,6 +58,9 @@ class ServingResult:
     power: pd.DataFrame | None = None  # per replica per bin (with a power: section)
     events: pd.DataFrame | None = None  # crashes, repairs, scaling, caps, migrations
     energy_j: float | None = None  # computed by simulate_serving (all groups)
+    # original time of the trace's first arrival, subtracted by traces.read_trace so billing
+    # spans the workload; in the summary only when nonzero (e.g. a Unix-epoch trace)
+    trace_start_offset_s: float = 0.0
     migrations: int = 0
 
     def power_series(self, level: str = "row") -> pd.DataFrame:
@@ -170,4 +173,6 @@ class ServingResult:
             "mean_power_w": mean_w,
             "peak_row_power_w": peak_row,
             "groups": groups,
+            **({"trace_start_offset_s": self.trace_start_offset_s}
+               if self.trace_start_offset_s else {}),
         }

@@ -24,7 +24,7 @@ from simulator.serving.cluster_config import (
 )
 from simulator.serving.kinds import PreemptionMode, enum_value
 from simulator.serving.routers import RouterKind
-from simulator.serving.schedulers import SchedulerKind
+from simulator.serving.schedulers import SCHEDULERS, SchedulerKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +110,7 @@ class ServingPlan:
         if self.power is not None and self.power.devices_per_server is None:
             per_node = self.devices_per_node or self.device.devices_per_node
             object.__setattr__(self, "power", replace(self.power, devices_per_server=per_node))
+        self._check_scheduler_roles()
         for key in ("slo_ttft_s", "slo_tpot_s"):
             value = getattr(self, key)
             if value is None:
@@ -118,6 +119,17 @@ class ServingPlan:
                 raise ConfigError(f"must be a number > 0, got {value!r}", file=self.file,
                                   key=key.replace("slo_", "slo."))
             object.__setattr__(self, key, float(value))
+
+    def _check_scheduler_roles(self) -> None:
+        """A padding (request-level) scheduler batches whole requests prefill-to-finish; a
+        prefill-only or decode-only pool has no such batch (it crashed inside SimPy), so a
+        disaggregated plan must use an iteration-level scheduler."""
+        if not self.disaggregated or not SCHEDULERS.get(self.serving.scheduler).pads:
+            return
+        allowed = [str(k) for k in SchedulerKind if not SCHEDULERS.get(k).pads]
+        raise ConfigError(f"{self.serving.scheduler} batching cannot run disaggregated "
+                          "prefill/decode pools",
+                          file=self.file, key="serving.scheduler", allowed=allowed)
 
     def replica_groups(self) -> tuple[ReplicaGroup, ...]:
         """The groups (the homogeneous form as one group)."""

@@ -16,6 +16,7 @@ import pandas as pd
 
 from hwmodels._compat import StrEnum
 from simulator.serving.request import DropReason, Status
+from simulator.serving.run_errors import RunInvariantError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,8 +74,16 @@ class RequestLog:
         if self.first_token_s[rid] != self.first_token_s[rid]:  # NaN
             self.first_token_s[rid] = now
 
+    def _ending(self, rid: int, how: str) -> None:
+        """A request may end once: a second ending is a lifecycle bug, never a record."""
+        if self.status[rid] != _STATUS_CODE[Status.RUNNING]:
+            raise RunInvariantError("request_ends_once",
+                                 f"request {rid} {how} after it already ended as "
+                                 f"{_STATUSES[self.status[rid]].value}")
+
     def complete(self, rid: int, now: float, *, generated: int, preemptions: int,
                  cached_tokens: int) -> None:
+        self._ending(rid, "completed")
         self.finish_s[rid] = now
         self.status[rid] = _STATUS_CODE[Status.COMPLETED]
         self.generated[rid] = generated
@@ -82,6 +91,7 @@ class RequestLog:
         self.cached_tokens[rid] = max(self.cached_tokens[rid], cached_tokens)
 
     def drop(self, rid: int, reason: DropReason, *, preemptions: int = 0) -> None:
+        self._ending(rid, f"dropped ({reason.value})")
         self.status[rid] = _STATUS_CODE[Status.DROPPED]
         self.reason[rid] = _REASON_CODE[reason]
         self.preemptions[rid] += preemptions

@@ -16,6 +16,9 @@ class Status(StrEnum):
 class DropReason(StrEnum):
     FAILED_IN_TRACE = "failed_in_trace"  # BurstGPT rows logged as failed (zero response)
     PROMPT_TOO_LONG = "prompt_exceeds_max_model_len"
+    # prompt + requested output > max_model_len: vLLM rejects the request up front (HTTP 400
+    # "maximum context length"), it never silently shortens the output
+    OUTPUT_TOO_LONG = "prompt_plus_output_exceeds_max_model_len"
     EXCEEDS_BATCH_TOKENS = "prompt_exceeds_max_batch_tokens"
     EXCEEDS_KV = "exceeds_kv_capacity"
     CLIENT_TIMEOUT = "client_timeout"  # still queued client_timeout_s after arrival

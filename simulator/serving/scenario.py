@@ -127,6 +127,7 @@ def resolve_serving(serving: ServingConfig, *, device: DeviceSpec, num_devices: 
     by it, unless groups or disaggregation size the cluster) and its replica groups."""
     try:
         per = serving.tp * serving.pp
+        budget = num_devices
         if serving.sized_by_groups:
             num_devices = None
         if serving.replicas is None:
@@ -134,9 +135,20 @@ def resolve_serving(serving: ServingConfig, *, device: DeviceSpec, num_devices: 
         if num_devices is not None and serving.replicas * per > num_devices:  # type: ignore
             raise ConfigError(f"replicas x tp x pp = {serving.replicas * per} exceeds "  # type: ignore
                               f"cluster.num_devices {num_devices}", key="serving.replicas")
-        return serving, build_groups(serving.replica_groups, serving.disaggregation,
-                                     device=device, tp=serving.tp, pp=serving.pp,
-                                     replicas=serving.replicas)  # type: ignore[arg-type]
+        groups = build_groups(serving.replica_groups, serving.disaggregation,
+                              device=device, tp=serving.tp, pp=serving.pp,
+                              replicas=serving.replicas)  # type: ignore[arg-type]
+        if budget is not None and serving.sized_by_groups:
+            # groups size the cluster; a num_devices given next to them must hold them
+            # (it was silently ignored: 3 devices 'ran' 64)
+            need = sum(g.count * g.devices_per_replica for g in groups)
+            sized_by = ("serving.disaggregation" if serving.disaggregation is not None
+                        else "serving.replica_groups")
+            if need > budget:
+                raise ConfigError(f"{sized_by} needs {need} devices (count x tp x pp summed), "
+                                  f"more than cluster.num_devices {budget}",
+                                  key="cluster.num_devices")
+        return serving, groups
     except ConfigError as err:
         raise with_file(err, file) from None
 

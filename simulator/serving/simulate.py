@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from hwmodels.errors import ConfigError
+from hwmodels.errors import ConfigError, InvariantError
 from simulator.serving.assemble import build_group_setup, cluster_options
 from simulator.serving.energy import busy_power_w, energy_j
 from simulator.serving.engine import ReplicaSetup, ServingEngine
+from simulator.serving.invariants import check_run
 from simulator.serving.metrics import ServingResult
 from simulator.serving.plan import ServingPlan, StepObserver, StepRecord
 from simulator.serving.power import CapController
@@ -65,8 +66,14 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
                            on_step=emitter)
     if emitter is not None:
         emitter.engine = engine
-    out = engine.run()
-    return ServingResult(records=out.records, timeseries=out.timeseries, lanes=out.lanes,
+    scenario = getattr(plan, "name", None) or plan.file
+    try:
+        out = engine.run()
+    except InvariantError as err:  # raised mid-run (a double ending, a KV over-allocation)
+        if err.scenario is not None:
+            raise
+        raise InvariantError(err.invariant, err.detail, scenario=scenario) from None
+    result = ServingResult(records=out.records, timeseries=out.timeseries, lanes=out.lanes,
                          duration_s=out.duration_s, device=groups[0].device,
                          slo_ttft_s=plan.slo_ttft_s, slo_tpot_s=plan.slo_tpot_s,
                          prefix_hit_rate=out.prefix_hit_rate,
@@ -75,7 +82,12 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
                          replicas=out.replicas, power=out.power, events=out.events,
                          energy_j=energy_j(plan, out, groups),
                          migrations=engine.migrations,
+                         trace_start_offset_s=float(
+                             requests.attrs.get("trace_start_offset_s", 0.0) or 0.0),
                          notes={"kv_blocks_per_replica": setups[0].lane.total_blocks,
                                 "energy": ("per-step roofline power (hwmodels.power)"
-                                           if out.power is not None else
+                                           if out.energy_j is not None else
                                            "hwmodels.power at mean achieved utilization")})
+    check_run(records=out.records, n_requests=len(requests), lanes=engine.lanes,
+              summary=result.summary(), cut=sv.horizon_s is not None, scenario=scenario)
+    return result
