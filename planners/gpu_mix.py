@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.catalog import load_device, load_model
-from hwmodels.errors import ConfigError
+from hwmodels.errors import ConfigError, InfeasibleError
 from hwmodels.specs import ModelSpec
 from planners.buckets import (
     BucketGrid,
@@ -111,6 +111,7 @@ class GpuMixPlan:
     # beat the mix loop and was adopted; `iterations` counts the mix loop's rounds only)
     history: tuple[dict[str, Any], ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
+    refused_requests: int = 0  # prompt + output > max_model_len: no engine admits them
 
     @property
     def savings_vs_best_single(self) -> float | None:
@@ -157,6 +158,7 @@ class GpuMixPlan:
                              self.capacity.to_dict(orient="index").items()},
             "history": list(self.history),
             "notes": self.notes,
+            **({"refused_requests": self.refused_requests} if self.refused_requests else {}),
         }
         if self.windows is not None:
             out["time_varying"] = {
@@ -397,6 +399,7 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
     if missing:
         raise ConfigError(f"workload frame lacks columns {sorted(missing)}", key="workload")
     df = workload_df.sort_values("arrival_time_s", kind="stable").reset_index(drop=True)
+    df, refused, max_len = _refuse_too_long(df, model, serving)
     grid = parse_grid(buckets)
     types = instance_types(devices, tp_options, prices)
     bks = bucketize(df, grid, seed=seed)
@@ -483,8 +486,31 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
                "single_type_costs": ("each type alone through the same simulate/derate "
                                      "loop (None: cannot serve a bucket or never met the "
                                      "target)" if verify_single_types else
-                                     "profiled capacities, not simulated")},
+                                     "profiled capacities, not simulated"),
+               **({"refused": f"{refused:,} of {refused + len(df):,} requests have prompt + "
+                              f"output > max_model_len {max_len:,} and are refused by every "
+                              "engine (as vLLM does); the mix serves the rest"}
+                  if refused else {})},
+        refused_requests=refused,
         **plan_kwargs)
+
+
+def _refuse_too_long(df: pd.DataFrame, model: str | ModelSpec,
+                     serving: Mapping[str, Any] | None) -> tuple[pd.DataFrame, int, int]:
+    """Requests no instance type can serve (prompt + output > max_model_len, the engine's
+    admission rule) leave the workload up front and are counted, instead of leaving a
+    request-size bucket with zero capacity on every type; all of them refused is infeasible."""
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    max_len = int((serving or {}).get("max_model_len") or spec.max_seq_len)
+    total = df["input_tokens"].to_numpy(dtype=np.int64) \
+        + df["output_tokens"].to_numpy(dtype=np.int64)
+    keep = total <= max_len
+    refused = int((~keep).sum())
+    if refused == len(df):
+        raise InfeasibleError(f"every one of the {len(df):,} requests has prompt + output > "
+                              f"max_model_len {max_len:,} of {spec.name}",
+                              hint="a model with a longer context or serving.max_model_len")
+    return (df[keep].reset_index(drop=True) if refused else df), refused, max_len
 
 
 def plot_gpu_mix(plan: GpuMixPlan, *, ax: Any = None) -> Any:

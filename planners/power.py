@@ -443,7 +443,7 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
     budget beyond the control latency and whose impact stays within `limits`; `executor`
     evaluates the search's next probes in parallel (the probes visited, and so the plan, are
     the same as a serial search)."""
-    if not budget_kw > 0:
+    if not (budget_kw > 0 and math.isfinite(budget_kw)):
         raise ConfigError(f"must be > 0, got {budget_kw!r}", key="power.budget_kw")
     if not 0 <= high_priority_fraction <= 1:
         raise ConfigError(f"must be in [0, 1], got {high_priority_fraction!r}",

@@ -82,6 +82,36 @@ def _enum(sec: Mapping[str, Any], key: str, cls: type, where: str, file: str | N
                           allowed=[m.value for m in cls]) from None
 
 
+# The most requests one synthetic trace may hold: ~2 GB of columns; more is a typo (a
+# duration in ms given as s), not a workload anyone replays in a discrete-event simulator.
+MAX_SYNTH_REQUESTS = 20_000_000
+
+
+def _check_size(spec: Mapping[str, Any], n: int | None, duration: float | None, where: str,
+                file: str | None) -> None:
+    """ConfigError before any sampling when the trace would exceed MAX_SYNTH_REQUESTS
+    (a duration is priced at the section's peak rate, so the check is conservative)."""
+    if n is not None and n > MAX_SYNTH_REQUESTS:
+        raise ConfigError(f"{n:,} requests is more than {MAX_SYNTH_REQUESTS:,}",
+                          file=file, key=f"{where}.num_requests",
+                          allowed=f"1 .. {MAX_SYNTH_REQUESTS:,}")
+    arrival = spec.get("arrival")
+    if duration is None or not isinstance(arrival, Mapping):
+        return
+    rates = [v for k, v in arrival.items() if k in ("rate", "rate_on", "rate_off")
+             and isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)]
+    amplitude = arrival.get("amplitude", 0.0)
+    if not isinstance(amplitude, (int, float)) or not np.isfinite(amplitude):
+        amplitude = 0.0
+    expected = max(rates, default=0.0) * (1.0 + abs(amplitude)) * duration
+    if expected > MAX_SYNTH_REQUESTS:
+        raise ConfigError(f"duration {duration:g} s at a peak rate of "
+                          f"{max(rates, default=0.0):g} req/s is ~{expected:.3g} requests, "
+                          f"more than {MAX_SYNTH_REQUESTS:,}", file=file,
+                          key=f"{where}.duration_s",
+                          allowed=f"duration_s x peak rate <= {MAX_SYNTH_REQUESTS:,}")
+
+
 def _arrivals(sec: dict[str, Any], n: int | None, duration: float | None,
               rng: np.random.Generator, where: str, file: str | None) -> np.ndarray:
     """Arrival times (s, from 0): n of them, or all within [0, duration)."""
@@ -220,6 +250,7 @@ def synthesize(spec: Mapping[str, Any], *, seed: int = 0, file: str | None = Non
                           key=where, allowed=["num_requests", "duration_s"])
     n = int(_num(spec, "num_requests", where, file, minimum=1, strict=False)) if has_n else None
     duration = _num(spec, "duration_s", where, file) if has_d else None
+    _check_size(spec, n, duration, where, file)
     rng_arr, rng_in, rng_out, rng_pre = (np.random.default_rng(s) for s in
                                          np.random.SeedSequence(seed).spawn(4))
     times = _arrivals(_section(spec, "arrival", ("process", "rate", "cv", "rate_on", "rate_off",

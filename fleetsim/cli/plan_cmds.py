@@ -11,6 +11,7 @@ from fleetsim.cli.common import (
     check_output,
     console,
     emit_json,
+    err_console,
     load_scenario_file,
     mkdir_option,
     print_table,
@@ -27,7 +28,7 @@ def plan_checkpoint_cmd(
     scenario: str = typer.Argument(..., help="Training scenario YAML with a run: section."),
     set_: list[str] = typer.Option(None, "--set", help="Override a scenario key (repeatable)."),
     seeds: int = typer.Option(4, "--seeds", help="Simulated runs per candidate interval."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray executor)."),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
@@ -91,7 +92,7 @@ def _int_list(text: str | None, key: str) -> list[int] | None:
     if text is None:
         return None
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",")]
     except ValueError:
         raise ConfigError(f"expected comma-separated integers, got '{text}'", key=key) from None
     if not values or any(v < 1 for v in values):
@@ -285,7 +286,7 @@ def plan_gpu_mix_cmd(
     plot: str = typer.Option(None, "--plot", help="Write the mix plot (PNG)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
@@ -318,6 +319,8 @@ def plan_gpu_mix_cmd(
                               f"{plan.slo_attainment:.1%} < {slo_target:.1%} after "
                               f"{plan.iterations} round(s)",
                               hint="loosen the SLO, lower --slo-target or add devices/TP options")
+    if plan.refused_requests:
+        err_console.print(f"warning: {plan.notes['refused']}", highlight=False, soft_wrap=True)
     if plot:
         fig = plot_gpu_mix(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
@@ -354,7 +357,7 @@ def plan_power_cmd(
     plot: str = typer.Option(None, "--plot", help="Write the power time series (PNG)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
@@ -428,7 +431,7 @@ def plan_serve_cmd(
     out: str = typer.Option(None, "--out", help="Ranked plans (.csv/.parquet)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),

@@ -11,6 +11,7 @@ from hwmodels._compat import StrEnum
 from hwmodels.catalog import load_device
 from hwmodels.errors import ConfigError
 from hwmodels.specs import DeviceSpec
+from simulator.longrun.failures import check_weibull_shape
 from simulator.schema import BytesPerSecond, Seconds
 
 
@@ -178,6 +179,8 @@ class FailureConfig:
         for key, minimum, strict in (("mtbf_s", 0.0, True), ("weibull_shape", 0.0, True),
                                      ("repair_s", 0.0, False), ("retry_budget", 0, False)):
             at_least(self, "failures", key, minimum, strict=strict)
+        # the same range as the long-run sampler: Weibull draws overflow below it
+        check_weibull_shape(self.weibull_shape, "failures.weibull_shape")
 
     @property
     def straggler_fraction(self) -> float:

@@ -210,7 +210,13 @@ def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,
                               file=file, key="workload.window")
         start_s = parse_duration_s(start, key="workload.window", file=file)
         end_s = None if end is None else parse_duration_s(end, key="workload.window", file=file)
+        spans = (float(df["arrival_time_s"].min()), float(df["arrival_time_s"].max())) \
+            if len(df) else (0.0, 0.0)
         df = window_trace(df, start_s, end_s)
+        if not len(df):
+            raise ConfigError(f"the window [{start_s:g}, {end_s if end_s is not None else 'end'}"
+                              f") s selects no request: arrivals span {spans[0]:g} .. "
+                              f"{spans[1]:g} s", file=file, key="workload.window")
     if wl.rate_scale is not None:
         df = scale_trace(df, wl.rate_scale)
     return df

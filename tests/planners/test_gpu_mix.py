@@ -96,3 +96,28 @@ def test_mix_beats_every_single_type_and_meets_slo() -> None:
     assert plan.follow_cost_usd <= plan.peak_cost_usd + 1e-9
     d = plan.to_dict()
     assert d["mix"] and d["savings_vs_best_single"] > 0 and "time_varying" in d
+
+
+def test_requests_over_max_model_len_are_refused_and_counted() -> None:
+    """No engine admits prompt + output > max_model_len: such requests leave the workload
+    up front and are counted, instead of a bucket that no type can serve (issue 13)."""
+    import pandas as pd
+
+    from hwmodels.catalog import load_model
+    from hwmodels.errors import InfeasibleError
+    from planners.gpu_mix import _refuse_too_long
+
+    limit = load_model("llama2-7b").max_seq_len
+    df = pd.DataFrame({"arrival_time_s": [0.0, 1.0, 2.0],
+                       "input_tokens": [100, limit, limit - 10],
+                       "output_tokens": [10, 1, 20]})
+    kept, refused, max_len = _refuse_too_long(df, "llama2-7b", None)
+    assert (refused, max_len, len(kept)) == (2, limit, 1)
+    assert kept["input_tokens"].tolist() == [100]
+    # serving.max_model_len overrides the model's context
+    kept_short, refused_short, _ = _refuse_too_long(df, "llama2-7b", {"max_model_len": 110})
+    assert (refused_short, len(kept_short)) == (2, 1)
+    with pytest.raises(InfeasibleError, match="max_model_len 100 "):
+        _refuse_too_long(df, "llama2-7b", {"max_model_len": 100})
+    with pytest.raises(InfeasibleError, match="every one of the 1 requests"):
+        _refuse_too_long(df.iloc[[1]], "llama2-7b", None)
