@@ -140,6 +140,17 @@ class _Run:
             if not (t > 0 and math.isfinite(t)):
                 raise ConfigError(f"iteration time must be > 0, got {t!r} for dp={dp}",
                                   key="iteration_time_s")
+            if dp < self.job.dp and t < self._base_cache[self.job.dp] * (1 - 1e-9):
+                # fewer replicas finishing the same global batch sooner: the plan's DP
+                # communication costs more than a replica adds, and elastic time would be
+                # priced as a gain (negative loss, ETTR > 1). Say so instead.
+                full = self._base_cache[self.job.dp]
+                raise ConfigError(
+                    f"with on_shortage: elastic the job shrinks to dp={dp}, where an iteration "
+                    f"takes {t:.4g} s, less than {full:.4g} s at the full dp={self.job.dp}: "
+                    "this plan's data-parallel communication costs more than the replicas "
+                    f"add, so plan at dp={dp} (fewer devices) or use on_shortage: wait",
+                    key="run.on_shortage", allowed="wait, elastic")
             self._base_cache[dp] = t
         return self._base_cache[dp]
 

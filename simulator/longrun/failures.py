@@ -262,7 +262,10 @@ class FailureSampler:
         c = self._comps[i]
         if c.scope is Scope.GPU:
             g = self.gpus_per_node
-            return (nodes[:, None] * g + np.arange(g)[None, :]).ravel()
+            units = (nodes[:, None] * g + np.arange(g)[None, :]).ravel()
+            # a job that holds part of its last node (4 GPUs of an 8-GPU node) has fewer
+            # GPU units than slots x gpus_per_node
+            return units[units < self._next[i].size]
         if c.scope is Scope.NODE:
             return nodes
         return np.empty(0, dtype=np.int64)  # switches are not part of a node

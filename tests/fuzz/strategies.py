@@ -29,6 +29,8 @@ T = TypeVar("T")
 
 ROUTER_NAMES = tuple(ROUTERS.names())
 SCHEDULER_NAMES = tuple(SCHEDULERS.names())
+# static batching finishes a whole batch at once, so it cannot hand prefills off
+DISAGG_SCHEDULERS = tuple(n for n in SCHEDULER_NAMES if n != "static")
 SCHEDULE_NAMES = tuple(str(s) for s in PipelineSchedule)
 RECOMPUTE_NAMES = tuple(str(r) for r in Recompute)
 CHECKPOINT_MODES = tuple(str(m) for m in CheckpointMode)
@@ -249,6 +251,8 @@ def serving_scenario(c: Chooser) -> dict[str, Any]:
     else:
         serving["disaggregation"] = {"prefill_replicas": c.integer(1, 3),
                                      "decode_replicas": c.integer(1, 3)}
+        if serving["scheduler"] == "static":  # refused with disaggregation (invalid inputs)
+            serving["scheduler"] = c.choice(DISAGG_SCHEDULERS)
         if c.boolean():
             serving["disaggregation"]["same_node"] = True
     if c.boolean():
@@ -297,7 +301,8 @@ def shipped_scenario(c: Chooser) -> dict[str, Any]:
     sc = yaml.safe_load(path.read_text())
     if "serving" in sc:
         sc["serving"]["router"] = c.choice(ROUTER_NAMES)
-        sc["serving"]["scheduler"] = c.choice(SCHEDULER_NAMES)
+        sc["serving"]["scheduler"] = c.choice(
+            DISAGG_SCHEDULERS if "disaggregation" in sc["serving"] else SCHEDULER_NAMES)
         sc["seed"] = c.integer(0, 10)
         wl = sc["workload"]
         if "synthetic" in wl:
