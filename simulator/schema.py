@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import math
 import re
 import types
 from collections.abc import Mapping, Sequence
@@ -232,6 +233,8 @@ def _read_scalar(value: object, hint: type, *, file: str | None, key: str) -> An
             return value
         raise ConfigError(f"expected an integer, got {value!r}", file=file, key=key)
     if hint is float:
+        if isinstance(value, float) and math.isnan(value):
+            raise ConfigError("NaN is not a number any setting can take", file=file, key=key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):

@@ -1,11 +1,12 @@
 """Threshold autoscaling of one replica group: every interval_s a metric over the group's live
 replicas - queue (outstanding requests per replica, requests waiting for any replica
 included), latency (p90 TTFT of the requests that got their first token in the last interval)
-or utilization (busy fraction of the last interval) - is compared with the thresholds. Above
+(requests still waiting count with their age) or utilization (busy fraction of the last interval) - is compared with the thresholds. Above
 up_threshold a replica is provisioned: it is billed from that moment and joins the pool after
 instance_start_s + weight bytes per device / storage_Bps (weight load); below down_threshold
 the least loaded replica stops receiving requests and is released when it has drained. After
-an action nothing happens for cooldown_s. Cost follows the replica count over time
+an action nothing happens for cooldown_s. A group with no replica live or booting while
+requests wait provisions one at once (scale from zero). Cost follows the replica count over time
 (ServingResult.replicas holds each replica's billed interval)."""
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from hwmodels.errors import ConfigError
 from simulator.serving.cluster_config import AutoscaleConfig, AutoscaleMetric
 from simulator.serving.hooks import Cluster, EngineExtension
 from simulator.serving.kinds import ReplicaState
-from simulator.serving.records import EventKind
+from simulator.serving.records import EventKind, status_code
+from simulator.serving.request import Status
+
+RUNNING_CODE = status_code(Status.RUNNING)
 
 if TYPE_CHECKING:
     from simulator.serving.replica import Replica
@@ -38,9 +42,14 @@ def _metric(cluster: Cluster, live: list[Replica], cfg: AutoscaleConfig,
     if cfg.metric is AutoscaleMetric.QUEUE:
         return (sum(r.outstanding for r in live) + cluster.unrouted) / max(1, len(live))
     if cfg.metric is AutoscaleMetric.LATENCY:
-        first = cluster.requests.first_token_s
+        log = cluster.requests
+        first = log.first_token_s
         window = (first > now - cfg.interval_s) & (first <= now)
-        ttft = first[window] - cluster.requests.arrival_s[window]
+        ttft = first[window] - log.arrival_s[window]
+        # a request still waiting for its first token has a TTFT of at least its age: without
+        # it a group scaled to zero (or stuck) reads 0 s forever and never scales up
+        waiting = np.isnan(first) & (log.arrival_s <= now) & (log.status == RUNNING_CODE)
+        ttft = np.concatenate([ttft, now - log.arrival_s[waiting]])
         return float(np.percentile(ttft, 90)) if len(ttft) else 0.0
     busy = sum(lane.stats.busy_s for r in live for lane in r.lanes)
     lanes = sum(len(r.lanes) for r in live)
@@ -66,6 +75,12 @@ def _loop(cluster: Cluster, cfg: AutoscaleConfig,
         live = [r for r in mine if r.state is ReplicaState.ACTIVE and r.alive]
         booting = sum(r.state is ReplicaState.BOOTING for r in mine)
         value = _metric(cluster, live, cfg, state)
+        if not live and not booting and cluster.unrouted and cfg.max_replicas > 0:
+            # scale from zero on any waiting request (Knative's activator, KEDA's
+            # activation): no threshold or cooldown may leave them waiting forever
+            env.process(boot(cluster.provision(setup)))
+            last_action = env.now
+            continue
         if env.now - last_action < cfg.cooldown_s:
             continue
         if value > cfg.up_threshold and len(live) + booting < cfg.max_replicas:

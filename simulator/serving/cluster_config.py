@@ -85,7 +85,7 @@ def at_least(obj: object, section: str, key: str, minimum: float, *,
     value = getattr(obj, key)
     if value is None:
         return
-    if value < minimum or (strict and value == minimum):
+    if not value >= minimum or (strict and value == minimum):  # NaN fails too
         what = ("an integer " if isinstance(value, int) else "") + (">" if strict else ">=")
         raise ConfigError(f"must be {what} {minimum:g}, got {value!r}",
                           key=f"{section}.{key}" if section else key)

@@ -42,6 +42,13 @@ class RequestRecord:
 RECORD_COLUMNS = tuple(f.name for f in fields(RequestRecord))
 _STATUSES = tuple(Status)  # a request's status code is its position here
 _STATUS_CODE = {s: np.int8(i) for i, s in enumerate(_STATUSES)}
+
+
+def status_code(status: Status) -> np.int8:
+    """The int8 code RequestLog.status holds for `status` (for vectorised masks)."""
+    return _STATUS_CODE[status]
+
+
 _REASONS = (None, *DropReason)  # drop-reason code 0: not dropped
 _REASON_CODE = {r: np.int8(i) for i, r in enumerate(_REASONS)}
 _REASON_TEXT = np.array(["" if r is None else r.value for r in _REASONS], dtype=object)

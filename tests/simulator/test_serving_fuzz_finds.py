@@ -1,0 +1,73 @@
+"""Serving defects the fuzz benchmark found (benchmarks/fuzz.py, issue 13), one test each."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fleetsim.cli.app import main
+
+# a heterogeneous group autoscaled down to zero replicas (the first fuzz hang, seed 1)
+SCALE_TO_ZERO = {
+    "name": "fuzz-scale-to-zero", "model": "llama3-8b",
+    "cluster": {"device": "a100-80gb", "devices_per_node": 8},
+    "serving": {"tp": 1, "scheduler": "vllm", "router": "capacity_weighted",
+                "max_num_seqs": 256, "max_batch_tokens": 8192, "chunk_size": 64,
+                "replica_groups": [{"name": "g0", "device": "l40s", "count": 2, "tp": 1}]},
+    "seed": 6,
+    "autoscale": {"group": "g0", "min_replicas": 0, "max_replicas": 3, "metric": "latency",
+                  "up_threshold": 1.0, "down_threshold": 0.5, "interval_s": 2.0,
+                  "cooldown_s": 1.0, "instance_start_s": 1.0},
+    "workload": {"synthetic": {"num_requests": 18,
+                               "arrival": {"process": "poisson", "rate": 1.0},
+                               "input": {"dist": "lognormal", "mean": 700, "sigma": 1.0,
+                                         "min": 1, "max": 2048},
+                               "output": {"dist": "fixed", "value": 32}}},
+}
+
+
+def _serve(tmp_path: Path, sc: dict, capsys: pytest.CaptureFixture[str], *extra: str
+           ) -> tuple[int, str, str]:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sc))
+    rc = main(["simulate", "serve", str(path), "--json", "--no-progress", *extra])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.parametrize("metric,up", [("latency", 1.0), ("queue", 1000.0)])
+def test_a_group_scaled_to_zero_comes_back_for_waiting_requests(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], metric: str, up: float) -> None:
+    """The latency metric read 0 s with no first tokens in the window, and a queue threshold
+    above the backlog never fired: with no replica left, the run never ended (a hang)."""
+    sc = copy.deepcopy(SCALE_TO_ZERO)
+    sc["autoscale"].update(metric=metric, up_threshold=up)
+    rc, out, err = _serve(tmp_path, sc, capsys)
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["completed"] == res["requests"] == 18
+    assert all(math.isfinite(v) for v in res["e2e_s"].values() if v is not None)
+
+
+@pytest.mark.parametrize("key", ["serving.replica_groups.0.price_usd_per_hour",
+                                 "failures.stragglers.fraction", "serving.gpu_memory_utilization"])
+def test_nan_is_refused_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       key: str) -> None:
+    """NaN passed every `value < minimum` range check (a NaN comparison is False)."""
+    sc = copy.deepcopy(SCALE_TO_ZERO)
+    sc.pop("autoscale")
+    sc["failures"] = {"mtbf_s": 100.0, "stragglers": {"fraction": 0.1, "slowdown": 2.0}}
+    node: dict = sc
+    *path, last = key.split(".")
+    for part in path:
+        node = node[int(part)] if part.isdigit() else node[part]
+    node[last] = float("nan")
+    rc, _, err = _serve(tmp_path, sc, capsys)
+    assert rc == 2, err
+    assert len(err.strip().splitlines()) == 1 and "NaN" in err
+    assert last in err
