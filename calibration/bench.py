@@ -95,6 +95,7 @@ def check_dtypes(device: torch.device, dtypes: list[str]) -> list[str]:
     for dt in dtypes:
         ok, why = dtype_supported(device, dt)
         if not ok:
+            why = why.split(" (allowed:")[0]  # the allowed list follows once, for this device
             raise CalibrationError(f"dtype '{dt}' is not supported on {device}: {why}",
                                    key="--dtypes",
                                    allowed=[d for d in ALL_DTYPES if dtype_supported(device, d)[0]])

@@ -50,6 +50,7 @@ from planners.buckets import (
 from planners.mix_ilp import MixSolution, single_type_costs, solve_mix
 from planners.mix_profile import ProfileTask, build_plan, profile_capacity
 from simulator.serving import ServingPlan, parse_serving_section, simulate_serving
+from simulator.serving.routers import ROUTERS
 
 # Capacity cut per loop round for a type whose pool missed the SLO target: small steps add
 # capacity gradually (the ILP may answer with a cheap extra instance of another type).
@@ -395,6 +396,9 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
         raise ConfigError(f"must be in (0, 1], got {slo_target!r}", key="gpu_mix.slo_target")
     if max_iterations < 1:
         raise ConfigError(f"must be >= 1, got {max_iterations!r}", key="gpu_mix.max_iterations")
+    routers = (ILP_SPLIT, *ROUTERS.names())
+    if router not in routers:  # a single type never reaches the router: check it up front
+        raise ConfigError(f"unknown router '{router}'", key="gpu_mix.router", allowed=routers)
     missing = {"arrival_time_s", "input_tokens", "output_tokens"} - set(workload_df.columns)
     if missing:
         raise ConfigError(f"workload frame lacks columns {sorted(missing)}", key="workload")

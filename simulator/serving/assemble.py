@@ -34,10 +34,18 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
     cost = StepCostModel(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
                          kv_dtype=sv.kv_dtype, intra_link=plan.intra_node,
                          inter_link=plan.inter_node)
-    cap = kv_cache_capacity(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
-                            kv_dtype=sv.kv_dtype,
-                            gpu_memory_utilization=sv.gpu_memory_utilization,
-                            block_size=sv.kv_block_size)
+    try:
+        cap = kv_cache_capacity(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
+                                kv_dtype=sv.kv_dtype,
+                                gpu_memory_utilization=sv.gpu_memory_utilization,
+                                block_size=sv.kv_block_size)
+    except ConfigError as err:  # hwmodels names the bare field ('tp'): say where it was set
+        if err.key and "." not in err.key:
+            where = (f"serving.replica_groups[{group.name}]"
+                     if sv.replica_groups is not None else "serving")
+            raise ConfigError(err.message, key=f"{where}.{err.key}",
+                              allowed=err.allowed) from None
+        raise
     host = load_link(device.host_link)
     block_bytes = cap.bytes / cap.blocks  # per device; every device swaps its share at once
     lane = LaneConfig(total_blocks=cap.blocks, block_size=sv.kv_block_size,

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from hwmodels.errors import ConfigError
 from simulator.serving.autoscale import Autoscaler
 from simulator.serving.cluster_config import (
     AutoscaleConfig,
@@ -181,7 +182,18 @@ class ServingEngine:
             prefix = None
             if setup.prefix_caching and self.hashes is not None:
                 bt = int(self.block_tokens or cfg.block_size)
-                prefix = PrefixCache(bt, -(-bt // cfg.block_size))
+                if bt % cfg.block_size:
+                    # a prefix entry must cover whole KV blocks (vLLM hashes and shares KV per
+                    # full block): a 16-token hash on 32-token blocks charged a whole block per
+                    # hash, counted shared blocks past the prompt and drove the pool negative
+                    raise ConfigError(
+                        f"prefix hash blocks of {bt} tokens are not a multiple of "
+                        f"serving.kv_block_size {cfg.block_size}",
+                        key="workload.prefix_block_tokens",
+                        allowed=f"a multiple of {cfg.block_size} (workload.prefix_block_tokens, "
+                                "or the synthetic prefix.block_tokens), or a kv_block_size "
+                                f"dividing {bt}")
+                prefix = PrefixCache(bt, bt // cfg.block_size)
             timer = StepTimer(setup.step_cost, knot_tokens=setup.knot_tokens)
             timer.slow = timer.dscale = setup.slowdown
             lane = Lane(self.env, cfg, make_scheduler(setup.scheduler), timer, prefix=prefix,

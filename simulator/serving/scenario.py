@@ -202,6 +202,11 @@ def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,
     window = wl.window
     if window is not None:
         if isinstance(window, Mapping):
+            unknown = sorted(set(map(str, window)) - {"start_s", "end_s"})
+            if unknown:
+                raise ConfigError(f"unknown key '{unknown[0]}'", file=file,
+                                  key=f"workload.window.{unknown[0]}",
+                                  allowed=["start_s", "end_s"])
             start, end = window.get("start_s", 0), window.get("end_s")
         elif isinstance(window, (list, tuple)) and len(window) == 2:
             start, end = window

@@ -356,7 +356,9 @@ for s in ("serving.chunk_size=null", "serving.tp=null", "serving.pp=null",
           "failures.distribution=gamma", "failures.retry_budget=-1",
           "failures.repair_s=-1", "failures.stragglers.fraction=2",
           "failures.stragglers.slowdown=0.5", "autoscale.group=nope",
-          "serving.migration.interval_s=0", "serving.migration.threshold=0"):
+          "serving.migration.interval_s=0", "serving.migration.threshold=0",
+          "failures.stragglers.fraction=.nan", "serving.gpu_memory_utilization=.nan",
+          "power.cap_fraction=.nan", "failures.repair_s=.nan"):
     serve_case(f"serve-set-{s}", SERVE_OK, "--set", s)
 serve_case("serve-power-both-caps", _serve(power={"cap_fraction": 0.5, "cap_w": 300}))
 serve_case("serve-power-levels-increasing",
@@ -483,6 +485,9 @@ for opt, v in (("--devices", "nope"), ("--tp", "0"), ("--slo-target", "1.5"),
     case(f"plan-gpu-mix{opt}={v}", *PG, opt, v)
 case("plan-gpu-mix-slo-ttft-negative", "plan", "gpu-mix", "--model", "llama3-8b", "--trace",
      "azure-conv-2023-sample", "--devices", "l4", "--slo-ttft", "-1", "--slo-tpot", "0.1")
+case("plan-gpu-mix-one-type-unknown-router", "plan", "gpu-mix", "--model", "llama3-8b",
+     "--trace", "azure-conv-2023-sample", "--devices", "l4", "--slo-ttft", "1.0",
+     "--slo-tpot", "0.1", "--end-s", "30", "--router", "nope")  # one type never routed
 case("plan-gpu-mix-trace-dir", *PG, "--trace", "{tmp}/d", files={"d/": ""})
 case("plan-gpu-mix-plot-txt", *PG, "--plot", "{tmp}/g.txt")
 case("plan-gpu-mix-plot-uncreatable", *PG, "--plot", "{tmp}/afile/sub/g.png", files=FILE)
@@ -628,6 +633,10 @@ def run_case(c: Case, tmp: Path) -> Result:
         prefix = "fleetsim: error:" if rc == 2 else "fleetsim: infeasible"
         if len(lines) != 1 or not lines[0].startswith(prefix):
             return Result("bad_stderr", rc, f"{len(lines)} stderr lines: {stderr[:250]!r}")
+        # the line says each thing once: no "x.yaml: x.yaml:", "key 'a': key 'a':" or a
+        # second "(allowed: ...)"
+        if lines[0].count("(allowed:") > 1 or lines[0].count(" key '") > 1:
+            return Result("bad_stderr", rc, f"repeats itself: {lines[0][:250]!r}")
     if rc == 0 and c.check is not None:
         try:
             problem = c.check(json.loads(stdout))

@@ -278,7 +278,9 @@ def serving_scenario(c: Chooser) -> dict[str, Any]:
                                  "output": _lengths(c, short=True)}
     if c.boolean():
         synthetic["prefix"] = {"num_prompts": c.integer(1, 4), "tokens": c.choice((16, 256)),
-                               "share": c.choice((0.5, 1.0))}
+                               "share": c.choice((0.5, 1.0)),
+                               # prefix hashes cover whole KV blocks (else exit 2)
+                               "block_tokens": serving["kv_block_size"] * c.choice((1, 2))}
     sc["workload"] = {"synthetic": synthetic}
     if c.boolean():
         sc["slo"] = {"ttft_s": c.choice((0.1, 1.0)), "tpot_s": c.choice((0.01, 0.1))}

@@ -71,3 +71,31 @@ def test_nan_is_refused_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFix
     assert rc == 2, err
     assert len(err.strip().splitlines()) == 1 and "NaN" in err
     assert last in err
+
+
+def test_prefix_hash_blocks_must_cover_whole_kv_blocks(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """16-token prefix hashes on 32-token KV blocks charged a whole block per hash, so a
+    259-token prompt matched 15 'blocks' (480 tokens) and the pool went to -6 blocks (caught
+    by the kv_capacity invariant, exit 4). Now exit 2 naming the key; 32-token hashes run."""
+    sc = copy.deepcopy(SCALE_TO_ZERO)
+    sc.pop("autoscale")
+    sc["serving"].update(kv_block_size=32, prefix_caching=True, scheduler="sarathi")
+    sc["serving"].pop("replica_groups")
+    sc["serving"]["disaggregation"] = {"prefill_replicas": 1, "decode_replicas": 2}
+    sc["workload"]["synthetic"]["prefix"] = {"num_prompts": 4, "tokens": 256, "share": 1.0}
+    rc, _, err = _serve(tmp_path, sc, capsys)
+    assert rc == 2 and "key 'workload.prefix_block_tokens'" in err, err
+    sc["workload"]["synthetic"]["prefix"]["block_tokens"] = 32
+    rc, out, err = _serve(tmp_path, sc, capsys)
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["completed"] + res["dropped"] == res["requests"]
+
+
+def test_unknown_window_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sc = copy.deepcopy(SCALE_TO_ZERO)
+    sc["workload"] = {"trace": "azure-conv-2023-sample",
+                      "window": {"start_s": 0, "end_s": 5, "bogus": 1}}
+    rc, _, err = _serve(tmp_path, sc, capsys)
+    assert rc == 2 and "workload.window.bogus" in err, err
