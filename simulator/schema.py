@@ -103,7 +103,7 @@ def check_keys(raw: object, allowed: Sequence[str], *, file: str | None,
                           key=section or None, allowed=list(allowed))
     for k in raw:
         if k not in allowed:
-            raise ConfigError(f"unknown key '{k}'", file=file, key=_dotted(section, str(k)),
+            raise ConfigError("unknown key", file=file, key=_dotted(section, str(k)),
                               allowed=list(allowed))
     return dict(raw)
 

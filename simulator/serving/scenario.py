@@ -204,7 +204,7 @@ def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,
         if isinstance(window, Mapping):
             unknown = sorted(set(map(str, window)) - {"start_s", "end_s"})
             if unknown:
-                raise ConfigError(f"unknown key '{unknown[0]}'", file=file,
+                raise ConfigError("unknown key", file=file,
                                   key=f"workload.window.{unknown[0]}",
                                   allowed=["start_s", "end_s"])
             start, end = window.get("start_s", 0), window.get("end_s")

@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -635,7 +636,11 @@ def run_case(c: Case, tmp: Path) -> Result:
             return Result("bad_stderr", rc, f"{len(lines)} stderr lines: {stderr[:250]!r}")
         # the line says each thing once: no "x.yaml: x.yaml:", "key 'a': key 'a':" or a
         # second "(allowed: ...)"
-        if lines[0].count("(allowed:") > 1 or lines[0].count(" key '") > 1:
+        keys = re.findall(r"key '([^']*)'", lines[0])
+        head = lines[0].split(": ")[1] if lines[0].count(": ") > 1 else ""
+        if lines[0].count("(allowed:") > 1 or len(keys) != len(set(keys)) \
+                or (head.endswith((".yaml", ".yml", ".json", ".csv"))
+                    and lines[0].count(f"{head}: {head}:")):
             return Result("bad_stderr", rc, f"repeats itself: {lines[0][:250]!r}")
     if rc == 0 and c.check is not None:
         try:
