@@ -92,7 +92,9 @@ Python
   ``prefix_hit_rate``, ``kv_transfer_s{p50,p99}``, ``migrations``, ``replica_seconds``,
   ``mean_power_w``, ``peak_row_power_w``, ``groups{name: {replicas, devices, gpu_hours,
   cost_usd}}``, and ``trace_start_offset_s`` when the trace's first arrival was not at 0
-  (``traces.read_trace`` rebases arrivals to it, e.g. a Unix-epoch trace).
+  (``traces.read_trace`` rebases arrivals to it, e.g. a Unix-epoch trace), and
+  ``over_cap_fraction`` when a power cap was not met (share of capped device-time whose step
+  power stayed above it: the SM clock cannot bring memory-bound steps under a low cap).
 - Lifecycle (issue 13): every request ends exactly once, completed or dropped with a reason
   (``running`` only when ``serving.horizon_s`` cut the run). Like vLLM, a request whose
   prompt + output exceeds max_model_len is refused (``prompt_plus_output_exceeds_max_model_len``),

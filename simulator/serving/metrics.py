@@ -62,6 +62,8 @@ class ServingResult:
     # spans the workload; in the summary only when nonzero (e.g. a Unix-epoch trace)
     trace_start_offset_s: float = 0.0
     migrations: int = 0
+    # share of capped device-time whose step power stayed above the cap (0 when uncapped)
+    over_cap_fraction: float = 0.0
 
     def power_series(self, level: str = "row") -> pd.DataFrame:
         """Power per bin summed per replica | server | row | cluster (W)."""
@@ -175,4 +177,5 @@ class ServingResult:
             "groups": groups,
             **({"trace_start_offset_s": self.trace_start_offset_s}
                if self.trace_start_offset_s else {}),
+            **({"over_cap_fraction": self.over_cap_fraction} if self.over_cap_fraction else {}),
         }

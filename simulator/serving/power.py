@@ -30,6 +30,10 @@ class PowerMeter:
         self.busy: dict[int, list[float]] = {}
         self.total_j: dict[int, float] = {}
         self.total_busy_s: dict[int, float] = {}
+        # device-seconds stepped above the device cap: the SM clock cannot bring memory-bound
+        # work under a low cap (HBM is not clocked down), reported rather than hidden
+        self.over_cap_device_s = 0.0
+        self.capped_device_s = 0.0
 
     def add(self, replica: int, start: float, end: float, watts: float) -> None:
         """`watts` drawn by the replica's devices from start to end."""
@@ -105,6 +109,10 @@ class LanePower:
         watts = power_w(self.sp.device, compute_util=self.cu, memory_util=self.mu,
                         freq_scale=self.fs)
         self.meter.add(self.replica, start, end, watts * self.share)
+        if self.cap_w is not None and end > start:
+            self.meter.capped_device_s += (end - start) * self.share
+            if watts > self.cap_w * (1 + 1e-9):
+                self.meter.over_cap_device_s += (end - start) * self.share
 
 
 def next_cap_level(level: int, load: float, *, enter: Sequence[float],

@@ -82,6 +82,7 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
                          replicas=out.replicas, power=out.power, events=out.events,
                          energy_j=energy_j(plan, out, groups),
                          migrations=engine.migrations,
+                         over_cap_fraction=_over_cap_fraction(engine),
                          trace_start_offset_s=float(
                              requests.attrs.get("trace_start_offset_s", 0.0) or 0.0),
                          notes={"kv_blocks_per_replica": setups[0].lane.total_blocks,
@@ -91,3 +92,12 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
     check_run(records=out.records, n_requests=len(requests), lanes=engine.lanes,
               summary=result.summary(), cut=sv.horizon_s is not None, scenario=scenario)
     return result
+
+
+def _over_cap_fraction(engine: ServingEngine) -> float:
+    """Share of capped device-seconds whose step power stayed above the cap (memory-bound
+    steps under a low cap: hwmodels.power lowers only the SM clock)."""
+    meter = engine.meter
+    if meter is None or meter.capped_device_s <= 0:
+        return 0.0
+    return meter.over_cap_device_s / meter.capped_device_s

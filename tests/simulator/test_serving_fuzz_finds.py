@@ -99,3 +99,24 @@ def test_unknown_window_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
                       "window": {"start_s": 0, "end_s": 5, "bogus": 1}}
     rc, _, err = _serve(tmp_path, sc, capsys)
     assert rc == 2 and "workload.window.bogus" in err, err
+
+
+def test_a_cap_the_clock_cannot_meet_is_reported(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A 30% cap on decode-heavy (memory-bound) steps: lowering the SM clock cannot bring
+    HBM-bound power under it (hwmodels.power), and the run used to say nothing. The summary
+    now carries the share of capped device-time spent above the cap; uncapped runs omit it."""
+    sc = copy.deepcopy(SCALE_TO_ZERO)
+    sc.pop("autoscale")
+    sc["serving"].pop("replica_groups")
+    sc["serving"]["replicas"] = 1
+    sc["cluster"]["num_devices"] = 1
+    sc["workload"]["synthetic"].update(num_requests=40, output={"dist": "fixed", "value": 256})
+    rc, out, err = _serve(tmp_path, sc, capsys)
+    assert rc == 0, err
+    assert "over_cap_fraction" not in json.loads(out)
+    sc["power"] = {"cap_fraction": 0.3}
+    rc, out, err = _serve(tmp_path, sc, capsys)
+    assert rc == 0, err
+    over = json.loads(out)["over_cap_fraction"]
+    assert 0.5 < over <= 1.0, over  # decode dominates and sits above a 120 W cap
