@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "fleetsim")]
 
 
 class _Hang(BaseException):  # noqa: N818 - not an Exception: the CLI must not swallow it
-    pass
+    """Raised by SIGALRM when a case runs past --timeout-s."""
 
 
 def _alarm(signum: int, frame: Any) -> None:

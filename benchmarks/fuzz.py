@@ -32,7 +32,7 @@ CLI_SHARE = 0.1  # fraction of runs that fuzz option-only commands instead of a 
 
 
 class _Hang(TimeoutError):  # noqa: N818 - the harness lets TimeoutError through
-    pass
+    """Raised by SIGALRM when a run passes --timeout-s (counted as a hang)."""
 
 
 def _alarm(signum: int, frame: Any) -> None:

@@ -23,7 +23,7 @@ from hwmodels.catalog import load_device, load_model
 from hwmodels.errors import ConfigError
 from hwmodels.specs import DeviceSpec
 from hwmodels.units import parse_duration_s
-from simulator.schema import Seconds, apply_overrides, read_section, with_file
+from simulator.schema import Seconds, apply_overrides, check_keys, read_section, with_file
 from simulator.serving.cluster_config import (
     AutoscaleConfig,
     FailureConfig,
@@ -202,11 +202,8 @@ def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,
     window = wl.window
     if window is not None:
         if isinstance(window, Mapping):
-            unknown = sorted(set(map(str, window)) - {"start_s", "end_s"})
-            if unknown:
-                raise ConfigError("unknown key", file=file,
-                                  key=f"workload.window.{unknown[0]}",
-                                  allowed=["start_s", "end_s"])
+            window = check_keys(window, ("start_s", "end_s"), file=file,
+                                section="workload.window")
             start, end = window.get("start_s", 0), window.get("end_s")
         elif isinstance(window, (list, tuple)) and len(window) == 2:
             start, end = window
