@@ -182,16 +182,23 @@ def fit_profile(raw: Mapping[str, Any], peaks: Mapping[str, Any], *, device: str
     collectives: dict[str, Any] = {}
     for op in sorted({r["op"] for r in raw.get("collectives", [])}):
         recs = sorted((r for r in raw["collectives"] if r["op"] == op), key=lambda r: r["bytes"])
-        collectives[op] = {"x": [r["bytes"] for r in recs],
-                           "busbw_Bps": [max(r["busbw_Bps"], 1.0) for r in recs],
-                           "world": recs[0]["world"]}
+        for world in sorted({int(r["world"]) for r in recs}):
+            sel = [r for r in recs if int(r["world"]) == world]
+            collectives.setdefault(op, {})[str(world)] = {
+                "x": [r["bytes"] for r in sel],
+                "busbw_Bps": [max(r["busbw_Bps"], 1.0) for r in sel]}
 
     return {
         "format": "fleetsim-profile",
-        "version": 1,
+        "version": 2,
         "device": device,
+        "name": f"{device}-local",
         "device_reported": device_reported,
         "created": env.get("date"),
+        "source": {"kind": "local",
+                   "description": f"fleetsim calibrate on {device_reported} "
+                                  f"(torch {env.get('torch', '?')})",
+                   "date": str(env.get("date", ""))},
         "env": dict(env),
         "gemm": gemm,
         "memory": memory,

@@ -18,7 +18,7 @@ from typing import Any
 from calibration.errors import CalibrationError
 
 PROFILE_FORMAT = "fleetsim-profile"  # must equal hwmodels.profile.PROFILE_FORMAT
-PROFILE_VERSION = 1  # must equal hwmodels.profile.PROFILE_VERSION
+PROFILE_VERSION = 2  # must equal hwmodels.profile.PROFILE_VERSION
 CURVE_KEYS = ("memory", "attention_prefill", "attention_decode")
 
 
@@ -46,21 +46,36 @@ def check_profile(data: Any, *, file: str = "<profile>", device: str | None = No
         raise CalibrationError(f"not a fleetsim profile (format={data.get('format')!r})",
                                file=file, key="format", allowed=[PROFILE_FORMAT])
     if data.get("version") != PROFILE_VERSION:
-        raise CalibrationError(f"profile format version {data.get('version')!r} is not "
-                               "supported; re-run fleetsim calibrate", file=file, key="version",
-                               allowed=[PROFILE_VERSION])
-    for key in ("device", "gemm", *CURVE_KEYS):
-        if key not in data:
-            raise CalibrationError("missing required key", file=file, key=key)
-    if not isinstance(data["gemm"], Mapping) or not data["gemm"]:
-        raise CalibrationError("expected a non-empty mapping dtype -> curve", file=file,
-                               key="gemm")
-    for dt, raw in data["gemm"].items():
+        version = data.get("version")
+        older = isinstance(version, int) and not isinstance(version, bool) \
+            and version < PROFILE_VERSION
+        why = "is older than this fleetsim reads; re-create it with fleetsim calibrate" \
+            if older else "is not supported"
+        raise CalibrationError(f"profile format version {version!r} {why}", file=file,
+                               key="version", allowed=[PROFILE_VERSION])
+    if not isinstance(data.get("device"), str) or not data["device"]:
+        raise CalibrationError("missing required key", file=file, key="device")
+    src = data.get("source")
+    if not isinstance(src, Mapping) or not isinstance(src.get("description"), str) \
+            or not src["description"]:
+        raise CalibrationError("expected {description: ...} saying where the measurements "
+                               "came from", file=file, key="source.description")
+    gemm = data.get("gemm") or {}
+    if not isinstance(gemm, Mapping):
+        raise CalibrationError("expected a mapping dtype -> curve", file=file, key="gemm")
+    for dt, raw in gemm.items():
         _check_curve(raw, file, f"gemm.{dt}")
-    for key in CURVE_KEYS:
-        _check_curve(data[key], file, key)
-    for op, raw in (data.get("collectives") or {}).items():
-        _check_curve(raw, file, f"collectives.{op}", "busbw_Bps")
+    for key in (*CURVE_KEYS, "gemm_memory"):
+        if data.get(key) is not None:
+            _check_curve(data[key], file, key)
+    for kind, raw in (data.get("elementwise") or {}).items():
+        _check_curve(raw, file, f"elementwise.{kind}")
+    for op, per_world in (data.get("collectives") or {}).items():
+        if not isinstance(per_world, Mapping):
+            raise CalibrationError("expected {group size: curve}", file=file,
+                                   key=f"collectives.{op}")
+        for world, raw in per_world.items():
+            _check_curve(raw, file, f"collectives.{op}.{world}", "busbw_Bps")
     if device is not None and str(data["device"]).lower() != device.lower():
         raise CalibrationError(f"profile is for device '{data['device']}', not '{device}'",
                                file=file, key="device", allowed=[data["device"]])

@@ -199,7 +199,10 @@ def _cost(group: GroupInfo, op: CollectiveOp | str, nbytes: float,
 def _measured(group: GroupInfo, op: CollectiveOp, size: float,
               profile: DeviceProfile) -> CollectiveCost:
     """Cost from a profile's measured bus-bandwidth curve (intra-node groups only)."""
-    bus_bw = profile.collectives[op.value](size)
+    per_world = profile.collectives[op.value]
+    world = group.size if group.size in per_world else min(
+        per_world, key=lambda w: (abs(w - group.size), w))
+    bus_bw = per_world[world](size)
     time_s = size * bus_factor(op, group.size) / bus_bw
     return CollectiveCost(time_s=time_s, algorithm=Algorithm.RING, bus_bw_Bps=bus_bw,
                           alg_bw_Bps=size / time_s, latency_s=0.0)

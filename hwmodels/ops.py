@@ -17,7 +17,13 @@ from pathlib import Path
 from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
-from hwmodels.profile import Curve, DeviceProfile, find_profile, load_profile
+from hwmodels.profile import (
+    CATALOG_DEFAULTS,
+    Curve,
+    DeviceProfile,
+    find_profile,
+    load_profile,
+)
 from hwmodels.specs import DeviceSpec
 
 # ---------------------------------------------------------------------------------------------
@@ -129,21 +135,29 @@ def _bundled_profile(device: DeviceSpec) -> DeviceProfile:
     path = find_profile(device.name)
     if path is None:
         return default_profile(device)
-    return load_profile(path, device=device.name)
+    return load_profile(path, device=device.name).complete_with(default_profile(device))
 
 
 @functools.lru_cache(maxsize=64)
-def _file_profile(device_name: str, path: str, mtime_ns: int) -> DeviceProfile:
-    return load_profile(path, device=device_name)
+def _file_profile(device: DeviceSpec, path: str, mtime_ns: int) -> DeviceProfile:
+    return load_profile(path, device=device.name).complete_with(default_profile(device))
 
 
 def resolve_profile(device: DeviceSpec,
                     profile: DeviceProfile | str | Path | None = None) -> DeviceProfile:
-    """The profile to use: as given, loaded from a path, the bundled one, or the defaults."""
+    """The complete profile to use: as given, loaded from a path, the catalog defaults
+    (CATALOG_DEFAULTS), or (None) the bundled one for the device, else the defaults. Parts a
+    profile leaves out come from the defaults."""
     if isinstance(profile, DeviceProfile):
-        return profile
+        if profile.device.lower() != device.name.lower():
+            raise ConfigError(f"profile '{profile.name}' is for device '{profile.device}', not "
+                              f"'{device.name}'", file=profile.source, key="device",
+                              allowed=[profile.device])
+        return profile.complete_with(default_profile(device))
     if profile is None:
         return _bundled_profile(device)
+    if isinstance(profile, str) and profile == CATALOG_DEFAULTS:
+        return default_profile(device)
     if isinstance(profile, (str, Path)):
         path = Path(profile)
         try:
@@ -151,9 +165,10 @@ def resolve_profile(device: DeviceSpec,
         except OSError as err:
             raise ConfigError(f"cannot read profile: {err.strerror}", file=str(path),
                               key="profile") from None
-        return _file_profile(device.name, str(path), mtime)
+        return _file_profile(device, str(path), mtime)
     raise ConfigError(f"expected a DeviceProfile or a path, got {type(profile).__name__}",
-                      key="profile", allowed="DeviceProfile, path to a profile JSON, or None")
+                      key="profile", allowed="DeviceProfile, path to a profile JSON, "
+                      f"'{CATALOG_DEFAULTS}' or None")
 
 
 def _dims(**dims: float) -> None:

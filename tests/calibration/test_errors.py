@@ -83,9 +83,11 @@ def test_profile_for_another_device_rejected(cpu_profile: tuple[Path, dict[str, 
 
 
 @pytest.mark.parametrize(("mutate", "needle"), [
-    (lambda d: d.update(version=0), "version 0 is not supported"),
+    (lambda d: d.update(version=0), "version 0 is older"),
+    (lambda d: d.update(version=1), "version 1 is older"),
+    (lambda d: d.update(version=3), "version 3 is not supported"),
     (lambda d: d.update(format="other"), "not a fleetsim profile"),
-    (lambda d: d.pop("memory"), "key 'memory': missing"),
+    (lambda d: d.pop("source"), "key 'source.description'"),
     (lambda d: d["gemm"]["fp32"].update(eff=[-1.0] * len(d["gemm"]["fp32"]["eff"])), "> 0"),
     (lambda d: d["attention_decode"].update(x=list(reversed(d["attention_decode"]["x"]))),
      "increasing"),

@@ -32,7 +32,7 @@ def test_profile_loads_in_hwmodels(cpu_profile: tuple[Path, dict[str, Any]]) -> 
         assert ops.curve_is_monotone(curve)
         assert all(0 < y <= 1.0 for y in curve.ys)
     on_disk = json.loads(path.read_text())
-    assert on_disk["format"] == "fleetsim-profile" and on_disk["version"] == 1
+    assert on_disk["format"] == "fleetsim-profile" and on_disk["version"] == 2
     assert on_disk["env"]["torch"] == torch.__version__
     assert on_disk["env"]["date"] and on_disk["created"] == on_disk["env"]["date"]
     assert on_disk["peak"]["flops"]["fp32"] > 1e8  # any CPU core does > 0.1 GFLOP/s fp32

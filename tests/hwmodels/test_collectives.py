@@ -198,8 +198,8 @@ def test_measured_profile_curve_drives_intra_node_groups() -> None:
     profile = DeviceProfile(device="h100-sxm", gemm=FrozenMap({DType.BF16: flat}), memory=flat,
                             attention_prefill=flat, attention_decode=flat,
                             kernel_overhead_s=4e-6, host_to_device_Bps=2.5e10,
-                            collectives=FrozenMap({"all_reduce": Curve((1.0, 1e10),
-                                                                       (100e9, 200e9))}))
+                            collectives=FrozenMap({"all_reduce": FrozenMap(
+                                {8: Curve((1.0, 1e10), (100e9, 200e9))})}))
     c = build_cluster(H100, 16)
     measured = collective_time(c, range(8), "all_reduce", 1e10, profile=profile)
     assert measured.bus_bw_Bps == pytest.approx(200e9)

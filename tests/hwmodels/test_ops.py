@@ -199,7 +199,8 @@ def test_resolve_profile_passes_loads_and_defaults(tmp_path) -> None:  # type: i
     assert t_half == pytest.approx(2 * 8192**3 / (312e12 * 0.4))
     path = tmp_path / "a100-hand.json"
     path.write_text(json.dumps({
-        "format": "fleetsim-profile", "version": 1, "device": "a100-hand",
+        "format": "fleetsim-profile", "version": 2, "device": "a100-hand",
+        "source": {"description": "hand-written test profile"},
         "gemm": {"bf16": {"x": [1e6, 1e12], "eff": [0.4, 0.4]}},
         "memory": {"x": [1e3, 1e9], "eff": [0.9, 0.9]},
         "attention_prefill": {"x": [1e6, 1e12], "eff": [0.5, 0.5]},
