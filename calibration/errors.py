@@ -32,3 +32,16 @@ def to_config_error(err: CalibrationError) -> ValueError:
     except ImportError:  # bare box
         return err
     return ConfigError(err.message, file=err.file, key=err.key, allowed=err.allowed)
+
+
+class ProfileRejectedError(RuntimeError):
+    """A fitted profile that does not beat the catalog defaults on its own held-out shapes.
+
+    Nothing is written; the CLI exits 3 with this one line (`--allow-worse` writes it anyway,
+    marked as such). `heldout` carries the comparison (median error of profile vs defaults).
+    """
+
+    def __init__(self, message: str, *, heldout: dict[str, object] | None = None) -> None:
+        self.message = message
+        self.heldout = heldout or {}
+        super().__init__(message)

@@ -21,6 +21,7 @@ from hwmodels.profile import (
     CATALOG_DEFAULTS,
     Curve,
     DeviceProfile,
+    ElementwiseKind,
     find_profile,
     load_profile,
 )
@@ -210,7 +211,7 @@ def _gemm(device: DeviceSpec, prof: DeviceProfile, m: float, n: float, k: float,
     a_b, w_b, o_b = _operand_bytes(dt)
     nbytes = (m * k * a_b + k * n * w_b + m * n * o_b) * groups
     t_compute = flops / (device.peak(compute) * prof.gemm_curve(dt)(flops))
-    t_memory = nbytes / (device.memory_bw_Bps * prof.memory(nbytes))
+    t_memory = nbytes / (device.memory_bw_Bps * prof.gemm_memory_curve()(nbytes))
     return max(t_compute, t_memory) + prof.kernel_overhead_s
 
 
@@ -236,17 +237,27 @@ def grouped_gemm_time(device: DeviceSpec, groups: float, m: float, n: float, k: 
     return _gemm(device, resolve_profile(device, profile), m, n, k, dt, groups)
 
 
-def _memory(device: DeviceSpec, prof: DeviceProfile, nbytes: float) -> float:
+def _memory(device: DeviceSpec, prof: DeviceProfile, nbytes: float,
+            kind: ElementwiseKind | str | None = None) -> float:
     if nbytes <= 0:
         return 0.0
-    return nbytes / (device.memory_bw_Bps * prof.memory(nbytes)) + prof.kernel_overhead_s
+    curve = prof.elementwise_curve(kind) if kind is not None else prof.memory
+    return nbytes / (device.memory_bw_Bps * curve(nbytes)) + prof.kernel_overhead_s
 
 
 def memory_time(device: DeviceSpec, nbytes: float,
-                profile: DeviceProfile | str | Path | None = None) -> float:
-    """Seconds for one streaming kernel (elementwise/norm/copy) moving `nbytes` (read + write)."""
+                profile: DeviceProfile | str | Path | None = None,
+                kind: ElementwiseKind | str | None = None) -> float:
+    """Seconds for one streaming kernel (elementwise/norm/copy) moving `nbytes` (read + write);
+    `kind` picks the profile's curve for that kernel family (else the generic memory curve)."""
     _dims(nbytes=nbytes)
-    return _memory(device, resolve_profile(device, profile), nbytes)
+    if kind is not None and not isinstance(kind, ElementwiseKind):
+        try:
+            kind = ElementwiseKind(kind)
+        except ValueError:
+            raise ConfigError(f"unknown elementwise kind '{kind}'", key="kind",
+                              allowed=[k.value for k in ElementwiseKind]) from None
+    return _memory(device, resolve_profile(device, profile), nbytes, kind)
 
 
 def _flash_time(device: DeviceSpec, prof: DeviceProfile, flops: float, nbytes: float,
