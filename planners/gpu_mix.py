@@ -49,6 +49,7 @@ from planners.buckets import (
 )
 from planners.mix_ilp import MixSolution, single_type_costs, solve_mix
 from planners.mix_profile import ProfileTask, build_plan, profile_capacity
+from simulator.profiles import ProfileChoice
 from simulator.serving import ServingPlan, parse_serving_section, simulate_serving
 from simulator.serving.routers import ROUTERS
 
@@ -215,7 +216,8 @@ def split_requests(bucket_of: np.ndarray, fractions: np.ndarray,
 def simulate_mix(model: str | ModelSpec, df: pd.DataFrame, types: Sequence[InstanceType],
                  counts: Sequence[int], type_of: np.ndarray, *, slo_ttft_s: float,
                  slo_tpot_s: float, serving: Mapping[str, Any] | None = None,
-                 seed: int = 0) -> tuple[float, dict[str, float]]:
+                 seed: int = 0, profiles: ProfileChoice | None = None
+                 ) -> tuple[float, dict[str, float]]:
     """Replay `df` on the mix (request i on type type_of[i], least-loaded within the type):
     overall SLO attainment and per type."""
     met_total = 0
@@ -229,7 +231,7 @@ def simulate_mix(model: str | ModelSpec, df: pd.DataFrame, types: Sequence[Insta
             continue
         sub = df.iloc[rows].reset_index(drop=True)
         plan = build_plan(model, itype.device, itype.tp, replicas=n, slo_ttft_s=slo_ttft_s,
-                          slo_tpot_s=slo_tpot_s, serving=serving)
+                          slo_tpot_s=slo_tpot_s, serving=serving, profiles=profiles)
         met = simulate_serving(plan, sub, seed=seed).slo_met()
         met_total += int(met.sum())
         by_type[itype.name] = float(met.mean())
@@ -240,7 +242,8 @@ def simulate_mix_shared(model: str | ModelSpec, df: pd.DataFrame,
                         types: Sequence[InstanceType], counts: Sequence[int], *,
                         router: str, slo_ttft_s: float, slo_tpot_s: float,
                         serving: Mapping[str, Any] | None = None,
-                        seed: int = 0) -> tuple[float, dict[str, float]]:
+                        seed: int = 0, profiles: ProfileChoice | None = None
+                        ) -> tuple[float, dict[str, float]]:
     """Replay `df` on the mix as one heterogeneous cluster (simulator replica groups) behind
     one `router` (e.g. capacity_weighted, least_loaded): overall and per-type attainment."""
     groups = [{"name": it.name, "device": it.device, "count": int(n), "tp": it.tp,
@@ -250,7 +253,8 @@ def simulate_mix_shared(model: str | ModelSpec, df: pd.DataFrame,
         raise ConfigError("the mix has no instances", key="gpu_mix.counts")
     device = load_device(groups[0]["device"])
     cfg, typed_groups = parse_serving_section(
-        {**dict(serving or {}), "replica_groups": groups, "router": router}, device=device)
+        {**dict(serving or {}), "replica_groups": groups, "router": router}, device=device,
+        profiles=profiles)
     plan = ServingPlan(model=model if isinstance(model, ModelSpec) else load_model(model),
                        device=device, serving=cfg, groups=typed_groups,
                        slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s)
@@ -323,6 +327,7 @@ class _LoopArgs:
     serving: Mapping[str, Any] | None
     seed: int
     router: str = "ilp_split"
+    profiles: ProfileChoice | None = None
 
 
 def _close_loop(a: _LoopArgs, types: Sequence[InstanceType], capacity: np.ndarray
@@ -341,12 +346,13 @@ def _close_loop(a: _LoopArgs, types: Sequence[InstanceType], capacity: np.ndarra
             attained, by_type = simulate_mix(a.model, a.df, types, sol.counts, type_of,
                                              slo_ttft_s=a.slo_ttft_s,
                                              slo_tpot_s=a.slo_tpot_s, serving=a.serving,
-                                             seed=a.seed)
+                                             seed=a.seed, profiles=a.profiles)
         else:
             attained, by_type = simulate_mix_shared(a.model, a.df, types, sol.counts,
                                                     router=a.router, slo_ttft_s=a.slo_ttft_s,
                                                     slo_tpot_s=a.slo_tpot_s,
-                                                    serving=a.serving, seed=a.seed)
+                                                    serving=a.serving, seed=a.seed,
+                                                    profiles=a.profiles)
         history.append({"counts": {it.name: c for it, c in zip(types, sol.counts, strict=True)
                                    if c},
                         "cost_usd_per_hour": sol.cost_usd_per_hour,
@@ -386,9 +392,11 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
                  window_s: float | None = None, time_varying: bool = True,
                  serving: Mapping[str, Any] | None = None, profile_requests: int = 200,
                  cache: MutableMapping[ProfileTask, float] | None = None,
-                 verify_single_types: bool = True, router: str = "ilp_split") -> GpuMixPlan:
+                 verify_single_types: bool = True, router: str = "ilp_split",
+                 profiles: ProfileChoice | None = None) -> GpuMixPlan:
     """The cheapest GPU mix for `workload_df` (arrival_time_s, input_tokens, output_tokens)
-    within (slo_ttft_s, slo_tpot_s) for >= slo_target of requests, confirmed by simulation."""
+    within (slo_ttft_s, slo_tpot_s) for >= slo_target of requests, confirmed by simulation;
+    `profiles` (--profile / --no-profile) picks each device's efficiency profile."""
     for key, value in (("slo_ttft_s", slo_ttft_s), ("slo_tpot_s", slo_tpot_s)):
         if not (isinstance(value, (int, float)) and value > 0):
             raise ConfigError(f"must be > 0, got {value!r}", key=f"gpu_mix.{key}")
@@ -411,7 +419,8 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
     tasks = [ProfileTask(model=model, device=it.device, tp=it.tp, inputs=b.inputs,
                          outputs=b.outputs, slo_ttft_s=float(slo_ttft_s),
                          slo_tpot_s=float(slo_tpot_s), target=slo_target,
-                         num_requests=profile_requests, seed=seed, serving=serving_items)
+                         num_requests=profile_requests, seed=seed, serving=serving_items,
+                         profiles=profiles)
              for b in bks for it in types]
     start = time.perf_counter()
     caps = profile_capacity(tasks, executor=executor, cache=cache)
@@ -429,7 +438,7 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
                      max_util=max_util, slo_ttft_s=float(slo_ttft_s),
                      slo_tpot_s=float(slo_tpot_s), slo_target=slo_target,
                      max_iterations=max_iterations, serving=serving, seed=seed,
-                     router=router)
+                     router=router, profiles=profiles)
     sol, attained, by_type, history, derated = _close_loop(loop, types, capacity)
     solve_time = sum(h["solve_time_s"] for h in history)
     iterations = len(history)

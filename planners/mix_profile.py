@@ -15,6 +15,7 @@ from hwmodels.catalog import load_device, load_model
 from hwmodels.errors import ConfigError
 from hwmodels.specs import ModelSpec
 from planners.executors import map_values
+from simulator.profiles import ProfileChoice
 from simulator.serving import (
     ServingPlan,
     build_replica_setup,
@@ -49,21 +50,25 @@ class ProfileTask:
     rel_tol: float = 0.05  # bisection stops when hi / lo < 1 + rel_tol
     seed: int = 0
     serving: tuple[tuple[str, Any], ...] = ()  # extra serving: keys (max_num_seqs, ...)
+    profiles: ProfileChoice | None = None  # the user's --profile / --no-profile
 
 
 def build_plan(model: str | ModelSpec | Mapping[str, Any], device: str, tp: int, *,
                replicas: int = 1, slo_ttft_s: float | None, slo_tpot_s: float | None,
                serving: Mapping[str, Any] | None = None,
-               router: str = "least_loaded") -> ServingPlan:
+               router: str = "least_loaded",
+               profiles: ProfileChoice | None = None) -> ServingPlan:
     """A homogeneous serving plan of `replicas` (device, tp) replicas; `serving` holds extra
-    serving: keys (max_num_seqs, dtype, ...)."""
+    serving: keys (max_num_seqs, dtype, ...); `profiles` picks the device's efficiency profile
+    (None: bundled, else catalog defaults)."""
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     dev = load_device(device)
     cfg, groups = parse_serving_section(
         {**dict(serving or {}), "replicas": replicas, "tp": tp, "router": router},
-        device=dev, num_devices=replicas * tp)
+        device=dev, num_devices=replicas * tp, profiles=profiles)
     return ServingPlan(model=spec, device=dev, serving=cfg, groups=groups,
-                       slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s)
+                       slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s,
+                       profile=groups[0].profile if groups else None)
 
 
 def bucket_workload(inputs: Sequence[int], outputs: Sequence[int], rate_rps: float,
@@ -96,7 +101,8 @@ def max_rate_within_slo(task: ProfileTask) -> float:
     when the model does not fit or even isolated requests miss the SLO."""
     try:
         plan = build_plan(task.model, task.device, task.tp, slo_ttft_s=task.slo_ttft_s,
-                          slo_tpot_s=task.slo_tpot_s, serving=dict(task.serving))
+                          slo_tpot_s=task.slo_tpot_s, serving=dict(task.serving),
+                          profiles=task.profiles)
         setup = build_replica_setup(plan)
     except ConfigError:
         return 0.0  # weights (plus one KV block) do not fit this TP degree

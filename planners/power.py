@@ -41,6 +41,7 @@ from hwmodels.power import MIN_FREQ_SCALE, power_w
 from hwmodels.specs import DeviceSpec, ModelSpec
 from planners.executors import Executor, map_values
 from planners.power_load import LoadProfile, inference_profile, training_profile
+from simulator.profiles import ProfileChoice
 from simulator.serving.power import CapController
 
 # Utilization grid for the vectorized power lookup (power_w is smooth; 1/40 steps keep the
@@ -438,11 +439,13 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
                limits: ImpactLimits | None = None, bin_s: float = 1.0, seed: int = 0,
                max_servers: int | None = None,
                serving: Mapping[str, Any] | None = None,
-               load: LoadProfile | None = None, executor: Executor | None = None) -> PowerPlan:
+               load: LoadProfile | None = None, executor: Executor | None = None,
+               profiles: ProfileChoice | None = None) -> PowerPlan:
     """Largest number of servers under `budget_kw` (row) whose simulated power stays within
     budget beyond the control latency and whose impact stays within `limits`; `executor`
     evaluates the search's next probes in parallel (the probes visited, and so the plan, are
-    the same as a serial search)."""
+    the same as a serial search); `profiles` (--profile / --no-profile) times the inference
+    load's steps."""
     if not (budget_kw > 0 and math.isfinite(budget_kw)):
         raise ConfigError(f"must be > 0, got {budget_kw!r}", key="power.budget_kw")
     if not 0 <= high_priority_fraction <= 1:
@@ -465,7 +468,8 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
             raise ConfigError("give model and inference_df, or training=True",
                               key="power.workload")
         profile = inference_profile(model, spec.device, inference_df, gpus_per_server=spec.gpus,
-                                    tp=tp, bin_s=bin_s, seed=seed, serving=serving)
+                                    tp=tp, bin_s=bin_s, seed=seed, serving=serving,
+                                    profiles=profiles)
         kind = "inference"
     nameplate = int(budget_w // spec.nameplate_w)
     upper = max_servers or int(budget_w // spec.idle_w)

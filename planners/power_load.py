@@ -16,6 +16,7 @@ import pandas as pd
 from hwmodels.errors import ConfigError
 from hwmodels.specs import ModelSpec
 from planners.mix_profile import build_plan
+from simulator.profiles import ProfileChoice
 from simulator.serving import StepRecord, build_replica_setup, simulate_serving
 
 # Training-like defaults: a GPT-3-class data-parallel step (Megatron SC'21: ~10 s iterations,
@@ -65,15 +66,17 @@ def _bin_add(arr: np.ndarray, start: float, end: float, value: float, bin_s: flo
 def inference_profile(model: str | ModelSpec | Mapping[str, Any], device: str,
                       requests: pd.DataFrame, *, gpus_per_server: int, tp: int = 1,
                       bin_s: float = 1.0, seed: int = 0,
-                      serving: Mapping[str, Any] | None = None) -> LoadProfile:
+                      serving: Mapping[str, Any] | None = None,
+                      profiles: ProfileChoice | None = None) -> LoadProfile:
     """Replay `requests` on one server (gpus_per_server / tp replicas, least-loaded routing)
-    and account each step's FLOPs and bytes into time bins."""
+    and account each step's FLOPs and bytes into time bins (step times from the device's
+    efficiency profile: `profiles`, else bundled / catalog defaults)."""
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1 or gpus_per_server % tp:
         raise ConfigError(f"tp {tp!r} must be an integer >= 1 dividing gpus_per_server "
                           f"{gpus_per_server}", key="power.tp")
     replicas = gpus_per_server // tp
     plan = build_plan(model, device, tp, replicas=replicas, slo_ttft_s=None, slo_tpot_s=None,
-                      serving=serving)
+                      serving=serving, profiles=profiles)
     setup = build_replica_setup(plan)
     sp = setup.step_power  # the engine's per-step power model (hwmodels.power.StepPower)
     assert sp is not None

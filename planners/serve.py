@@ -64,6 +64,7 @@ from planners.serve_space import (
     enumerate_candidates,
 )
 from planners.sweep import _atomic
+from simulator.profiles import ProfileChoice
 from simulator.serving.kinds import enum_value
 from traces.stats import scale_trace
 
@@ -316,7 +317,8 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
                confirm_extra_units: int = 2, dtype: str = "bf16",
                gpu_memory_utilization: float = 0.9, prune_by_estimate: bool = True,
                executor: Executor | None = None,
-               cache: SimCache | None = None, seed: int = 0) -> ServePlanResult:
+               cache: SimCache | None = None, seed: int = 0,
+               profiles: ProfileChoice | None = None) -> ServePlanResult:
     """Plan serving `model` for the requests in `workload_df` (traces.read_trace frame).
 
     The workload's rate is its mean arrival rate unless target_rate_rps is given; prompts of
@@ -328,6 +330,8 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
     carry the whole workload come first. prune_by_estimate: simulate the most promising 10%
     of units first, then skip units that could not beat the best even at ESTIMATE_OPTIMISM x
     their closed-form rate (listed in `pruned`). cache: a SimCache shared across calls.
+    profiles: the user's --profile / --no-profile (every estimate and simulation of a device
+    uses its profile; None: bundled, else catalog defaults).
     """
     start = time.perf_counter()
     for key, value in (("confirm_top", confirm_top), ("confirm_extra_units", confirm_extra_units)):
@@ -381,14 +385,16 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
             w = tile_window(workload, n)
             windows[n] = (w, window_digest(w))
         w, digest = windows[n]
-        keys.append((c, digest, slo, seed, dtype, gpu_memory_utilization, spec, slots))
+        keys.append((c, digest, slo, seed, dtype, gpu_memory_utilization, spec, slots,
+                     profiles))
         tasks.append(BisectTask(
             model=spec, candidate=c, window=w, slo=slo,
             estimate_rps=estimate_unit_rate(spec, c, input_mean=in_mean, output_mean=out_mean,
                                             tpot_s=slo.tpot_s, dtype=dtype,
-                                            gpu_memory_utilization=gpu_memory_utilization),
+                                            gpu_memory_utilization=gpu_memory_utilization,
+                                            profiles=profiles),
             rel_tol=rate_tolerance, seed=seed, dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
+            gpu_memory_utilization=gpu_memory_utilization, profiles=profiles,
             max_outstanding=MAX_BACKLOG_SLOTS * slots, cached=dict(cache.entries.get(keys[-1], {}))))
     metric = rank_by.metric
 
@@ -446,7 +452,8 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
                     if abs(target / trace_rate - 1.0) > 1e-12 else workload)
         plans, confirm_sims = _confirm(plans, cands, spec, requests, slo, seed, dtype,
                                        gpu_memory_utilization, confirm_top,
-                                       confirm_extra_units, gpu_cap, usd_cap, rank_by)
+                                       confirm_extra_units, gpu_cap, usd_cap, rank_by,
+                                       profiles)
         sims += confirm_sims
     cands = [cands[int(i)] for i in plans.pop("_index")]
     return ServePlanResult(
@@ -515,8 +522,8 @@ def _rank(df: pd.DataFrame, rank_by: RankBy) -> pd.DataFrame:
 
 def _confirm(plans: pd.DataFrame, cands: list[ServeCandidate], model: ModelSpec,
              requests: pd.DataFrame, slo: SLO, seed: int, dtype: str, util: float, top: int,
-             extra: int, gpu_cap: float, usd_cap: float, rank_by: RankBy
-             ) -> tuple[pd.DataFrame, int]:
+             extra: int, gpu_cap: float, usd_cap: float, rank_by: RankBy,
+             profiles: ProfileChoice | None = None) -> tuple[pd.DataFrame, int]:
     """Simulate the top deployments whole on the full workload, adding units (within the
     limits, at most `extra`) until the SLO holds; re-rank and repeat until the top `top` are
     all confirmed. A unit that needed more units is derated to target / units; a deployment
@@ -533,7 +540,8 @@ def _confirm(plans: pd.DataFrame, cands: list[ServeCandidate], model: ModelSpec,
             for _ in range(extra + 1):
                 ok, metrics = slo_check(simulate_unit(model, c, requests, slo, units=units,
                                                       seed=seed, dtype=dtype,
-                                                      gpu_memory_utilization=util), slo)
+                                                      gpu_memory_utilization=util,
+                                                      profiles=profiles), slo)
                 sims += 1
                 if ok or (units + 1) * c.gpus > gpu_cap \
                         or (units + 1) * float(row["unit_cost_usd_per_hour"]) > usd_cap:

@@ -26,6 +26,7 @@ from hwmodels.memory import kv_cache_capacity
 from hwmodels.specs import ModelSpec
 from hwmodels.step import StepCostModel
 from planners.serve_space import ServeCandidate
+from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.serving import (
     ServingPlan,
     ServingResult,
@@ -162,24 +163,28 @@ def unit_mapping(model_ref: Any, cand: ServeCandidate, slo: SLO, *, units: int =
 
 
 def unit_plan(model: ModelSpec, cand: ServeCandidate, slo: SLO, *, units: int = 1,
-              dtype: str = "bf16", gpu_memory_utilization: float = 0.9) -> ServingPlan:
+              dtype: str = "bf16", gpu_memory_utilization: float = 0.9,
+              profiles: ProfileChoice | None = None) -> ServingPlan:
     """The typed plan of `units` copies of a candidate: the serving keys of unit_mapping (so
-    a written-out plan re-runs the same), with the model spec itself."""
+    a written-out plan re-runs the same), with the model spec itself; `profiles` picks the
+    device's efficiency profile (None: bundled, else catalog defaults)."""
     serving = unit_mapping(model.name, cand, slo, units=units, dtype=dtype,
                            gpu_memory_utilization=gpu_memory_utilization)["serving"]
     device = load_device(cand.device)
     cfg, groups = parse_serving_section(serving, device=device,
-                                           num_devices=cand.gpus * units)
+                                           num_devices=cand.gpus * units, profiles=profiles)
     return ServingPlan(model=model, device=device, serving=cfg, groups=groups,
-                       slo_ttft_s=slo.ttft_s, slo_tpot_s=slo.tpot_s)
+                       slo_ttft_s=slo.ttft_s, slo_tpot_s=slo.tpot_s,
+                       profile=(profiles or NO_CHOICE).for_device(device))
 
 
 def simulate_unit(model: ModelSpec, cand: ServeCandidate, requests: pd.DataFrame, slo: SLO, *,
                   units: int = 1, seed: int = 0, dtype: str = "bf16",
-                  gpu_memory_utilization: float = 0.9) -> ServingResult:
+                  gpu_memory_utilization: float = 0.9,
+                  profiles: ProfileChoice | None = None) -> ServingResult:
     """Simulate `units` copies of a candidate on `requests` (already at the rate to test)."""
     plan = unit_plan(model, cand, slo, units=units, dtype=dtype,
-                     gpu_memory_utilization=gpu_memory_utilization)
+                     gpu_memory_utilization=gpu_memory_utilization, profiles=profiles)
     return simulate_serving(plan, requests, seed=seed)
 
 
@@ -190,13 +195,15 @@ def simulate_unit(model: ModelSpec, cand: ServeCandidate, requests: pd.DataFrame
 
 def estimate_unit_rate(model: ModelSpec, cand: ServeCandidate, *, input_mean: float,
                        output_mean: float, tpot_s: float | None, dtype: str = "bf16",
-                       gpu_memory_utilization: float = 0.9) -> float:
+                       gpu_memory_utilization: float = 0.9,
+                       profiles: ProfileChoice | None = None) -> float:
     """Requests/s one unit serves at saturation, from hwmodels.step: decode runs B sequences
     per step (B limited by max_num_seqs, the KV cache at mean context, and the TPOT target);
     each request costs its prefill plus output_mean / B decode steps. Disaggregated: the lesser
     of the prefill pool's and the decode pool's rates. Used only to bracket the search."""
     device = load_device(cand.device)
-    cost = StepCostModel(model, device, tp=cand.tp, pp=cand.pp, dtype=dtype)
+    cost = StepCostModel(model, device, tp=cand.tp, pp=cand.pp, dtype=dtype,
+                         profile=(profiles or NO_CHOICE).for_device(device))
     kv = kv_cache_capacity(model, device, tp=cand.tp, pp=cand.pp, dtype=dtype,
                            gpu_memory_utilization=gpu_memory_utilization)
     ctx = input_mean + output_mean / 2.0
@@ -344,6 +351,7 @@ class BisectTask:
     dtype: str = "bf16"
     gpu_memory_utilization: float = 0.9
     max_outstanding: float | None = None  # stability guard, see slo_check
+    profiles: ProfileChoice | None = None  # the user's --profile / --no-profile
     cached: Mapping[float, tuple[bool, dict[str, float]]] = field(default_factory=dict)
 
 
@@ -372,7 +380,8 @@ def bisect_task(task: BisectTask) -> BisectOutcome:
             return (task.cached.get(scale) or entries[scale])[0]
         result = simulate_unit(task.model, task.candidate, scale_trace(task.window, scale),
                                task.slo, seed=task.seed, dtype=task.dtype,
-                               gpu_memory_utilization=task.gpu_memory_utilization)
+                               gpu_memory_utilization=task.gpu_memory_utilization,
+                               profiles=task.profiles)
         entries[scale] = slo_check(result, task.slo, max_outstanding=task.max_outstanding)
         return entries[scale][0]
 

@@ -27,7 +27,9 @@ import pandas as pd
 
 from hwmodels.atomic import atomic_write
 from hwmodels.errors import ConfigError
+from hwmodels.profile import DeviceProfile
 from planners.executors import Executor, LocalExecutor, seed_int, spawn_seeds
+from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.schema import parse_scalar, set_dotted
 
 Evaluate = Callable[[dict[str, Any]], Any]
@@ -60,14 +62,39 @@ def scenario_kind(mapping: Mapping[str, Any], *, file: str | None = None) -> str
                       allowed=list(METRICS))
 
 
-def _load(kind: str, mapping: dict[str, Any], file: str | None) -> Any:
+def _load(kind: str, mapping: dict[str, Any], file: str | None,
+          profiles: ProfileChoice | None = None) -> Any:
     if kind == "training":
         from simulator.training.scenario import load_training_scenario
 
-        return load_training_scenario(mapping, file=file)
+        return load_training_scenario(mapping, file=file, profiles=profiles)
     from simulator.serving import load_serving_scenario
 
-    return load_serving_scenario(mapping, file=file)
+    return load_serving_scenario(mapping, file=file, profiles=profiles)
+
+
+def sweep_profiles(base_mapping: Mapping[str, Any], grid: Mapping[str, Sequence[Any]], *,
+                   kind: str, file: str | None = None, profiles: ProfileChoice | None = None
+                   ) -> dict[str, DeviceProfile]:
+    """{device: profile} over the base scenario and every grid value of a device key; a
+    --profile for a device none of them uses is a ConfigError."""
+    choice = (profiles or NO_CHOICE).lenient()
+    mappings = [copy.deepcopy(dict(base_mapping))]
+    for key, values in grid.items():
+        if key.split(".")[-1] == "device":
+            for value in values:
+                mapping = copy.deepcopy(dict(base_mapping))
+                set_dotted(mapping, key, value, where="--grid")
+                mappings.append(mapping)
+    used: dict[str, DeviceProfile] = {}
+    for mapping in mappings:
+        try:
+            used.update(_load(kind, mapping, file, choice).profiles())
+        except ConfigError:
+            if mapping is mappings[0]:
+                raise
+    (profiles or NO_CHOICE).check_devices(used, where=f"{file or 'the sweep'} (and its grid)")
+    return dict(sorted(used.items()))
 
 
 def check_sweep(base_mapping: Mapping[str, Any], grid: Mapping[str, Sequence[Any]], *,
@@ -80,7 +107,7 @@ def check_sweep(base_mapping: Mapping[str, Any], grid: Mapping[str, Sequence[Any
         raise ConfigError(f"unknown {kind} metric '{metric}'", key="--metric",
                           allowed=list(METRICS[kind]))
     try:
-        _load(kind, copy.deepcopy(dict(base_mapping)), file)
+        _load(kind, copy.deepcopy(dict(base_mapping)), file, NO_CHOICE)
     except ConfigError as err:
         if "unknown key" in str(err):
             raise  # the scenario (or a --set) itself, not the grid
@@ -106,12 +133,15 @@ def check_sweep(base_mapping: Mapping[str, Any], grid: Mapping[str, Sequence[Any
     return kind
 
 
-def evaluator(kind: str, *, file: str | None = None) -> Evaluate:
-    """The evaluate function of a scenario kind (a picklable callable for executors)."""
+def evaluator(kind: str, *, file: str | None = None,
+              profiles: ProfileChoice | None = None) -> Evaluate:
+    """The evaluate function of a scenario kind (a picklable callable for executors);
+    `profiles` (--profile / --no-profile) goes with it to every point."""
+    choice = None if profiles is None else profiles.lenient()
     if kind == "training":
-        return evaluate_training
+        return functools.partial(evaluate_training, file=file, profiles=choice)
     if kind == "serving":
-        return functools.partial(evaluate_serving, file=file)
+        return functools.partial(evaluate_serving, file=file, profiles=choice)
     raise ConfigError(f"unknown scenario kind '{kind}'", key="scenario", allowed=list(METRICS))
 
 
@@ -211,21 +241,25 @@ def sweep(base_mapping: Mapping[str, Any], grid: Mapping[str, Sequence[Any]],
     return pd.DataFrame(rows)
 
 
-def evaluate_training(mapping: dict[str, Any]) -> dict[str, Any]:
-    """Simulate one training-scenario mapping; the `fleetsim simulate train --json` fields."""
+def evaluate_training(mapping: dict[str, Any], *, file: str | None = None,
+                      profiles: ProfileChoice | None = None) -> dict[str, Any]:
+    """Simulate one training-scenario mapping; the `fleetsim simulate train --json` fields
+    (file: the scenario's path, for a profile named relative to it)."""
     from simulator.training.scenario import load_training_scenario
     from simulator.training.simulate import simulate_iteration
 
-    sc = load_training_scenario(mapping)
-    return simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel).to_dict()
+    sc = load_training_scenario(mapping, file=file, profiles=profiles)
+    return simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel,
+                              profile=sc.profile).to_dict()
 
 
-def evaluate_serving(mapping: dict[str, Any], *, file: str | None = None) -> dict[str, Any]:
+def evaluate_serving(mapping: dict[str, Any], *, file: str | None = None,
+                     profiles: ProfileChoice | None = None) -> dict[str, Any]:
     """Simulate one serving-scenario mapping; the `fleetsim simulate serve --json` summary
-    (file: the scenario's path, for a trace named relative to it)."""
+    (file: the scenario's path, for a trace or profile named relative to it)."""
     from simulator.serving import load_serving_scenario, load_workload, simulate_serving
 
-    sc = load_serving_scenario(mapping, file=file)
+    sc = load_serving_scenario(mapping, file=file, profiles=profiles)
     return simulate_serving(sc, load_workload(sc)).summary()
 
 

@@ -167,3 +167,41 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     for row in rows:
         t.add_row(*[format(v, float_fmt) if isinstance(v, float) else str(v) for v in row])
     console.print(t)
+
+
+# --- efficiency profiles: one definition of --profile / --no-profile for every command -------
+
+PROFILE_HELP = ("Efficiency profile JSON (fleetsim calibrate); repeatable, one per device, "
+                "matched by the profile's device. Overrides cluster.profile in the scenario. "
+                "Default: the bundled profile for the device, else catalog defaults.")
+NO_PROFILE_HELP = "Use the catalog's default efficiencies everywhere (no profile)."
+
+
+# The `--profile P.json` option (repeatable: one per device) and the `--no-profile` flag,
+# defined once and used as the default of every command that predicts time.
+PROFILE_OPTION: Any = typer.Option(None, "--profile", help=PROFILE_HELP)
+NO_PROFILE_OPTION: Any = typer.Option(False, "--no-profile", help=NO_PROFILE_HELP)
+
+
+def profile_choice(paths: Sequence[str] | None, no_profile: bool) -> Any:
+    """--profile / --no-profile -> a simulator.profiles.ProfileChoice (files read and checked
+    here: unreadable, older format, uncatalogued device or two for one device exit 2)."""
+    from simulator.profiles import ProfileChoice
+
+    return ProfileChoice.from_paths(list(paths or []), no_profile=no_profile)
+
+
+def with_profiles(out: dict[str, Any], profiles: Mapping[str, Any]) -> dict[str, Any]:
+    """`out` with the "profile" key every JSON result carries: {device: describe()}."""
+    from simulator.profiles import describe_used
+
+    out["profile"] = describe_used(profiles)
+    return out
+
+
+def print_efficiency(out: Mapping[str, Any]) -> None:
+    """One 'efficiency: <name> (<source>)' line per device of a result's "profile" key."""
+    from simulator.profiles import efficiency_lines
+
+    for line in efficiency_lines(out.get("profile") or {}):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json
+from fleetsim.cli.common import (
+    NO_PROFILE_OPTION,
+    PROFILE_OPTION,
+    console,
+    emit_json,
+    print_efficiency,
+    profile_choice,
+    with_profiles,
+)
 from hwmodels.catalog import load_device, load_model
 from hwmodels.dtypes import parse_dtype
 from hwmodels.errors import ConfigError, InfeasibleError
@@ -26,7 +34,8 @@ def estimate_step_cmd(
     context: int = typer.Option(0, "--context", help="Context length of decoding sequences."),
     dtype: str = typer.Option("bf16", "--dtype", help="bf16|fp8|int8|int4 (weights/compute)."),
     kv_dtype: str = typer.Option(None, "--kv-dtype", help="KV-cache dtype (default: dtype)."),
-    profile: str = typer.Option(None, "--profile", help="Calibration profile JSON."),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     allow_infeasible: bool = typer.Option(
         False, "--allow-infeasible",
         help="Print the step time even when the batch does not fit device memory."),
@@ -61,8 +70,11 @@ def estimate_step_cmd(
     if not prefill_seqs and not decode_seqs:
         raise ConfigError("empty batch: give --prefill-len/--prefill-seqs and/or "
                           "--decode-seqs/--context", key="batch")
+    choice = profile_choice(profile, no_profile)
     m = load_model(model)
     d = load_device(device)
+    choice.check_devices([d], where="--device")
+    prof = choice.for_device(d)
     wdtype = parse_dtype(dtype, key="--dtype")
     kvdtype = parse_dtype(kv_dtype, key="--kv-dtype") if kv_dtype else None
     fit = serving_step_fit(m, d, tp=tp, pp=pp, dtype=wdtype, kv_dtype=kvdtype,
@@ -79,7 +91,7 @@ def estimate_step_cmd(
         prefill_lens=[prefill_len] * prefill_seqs,
         decode_context_lens=[context] * decode_seqs,
         dtype=wdtype, kv_dtype=kvdtype,
-        profile=profile,
+        profile=prof,
     )
     out = {"model": m.name, "device": d.name, "tp": tp, "pp": pp,
            "prefill_tokens": prefill_len * prefill_seqs, "decode_seqs": decode_seqs,
@@ -87,6 +99,7 @@ def estimate_step_cmd(
            "breakdown": dict(est.breakdown), "fits_memory": fit.fits,
            "memory_needed_gib": fit.needed_bytes / GiB,
            "memory_capacity_gib": fit.available_bytes / GiB}
+    with_profiles(out, {d.name: prof})
     if json_out:
         emit_json(out)
         return
@@ -96,5 +109,6 @@ def estimate_step_cmd(
     for k, v in est.breakdown.items():
         t.add_row(k, f"{v * 1e3:.3f} ms" if k.endswith("_s") else f"{v:.4g}")
     console.print(t)
+    print_efficiency(out)
     if not fit.fits:
         console.print(f"DOES NOT FIT ({fit.describe()} per device): this step cannot run")

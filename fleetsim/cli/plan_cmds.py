@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
 from fleetsim.cli.common import (
+    NO_PROFILE_OPTION,
     PLOT_SUFFIXES,
+    PROFILE_OPTION,
     RESULTS_SUFFIXES,
     check_output,
     console,
@@ -14,7 +18,10 @@ from fleetsim.cli.common import (
     err_console,
     load_scenario_file,
     mkdir_option,
+    print_efficiency,
     print_table,
+    profile_choice,
+    with_profiles,
 )
 from hwmodels.errors import ConfigError
 
@@ -32,6 +39,8 @@ def plan_checkpoint_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray executor)."),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's.
@@ -46,8 +55,9 @@ def plan_checkpoint_cmd(
     from planners.checkpoint import plan_checkpoint_for_scenario
     from simulator.training import apply_overrides, load_training_scenario
 
+    choice = profile_choice(profile, no_profile)
     sc = load_training_scenario(apply_overrides(load_scenario_file(scenario), set_ or []),
-                                file=scenario)
+                                file=scenario, profiles=choice)
     if sc.run is None:
         raise ConfigError("needs a run: section (duration, failures, checkpoint)", file=scenario,
                           key="run")
@@ -59,7 +69,7 @@ def plan_checkpoint_cmd(
     from simulator.longrun.simulate import default_iteration_time_fn
     from simulator.training import simulate_iteration
 
-    it = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel)
+    it = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel, profile=sc.profile)
     if not it.fits_memory and not allow_infeasible:
         raise InfeasibleError(f"{scenario}: the plan {it.message}",
                               hint="more devices, a larger tp/pp, recompute or ZeRO")
@@ -70,8 +80,9 @@ def plan_checkpoint_cmd(
                                             iteration_time_fn=fn)
     if not plan.feasible and not allow_infeasible:
         raise plan.infeasible_error()
+    out = with_profiles(plan.to_dict(), sc.profiles())
     if json_out:
-        emit_json(plan.to_dict())
+        emit_json(out)
         return
     t = Table(title=f"{sc.name or scenario}: job MTTF {plan.mttf_s / 3600:.2f} h, "
                     f"checkpoint stall {plan.stall_s:.1f} s, restart {plan.restart_s:.0f} s")
@@ -86,6 +97,7 @@ def plan_checkpoint_cmd(
     console.print(f"best interval {plan.best_interval_s / 60:.1f} min (ETTR {plan.best_ettr:.4f});"
                   f" Young {plan.young_interval_s / 60:.1f} min, Daly "
                   f"{plan.daly_interval_s / 60:.1f} min")
+    print_efficiency(out)
 
 
 def _int_list(text: str | None, key: str) -> list[int] | None:
@@ -98,6 +110,18 @@ def _int_list(text: str | None, key: str) -> list[int] | None:
     if not values or any(v < 1 for v in values):
         raise ConfigError(f"expected integers >= 1, got '{text}'", key=key)
     return values
+
+
+def _plan_profiles(paths: list[str] | None, no_profile: bool, devices: list[str]
+                   ) -> tuple[Any, dict[str, Any]]:
+    """--profile / --no-profile of a plan over `devices`: (the ProfileChoice the planner
+    gets, {device: DeviceProfile} its JSON reports); a --profile for another device exits 2."""
+    from hwmodels.catalog import load_device
+
+    choice = profile_choice(paths, no_profile)
+    specs = [load_device(d) for d in devices]
+    choice.check_devices(specs, where="the plan (--devices/--device/--server)")
+    return choice, {s.name: choice.for_device(s) for s in specs}
 
 
 def _executor(name: str, address: str | None):  # type: ignore[no-untyped-def]
@@ -124,6 +148,8 @@ def plan_train_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address."),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Search parallel plans (pruned by divisibility and memory), simulate the best ones.
@@ -135,8 +161,14 @@ def plan_train_cmd(
 
         fleetsim plan train --model llama2-70b --device h100-sxm --num-devices 512 --seq-len 4096 --global-batch 1024
     """
+    from hwmodels.catalog import load_device
     from planners.train import plan_train
     from planners.train_space import TrainConstraints
+
+    choice = profile_choice(profile, no_profile)
+    spec = load_device(device)
+    choice.check_devices([spec], where="--device")
+    prof = choice.for_device(spec)
 
     if (global_batch is None) == (global_batch_tokens is None):
         raise ConfigError("give exactly one of --global-batch / --global-batch-tokens",
@@ -153,10 +185,10 @@ def plan_train_cmd(
                             seq_len=seq_len, global_batch=global_batch,
                             global_batch_tokens=global_batch_tokens, dtype=dtype,
                             constraints=constraints, top_k=top_k, executor=ex,
-                            inter_node=inter_node)
+                            inter_node=inter_node, profile=prof)
     if not result.feasible and not allow_infeasible:
         raise result.infeasible_error()
-    out = result.to_dict()
+    out = with_profiles(result.to_dict(), {spec.name: prof})
     if json_out:
         emit_json(out)
         return
@@ -174,6 +206,7 @@ def plan_train_cmd(
         t.add_row(str(i), plan, f"{row['tokens_per_s']:,.0f}", f"{row['mfu']:.1%}",
                   f"{row['peak_memory_gib']:.1f}")
     console.print(t)
+    print_efficiency(out)
     if not result.feasible:
         console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")
 
@@ -189,6 +222,8 @@ def sweep_cmd(
                                     "training, goodput_rps for serving)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address"),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -208,6 +243,7 @@ def sweep_cmd(
         parse_grid,
         plot_sweep,
         sweep,
+        sweep_profiles,
         write_results,
     )
     from simulator.schema import apply_overrides
@@ -215,12 +251,14 @@ def sweep_cmd(
     check_output(out, option="--out", suffixes=RESULTS_SUFFIXES, mkdir=mkdir)
     check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
     check_results_path(out)
+    choice = profile_choice(profile, no_profile)
     base = apply_overrides(load_scenario_file(scenario), set_ or [])
     grid_map = parse_grid(grid)
     kind = check_sweep(base, grid_map, metric=metric, file=scenario)
+    used = sweep_profiles(base, grid_map, kind=kind, file=scenario, profiles=choice)
     metric = metric or ("tokens_per_s" if kind == "training" else "goodput_rps")
     with _executor(executor, address) as ex:
-        df = sweep(base, grid_map, evaluator(kind, file=scenario), ex)
+        df = sweep(base, grid_map, evaluator(kind, file=scenario, profiles=choice), ex)
     failed = check_outcome(df)
     write_results(df, out)
     keys = list(grid_map)
@@ -228,14 +266,15 @@ def sweep_cmd(
         plot_sweep(df, keys[0], metric, hue=keys[1] if len(keys) > 1 else None, path=plot,
                    title=scenario)
     if json_out:
-        emit_json({"out": out, "points": len(df), "failed": failed,
-                   "rows": df.to_dict(orient="records")})
+        emit_json(with_profiles({"out": out, "points": len(df), "failed": failed,
+                                 "rows": df.to_dict(orient="records")}, used))
         return
     extra = ("mfu", "peak_memory_gib", "fits_memory") if kind == "training" else \
         ("slo_attainment", "cost_usd")
     cols = keys + [c for c in dict.fromkeys((metric, *extra, "ok", "error")) if c in df]
     print_table(f"sweep: {len(df)} points -> {out}", cols,
                 ([row[c] for c in cols] for _, row in df.iterrows()))
+    print_efficiency(with_profiles({}, used))
     if failed:
         console.print(f"{failed} of {len(df)} points failed (see the error column)")
 
@@ -288,6 +327,8 @@ def plan_gpu_mix_cmd(
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed", min=0),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -304,6 +345,8 @@ def plan_gpu_mix_cmd(
     from planners.gpu_mix import plan_gpu_mix, plot_gpu_mix
 
     check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
+    names = [d.strip() for d in devices.split(",") if d.strip()]
+    choice, used = _plan_profiles(profile, no_profile, names)
 
     df = _workload(trace, start_s, end_s, rate_scale)
     with _executor(executor, address) as ex:
@@ -311,7 +354,7 @@ def plan_gpu_mix_cmd(
                             tp_options=tuple(_int_list(tp, "--tp") or (1,)),
                             slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, slo_target=slo_target,
                             prices=_prices(price), solver=solver, window_s=window_s,
-                            router=router, executor=ex, seed=seed)
+                            router=router, executor=ex, seed=seed, profiles=choice)
     if not plan.meets_slo and not allow_infeasible:
         from hwmodels.errors import InfeasibleError
 
@@ -324,7 +367,7 @@ def plan_gpu_mix_cmd(
     if plot:
         fig = plot_gpu_mix(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
-    out = plan.to_dict()
+    out = with_profiles(plan.to_dict(), used)
     if json_out:
         emit_json(out)
         return
@@ -337,6 +380,7 @@ def plan_gpu_mix_cmd(
         console.print(f"best single type: {out['best_single_type']} at "
                       f"${out['best_single_cost_usd_per_hour']:.2f}/h"
                       + (f"; the mix saves {saving:.1%}" if saving is not None else ""))
+    print_efficiency(out)
     if not plan.meets_slo:
         console.print(f"INFEASIBLE: SLO attainment {out['slo_attainment']:.1%} is below the "
                       f"target {slo_target:.1%}")
@@ -359,6 +403,8 @@ def plan_power_cmd(
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed", min=0),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -371,23 +417,24 @@ def plan_power_cmd(
         fleetsim plan power --budget-kw 500 --server dgx-a100 --plot power.png
     """
     from hwmodels.atomic import atomic_write
-    from planners.power import CappingPolicy, plan_power, plot_power
+    from planners.power import CappingPolicy, load_server, plan_power, plot_power
     from traces.readers import read_trace
 
     check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
+    choice, used = _plan_profiles(profile, no_profile, [load_server(server).device])
 
     policy = CappingPolicy(t1=t1, t2=t2, latency_s=latency_s)
     df = None if training else read_trace(trace)
     with _executor(executor, address) as ex:
         plan = plan_power(budget_kw, server, model=model, inference_df=df, training=training,
                           tp=tp, high_priority_fraction=high_priority, policy=policy, seed=seed,
-                          executor=ex)
+                          executor=ex, profiles=choice)
     if not plan.feasible and not allow_infeasible:
         raise plan.infeasible_error()
     if plot:
         fig = plot_power(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
-    out = plan.to_dict()
+    out = with_profiles(plan.to_dict(), used)
     if json_out:
         emit_json(out)
         return
@@ -399,6 +446,7 @@ def plan_power_cmd(
     print_table("impact of capping", ("priority", "metric", "uncapped", "capped", "change"),
                 ((r["priority"], r["metric"], r["uncapped"], r["capped"], f"{r['change']:+.2%}")
                  for r in out["impact"]))
+    print_efficiency(out)
     if not plan.feasible:
         console.print("INFEASIBLE: not even one server fits; probes rejected: "
                       + ", ".join(f"{n} by {k}" for k, n in plan.rejections().items()))
@@ -433,6 +481,8 @@ def plan_serve_cmd(
     address: str = typer.Option(None, "--address"),
     seed: int = typer.Option(0, "--seed", min=0),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -454,6 +504,8 @@ def plan_serve_cmd(
         from planners.sweep import check_results_path
 
         check_results_path(out)
+    choice, used = _plan_profiles(profile, no_profile,
+                                  [d.strip() for d in devices.split(",") if d.strip()])
     df = _workload(trace, start_s, end_s, None)
     ratios = [r.strip() for r in disagg.split(",") if r.strip()]
     with _executor(executor, address) as ex:
@@ -467,7 +519,8 @@ def plan_serve_cmd(
                          chunk_sizes=tuple(_int_list(chunk_sizes, "--chunk-sizes") or ()),
                          max_num_seqs=tuple(_int_list(max_num_seqs, "--max-num-seqs") or ()),
                          disaggregation=ratios, colocated=colocated, target_rate_rps=rate,
-                         rank_by=rank_by, confirm_top=confirm_top, executor=ex, seed=seed)
+                         rank_by=rank_by, confirm_top=confirm_top, executor=ex, seed=seed,
+                         profiles=choice)
     if not res.feasible and not allow_infeasible:
         raise res.infeasible_error()
     if plot:
@@ -477,7 +530,7 @@ def plan_serve_cmd(
 
         write_results(res.plans, out)
     if json_out:
-        emit_json(res.to_dict())
+        emit_json(with_profiles(res.to_dict(), used))
         return
     counts = res.counts()
     t = Table(title=f"plan serve: {model} — " + ", ".join(f"{k} {v}" for k, v in counts.items()
@@ -494,5 +547,6 @@ def plan_serve_cmd(
                   f"{r['cost_usd_per_hour']:.2f}", f"{r['goodput_rps']:.2f}/s",
                   "-" if confirmed is None or confirmed != confirmed else f"{confirmed:.1%}")
     console.print(t)
+    print_efficiency(with_profiles({}, used))
     if not res.feasible:
         console.print(f"INFEASIBLE: no configuration meets the SLO; {res.describe_rejections()}")

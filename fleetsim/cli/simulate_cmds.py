@@ -7,15 +7,20 @@ from typing import Any
 import typer
 
 from fleetsim.cli.common import (
+    NO_PROFILE_OPTION,
     PLOT_SUFFIXES,
+    PROFILE_OPTION,
     RESULTS_SUFFIXES,
     check_output,
     console,
     emit_json,
     mkdir_option,
     new_table,
+    print_efficiency,
+    profile_choice,
     scenario_errors,
     scenario_with_overrides,
+    with_profiles,
 )
 from hwmodels.errors import ConfigError
 
@@ -107,6 +112,8 @@ def simulate_train(
                                            "(.png/.pdf/.svg)."),
     allow_infeasible: bool = typer.Option(
         False, "--allow-infeasible", help="Report a plan that does not fit memory (exit 0)."),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -123,8 +130,9 @@ def simulate_train(
     check_output(timeline, option="--timeline", suffixes=(".json",), mkdir=mkdir)
     check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
     check_output(progress_plot, option="--progress-plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
+    choice = profile_choice(profile, no_profile)
     raw = scenario_with_overrides(scenario, set_)
-    sc = load_training_scenario(raw, file=scenario)
+    sc = load_training_scenario(raw, file=scenario, profiles=choice)
     want_events = bool(timeline or plot)
     with scenario_errors(scenario):
         result = simulate_training(sc.plan(timeline=want_events))
@@ -137,6 +145,7 @@ def simulate_train(
         if sc.run is not None:
             out.update(_long_run(sc, result, seed=seed, seeds=seeds, file=scenario,
                                  progress_plot=progress_plot))
+    with_profiles(out, sc.profiles())
     if timeline:
         from simulator.training.timeline import write_chrome_trace
 
@@ -151,6 +160,7 @@ def simulate_train(
         return
     console.print(_train_table(f"{sc.name or scenario}: {sc.model.name} on "
                                f"{sc.cluster.num_devices} x {sc.cluster.device.name}", out))
+    print_efficiency(out)
 
 
 def _serve_table(title: str, s: dict[str, Any]) -> Any:
@@ -191,6 +201,8 @@ def simulate_serve(
     records: str = typer.Option(None, "--records", help="Write per-request records (.csv/.parquet)."),
     plots: str = typer.Option(None, "--plots", help="Directory for latency CDF and time plots."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Rich progress bar."),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -216,8 +228,9 @@ def simulate_serve(
         from planners.sweep import check_results_path
 
         check_results_path(records)
+    choice = profile_choice(profile, no_profile)
     raw = scenario_with_overrides(scenario, set_)
-    sc = load_serving_scenario(raw, file=scenario)
+    sc = load_serving_scenario(raw, file=scenario, profiles=choice)
     with scenario_errors(scenario):
         df = load_workload(sc, trace=trace, seed=seed)
     with scenario_errors(scenario):
@@ -229,7 +242,7 @@ def simulate_serve(
                 task = bar.add_task("simulating", total=max(horizon, 1e-9))
                 result = simulate_serving(sc, df, seed=seed,
                                           progress=lambda now: bar.update(task, completed=now))
-    summary = result.summary()
+    summary = with_profiles(result.summary(), sc.profiles())
     if records:
         from planners.sweep import write_results
 
@@ -247,3 +260,4 @@ def simulate_serve(
         + ("" if str(g.role) == "both" else f" ({g.role})") for g in sc.replica_groups())
     console.print(_serve_table(f"{sc.name or scenario}: {sc.model.name} on {groups}, "
                                f"{sc.serving.scheduler}", summary))
+    print_efficiency(summary)

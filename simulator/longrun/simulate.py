@@ -11,6 +11,7 @@ import numpy as np
 from hwmodels.errors import ConfigError
 from hwmodels.flops import param_count
 from hwmodels.parallel import ParallelConfig, TrainingConfig
+from hwmodels.profile import DeviceProfile
 from hwmodels.specs import ClusterSpec, ModelSpec
 from simulator.longrun.checkpoint import CHECKPOINT_BYTES_PER_PARAM, checkpoint_state_bytes
 from simulator.longrun.config import JobShape, RunConfig
@@ -44,11 +45,12 @@ class SimulatedIterationTime:
     the batch does not divide over the smaller dp, the time scales as dp_full / dp.
     """
 
-    __slots__ = ("cache", "cluster", "model", "parallel", "training")
+    __slots__ = ("cache", "cluster", "model", "parallel", "profile", "training")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
-                 parallel: ParallelConfig) -> None:
+                 parallel: ParallelConfig, *, profile: DeviceProfile | None = None) -> None:
         self.model, self.cluster, self.training, self.parallel = model, cluster, training, parallel
+        self.profile = profile  # the scenario's resolved profile (None: bundled/defaults)
         self.cache: dict[int, float] = {}
 
     def __call__(self, dp: int) -> float:
@@ -60,13 +62,15 @@ class SimulatedIterationTime:
         if dp not in cache:
             if dp == parallel.dp:
                 cache[dp] = simulate_iteration(self.model, self.cluster, self.training,
-                                               parallel).iteration_time_s
+                                               parallel, profile=self.profile
+                                               ).iteration_time_s
             else:
                 per_replica = parallel.tp * parallel.pp * parallel.cp
                 try:
                     c = replace(self.cluster, num_devices=dp * per_replica)
                     cache[dp] = simulate_iteration(self.model, c, self.training,
-                                                   replace(parallel, dp=dp)).iteration_time_s
+                                                   replace(parallel, dp=dp),
+                                                   profile=self.profile).iteration_time_s
                 except ConfigError:
                     # the batch does not split over dp replicas: same work on fewer replicas
                     cache[dp] = self(parallel.dp) * parallel.dp / dp
@@ -119,4 +123,4 @@ def scenario_name(scenario: TrainingScenario) -> str | None:
 def default_iteration_time_fn(scenario: TrainingScenario) -> IterationTimeFn:
     """The iteration simulator on a scenario's specs, cached per DP."""
     return SimulatedIterationTime(scenario.model, scenario.cluster, scenario.training,
-                                  scenario.parallel)
+                                  scenario.parallel, profile=getattr(scenario, "profile", None))

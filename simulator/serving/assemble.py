@@ -32,7 +32,7 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
     replicas."""
     sv, model, device = plan.serving, plan.model, group.device
     cost = StepCostModel(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
-                         kv_dtype=sv.kv_dtype, intra_link=plan.intra_node,
+                         kv_dtype=sv.kv_dtype, profile=group.profile, intra_link=plan.intra_node,
                          inter_link=plan.inter_node)
     try:
         cap = kv_cache_capacity(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,

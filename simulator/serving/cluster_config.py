@@ -5,11 +5,14 @@ defaults; checks live in __post_init__ (keys documented in simulator/serving/__i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from hwmodels._compat import StrEnum
 from hwmodels.catalog import load_device
 from hwmodels.errors import ConfigError
+from hwmodels.profile import DeviceProfile
 from hwmodels.specs import DeviceSpec
 from simulator.longrun.failures import check_weibull_shape
 from simulator.schema import BytesPerSecond, Seconds
@@ -35,9 +38,14 @@ class ReplicaGroup:
     role: Role = Role.BOTH
     price_usd_per_hour: float | None = None  # per device
     slowdown: float = 1.0  # step-time multiplier (a straggling or throttled group)
+    # the complete efficiency profile of `device` its costs use (None: bundled, else defaults)
+    profile: DeviceProfile | None = None
 
     def __post_init__(self) -> None:
         where = f"replica_groups.{self.name}"
+        if self.profile is not None and not isinstance(self.profile, DeviceProfile):
+            raise ConfigError(f"expected a DeviceProfile, got {type(self.profile).__name__}",
+                              key=f"{where}.profile")
         for key in ("count", "tp", "pp"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -252,19 +260,27 @@ class GroupSpec:
     price_usd_per_hour: float | None = None
     slowdown: float = 1.0
     role: Role | None = None
+    # a path (relative to the scenario file), a bundled profile's name or 'defaults'; None:
+    # cluster.profile for the cluster's device, else the bundled profile / catalog defaults
+    profile: str | None = None
 
     def resolve(self, where: str, *, device: DeviceSpec, tp: int, pp: int, name: str,
-                count: int = 1, role: Role | None = None) -> ReplicaGroup:
-        """The ReplicaGroup, defaults filled in; a pool's role must match `role`."""
+                count: int = 1, role: Role | None = None,
+                profile_for: ProfileFor | None = None) -> ReplicaGroup:
+        """The ReplicaGroup, defaults filled in; a pool's role must match `role`;
+        `profile_for(device, value, key)` resolves its profile key."""
         if role is not None and self.role is not None and self.role is not role:
             raise ConfigError(f"a {role} pool cannot have role {self.role}",
                               key=f"{where}.role", allowed=[str(role)])
         for key, minimum in (("count", 0), ("tp", 1), ("pp", 1), ("price_usd_per_hour", 0),
                              ("slowdown", 1)):
             at_least(self, where, key, minimum)
+        dev = device if self.device is None else load_device(self.device)
         return ReplicaGroup(
             name=self.name if self.name is not None else name,
-            device=device if self.device is None else load_device(self.device),
+            device=dev,
+            profile=None if profile_for is None else profile_for(dev, self.profile,
+                                                                 f"{where}.profile"),
             count=count if self.count is None else self.count,
             tp=tp if self.tp is None else self.tp, pp=pp if self.pp is None else self.pp,
             role=self.role or role or Role.BOTH,
@@ -287,15 +303,21 @@ class DisaggregationConfig:
         at_least(self, "serving.disaggregation", "decode_replicas", 1)
 
 
+# (device, scenario profile value or None, its dotted key) -> the complete profile
+ProfileFor = Callable[[DeviceSpec, Any, str], DeviceProfile]
+
+
 def build_groups(specs: tuple[GroupSpec, ...] | None, disagg: DisaggregationConfig | None, *,
-                 device: DeviceSpec, tp: int, pp: int,
-                 replicas: int) -> tuple[ReplicaGroup, ...]:
+                 device: DeviceSpec, tp: int, pp: int, replicas: int,
+                 profile_for: ProfileFor | None = None) -> tuple[ReplicaGroup, ...]:
     """serving.replica_groups / serving.disaggregation -> the replica groups (the homogeneous
-    form becomes one group); errors name the dotted key."""
+    form becomes one group); errors name the dotted key. `profile_for` resolves each group's
+    profile key (None: groups carry no profile and costs use the bundled one / defaults)."""
     if specs is not None and not specs:
         raise ConfigError("expected a non-empty list of groups", key="serving.replica_groups")
     groups = [g.resolve(f"serving.replica_groups[{i}]", device=device, tp=tp, pp=pp,
-                        name=f"g{i}") for i, g in enumerate(specs or ())]
+                        name=f"g{i}", profile_for=profile_for)
+              for i, g in enumerate(specs or ())]
     if disagg is not None:
         w = "serving.disaggregation"
         if any(g.role is not Role.BOTH for g in groups):
@@ -303,13 +325,15 @@ def build_groups(specs: tuple[GroupSpec, ...] | None, disagg: DisaggregationConf
                               key=w)
         pools = [disagg.prefill.resolve(f"{w}.prefill", device=device, tp=tp, pp=pp,
                                         name="prefill", count=disagg.prefill_replicas,
-                                        role=Role.PREFILL),
+                                        role=Role.PREFILL, profile_for=profile_for),
                  disagg.decode.resolve(f"{w}.decode", device=device, tp=tp, pp=pp,
                                        name="decode", count=disagg.decode_replicas,
-                                       role=Role.DECODE)]
+                                       role=Role.DECODE, profile_for=profile_for)]
         groups = [g for g in groups if g.role is Role.BOTH] + pools
     if not groups:
-        groups = [ReplicaGroup(name="default", device=device, count=replicas, tp=tp, pp=pp)]
+        groups = [ReplicaGroup(name="default", device=device, count=replicas, tp=tp, pp=pp,
+                               profile=None if profile_for is None
+                               else profile_for(device, None, "cluster.profile"))]
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise ConfigError(f"group names must be unique, got {names}",

@@ -9,6 +9,8 @@ from typing import Protocol
 
 from hwmodels.dtypes import parse_dtype
 from hwmodels.errors import ConfigError
+from hwmodels.ops import resolve_profile
+from hwmodels.profile import DeviceProfile
 from hwmodels.specs import DeviceSpec, ModelSpec
 from simulator.schema import Seconds
 from simulator.serving.cluster_config import (
@@ -100,6 +102,8 @@ class ServingPlan:
     failures: FailureConfig | None = None
     autoscale: AutoscaleConfig | None = None
     file: str | None = None  # the scenario file it came from (errors name it)
+    # the homogeneous form's profile (groups carry their own; None: bundled, else defaults)
+    profile: DeviceProfile | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -137,7 +141,14 @@ class ServingPlan:
             return self.groups
         sv = self.serving
         return (ReplicaGroup(name="default", device=self.device, count=sv.replicas or 1, tp=sv.tp,
-                             pp=sv.pp),)
+                             pp=sv.pp, profile=self.profile),)
+
+    def profiles(self) -> dict[str, DeviceProfile]:
+        """{device: the complete profile its groups' costs use}, one per device."""
+        out: dict[str, DeviceProfile] = {}
+        for g in self.replica_groups():
+            out.setdefault(g.device.name, resolve_profile(g.device, g.profile))
+        return out
 
     @property
     def disaggregated(self) -> bool:

@@ -21,13 +21,16 @@ import pandas as pd
 
 from hwmodels.catalog import load_device, load_model
 from hwmodels.errors import ConfigError
+from hwmodels.profile import DeviceProfile
 from hwmodels.specs import DeviceSpec
 from hwmodels.units import parse_duration_s
+from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.schema import Seconds, apply_overrides, check_keys, read_section, with_file
 from simulator.serving.cluster_config import (
     AutoscaleConfig,
     FailureConfig,
     PowerConfig,
+    ProfileFor,
     ReplicaGroup,
     at_least,
     build_groups,
@@ -54,6 +57,9 @@ class ClusterSection:
     inter_node: str = "ib-ndr"
     nics_per_node: Any = None
     topology: Any = None
+    # efficiency profile of `device`: a path (relative to the scenario file), a bundled
+    # profile's name or 'defaults'; None: the bundled profile for the device, else defaults
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         at_least(self, "cluster", "num_devices", 1)
@@ -121,10 +127,28 @@ def with_groups(scenario: P, groups: list[ReplicaGroup] | tuple[ReplicaGroup, ..
     return replace(scenario, groups=tuple(groups))
 
 
+def group_profiles(device: DeviceSpec, cluster_profile: Any = None,
+                   profiles: ProfileChoice | None = None, *,
+                   file: str | None = None) -> ProfileFor:
+    """How a group's profile key resolves: the command line's choice first, then the group's
+    own key, then (for the cluster's device) cluster.profile, then bundled / defaults."""
+    choice = profiles or NO_CHOICE
+
+    def profile_for(dev: DeviceSpec, value: Any, key: str) -> DeviceProfile:
+        if value is None and dev.name == device.name:
+            value, key = cluster_profile, "cluster.profile"
+        return choice.for_device(dev, value, file=file, key=key)
+
+    return profile_for
+
+
 def resolve_serving(serving: ServingConfig, *, device: DeviceSpec, num_devices: int | None,
-                    file: str | None = None) -> tuple[ServingConfig, tuple[ReplicaGroup, ...]]:
+                    file: str | None = None, profile: Any = None,
+                    profiles: ProfileChoice | None = None
+                    ) -> tuple[ServingConfig, tuple[ReplicaGroup, ...]]:
     """The serving section with replicas resolved (cluster.num_devices // (tp x pp), bounded
-    by it, unless groups or disaggregation size the cluster) and its replica groups."""
+    by it, unless groups or disaggregation size the cluster) and its replica groups, each
+    with its resolved profile (`profile`: cluster.profile; `profiles`: the command line's)."""
     try:
         per = serving.tp * serving.pp
         budget = num_devices
@@ -137,7 +161,8 @@ def resolve_serving(serving: ServingConfig, *, device: DeviceSpec, num_devices: 
                               f"cluster.num_devices {num_devices}", key="serving.replicas")
         groups = build_groups(serving.replica_groups, serving.disaggregation,
                               device=device, tp=serving.tp, pp=serving.pp,
-                              replicas=serving.replicas)  # type: ignore[arg-type]
+                              replicas=serving.replicas,  # type: ignore[arg-type]
+                              profile_for=group_profiles(device, profile, profiles, file=file))
         if budget is not None and serving.sized_by_groups:
             # groups size the cluster; a num_devices given next to them must hold them
             # (it was silently ignored: 3 devices 'ran' 64)
@@ -154,18 +179,22 @@ def resolve_serving(serving: ServingConfig, *, device: DeviceSpec, num_devices: 
 
 
 def parse_serving_section(section: Mapping[str, Any] | None, *, device: DeviceSpec,
-                          num_devices: int | None = None, file: str | None = None
+                          num_devices: int | None = None, file: str | None = None,
+                          profile: Any = None, profiles: ProfileChoice | None = None
                           ) -> tuple[ServingConfig, tuple[ReplicaGroup, ...]]:
     """A serving: section -> (ServingConfig, replica groups); planners build typed plans from
     their serving keys this way. `num_devices` (cluster.num_devices) defaults and bounds the
-    replica count unless groups or disaggregation size the cluster."""
+    replica count unless groups or disaggregation size the cluster; `profile` / `profiles`
+    as in resolve_serving."""
     serving = read_section(section, ServingConfig, file=file, section="serving")
-    return resolve_serving(serving, device=device, num_devices=num_devices, file=file)
+    return resolve_serving(serving, device=device, num_devices=num_devices, file=file,
+                           profile=profile, profiles=profiles)
 
 
-def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
-                          ) -> ServingScenario:
-    """Validate a serving scenario mapping; errors name the file and key."""
+def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None,
+                          profiles: ProfileChoice | None = None) -> ServingScenario:
+    """Validate a serving scenario mapping; errors name the file and key. `profiles` (the
+    command line's --profile / --no-profile) overrides cluster.profile and group profiles."""
     if not isinstance(mapping, Mapping):
         raise ConfigError("a scenario must be a mapping", file=file)
     top = read_section(mapping, ServingScenarioFile, file=file)
@@ -173,7 +202,8 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
     cl = top.cluster
     device = load_device(cl.device)
     serving, groups = resolve_serving(top.serving, device=device, num_devices=cl.num_devices,
-                                      file=file)
+                                      file=file, profile=cl.profile, profiles=profiles)
+    (profiles or NO_CHOICE).check_devices([g.device for g in groups], where=file)
     disagg = serving.disaggregation
     return ServingScenario(
         model=model, device=device, serving=serving, workload=top.workload,

@@ -17,9 +17,12 @@ from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
+from hwmodels.ops import resolve_profile
 from hwmodels.parallel import ParallelConfig, PipelineSchedule, TrainingConfig
+from hwmodels.profile import DeviceProfile
 from hwmodels.specs import ClusterSpec, ModelSpec
 from simulator.longrun.scenario import RunSpec
+from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.schema import apply_overrides, read_section, with_file
 from simulator.training.plan import TrainingPlan
 
@@ -37,6 +40,9 @@ class ClusterSection:
     topology: str | None = None
     oversubscription: float | None = None
     nodes_per_leaf: int | None = None
+    # efficiency profile: a path (relative to the scenario file), a bundled profile's name or
+    # 'defaults'; None: the bundled profile for the device, else catalog defaults
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (("num_devices", 1), ("devices_per_node", 1),
@@ -82,12 +88,17 @@ class TrainingScenario:
     run: RunSpec | None = None  # None: one iteration only
     name: str = ""
     file: str | None = None  # where it was read from (named in later errors)
+    profile: DeviceProfile | None = None  # resolved efficiency profile (None: bundled/defaults)
 
     def plan(self, *, timeline: bool = False) -> TrainingPlan:
         """The typed plan one iteration simulates (simulate_training's input)."""
         return TrainingPlan(model=self.model, cluster=self.cluster, training=self.training,
-                            parallel=self.parallel, timeline=timeline,
+                            parallel=self.parallel, timeline=timeline, profile=self.profile,
                             name=self.name or (str(self.file) if self.file else None))
+
+    def profiles(self) -> dict[str, DeviceProfile]:
+        """{device: the complete profile every cost of this scenario uses}."""
+        return {self.cluster.device.name: resolve_profile(self.cluster.device, self.profile)}
 
 
 def read_parallelism(raw: Mapping[str, Any], cluster: ClusterSpec, *,
@@ -115,9 +126,10 @@ def read_parallelism(raw: Mapping[str, Any], cluster: ClusterSpec, *,
     return replace(parallel, dp=cluster.num_devices // denom)
 
 
-def load_training_scenario(mapping: Mapping[str, Any], *, file: str | None = None
-                           ) -> TrainingScenario:
-    """Specs from a scenario mapping; bad keys/values raise ConfigError naming file and key."""
+def load_training_scenario(mapping: Mapping[str, Any], *, file: str | None = None,
+                           profiles: ProfileChoice | None = None) -> TrainingScenario:
+    """Specs from a scenario mapping; bad keys/values raise ConfigError naming file and key.
+    `profiles` (the command line's --profile / --no-profile) overrides cluster.profile."""
     if not isinstance(mapping, Mapping):
         raise ConfigError("scenario must be a mapping", file=file)
     top = read_section(mapping, TrainingScenarioFile, file=file)
@@ -126,9 +138,13 @@ def load_training_scenario(mapping: Mapping[str, Any], *, file: str | None = Non
     except ConfigError as err:
         raise err.with_context(file=file, key="model") from None
     cluster = top.cluster.build(file=file)
+    choice = profiles or NO_CHOICE
+    choice.check_devices([cluster.device], where=file)
+    profile = choice.for_device(cluster.device, top.cluster.profile, file=file,
+                                key="cluster.profile")
     return TrainingScenario(model=model, cluster=cluster, training=top.training,
                             parallel=read_parallelism(top.parallelism, cluster, file=file),
-                            run=top.run, name=top.name, file=file)
+                            run=top.run, name=top.name, file=file, profile=profile)
 
 
 __all__ = ["ClusterSection", "TrainingScenario", "TrainingScenarioFile", "apply_overrides",
