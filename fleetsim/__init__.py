@@ -29,6 +29,8 @@ _API: dict[str, str] = {
     "build_cluster": "hwmodels.cluster",
     "estimate_step": "hwmodels.step",
     "load_profile": "hwmodels.profile",
+    "ProfileChoice": "simulator.profiles",
+    "profile_choice": "fleetsim.api",
     # scenarios
     "load_scenario": "fleetsim.api",
     "load_training_scenario": "simulator.training",

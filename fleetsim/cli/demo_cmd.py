@@ -11,54 +11,65 @@ from typing import Any
 import typer
 
 from fleetsim.cli.common import (
+    NO_PROFILE_OPTION,
+    PROFILE_OPTION,
     atomic_write_text,
     check_output,
     console,
     emit_json,
     mkdir_option,
     new_table,
+    print_efficiency,
+    profile_choice,
+    with_profiles,
 )
 from hwmodels import catalog
 
-Section = Callable[[Path], dict[str, Any]]
+# (report directory, the --profile / --no-profile choice) -> the section's results; a section
+# that predicts time reports the profiles it used under "profile" ({device: describe()})
+Section = Callable[[Path, Any], dict[str, Any]]
 
 
 def _scenario_path(name: str) -> Path:
     return Path(str(resources.files("simulator") / "scenarios" / name))
 
 
-def _catalog_section(out: Path) -> dict[str, Any]:
+def _catalog_section(out: Path, choice: Any) -> dict[str, Any]:
     return {"devices": len(catalog.list_devices()), "links": len(catalog.list_links()),
             "models": len(catalog.list_models())}
 
 
-def _estimate_section(out: Path) -> dict[str, Any]:
+def _estimate_section(out: Path, choice: Any) -> dict[str, Any]:
     from hwmodels.step import estimate_step
 
     model, device = catalog.load_model("llama2-70b"), catalog.load_device("h100-sxm")
+    prof = choice.for_device(device)
     est = estimate_step(model, device, tp=8, prefill_lens=[512, 512],
-                        decode_context_lens=[1024] * 32)
-    return {"what": "llama2-70b on 8x h100-sxm (TP8): 2 prompts x 512 tokens + 32 decodes @1024",
-            "time_s": est.time_s, "breakdown": dict(est.breakdown)}
+                        decode_context_lens=[1024] * 32, profile=prof)
+    return with_profiles({
+        "what": "llama2-70b on 8x h100-sxm (TP8): 2 prompts x 512 tokens + 32 decodes @1024",
+        "time_s": est.time_s, "breakdown": dict(est.breakdown)}, {device.name: prof})
 
 
-def _training_section(out: Path) -> dict[str, Any]:
+def _training_section(out: Path, choice: Any) -> dict[str, Any]:
     from fleetsim.cli.common import load_scenario_file
     from simulator.training import load_training_scenario, simulate_training
     from simulator.training.plot import plot_pipeline
     from simulator.training.timeline import write_chrome_trace
 
     path = _scenario_path("gpt3-175b-a100.yaml")
-    sc = load_training_scenario(load_scenario_file(path), file=str(path))
+    sc = load_training_scenario(load_scenario_file(path), file=str(path),
+                                profiles=choice.lenient())
     res = simulate_training(sc.plan(timeline=True))
     write_chrome_trace(res.timeline or (), out / "training_timeline.json")
     plot_pipeline(res.timeline or (), out / "training_pipeline.png", title=sc.name,
                   parallel=sc.parallel, mfu=res.mfu)
-    return {"scenario": sc.name, **res.to_dict(),
-            "files": ["training_timeline.json", "training_pipeline.png"]}
+    return with_profiles({"scenario": sc.name, **res.to_dict(),
+                          "files": ["training_timeline.json", "training_pipeline.png"]},
+                         sc.profiles())
 
 
-def _validation_section(out: Path) -> dict[str, Any]:
+def _validation_section(out: Path, choice: Any) -> dict[str, Any]:
     from simulator.training.validation import summarize, validate_training
 
     df = validate_training()
@@ -67,35 +78,41 @@ def _validation_section(out: Path) -> dict[str, Any]:
             "files": ["validation_training.csv"]}
 
 
-def _serving_section(out: Path) -> dict[str, Any]:
+def _serving_section(out: Path, choice: Any) -> dict[str, Any]:
     from fleetsim.cli.common import load_scenario_file
     from simulator.serving import load_serving_scenario, load_workload, simulate_serving
     from simulator.serving.plots import plot_latency_cdfs
 
     path = _scenario_path("llama2-70b-h100-azure.yaml")
-    sc = load_serving_scenario(load_scenario_file(path), file=str(path))
+    sc = load_serving_scenario(load_scenario_file(path), file=str(path),
+                               profiles=choice.lenient())
     df = load_workload(sc)
     result = simulate_serving(sc, df)
     plot_latency_cdfs(result, out / "serving_latency_cdf.png")
-    return {"scenario": sc.name, **result.summary(), "files": ["serving_latency_cdf.png"]}
+    return with_profiles({"scenario": sc.name, **result.summary(),
+                          "files": ["serving_latency_cdf.png"]}, sc.profiles())
 
 
-def _longrun_section(out: Path) -> dict[str, Any]:
+def _longrun_section(out: Path, choice: Any) -> dict[str, Any]:
     from fleetsim.cli.common import load_scenario_file
     from simulator.longrun.plot import plot_progress
     from simulator.longrun.simulate import simulate_run_seeds
     from simulator.training import load_training_scenario
 
     path = _scenario_path("llama3-405b-16k-54d.yaml")
-    sc = load_training_scenario(load_scenario_file(path), file=str(path))
+    sc = load_training_scenario(load_scenario_file(path), file=str(path),
+                                profiles=choice.lenient())
     summary = simulate_run_seeds(sc, seeds=4, seed=0)
     plot_progress(list(summary.runs), out / "longrun_progress.png")
     d = summary.to_dict()
-    return {"scenario": sc.name, "ettr": d["ettr"], "ettr_p5": d["ettr_p5"],
-            "ettr_p95": d["ettr_p95"], "num_interruptions": d["num_interruptions"],
-            "goodput_tokens_per_s": d["goodput_tokens_per_s"],
-            "files": ["longrun_progress.png"]}
+    return with_profiles({"scenario": sc.name, "ettr": d["ettr"], "ettr_p5": d["ettr_p5"],
+                          "ettr_p95": d["ettr_p95"], "num_interruptions": d["num_interruptions"],
+                          "goodput_tokens_per_s": d["goodput_tokens_per_s"],
+                          "files": ["longrun_progress.png"]}, sc.profiles())
 
+
+# the devices the demo's sections run on (a --profile must be for one of them)
+DEMO_DEVICES = ("a100-80gb", "h100-sxm")
 
 SECTIONS: dict[str, Section] = {
     "catalog": _catalog_section,
@@ -111,6 +128,14 @@ def _report_md(results: dict[str, Any]) -> str:
     lines = ["# fleetsim demo report", ""]
     c = results["catalog"]
     lines += [f"Catalog: {c['devices']} devices, {c['links']} links, {c['models']} models.", ""]
+    lines += ["## Efficiency source", "",
+              "The step, training, serving and long-run predictions below use these "
+              "per-device efficiencies (`--profile` / `--no-profile`; default: the bundled "
+              "profile for the device, else the catalog defaults). The validation table is "
+              "`fleetsim validate training` (bundled profiles, else defaults).", "", "| device | profile | source | file |", "|---|---|---|---|"]
+    lines += [f"| {dev} | {d.get('name')} | {d.get('source')} | {d.get('file', '-')} |"
+              for dev, d in results.get("profile", {}).items()]
+    lines.append("")
     e = results["estimate"]
     lines += ["## One serving step", "", f"{e['what']}: **{e['time_s'] * 1e3:.2f} ms**", ""]
     t = results["training"]
@@ -146,7 +171,7 @@ def _report_md(results: dict[str, Any]) -> str:
     lines.append("")
     for name in results:
         if name not in SECTIONS or name in ("catalog", "estimate", "training", "serving",
-                                            "longrun", "validation"):
+                                            "longrun", "validation", "profile"):
             continue
         lines += [f"## {name}", "", "```", _short(results[name]), "```", ""]
     return "\n".join(lines)
@@ -160,16 +185,21 @@ def _short(obj: Any) -> str:
 
 def demo_cmd(
     out_dir: str = typer.Option("fleetsim-out", "--out", help="Report directory."),
+    profile: list[str] = PROFILE_OPTION,
+    no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run the main job on embedded defaults and write a report to ./fleetsim-out/.
+    """Run the main job on embedded defaults and write a report to ./fleetsim-out/ (which
+    efficiency profile each device used is in the report and under "profile").
 
     Example:
 
         fleetsim demo --out fleetsim-out
     """
     check_output(out_dir, option="--out", kind="dir", mkdir=mkdir)
+    choice = profile_choice(profile, no_profile)
+    choice.check_devices([catalog.load_device(d) for d in DEMO_DEVICES], where="the demo")
     out = Path(out_dir).expanduser()
     out.mkdir(exist_ok=True)
     results: dict[str, Any] = {}
@@ -178,8 +208,12 @@ def demo_cmd(
         t0 = time.perf_counter()
         if not json_out:
             console.print(f"[bold]demo[/bold]: {name} ...")
-        results[name] = section(out)
+        results[name] = section(out, choice)
         timings[name] = time.perf_counter() - t0
+    used: dict[str, Any] = {}
+    for res in results.values():
+        used.update(res.get("profile", {}))
+    results["profile"] = dict(sorted(used.items()))
     results["timings_s"] = timings
     atomic_write_text(out / "summary.json", _short_full(results))
     atomic_write_text(out / "report.md", _report_md(results))
@@ -204,6 +238,7 @@ def demo_cmd(
         t.add_row(name, summary_rows.get(name, _oneline(results[name])),
                   f"{timings[name]:.1f}")
     console.print(t)
+    print_efficiency(results)
 
 
 def _oneline(obj: dict[str, Any]) -> str:
