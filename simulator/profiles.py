@@ -97,13 +97,17 @@ class ProfileChoice:
     @classmethod
     def from_paths(cls, paths: Sequence[str] | None, *, no_profile: bool = False
                    ) -> ProfileChoice:
-        """--profile files (matched to devices by their `device`) and --no-profile."""
+        """--profile files or bundled profile names (matched to devices by the profile's
+        `device`) and --no-profile."""
         paths = [p for p in paths or [] if p is not None]
         if no_profile and paths:
             raise ConfigError("--profile and --no-profile exclude each other",
                               key="--no-profile", allowed=["--profile P.json", "--no-profile"])
         found: dict[str, DeviceProfile] = {}
+        bundled = bundled_profiles()
         for path in paths:
+            if path in bundled and not Path(path).exists():  # a bundled profile's name
+                path = str(bundled[path])
             try:
                 prof = load_profile(path)
             except ConfigError as err:

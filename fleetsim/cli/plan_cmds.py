@@ -435,6 +435,12 @@ def plan_power_cmd(
         fig = plot_power(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
     out = with_profiles(plan.to_dict(), used)
+    if training:  # say so rather than ignore a given profile silently
+        note = ("the --training load is synthetic (planners.power_load.training_profile, no "
+                "step costs): the efficiency profile does not change it")
+        out["notes"] = {**(out.get("notes") or {}), "profile": note}
+        if choice.given:
+            err_console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if json_out:
         emit_json(out)
         return

@@ -165,3 +165,13 @@ def test_two_profiles_for_one_device_exit_2(cli, tmp_path: Path) -> None:
     line = _one_line_exit_2(cli, "simulate", "train", str(_train_yaml(tmp_path)),
                             "--profile", str(a), "--profile", str(b))
     assert "h100-sxm" in line and "one --profile per device" in line
+
+
+def test_profile_by_bundled_name(cli_json, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                 ) -> None:
+    from simulator import profiles
+
+    path = half_gemm_profile(tmp_path / "h100-sxm.json", "h100-sxm")
+    monkeypatch.setattr(profiles, "bundled_profiles", lambda: {"h100-test": path})
+    out = cli_json("simulate", "train", str(_train_yaml(tmp_path)), "--profile", "h100-test")
+    assert out["profile"]["h100-sxm"]["file"] == str(path)
