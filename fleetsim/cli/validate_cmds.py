@@ -73,8 +73,8 @@ def choose_sources(profiles: Sequence[str] = (), no_profile: bool = False,
     """Defaults first, then every bundled profile, then each --profile (one with a bundled
     profile's name replaces it; repeated names get the file name appended)."""
     if no_profile and profiles:
-        raise ConfigError("--no-profile prints the catalog defaults only; drop it or the "
-                          "--profile options", key="--no-profile")
+        raise ConfigError("cannot be combined with --profile (it means the catalog defaults "
+                          "only)", key="--no-profile")
     if no_profile:
         return [DEFAULTS]
     if bundled is None:
