@@ -20,6 +20,14 @@ Where we are bad (measured, see tests/simulator/test_serving_validation.py):
   did not. We do not model that software generation; the rows are reported, not tuned.
 - Batch-1 first-token latency of 128-token prompts is under-predicted by 20-38% (a few ms of
   fixed per-request runtime overhead that our 0.5 ms step overhead does not carry).
+
+Constants and where they come from: the step overhead (hwmodels.step.STEP_OVERHEAD_S, 0.5 ms)
+is an assumption its comment says was cross-checked against an end-to-end latency test, i.e.
+not a component measurement; the only engine-level measurement bundled, Vidur's vLLM-2024 CPU
+overheads (../shared/calibration-data/vidur/legacy-2024-05/a100/cpu_overheads.csv, CodeLlama-34B
+TP2: schedule + sampler + prepare inputs + process outputs = 1.2 ms at batch 8 to 5.8 ms at
+batch 128, medians), is a Python engine, not TensorRT-LLM's C++ runtime. The device
+efficiencies are the catalog's unless `profiles` names a profile for the row's device.
 """
 
 from __future__ import annotations
