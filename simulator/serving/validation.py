@@ -20,10 +20,19 @@ Where we are bad (measured, see tests/simulator/test_serving_validation.py):
   did not. We do not model that software generation; the rows are reported, not tuned.
 - Batch-1 first-token latency of 128-token prompts is under-predicted by 20-38% (a few ms of
   fixed per-request runtime overhead that our 0.5 ms step overhead does not carry).
+
+Constants and where they come from: the step overhead (hwmodels.step.STEP_OVERHEAD_S, 0.5 ms)
+is an assumption its comment says was cross-checked against an end-to-end latency test, i.e.
+not a component measurement; the only engine-level measurement bundled, Vidur's vLLM-2024 CPU
+overheads (../shared/calibration-data/vidur/legacy-2024-05/a100/cpu_overheads.csv, CodeLlama-34B
+TP2: schedule + sampler + prepare inputs + process outputs = 1.2 ms at batch 8 to 5.8 ms at
+batch 128, medians), is a Python engine, not TensorRT-LLM's C++ runtime. The device
+efficiencies are the catalog's unless `profiles` names a profile for the row's device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from importlib import resources
 from typing import Any
 
@@ -31,6 +40,9 @@ import pandas as pd
 
 from hwmodels.catalog import load_device, load_model
 from hwmodels.dtypes import DType
+from hwmodels.layers import ProfileArg
+from hwmodels.ops import resolve_profile
+from hwmodels.profile import CATALOG_DEFAULTS, DeviceProfile
 from hwmodels.step import StepCostModel
 
 
@@ -41,16 +53,31 @@ def load_published() -> pd.DataFrame:
         return pd.read_csv(p)
 
 
-def _cost_model(row: pd.Series) -> StepCostModel:
-    dtype = DType(row["precision"])
-    kv = DType.FP8 if dtype is DType.FP8 else DType.FP16
-    return StepCostModel(load_model(row.model), load_device(row.device), tp=int(row.tp),
-                         dtype=dtype, kv_dtype=kv)
+class _CostModels:
+    """One StepCostModel per (model, device, tp, dtype, profile) for one validation pass:
+    rows of the same setup share its step memo (no process-wide state)."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[Any, ...], StepCostModel] = {}
+
+    def get(self, row: pd.Series, profile: DeviceProfile) -> StepCostModel:
+        dtype = DType(row["precision"])
+        key = (str(row.model), str(row.device), int(row.tp), dtype, profile)
+        cm = self._models.get(key)
+        if cm is None:
+            kv = DType.FP8 if dtype is DType.FP8 else DType.FP16
+            cm = self._models[key] = StepCostModel(
+                load_model(row.model), load_device(row.device), tp=int(row.tp), dtype=dtype,
+                kv_dtype=kv, profile=profile)
+        return cm
 
 
-def predict_row(row: pd.Series) -> float:
-    """Prediction of one row in the row's metric and unit."""
-    cm = _cost_model(row)
+def predict_row(row: pd.Series, profile: ProfileArg = CATALOG_DEFAULTS,
+                cost_models: _CostModels | None = None) -> float:
+    """Prediction of one row in the row's metric and unit, with the efficiencies of `profile`
+    (a profile of the row's device, a path, CATALOG_DEFAULTS, or None = bundled)."""
+    prof = resolve_profile(load_device(row.device), profile)
+    cm = (cost_models or _CostModels()).get(row, prof)
     b, isl, osl = int(row.batch), int(row.input_len), int(row.output_len)
     prefill_s = cm.time_s(b * isl, b * isl * (isl / 2.0), 0, 0, prefill_seqs=b)
     if row.metric == "ttft_ms":
@@ -60,22 +87,42 @@ def predict_row(row: pd.Series) -> float:
     return b * osl / total_s / int(row.tp)
 
 
-def validate_serving() -> dict[str, Any]:
-    """Predicted vs published for every row, and MAPE per table (the `validate serving` JSON)."""
+def summarize(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """MAPE and worst row per table, plus all rows as 'ALL'."""
+    summary = []
+    if not len(df):
+        return summary
+    for name, part in list(df.groupby("source", sort=False)) + [("ALL", df)]:
+        err = part.error_pct.abs()
+        summary.append({"table": name, "rows": len(part), "mape_pct": float(err.mean()),
+                        "max_abs_error_pct": float(err.max())})
+    return summary
+
+
+def validate_serving(*, profiles: Mapping[str, ProfileArg] | None = None,
+                     devices: Collection[str] | None = None) -> dict[str, Any]:
+    """Predicted vs published for every row, and MAPE per table (the `validate serving` JSON).
+
+    `profiles` maps a device name to its efficiency source (DeviceProfile, path,
+    CATALOG_DEFAULTS, None = the bundled profile); a device it does not name uses the catalog
+    defaults. `devices` keeps only rows run on those devices.
+    """
     data = load_published()
+    chosen = {k.lower(): v for k, v in (profiles or {}).items()}
+    wanted = None if devices is None else {d.lower() for d in devices}
+    cost_models = _CostModels()
     rows = []
-    for _, row in data.iterrows():
-        predicted = predict_row(row)
-        rows.append({"source": row.source, "model": row.model, "device": row.device,
+    for index, row in data.iterrows():
+        device = load_device(row.device).name
+        if wanted is not None and device not in wanted:
+            continue
+        predicted = predict_row(row, chosen.get(device, CATALOG_DEFAULTS), cost_models)
+        rows.append({"row": int(index), "source": row.source, "model": row.model,
+                     "device": row.device,
                      "config": f"{row['precision']} tp{row.tp} b{row.batch} {row.input_len}/"
                                f"{row.output_len}",
                      "metric": row.metric, "published": float(row.value),
                      "predicted": predicted,
                      "error_pct": 100.0 * (predicted - row.value) / row.value})
     df = pd.DataFrame(rows)
-    summary = []
-    for name, part in list(df.groupby("source", sort=False)) + [("ALL", df)]:
-        err = part.error_pct.abs()
-        summary.append({"table": name, "rows": len(part), "mape_pct": float(err.mean()),
-                        "max_abs_error_pct": float(err.max())})
-    return {"rows": df.to_dict(orient="records"), "summary": summary}
+    return {"rows": df.to_dict(orient="records"), "summary": summarize(df)}
