@@ -309,8 +309,10 @@ def bench_kernel_overhead(device: torch.device, log: Log) -> Record:
     tail per op. A tensor-tensor op, not x.add_(1.0): wrapping the Python scalar costs the CPU
     ~1.5 us more per call (3.3 vs 1.8 us measured), which no model kernel pays."""
     a, b, c = (torch.zeros(1, device=device) for _ in range(3))
+    # Not cache-flushed: inside a step kernels dispatch back to back with the dispatcher hot; a
+    # flush before each one-element add measured 9-18 us instead of ~2 us on the CPU.
     timing = time_fn(lambda: torch.add(a, b, out=c), device, min_repeats=50, max_repeats=500,
-                     target_time_s=0.02)
+                     target_time_s=0.02, flush=False)
     log(f"kernel overhead: {timing.median_s * 1e6:.3g} us")
     return _record("kernel_overhead", timing)
 

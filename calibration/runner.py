@@ -17,7 +17,7 @@ from calibration import bench
 from calibration.collectives import bench_collectives
 from calibration.devices import catalog_name_for, environment, reported_name, select_device
 from calibration.errors import CalibrationError
-from calibration.fit import fit_profile, measured_peaks
+from calibration.fit import fit_curve, fit_profile, measured_peaks, work_time_s
 from calibration.profile_io import write_profile
 from calibration.sizes import plan_for
 
@@ -207,8 +207,12 @@ def _calibrate(dev: torch.device, *, quick: bool, out: str | Path | None,
 
     def fit(records: Mapping[str, Any]) -> dict[str, Any]:
         pk = peaks if peaks is not None else measured_peaks(records, overhead_s)
-        return fit_profile(records, pk, device=name, device_reported=reported_name(dev),
+        data = fit_profile(records, pk, device=name, device_reported=reported_name(dev),
                            env=env, skipped=skipped)
+        if not data.get("elementwise") and records.get("elementwise"):
+            data["elementwise"] = elementwise_curves(records["elementwise"],
+                                                     float(pk["memory_bw_Bps"]), overhead_s)
+        return data
 
     profile = fit(raw)
     profile["fit"]["notes"] = list(profile["fit"].get("notes", [])) + \
@@ -233,6 +237,19 @@ def _calibrate(dev: torch.device, *, quick: bool, out: str | Path | None,
         profile["validation_ops"] = op_rows
         write_profile(out, profile)
     return profile
+
+
+def elementwise_curves(records: list[Mapping[str, Any]], bw_Bps: float, overhead_s: float
+                       ) -> dict[str, dict[str, list[float]]]:
+    """Per-kind efficiency curves (fraction of memory bandwidth vs bytes) from elementwise
+    records, with calibration.fit's curve fitter; used where fit_profile returns none."""
+    curves = {}
+    for kind in sorted({r["kind"] for r in records}):
+        sel = [r for r in records if r["kind"] == kind]
+        curves[kind] = fit_curve([r["bytes"] for r in sel],
+                                 [r["bytes"] / (bw_Bps * work_time_s(r["median_s"], overhead_s))
+                                  for r in sel])
+    return curves
 
 
 def _held_out(profile: dict[str, Any], raw: Mapping[str, Any],
