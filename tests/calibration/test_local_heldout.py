@@ -154,3 +154,27 @@ def test_validate_per_op_table(validated_profile: tuple[Path, dict[str, Any]]) -
         rest = next(r["measured_s"] for r in rows if r["step"] == step
                     and r["op"] == "unaccounted")
         assert rest == pytest.approx(step_s - ops_s)
+
+
+def test_catalog_device_gets_the_same_heldout_format(
+        cpu_profile: tuple[Path, dict[str, Any]]) -> None:
+    """What `python -m calibration --device cuda` writes: the same block, defaults being the
+    catalog entry's (here the CPU's records fitted as if measured on an A100, no GPU needed)."""
+    from calibration.fit import fit_profile
+    from hwmodels.catalog import load_device
+
+    path, data = cpu_profile
+    a100 = load_device("a100-80gb")
+    peaks = {"flops": {"fp32": float(a100.peak("fp32"))}, "memory_bw_Bps": a100.memory_bw_Bps}
+    block = gate.heldout_block(
+        data["raw"], lambda raw: fit_profile(raw, peaks, device="a100-80gb",
+                                             device_reported="test", env={}),
+        device_spec_for, [])
+    cpu_block = json.loads(path.read_text())["heldout"]
+    assert set(block) == set(cpu_block)
+    assert block["defaults"] == "hwmodels catalog defaults of a100-80gb"
+    for stats in block["families"].values():
+        assert set(stats) == FAMILY_KEYS
+    assert set(block["families"]) == {f for f in cpu_block["families"]
+                                      if not f.startswith("step.")}
+    assert gate.format_block(block)[-1].startswith("all")
