@@ -1,7 +1,8 @@
 """`python -m calibration`: measure this machine's device and write a fleetsim profile.
 
 Needs only torch and numpy (plus hwmodels for catalog peaks and --validate, when installed).
-Bad input prints one line to stderr and exits 2.
+Bad input prints one line to stderr and exits 2; a fitted profile that does not beat the
+defaults on its held-out shapes is not written: one line, exit 3 (--allow-worse writes it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import json
 import sys
 
-from calibration.errors import CalibrationError
+from calibration.errors import CalibrationError, ProfileRejectedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validate", action="store_true",
                    help="time a Llama-shaped decoder (prefill, decode, training layer) and "
                         "print predicted vs measured (needs hwmodels)")
+    p.add_argument("--allow-worse", action="store_true",
+                   help="write the profile even if it does not beat the catalog defaults on "
+                        "its held-out shapes (marked so in its 'heldout' block)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON summary (path, device, validation rows) on stdout")
     return p
@@ -56,14 +60,19 @@ def main(argv: list[str] | None = None) -> int:
             validate=args.validate,
             dtypes=[d for d in args.dtypes.split(",") if d] if args.dtypes else None,
             peak_tflops=args.peak_tflops, mem_bw_gbps=args.mem_bw_gbps,
-            cpu_ranks=args.cpu_ranks, cpu_threads=args.cpu_threads)
+            cpu_ranks=args.cpu_ranks, cpu_threads=args.cpu_threads,
+            allow_worse=args.allow_worse)
     except CalibrationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ProfileRejectedError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 3
     if args.json:
         print(json.dumps({"profile": args.out, "device": profile["device"],
                           "device_reported": profile["device_reported"],
                           "fit": profile["fit"]["families"],
+                          "heldout": profile.get("heldout"),
                           "validation": profile.get("validation")}))
     return 0
 

@@ -49,9 +49,12 @@ def _gemm_call(device: torch.device, dtype: str, m: int, n: int, k: int) -> Call
         return _fp8_gemm(device, m, n, k)
     tdt = TORCH_DTYPES[dtype]
     a = torch.randn(m, k, device=device, dtype=tdt)
-    w = torch.randn(k, n, device=device, dtype=tdt)
+    # nn.Linear layout (weight [out, in], y = x W^T), as every framework stores weights: on the
+    # CPU a GEMV against W^T runs ~1.6x slower than against a [k, n] matrix (measured, m=6,
+    # 4096x256 fp32), so the sweep must use the layout models run.
+    w = torch.randn(n, k, device=device, dtype=tdt)
     out = torch.empty(m, n, device=device, dtype=tdt)
-    return lambda: torch.matmul(a, w, out=out)
+    return lambda: torch.matmul(a, w.t(), out=out)
 
 
 def dtype_supported(device: torch.device, dtype: str) -> tuple[bool, str]:
@@ -213,7 +216,10 @@ def memory_dtype(device: torch.device) -> torch.dtype:
 
 
 def bench_memory(device: torch.device, plan: SweepPlan, log: Log) -> list[Record]:
-    """Streaming kernels over sizes: copy (2N elements moved), add (3N), layer norm (2N)."""
+    """Plain streaming kernels over sizes: copy (2N elements moved) and add (3N). Norms and other
+    elementwise kernels are timed per kind by bench_elementwise: on the CPU they are compute-
+    bound (a single-thread layer norm streams ~6 GB/s where a copy streams ~25-110 GB/s), so
+    pooling them with copies gave the generic memory curve neither's efficiency."""
     tdt = memory_dtype(device)
     elt = tdt.itemsize
     out: list[Record] = []
@@ -226,7 +232,6 @@ def bench_memory(device: torch.device, plan: SweepPlan, log: Log) -> list[Record
         kernels = {
             "copy": (lambda a=a, c=c: c.copy_(a), 2),
             "add": (lambda a=a, b=b, c=c: torch.add(a, b, out=c), 3),
-            "layer_norm": (lambda a=a: F.layer_norm(a, (plan.norm_width,)), 2),
         }
         for kind, (call, passes) in kernels.items():
             timing = time_fn(call, device, target_time_s=plan.target_time_s)
@@ -239,11 +244,75 @@ def bench_memory(device: torch.device, plan: SweepPlan, log: Log) -> list[Record
     return out
 
 
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """RMSNorm as torch runs it (F.rms_norm where torch has it, else the Llama reference)."""
+    if hasattr(F, "rms_norm"):
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half rotary embedding of x[..., seq, head_dim] (Llama/NeoX layout)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+def elementwise_calls(device: torch.device, plan: SweepPlan, n: int
+                      ) -> dict[str, tuple[Callable[[], Any], float, int]]:
+    """{kind: (call, bytes as hwmodels.layers counts them, elements)} for `n` activation
+    elements laid out as [tokens, width] (width: plan.norm_width). Bytes follow
+    hwmodels.layers.layer_elementwise_bytes: norm 2x (read, write), residual 3x, rotary 2x,
+    gated activation 3x (read gate and up, write), embedding 2x (gather rows, write)."""
+    tdt = memory_dtype(device)
+    elt = tdt.itemsize
+    width = plan.norm_width
+    tokens = max(1, n // width)
+    x = torch.randn(tokens, width, device=device, dtype=tdt)
+    y, out = torch.randn_like(x), torch.empty_like(x)
+    weight = torch.ones(width, device=device, dtype=tdt)
+    d = plan.attn_head_dim
+    heads = max(1, width // d)
+    q = torch.randn(1, heads, tokens, d, device=device, dtype=tdt)
+    cos, sin = (torch.randn(tokens, d, device=device, dtype=tdt) for _ in range(2))
+    gate, up = torch.randn_like(x), torch.randn_like(x)
+    vocab = max(plan.embedding_vocab, 1)
+    table = torch.randn(vocab, width, device=device, dtype=tdt)
+    ids = torch.randint(0, vocab, (tokens,), device=device)
+    size = float(tokens * width * elt)
+    return {
+        "norm": (lambda: rms_norm(x, weight), 2.0 * size, tokens * width),
+        "rope": (lambda: rotary(q, cos, sin), 2.0 * size, tokens * width),
+        "activation": (lambda: F.silu(gate) * up, 3.0 * size, tokens * width),
+        "residual": (lambda: torch.add(x, y, out=out), 3.0 * size, tokens * width),
+        "embedding": (lambda: F.embedding(ids, table), 2.0 * size, tokens * width),
+    }
+
+
+def bench_elementwise(device: torch.device, plan: SweepPlan, log: Log) -> list[Record]:
+    """The memory-bound kernels a transformer layer runs, per hwmodels.profile.ElementwiseKind,
+    as torch runs them (impl 'torch'; RoPE and SiLU*up are several torch kernels, which is
+    what an eager model pays)."""
+    tdt = memory_dtype(device)
+    out: list[Record] = []
+    for n in plan.memory_elems:
+        for kind, (call, nbytes, elems) in elementwise_calls(device, plan, n).items():
+            timing = time_fn(call, device, target_time_s=plan.target_time_s)
+            out.append(_record("elementwise", timing, kind=kind, impl="torch", elements=elems,
+                               dtype=str(tdt).removeprefix("torch."), bytes=nbytes))
+    kinds = sorted({r["kind"] for r in out})
+    log(f"elementwise: {len(out)} points ({', '.join(kinds)})")
+    return out
+
+
 def bench_kernel_overhead(device: torch.device, log: Log) -> Record:
-    """Time of the smallest kernel (an in-place add on one element): launch + tail per op."""
-    x = torch.zeros(1, device=device)
-    timing = time_fn(lambda: x.add_(1.0), device, min_repeats=50, max_repeats=500,
-                     target_time_s=0.02)
+    """Time of the smallest kernel (a one-element tensor add into an existing output): launch +
+    tail per op. A tensor-tensor op, not x.add_(1.0): wrapping the Python scalar costs the CPU
+    ~1.5 us more per call (3.3 vs 1.8 us measured), which no model kernel pays."""
+    a, b, c = (torch.zeros(1, device=device) for _ in range(3))
+    # Not cache-flushed: inside a step kernels dispatch back to back with the dispatcher hot; a
+    # flush before each one-element add measured 9-18 us instead of ~2 us on the CPU.
+    timing = time_fn(lambda: torch.add(a, b, out=c), device, min_repeats=50, max_repeats=500,
+                     target_time_s=0.02, flush=False)
     log(f"kernel overhead: {timing.median_s * 1e6:.3g} us")
     return _record("kernel_overhead", timing)
 
@@ -300,3 +369,41 @@ def bench_triton(device: torch.device, plan: SweepPlan, log: Log) -> list[Record
         f"{min(ratio):.2f}..{max(ratio):.2f}")
     return out
 
+
+
+_TORCH_DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def triton_records(records: list[Record]) -> tuple[list[Record], list[Record], list[str]]:
+    """(elementwise records, gemm records, fit notes) from bench_triton's output.
+
+    The fused Triton SwiGLU becomes an elementwise 'activation' record with impl 'triton'
+    (frameworks run SwiGLU fused). Triton matmuls become gemm-schema records with impl 'triton'
+    (their torch twins impl 'torch'), kept out of the cuBLAS curve: the notes give the
+    triton/torch time ratio per shape."""
+    elementwise: list[Record] = []
+    gemm: list[Record] = []
+    timing_keys = ("median_s", "p10_s", "p90_s", "spread", "repeats")
+    for r in records:
+        timing = {k: r[k] for k in timing_keys if k in r}
+        if r.get("family") == "triton_elementwise" and r.get("impl") == "triton":
+            elementwise.append({"family": "elementwise", "kind": "activation", "impl": "triton",
+                                "elements": r["elements"], "bytes": float(r["bytes"]),
+                                **timing})
+        elif r.get("family") == "triton_matmul":
+            dt = _TORCH_DTYPE_NAMES.get(str(r["dtype"]), str(r["dtype"]))
+            m, n, k = int(r["m"]), int(r["n"]), int(r["k"])
+            a_b, w_b, o_b = _OPERAND_BYTES.get(dt, (4, 4, 4))
+            gemm.append({"family": "gemm", "dtype": dt, "m": m, "n": n, "k": k,
+                         "impl": str(r["impl"]), "flops": 2.0 * m * n * k,
+                         "bytes": float(m * k * a_b + k * n * w_b + m * n * o_b), **timing})
+    notes = []
+    by_shape: dict[tuple[Any, ...], dict[str, float]] = {}
+    for g in gemm:
+        by_shape.setdefault((g["dtype"], g["m"], g["n"], g["k"]), {})[g["impl"]] = g["median_s"]
+    for (dt, m, n, k), t in sorted(by_shape.items()):
+        if "triton" in t and "torch" in t:
+            notes.append(f"triton matmul {dt} {m}x{n}x{k}: {t['triton'] * 1e6:.1f} us vs torch "
+                         f"{t['torch'] * 1e6:.1f} us (triton/torch {t['triton'] / t['torch']:.2f})"
+                         "; not in the gemm curve")
+    return elementwise, gemm, notes

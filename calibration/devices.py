@@ -141,6 +141,7 @@ def environment(device: torch.device) -> dict[str, Any]:
     if device.type == "cpu":
         env["cpu_threads"] = torch.get_num_threads()
         env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        env["cpu_clock"] = "thread CPU time" if env["cpu_threads"] == 1 else "wall time"
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
         env["hip"] = getattr(torch.version, "hip", None)

@@ -17,7 +17,7 @@ from calibration import bench
 from calibration.collectives import bench_collectives
 from calibration.devices import catalog_name_for, environment, reported_name, select_device
 from calibration.errors import CalibrationError
-from calibration.fit import fit_profile, measured_peaks
+from calibration.fit import fit_curve, fit_profile, measured_peaks, work_time_s
 from calibration.profile_io import write_profile
 from calibration.sizes import plan_for
 
@@ -141,8 +141,15 @@ def measure(device: torch.device, *, quick: bool, dtypes: list[str], cpu_ranks: 
     raw["attention_prefill"] = bench.bench_attention_prefill(device, plan, note)
     raw["attention_decode"] = bench.bench_attention_decode(device, plan, note)
     raw["memory"] = bench.bench_memory(device, plan, note)
+    raw["elementwise"] = bench.bench_elementwise(device, plan, note)
     raw["host_device"] = bench.bench_host_device(device, plan, note)
     raw["triton"] = bench.bench_triton(device, plan, note)
+    triton_elementwise, raw["triton_gemm"], _ = bench.triton_records(raw["triton"])
+    if triton_elementwise:  # frameworks run SwiGLU fused: the fused kernel is 'activation'
+        raw["elementwise_unfused"] = [r for r in raw["elementwise"]
+                                      if r["kind"] == "activation"]
+        raw["elementwise"] = [r for r in raw["elementwise"] if r["kind"] != "activation"]
+        raw["elementwise"] += triton_elementwise
     raw["collectives"] = bench_collectives(device, plan.collective_bytes, note,
                                            repeats=10 if quick else 20, cpu_ranks=cpu_ranks)
     return raw, skipped
@@ -153,10 +160,12 @@ def calibrate(device: str = "cpu", *, quick: bool = False, out: str | Path | Non
               log: Log = stderr_log, dtypes: list[str] | None = None,
               peak_tflops: str | Mapping[str, float] | None = None,
               mem_bw_gbps: float | None = None, cpu_ranks: int = 0,
-              cpu_threads: int = CPU_THREADS) -> dict[str, Any]:
+              cpu_threads: int = CPU_THREADS, allow_worse: bool = False) -> dict[str, Any]:
     """Measure -> fit -> write `out` (if given) -> validate (if asked); returns the profile dict
     (with a 'validation' list of rows when validated). Raises CalibrationError on bad input.
-    On the CPU, torch runs `cpu_threads` intra-op threads during the run (restored after)."""
+    On the CPU, torch runs `cpu_threads` intra-op threads during the run (restored after).
+    The profile is written only if it beats the defaults on held-out shapes (calibration.gate;
+    else ProfileRejectedError, unless allow_worse)."""
     dev = select_device(device)
     if isinstance(cpu_threads, bool) or not isinstance(cpu_threads, int) or cpu_threads < 1:
         raise CalibrationError(f"must be an integer >= 1, got {cpu_threads!r}",
@@ -164,13 +173,15 @@ def calibrate(device: str = "cpu", *, quick: bool = False, out: str | Path | Non
     if dev.type != "cpu":
         return _calibrate(dev, quick=quick, out=out, catalog_name=catalog_name,
                           validate=validate, log=log, dtypes=dtypes, peak_tflops=peak_tflops,
-                          mem_bw_gbps=mem_bw_gbps, cpu_ranks=cpu_ranks)
+                          mem_bw_gbps=mem_bw_gbps, cpu_ranks=cpu_ranks,
+                          allow_worse=allow_worse)
     before = torch.get_num_threads()
     torch.set_num_threads(cpu_threads)
     try:
         return _calibrate(dev, quick=quick, out=out, catalog_name=catalog_name,
                           validate=validate, log=log, dtypes=dtypes, peak_tflops=peak_tflops,
-                          mem_bw_gbps=mem_bw_gbps, cpu_ranks=cpu_ranks)
+                          mem_bw_gbps=mem_bw_gbps, cpu_ranks=cpu_ranks,
+                          allow_worse=allow_worse)
     finally:
         torch.set_num_threads(before)
 
@@ -178,7 +189,7 @@ def calibrate(device: str = "cpu", *, quick: bool = False, out: str | Path | Non
 def _calibrate(dev: torch.device, *, quick: bool, out: str | Path | None,
                catalog_name: str | None, validate: bool, log: Log, dtypes: list[str] | None,
                peak_tflops: str | Mapping[str, float] | None, mem_bw_gbps: float | None,
-               cpu_ranks: int) -> dict[str, Any]:
+               cpu_ranks: int, allow_worse: bool) -> dict[str, Any]:
     if cpu_ranks and dev.type != "cpu":
         raise CalibrationError("--cpu-ranks applies to --device cpu only", key="--cpu-ranks")
     if cpu_ranks < 0 or cpu_ranks == 1:
@@ -191,23 +202,85 @@ def _calibrate(dev: torch.device, *, quick: bool, out: str | Path | None,
     name, peaks = resolve_peaks(dev, name, chosen, parse_peak_tflops(peak_tflops), mem_bw_gbps,
                                 log)
     raw, skipped = measure(dev, quick=quick, dtypes=chosen, cpu_ranks=cpu_ranks, log=log)
-    if peaks is None:
-        peaks = measured_peaks(raw, float(raw["kernel_overhead"]["median_s"]))
-    profile = fit_profile(raw, peaks, device=name, device_reported=reported_name(dev),
-                          env=environment(dev), skipped=skipped)
+    overhead_s = float(raw["kernel_overhead"]["median_s"])
+    env = environment(dev)
+
+    def fit(records: Mapping[str, Any]) -> dict[str, Any]:
+        pk = peaks if peaks is not None else measured_peaks(records, overhead_s)
+        data = fit_profile(records, pk, device=name, device_reported=reported_name(dev),
+                           env=env, skipped=skipped)
+        if not data.get("elementwise") and records.get("elementwise"):
+            data["elementwise"] = elementwise_curves(records["elementwise"],
+                                                     float(pk["memory_bw_Bps"]), overhead_s)
+        return data
+
+    profile = fit(raw)
+    profile["fit"]["notes"] = list(profile["fit"].get("notes", [])) + \
+        bench.triton_records(raw["triton"])[2]
     for family, stats in profile["fit"]["families"].items():
         log(f"fit {family}: {stats['points']} points, median |err| "
             f"{stats['median_abs_err']:.1%}, run spread {stats['median_spread']:.1%}")
+    steps = _held_out(profile, raw, fit, dev, quick=quick, log=log)
+    enforce_gate(profile["heldout"], allow_worse=allow_worse, log=log)
     if out is not None:
         write_profile(out, profile)
         log(f"wrote {out}")
     if validate:
-        try:
-            from calibration.validate import run_validation
-        except ImportError as err:
-            raise CalibrationError(f"--validate needs fleetsim's hwmodels installed ({err})",
-                                   key="--validate") from None
+        from calibration.profile_io import load_checked
+        from calibration.validate import report
 
-        profile["validation"] = run_validation(out, dev, quick=quick, log=log)
+        assert steps is not None  # noqa: S101 - _held_out measured them (hwmodels present)
+        plan, dt_name, measured = steps
+        rows, op_rows = report(profile, load_checked(out, device=profile["device"]), dev,
+                               plan, dt_name, measured, quick=quick, log=log)
+        profile["validation"] = rows
+        profile["validation_ops"] = op_rows
         write_profile(out, profile)
     return profile
+
+
+def elementwise_curves(records: list[Mapping[str, Any]], bw_Bps: float, overhead_s: float
+                       ) -> dict[str, dict[str, list[float]]]:
+    """Per-kind efficiency curves (fraction of memory bandwidth vs bytes) from elementwise
+    records, with calibration.fit's curve fitter; used where fit_profile returns none."""
+    curves = {}
+    for kind in sorted({r["kind"] for r in records}):
+        sel = [r for r in records if r["kind"] == kind]
+        curves[kind] = fit_curve([r["bytes"] for r in sel],
+                                 [r["bytes"] / (bw_Bps * work_time_s(r["median_s"], overhead_s))
+                                  for r in sel])
+    return curves
+
+
+def _held_out(profile: dict[str, Any], raw: Mapping[str, Any],
+              fit: Callable[[Mapping[str, Any]], dict[str, Any]], dev: torch.device, *,
+              quick: bool, log: Log) -> tuple[Any, str, dict[str, Any]] | None:
+    """Attach profile["heldout"] (calibration.gate) and return the measured validation steps
+    (plan, dtype, timings); without hwmodels the gate cannot run and says so in the block."""
+    try:
+        from calibration import gate
+        from calibration.validate import device_spec_for, gate_steps, measure_validation
+    except ImportError as err:
+        profile["heldout"] = {"skipped": f"hwmodels is not installed here ({err}); the "
+                                         "held-out gate needs its cost models", "passed": None}
+        log("held-out gate: skipped (hwmodels is not installed)")
+        return None
+    plan, dt_name, measured = measure_validation(profile, dev, quick=quick, log=log)
+    block = gate.heldout_block(raw, fit, device_spec_for, gate_steps(plan, measured, dt_name))
+    profile["heldout"] = block
+    for line in gate.format_block(block):
+        log(line)
+    return plan, dt_name, measured
+
+
+def enforce_gate(block: dict[str, Any], *, allow_worse: bool, log: Log) -> None:
+    """Refuse (ProfileRejectedError) a profile that lost to the defaults, unless allow_worse;
+    a gate that could not run (no hwmodels) lets the profile through, as the block says."""
+    if block.get("passed") is None:
+        return
+    if not block["passed"] and allow_worse:
+        block["written_anyway"] = "--allow-worse"
+        log("held-out gate: profile is worse than the defaults; written anyway (--allow-worse)")
+    from calibration.gate import enforce
+
+    enforce(block, allow_worse=allow_worse)

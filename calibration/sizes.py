@@ -29,6 +29,7 @@ class SweepPlan:
     decode_max_bytes: float
     memory_elems: tuple[int, ...]
     norm_width: int
+    embedding_vocab: int  # rows of the embedding table the gather benchmark reads from
     host_bytes: tuple[int, ...]
     collective_bytes: tuple[int, ...]
     target_time_s: float
@@ -51,6 +52,7 @@ FULL = SweepPlan(
     decode_max_bytes=8e9,
     memory_elems=tuple(1 << p for p in range(14, 31, 2)),  # 16 Ki .. 1 Gi elements
     norm_width=4096,
+    embedding_vocab=128256,  # Llama 3 vocabulary (Meta model card)
     host_bytes=tuple(1 << p for p in range(20, 31, 2)),  # 1 MiB .. 1 GiB
     collective_bytes=tuple(1 << p for p in range(16, 31, 2)),  # 64 KiB .. 1 GiB
     target_time_s=0.05,
@@ -68,6 +70,7 @@ QUICK = SweepPlan(
     decode_max_bytes=2e9,
     memory_elems=tuple(1 << p for p in range(16, 29, 4)),
     norm_width=4096,
+    embedding_vocab=128256,  # Llama 3 vocabulary (Meta model card)
     host_bytes=(1 << 22, 1 << 28),
     collective_bytes=(1 << 20, 1 << 26),
     target_time_s=0.02,
@@ -85,6 +88,7 @@ CPU = SweepPlan(
     decode_max_bytes=1e9,
     memory_elems=tuple(1 << p for p in range(12, 25, 2)),  # 4 Ki .. 16 Mi elements
     norm_width=256,
+    embedding_vocab=4096,  # the CPU validation decoder's vocabulary
     host_bytes=(),
     collective_bytes=(1 << 12, 1 << 16, 1 << 20),
     target_time_s=0.02,
@@ -100,8 +104,10 @@ CPU_QUICK = SweepPlan(
     decode_batch=(1, 8),
     decode_context=(128, 512),
     decode_max_bytes=1e9,
-    memory_elems=tuple(1 << p for p in range(12, 23, 4)),
+    memory_elems=tuple(1 << p for p in range(12, 23, 2)),  # 4 Ki .. 4 Mi: 6 sizes, so the
+    # held-out gate (every third size) leaves 4 per kind to fit
     norm_width=256,
+    embedding_vocab=4096,  # the CPU validation decoder's vocabulary
     host_bytes=(),
     collective_bytes=(1 << 12, 1 << 18),
     target_time_s=0.01,

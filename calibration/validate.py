@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calibration.bench import TORCH_DTYPES
+from calibration.bench import TORCH_DTYPES, rms_norm, rotary
 from calibration.devices import synchronize
 from calibration.profile_io import load_checked, read_profile_json
 from calibration.timing import time_fn
@@ -69,7 +69,7 @@ CPU_PLAN = ValidationPlan(layers=2, hidden=256, heads=8, kv_heads=2, ffn=688, vo
 
 
 class RMSNorm(nn.Module):
-    """y = x / rms(x) * weight (Llama)."""
+    """y = x / rms(x) * weight (Llama), through calibration.bench.rms_norm as the sweep times it."""
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -77,13 +77,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate-half rotary embedding of x[..., seq, head_dim] (Llama/NeoX layout)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+        return rms_norm(x, self.weight, self.eps)
 
 
 class Block(nn.Module):
@@ -296,27 +290,32 @@ def _describe(p: ValidationPlan) -> dict[str, str]:
             "train_layer": f"1 layer fwd+bwd, batch {p.train_batch} x seq {p.train_seq}"}
 
 
-def run_validation(profile_path: str | Path, device: torch.device, *, quick: bool = False,
-                   log: Log = print) -> list[dict[str, Any]]:
-    """Measured vs predicted (fitted profile and defaults) for prefill, decode, training layer."""
-    data = read_profile_json(profile_path)
-    dev = device_spec_for(data)
-    fitted = load_checked(profile_path, device=dev.name)
-    plan = CPU_PLAN if device.type == "cpu" else (GPU_QUICK if quick else GPU_PLAN)
-    dt_name = data.get("peak", {}).get("attention_dtype") or (
+def plan_for(device: torch.device, quick: bool) -> ValidationPlan:
+    """The decoder the validation steps run on this kind of device."""
+    return CPU_PLAN if device.type == "cpu" else (GPU_QUICK if quick else GPU_PLAN)
+
+
+def step_dtype(data: Mapping[str, Any], device: torch.device) -> str:
+    """The dtype the validation decoder runs in: the profile's attention dtype."""
+    return data.get("peak", {}).get("attention_dtype") or (
         "fp32" if device.type == "cpu" else "bf16")
-    tdt = TORCH_DTYPES[dt_name]
-    log(f"validate: timing {plan.layers}-layer Llama-shaped decoder ({dt_name}) on {device}")
-    threads = torch.get_num_threads()
-    if device.type == "cpu":  # as many threads as the profile was measured with
-        torch.set_num_threads(int((data.get("env") or {}).get("cpu_threads", 1)))
-    try:
-        measured = measure_steps(plan, device, tdt, log, quick=quick)
-    finally:
-        torch.set_num_threads(threads)
-    pred = predict_steps(plan, dev, DType(dt_name), fitted)
-    base = predict_steps(plan, dev, DType(dt_name), ops.default_profile(dev))
-    names = _describe(plan)
+
+
+def gate_steps(p: ValidationPlan, measured: Mapping[str, Any], dt_name: str
+               ) -> list[tuple[str, float, Callable[[DeviceSpec, DeviceProfile], float]]]:
+    """(step, measured s, predict(device, profile)) for calibration.gate."""
+    dt = DType(dt_name)
+    return [(key, timing.median_s,
+             lambda dev, prof, key=key: predict_steps(p, dev, dt, prof)[key])
+            for key, timing in measured.items()]
+
+
+def validation_rows(p: ValidationPlan, measured: Mapping[str, Any], dev: DeviceSpec,
+                    dt_name: str, fitted: DeviceProfile) -> list[dict[str, Any]]:
+    """Measured vs predicted (fitted profile and defaults) rows of the three steps."""
+    pred = predict_steps(p, dev, DType(dt_name), fitted)
+    base = predict_steps(p, dev, DType(dt_name), ops.default_profile(dev))
+    names = _describe(p)
     rows = []
     for key, timing in measured.items():
         m = timing.median_s
@@ -324,8 +323,60 @@ def run_validation(profile_path: str | Path, device: torch.device, *, quick: boo
                      "spread": timing.spread, "predicted_s": pred[key],
                      "error": (pred[key] - m) / m, "default_predicted_s": base[key],
                      "default_error": (base[key] - m) / m})
+    return rows
+
+
+def measure_validation(data: Mapping[str, Any], device: torch.device, *, quick: bool,
+                       log: Log) -> tuple[ValidationPlan, str, dict[str, Any]]:
+    """(plan, dtype name, measured step timings) on `device`, with the CPU thread count the
+    profile was measured with."""
+    plan = plan_for(device, quick)
+    dt_name = step_dtype(data, device)
+    log(f"validate: timing {plan.layers}-layer Llama-shaped decoder ({dt_name}) on {device}")
+    threads = torch.get_num_threads()
+    if device.type == "cpu":  # as many threads as the profile was measured with
+        torch.set_num_threads(int((data.get("env") or {}).get("cpu_threads", 1)))
+    try:
+        measured = measure_steps(plan, device, TORCH_DTYPES[dt_name], log, quick=quick)
+    finally:
+        torch.set_num_threads(threads)
+    return plan, dt_name, measured
+
+
+def report(data: Mapping[str, Any], fitted: DeviceProfile, device: torch.device,
+           plan: ValidationPlan, dt_name: str, measured: Mapping[str, Any], *, quick: bool,
+           log: Log) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(step rows, per-op rows) for `--validate`, logged as two tables."""
+    from calibration.validate_ops import format_ops, per_op_table
+
+    dev = device_spec_for(data)
+    rows = validation_rows(plan, measured, dev, dt_name, fitted)
     for line in format_table(rows):
         log(line)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(int((data.get("env") or {}).get("cpu_threads", 1)))
+    try:
+        target_s = (0.01 if quick else 0.05) if device.type == "cpu" else 0.05
+        op_rows = per_op_table(plan, dev, device, TORCH_DTYPES[dt_name], DType(dt_name), fitted,
+                               ops.default_profile(dev), measured, target_s=target_s)
+    finally:
+        torch.set_num_threads(threads)
+    log("validate, per operator (times per call; 'x' = calls per step):")
+    for line in format_ops(op_rows):
+        log(line)
+    return rows, op_rows
+
+
+def run_validation(profile_path: str | Path, device: torch.device, *, quick: bool = False,
+                   log: Log = print) -> list[dict[str, Any]]:
+    """Measured vs predicted (fitted profile and defaults) for prefill, decode, training layer
+    (the per-operator table is logged after the step table)."""
+    data = read_profile_json(profile_path)
+    dev = device_spec_for(data)
+    fitted = load_checked(profile_path, device=dev.name)
+    plan, dt_name, measured = measure_validation(data, device, quick=quick, log=log)
+    rows, _ = report(data, fitted, device, plan, dt_name, measured, quick=quick, log=log)
     return rows
 
 

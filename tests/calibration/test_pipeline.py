@@ -96,4 +96,8 @@ def test_validation_table(cpu_profile: tuple[Path, dict[str, Any]]) -> None:
     for r in rows:
         if r["step"] != "decode":
             assert 1 / 3 < r["predicted_s"] / r["measured_s"] < 3, r
-    assert lines[-1].startswith("median |error|") and len(format_table(rows)) == len(rows) + 3
+    assert len(format_table(rows)) == len(rows) + 3
+    summary = lines.index(format_table(rows)[-1])
+    assert lines[summary].startswith("median |error|")
+    assert lines[summary + 1].startswith("validate, per operator")  # then the per-op table
+    assert lines[-1].split()[:2] == ["decode", "unaccounted"]
