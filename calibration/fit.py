@@ -59,8 +59,8 @@ def time_monotone(xs: np.ndarray, effs: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit_curve(xs: Iterable[float], effs: Iterable[float], *, monotone: bool = True
-              ) -> dict[str, list[float]]:
+def fit_curve(xs: Iterable[float], effs: Iterable[float], *, monotone: bool = True,
+              bins_per_decade: int = BINS_PER_DECADE) -> dict[str, list[float]]:
     """{x, eff} breakpoints from scattered (size, efficiency) points."""
     x = np.asarray(list(xs), dtype=float)
     e = np.asarray(list(effs), dtype=float)
@@ -68,7 +68,7 @@ def fit_curve(xs: Iterable[float], effs: Iterable[float], *, monotone: bool = Tr
     x, e = x[keep], e[keep]
     if not len(x):
         raise CalibrationError("no valid points to fit", key="fit")
-    bins = np.floor(np.log10(x) * BINS_PER_DECADE).astype(int)
+    bins = np.floor(np.log10(x) * bins_per_decade).astype(int)
     bx, be, bw = [], [], []
     for b in np.unique(bins):
         sel = bins == b
@@ -101,7 +101,8 @@ def _errors(points: list[tuple[float, float, float]], curve: Mapping[str, list[f
 
 
 def _family(records: list[dict[str, Any]], work_key: str, rate: float, overhead_s: float,
-            memory: tuple[Mapping[str, list[float]], float] | None = None
+            memory: tuple[Mapping[str, list[float]], float] | None = None, *,
+            shape: Mapping[str, Any] | None = None
             ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Curve and fit statistics of one op family. With `memory` (memory curve, bandwidth) the
     family is a roofline (GEMM): points whose time the memory term already explains
@@ -116,7 +117,8 @@ def _family(records: list[dict[str, Any]], work_key: str, rate: float, overhead_
                          if p[2] > MEMORY_BOUND_MARGIN * f]
         if len(compute_bound) >= 2:
             use = compute_bound
-    curve = fit_curve([p[0] for p in use], [p[0] / (rate * p[2]) for p in use])
+    curve = fit_curve([p[0] for p in use], [p[0] / (rate * p[2]) for p in use],
+                      **(shape or {}))
     stats = _errors(pts, curve, rate, overhead_s, floors)
     stats["median_spread"] = float(np.median([r["spread"] for r in records]))
     return curve, stats
@@ -148,14 +150,14 @@ def kernel_overhead_from_smallest(raw: Mapping[str, Any]) -> float:
 
 
 def fit_gemm_memory(records: list[dict[str, Any]], flops_peak: Mapping[str, float], bw: float,
-                    overhead_s: float) -> tuple[dict[str, list[float]], dict[str, float]] | None:
+                    overhead_s: float, shape: Mapping[str, Any] | None = None) -> tuple[dict[str, list[float]], dict[str, float]] | None:
     """Memory-bound GEMM curve (eff vs bytes, fraction of memory_bw) from the GEMMs below
     MEMORY_BOUND_INTENSITY of the ridge point; None when fewer than 8 such points."""
     sel = [r for r in records if r["dtype"] in flops_peak
            and r["flops"] / r["bytes"] < MEMORY_BOUND_INTENSITY * flops_peak[r["dtype"]] / bw]
     if len(sel) < 8:
         return None
-    return _family(sel, "bytes", bw, overhead_s)
+    return _family(sel, "bytes", bw, overhead_s, shape=shape)
 
 
 def _log_bins(xs: np.ndarray, per_decade: int) -> np.ndarray:
@@ -246,17 +248,27 @@ def measured_peaks(raw: Mapping[str, Any], overhead_s: float) -> dict[str, Any]:
             "source": "measured: best rate of this run (CPU pseudo-device)"}
 
 
+def _method(shape: Mapping[str, Any] | None) -> str:
+    shape = shape or {}
+    bins = shape.get("bins_per_decade", BINS_PER_DECADE)
+    iso = "isotonic (PAV); " if shape.get("monotone", True) else ""
+    return (f"eff = work / (peak * (median - kernel_overhead)); 1/{bins}-decade bin medians; "
+            f"{iso}small sizes raised so time is monotone in size")
+
+
 def fit_profile(raw: Mapping[str, Any], peaks: Mapping[str, Any], *, device: str,
                 device_reported: str, env: Mapping[str, Any],
                 skipped: Iterable[str] = (), source: Mapping[str, Any] | None = None,
                 name: str | None = None, memory_bound_gemms: bool = False,
-                keep_raw: bool = True) -> dict[str, Any]:
+                keep_raw: bool = True, curve_shape: Mapping[str, Any] | None = None
+                ) -> dict[str, Any]:
     """The profile JSON object (format of hwmodels/profile.py) from raw benchmark records.
 
     Families beyond a local run's (elementwise kinds, collectives per group size, engine
     overheads) are fitted when `raw` has them; attention is optional (the defaults fill it).
     memory_bound_gemms: fit the memory-bound GEMM curve (gemm_memory) from GEMMs whose
-    arithmetic intensity is below the device's ridge point. source/name: for imported tables."""
+    arithmetic intensity is below the device's ridge point. source/name: for imported tables.
+    curve_shape: fit_curve options (monotone, bins_per_decade) for every family."""
     if "kernel_overhead" in raw:
         overhead_s = float(raw["kernel_overhead"]["median_s"])
     else:
@@ -271,16 +283,17 @@ def fit_profile(raw: Mapping[str, Any], peaks: Mapping[str, Any], *, device: str
     if not mem_recs:
         raise CalibrationError("no streaming-kernel records (memory, or residual adds)",
                                key="memory")
-    memory, fit_stats["memory"] = _family(mem_recs, "bytes", bw, overhead_s)
+    memory, fit_stats["memory"] = _family(mem_recs, "bytes", bw, overhead_s,
+                                            shape=curve_shape)
     elementwise: dict[str, Any] = {}
     for kind in sorted({r["kind"] for r in raw.get("elementwise", [])}):
         recs = [r for r in raw["elementwise"] if r["kind"] == kind]
-        elementwise[kind], fit_stats[f"elementwise.{kind}"] = _family(recs, "bytes", bw,
-                                                                      overhead_s)
+        elementwise[kind], fit_stats[f"elementwise.{kind}"] = _family(
+            recs, "bytes", bw, overhead_s, shape=curve_shape)
     gemm_memory = None
     mem_for_gemm = memory
     if memory_bound_gemms:
-        fitted = fit_gemm_memory(raw["gemm"], flops_peak, bw, overhead_s)
+        fitted = fit_gemm_memory(raw["gemm"], flops_peak, bw, overhead_s, curve_shape)
         if fitted is not None:
             gemm_memory, fit_stats["gemm_memory"] = fitted
             mem_for_gemm = gemm_memory
@@ -291,7 +304,7 @@ def fit_profile(raw: Mapping[str, Any], peaks: Mapping[str, Any], *, device: str
             continue
         recs = [r for r in raw["gemm"] if r["dtype"] == dt]
         gemm[dt], fit_stats[f"gemm.{dt}"] = _family(recs, "flops", flops_peak[dt], overhead_s,
-                                                    memory=(mem_for_gemm, bw))
+                                                    memory=(mem_for_gemm, bw), shape=curve_shape)
     if not gemm:
         raise CalibrationError("no GEMM dtype has both measurements and a peak", key="gemm")
 
@@ -300,10 +313,11 @@ def fit_profile(raw: Mapping[str, Any], peaks: Mapping[str, Any], *, device: str
     attn_dt = attn[0]["dtype"] if attn else None
     if attn:
         attn_peak = flops_peak.get(attn_dt) or flops_peak.get("bf16") or max(flops_peak.values())
-        prefill, fit_stats["attention_prefill"] = _family(attn, "flops", attn_peak, overhead_s)
+        prefill, fit_stats["attention_prefill"] = _family(attn, "flops", attn_peak, overhead_s,
+                                                          shape=curve_shape)
     if raw.get("attention_decode"):
         decode, fit_stats["attention_decode"] = _family(raw["attention_decode"], "bytes", bw,
-                                                        overhead_s)
+                                                        overhead_s, shape=curve_shape)
 
     host_Bps = None
     h2d = [r for r in raw.get("host_device", []) if r["direction"] == "h2d"]
@@ -349,8 +363,7 @@ def fit_profile(raw: Mapping[str, Any], peaks: Mapping[str, Any], *, device: str
         "engine_overheads": engines or None,
         "peak": {"flops": dict(flops_peak), "memory_bw_Bps": bw,
                  "attention_dtype": attn_dt, "source": peaks.get("source", "")},
-        "fit": {"method": "eff = work / (peak * (median - kernel_overhead)); quarter-decade "
-                          "bin medians; isotonic (PAV); small sizes raised so time is monotone in size",
+        "fit": {"method": _method(curve_shape),
                 "families": fit_stats, "notes": notes},
     }
     if keep_raw:
