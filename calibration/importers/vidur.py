@@ -288,6 +288,9 @@ def import_vidur(root: str | Path, device: str) -> tuple[dict[str, Any], dict[st
         model = f"{path.parent.parent.name}/{path.parent.name}"
         models.append(model)
         recs = _layer_records(path, model, scale)
+        if not recs["gemm"]:
+            raise ConfigError("no row has a GEMM timing > 0", file=str(path),
+                              key=f"time_stats.{GEMM_OPS[0]}.median")
         raw["gemm"] += recs["gemm"]
         raw["elementwise"] += recs["elementwise"]
     raw["collectives"] = _collective_records(root, ddir, scale)

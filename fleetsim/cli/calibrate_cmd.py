@@ -103,14 +103,14 @@ def calibrate_cmd(
 def _from_measurements(root: str, device: str, out: str, allow_worse: bool,
                        json_out: bool) -> None:
     """Import, fit, gate, write; print the per-operator held-out table (profile vs defaults)."""
+    from calibration import import_measurements
     from calibration.importers import DEVICES
-    from calibration.importers.build import build_profile
 
     if device not in DEVICES:
         raise ConfigError(f"no measurement tables for device '{device}'", key="--device",
                           allowed=list(DEVICES))
-    profile = build_profile(root, device, allow_worse=allow_worse, out=out,
-                            log=lambda m: err_console.print(m))
+    profile = import_measurements(root, device, out=out, allow_worse=allow_worse,
+                                  log=lambda m: err_console.print(m))
     heldout = profile["heldout"]
     if json_out:
         emit_json({"out": out, "device": device, "name": profile["name"],
