@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_calibration", "validate_profile"]
+__all__ = ["import_measurements", "run_calibration", "validate_profile"]
 
 
 def run_calibration(device: str = "cpu", quick: bool = False, out: str | Path | None = None,
@@ -51,5 +51,20 @@ def validate_profile(path: str | Path, device: str | None = None, quick: bool = 
             raise CalibrationError(f"profile is for '{data['device']}', device is {dev}",
                                    file=str(path), key="device", allowed=[data["device"]])
         return run_validation(path, dev, quick=quick, log=log or stderr_log)
+    except CalibrationError as err:
+        raise to_config_error(err) from None
+
+
+def import_measurements(root: str | Path, device: str, out: str | Path | None = None,
+                        allow_worse: bool = False,
+                        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fit published kernel tables (Vidur layout under `root`) for a catalog device; write
+    `out` only if the profile beats the catalog defaults on held-out shapes (or allow_worse).
+    Bad input raises hwmodels.errors.ConfigError; a losing fit ProfileRejectedError."""
+    from calibration.errors import CalibrationError, to_config_error
+    from calibration.importers.build import build_profile
+
+    try:
+        return build_profile(root, device, allow_worse=allow_worse, out=out, log=log)
     except CalibrationError as err:
         raise to_config_error(err) from None

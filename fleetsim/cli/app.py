@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from calibration.errors import ProfileRejectedError
 from fleetsim.cli.calibrate_cmd import calibrate_cmd
 from fleetsim.cli.catalog_cmds import hw_app, models_app
 from fleetsim.cli.demo_cmd import demo_cmd
@@ -87,7 +88,8 @@ _ABORT = (typer.Abort, *(m.Abort for m in _MODS if hasattr(m, "Abort")))
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr, never a traceback. Exit codes: 2 bad input,
-    3 infeasible plan (unless --allow-infeasible), 4 violated simulation invariant (a bug)."""
+    3 infeasible plan (unless --allow-infeasible) or a calibrated profile that loses to the
+    catalog defaults (unless --allow-worse), 4 violated simulation invariant (a bug)."""
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="fleetsim", standalone_mode=False)
@@ -95,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fleetsim: infeasible: {err} (pass --allow-infeasible for the report)",
               file=sys.stderr)
         return InfeasibleError.exit_code
+    except ProfileRejectedError as err:
+        print(f"fleetsim: rejected: {err}", file=sys.stderr)
+        return 3
     except FleetsimError as err:
         print(f"fleetsim: error: {err}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""`fleetsim calibrate`: measure the local device and write a fitted profile hwmodels loads."""
+"""`fleetsim calibrate`: measure the local device (or import published kernel tables) and write a
+fitted profile hwmodels loads."""
 
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ def calibrate_cmd(
     mem_bw_gbps: float = typer.Option(None, "--mem-bw-gbps"),
     validate: bool = typer.Option(False, "--validate",
                                   help="Time held-out end-to-end steps: predicted vs measured."),
+    from_measurements: str = typer.Option(
+        None, "--from-measurements",
+        help="Fit published tables instead of measuring (Vidur layout); --device is then the "
+             "catalog device (a100-80gb | h100-sxm)."),
+    allow_worse: bool = typer.Option(
+        False, "--allow-worse",
+        help="Write the profile even if it loses to the catalog defaults on held-out shapes."),
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -39,10 +47,14 @@ def calibrate_cmd(
     Example:
 
         fleetsim calibrate --out h100.json --device cuda --catalog-name h100-sxm --quick
-    """
-    from calibration import run_calibration
 
+        fleetsim calibrate --from-measurements ../shared/calibration-data/vidur --device a100-80gb --out a100.json
+    """
     check_output(out, option="--out", suffixes=(".json",), mkdir=mkdir)
+    if from_measurements is not None:
+        _from_measurements(from_measurements, device, out, allow_worse, json_out)
+        return
+    from calibration import run_calibration
 
     options: dict[str, Any] = {}
     if dtypes:
@@ -86,3 +98,38 @@ def calibrate_cmd(
                       f"{r['predicted_s'] * 1e3:.3f}", f"{r['error']:+.1%}",
                       f"{r['default_predicted_s'] * 1e3:.3f}", f"{r['default_error']:+.1%}")
         console.print(t)
+
+
+def _from_measurements(root: str, device: str, out: str, allow_worse: bool,
+                       json_out: bool) -> None:
+    """Import, fit, gate, write; print the per-operator held-out table (profile vs defaults)."""
+    from calibration import import_measurements
+    from calibration.importers import DEVICES
+
+    if device not in DEVICES:
+        raise ConfigError(f"no measurement tables for device '{device}'", key="--device",
+                          allowed=list(DEVICES))
+    profile = import_measurements(root, device, out=out, allow_worse=allow_worse,
+                                  log=lambda m: err_console.print(m))
+    heldout = profile["heldout"]
+    if json_out:
+        emit_json({"out": out, "device": device, "name": profile["name"],
+                   "source": profile["source"], "heldout": heldout})
+        return
+    console.print(f"wrote {out} for device '{device}' ({profile['source']['description']})")
+    t = new_table("held-out |error| per operator: profile vs catalog defaults",
+                  ("operator", "n", "prof med", "prof p90", "dflt med", "dflt p90"))
+    ops = heldout["operators"]
+    rows = [*ops.items(), *((f"all {k}", v) for k, v in heldout["families"].items()
+                            if k not in ops), ("overall", heldout["overall"])]
+    for name, row in rows:
+        t.add_row(name, str(row["n"]), f"{row['profile']['median']:.1%}",
+                  f"{row['profile']['p90']:.1%}", f"{row['defaults']['median']:.1%}",
+                  f"{row['defaults']['p90']:.1%}")
+    console.print(t)
+    for engine, row in heldout.get("engine_overheads", {}).items():
+        coeffs = ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in row["coefficients"].items())
+        console.print(f"engine overheads {engine}: {coeffs}; {row['method']} median |error| "
+                      f"{row['median']:.1%} (no catalog default to compare)")
+    for reason in heldout.get("rejected", []):
+        err_console.print(f"warning: written with --allow-worse: {reason}")

@@ -7,12 +7,17 @@ import math
 import numpy as np
 import pytest
 
+from calibration.errors import CalibrationError
 from calibration.fit import (
     MEMORY_BOUND_MARGIN,
     curve_at,
+    fit_collectives,
     fit_curve,
+    fit_engine_overheads,
+    fit_gemm_memory,
     fit_profile,
     isotonic_increasing,
+    kernel_overhead_from_smallest,
     measured_peaks,
     time_monotone,
 )
@@ -123,3 +128,85 @@ def test_measured_peaks_ignore_overhead_dominated_points() -> None:
     peaks = measured_peaks(raw, 5e-6)
     assert peaks["flops"]["bf16"] == pytest.approx(1e11 * _true_eff(2.0 * 8192 * 4096 * 4096))
     assert peaks["memory_bw_Bps"] == pytest.approx(5e10 * 0.7)
+
+
+def _elementwise(kind: str, bw: float, ov: float, eff: float) -> list[dict]:
+    return [{"kind": kind, "bytes": b, "median_s": b / (bw * eff) + ov, "spread": 0.0,
+             "model": "m"} for b in np.logspace(4, 9, 21)]
+
+
+def test_elementwise_kinds_get_their_own_curves_and_residual_is_the_memory_curve() -> None:
+    peak, bw, ov = 312e12, 2.039e12, 2e-6
+    raw = _synthetic_raw(peak, bw, ov)
+    del raw["memory"], raw["kernel_overhead"]
+    raw["elementwise"] = (_elementwise("residual", bw, ov, 0.9) + _elementwise("norm", bw, ov, 0.5)
+                          + [{"kind": "residual", "bytes": 1e3, "median_s": ov, "spread": 0.0}])
+    prof = fit_profile(raw, {"flops": {"bf16": peak}, "memory_bw_Bps": bw},
+                       device="a100-80gb", device_reported="synthetic", env={},
+                       curve_shape={"monotone": False, "bins_per_decade": 8})
+    assert prof["kernel_overhead_s"] == pytest.approx(ov, rel=0.01)  # tiny residual adds
+    parsed = profile_from_json(prof)
+    assert parsed.elementwise_curve("norm")(1e8) == pytest.approx(0.5, rel=0.01)
+    assert parsed.elementwise_curve("residual")(1e8) == pytest.approx(0.9, rel=0.01)
+    assert parsed.memory(1e8) == pytest.approx(0.9, rel=0.01)  # from the residual adds
+    assert "1/8-decade" in prof["fit"]["method"] and "isotonic" not in prof["fit"]["method"]
+
+
+def test_kernel_overhead_needs_tiny_kernels() -> None:
+    with pytest.raises(CalibrationError, match="kernel_overhead"):
+        kernel_overhead_from_smallest({"elementwise": [{"kind": "norm", "bytes": 1e9,
+                                                        "median_s": 1e-3}]})
+
+
+def test_gemm_memory_curve_from_memory_bound_gemms_only() -> None:
+    bw, ov, peak = 2.039e12, 2e-6, 312e12
+    recs = []
+    for m in (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 4096, 8192):
+        n = k = 8192
+        flops, nbytes = 2.0 * m * n * k, 2.0 * (m * k + k * n + m * n)
+        t = max(nbytes / (bw * 0.8), flops / (peak * 0.7)) + ov
+        recs.append({"dtype": "fp16", "m": m, "n": n, "k": k, "flops": flops, "bytes": nbytes,
+                     "median_s": t, "spread": 0.0})
+    curve, stats = fit_gemm_memory(recs, {"fp16": peak}, bw, ov)
+    assert stats["points"] == 10  # m = 4096, 8192 are above half the ridge point (76 FLOP/B)
+    assert all(e == pytest.approx(0.8, rel=0.01) for e in curve["eff"])
+    assert fit_gemm_memory(recs[-3:], {"fp16": peak}, bw, ov) is None  # < 8 points
+
+
+def test_collectives_keep_points_or_summarize_per_eighth_decade() -> None:
+    recs = [{"op": "all_reduce", "world": 8, "bytes": float(b), "busbw_Bps": float(b) / 1e-5}
+            for b in np.logspace(3, 8, 200)]
+    recs.append({**recs[0], "busbw_Bps": 3 * recs[0]["busbw_Bps"]})  # repeated size
+    full = fit_collectives(recs)["all_reduce"]["8"]
+    assert len(full["x"]) == 200 and full["busbw_Bps"][0] == pytest.approx(2 * recs[0]["busbw_Bps"])
+    short = fit_collectives(recs, summarize=True)["all_reduce"]["8"]
+    assert 38 <= len(short["x"]) <= 42  # 5 decades x 8
+    parsed = profile_from_json({"format": "fleetsim-profile", "version": 2, "device": "x",
+                                "source": {"description": "t"},
+                                "collectives": {"all_reduce": {"8": short}}})
+    assert parsed.collectives["all_reduce"][8](1e6) == pytest.approx(1e11, rel=0.1)
+
+
+def test_engine_overheads_least_squares_and_leave_one_out() -> None:
+    recs = [{"engine": "e", "model": "m", "batch": b, "tp": 2, "cpu_s": 1e-3 + 2e-5 * b,
+             "ray_s": 3e-3 + 1e-5 * b, "median_s": 4e-3 + 3e-5 * b} for b in (8, 16, 32, 64)]
+    coeffs, stats = fit_engine_overheads(recs)
+    assert coeffs == pytest.approx({"fixed_s": 1e-3, "per_seq_s": 2e-5, "tp_fixed_s": 3e-3,
+                                    "tp_per_seq_s": 1e-5})
+    assert stats["median_abs_err"] < 1e-9 and stats["tp"] == [2]
+    recs[0]["cpu_s"] *= 2  # an outlier shows up in the held-out error
+    recs[0]["median_s"] = recs[0]["cpu_s"] + recs[0]["ray_s"]
+    assert fit_engine_overheads(recs)[1]["max_abs_err"] > 0.1
+
+
+def test_profile_without_attention_leaves_it_to_the_defaults() -> None:
+    peak, bw, ov = 989e12, 3.35e12, 4e-6
+    raw = _synthetic_raw(peak, bw, ov)
+    del raw["attention_prefill"], raw["attention_decode"]
+    prof = fit_profile(raw, {"flops": {"bf16": peak}, "memory_bw_Bps": bw},
+                       device="h100-sxm", device_reported="synthetic", env={}, keep_raw=False,
+                       source={"kind": "measurements", "description": "synthetic tables"})
+    assert "attention_prefill" not in prof and "raw" not in prof
+    parsed = profile_from_json(prof)
+    assert parsed.attention_prefill is None and "attention_prefill" not in parsed.measured
+    assert parsed.provenance["description"] == "synthetic tables"
