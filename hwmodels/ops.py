@@ -155,6 +155,8 @@ def resolve_profile(device: DeviceSpec,
                               f"'{device.name}'", file=profile.source, key="device",
                               allowed=[profile.device])
         defaults = default_profile(device)
+        if profile is defaults or (profile.is_defaults and profile.memory is not None):
+            return profile
         if _is_complete(profile, defaults):
             return profile  # already resolved: skip rebuilding it (hot paths pass it around)
         return profile.complete_with(defaults)
@@ -252,7 +254,9 @@ def _memory(device: DeviceSpec, prof: DeviceProfile, nbytes: float,
             kind: ElementwiseKind | str | None = None) -> float:
     if nbytes <= 0:
         return 0.0
-    curve = prof.elementwise_curve(kind) if kind is not None else prof.memory
+    # (no per-kind curves: the generic one, without converting the kind on this hot path)
+    curve = prof.elementwise_curve(kind) if kind is not None and prof.elementwise \
+        else prof.memory
     return nbytes / (device.memory_bw_Bps * curve(nbytes)) + prof.kernel_overhead_s
 
 

@@ -16,6 +16,10 @@ through five sums, so `estimate_step` is computed by the same code and agrees ex
   lengths (KV entries each decode query reads, its own new token included),
 - keyword extras: prefill_seqs (sequences that sample a token after prefill; default: 1 if any
   prefill tokens) and prefill_cached_sum (cached prefix tokens the prefill kernel reads; 0).
+The step's host overhead is STEP_OVERHEAD_S, or with `engine_overhead` the profile's fitted
+engine coefficients, which count the sequences in the step (prefill_seqs + decode_seqs, the
+rows the logits are computed for). Memory-bound kernels run on the profile's curve for their
+ElementwiseKind; TP all-reduces and PP sends use its measured collectives where they apply.
 """
 
 from __future__ import annotations
