@@ -3,8 +3,9 @@
 Times are compute only: the training simulator adds the TP/SP/CP/EP collectives from
 hwmodels.collectives. A layer is a list of GEMMs (shapes per rank), flash attention on
 heads/tp, and memory-bound kernels (norms, bias-dropout-add, rotary, activation, MoE permutes),
-each tagged with its ElementwiseKind so a profile's per-kind curve times it (hwmodels.ops). Backward: every GEMM becomes a dgrad and a wgrad GEMM of the same
-FLOPs (2x), flash attention backward does 2.5x the forward FLOPs, memory kernels move ~2x bytes.
+each tagged with its ElementwiseKind so a profile's per-kind curve times it (hwmodels.ops).
+Backward: every GEMM becomes a dgrad and a wgrad GEMM of the same FLOPs (2x), flash attention
+backward does 2.5x the forward FLOPs, memory kernels move ~2x bytes (same kinds).
 `LayerCost.flops` counts the FLOPs actually executed on the rank (causal attention halved).
 """
 

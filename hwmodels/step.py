@@ -67,7 +67,8 @@ class StepEstimate:
     breakdown: dict[str, float] = field(default_factory=dict)
 
 
-def engine_overhead_coefficients(profile: DeviceProfile, engine: str, tp: int) -> tuple[float, float]:
+def engine_overhead_coefficients(profile: DeviceProfile, engine: str,
+                                 tp: int) -> tuple[float, float]:
     """(fixed seconds, seconds per sequence) of one step of `engine` on a TP-`tp` replica, from
     the profile's fitted engine overheads (see ENGINE_OVERHEAD_COEFFS)."""
     engines = profile.engine_overheads
