@@ -133,6 +133,8 @@ class GroupInfo:
     intra_efficiency: float
     inter_efficiency: float
     spans_leaves: bool
+    # catalog name of the scale-up link (a profile's measured collectives apply only to it)
+    intra_link: str = ""
 
 
 def _canonical_ranks(cluster: ClusterSpec, ranks: Ranks) -> tuple[int, ...] | range:
@@ -215,6 +217,7 @@ def _group_info(cluster: ClusterSpec, ranks: tuple[int, ...] | range) -> GroupIn
         intra_efficiency=intra.efficiency,
         inter_efficiency=inter.efficiency,
         spans_leaves=spans,
+        intra_link=intra.name,
     )
 
 

@@ -11,6 +11,16 @@ across nodes: each channel leaves a node through one NIC, so a multi-node ring, 
 hierarchical inter-node phase gets at most channels x one rank's NIC share instead of all the
 node's NICs. None (default) is NCCL's multi-channel ideal; intra-node groups and the direct
 all_to_all/send_recv model are not affected.
+
+A device profile (hwmodels.ops.resolve_profile: a DeviceProfile, a path, CATALOG_DEFAULTS, or
+None for the bundled one) may carry measured bus-bandwidth curves per op and group size. They
+replace the model for a group on one node whose scale-up link is the one they were measured on
+(profile.collectives_link; None: any), when the op has a curve and no algorithm is forced. A
+group size not measured uses the nearest measured size at or above it (else below): bus
+bandwidth is what carries over between group sizes (nccl-tests' normalisation), so the time is
+size x bus_factor(op, n) / busbw. Below the smallest measured message the time is that
+message's time (the measured latency floor), above the largest the bus bandwidth plateaus.
+send_recv (pipeline p2p, KV transfers) is one pair exchanging: it uses the world-2 curve.
 """
 
 from __future__ import annotations
@@ -18,13 +28,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from hwmodels._compat import StrEnum
 from hwmodels.cluster import GroupInfo, Ranks, group_info
 from hwmodels.errors import ConfigError
-from hwmodels.profile import DeviceProfile
+from hwmodels.frozen import FrozenMap
+from hwmodels.ops import resolve_profile
+from hwmodels.profile import Curve, DeviceProfile
 from hwmodels.specs import ClusterSpec
+
+ProfileArg = DeviceProfile | str | Path | None
+# A measured op's bus-bandwidth curves by group size.
+WorldCurves = FrozenMap[int, Curve]
 
 # NCCL's fixed per-collective latency (kernel launch + setup) for ring/LL, 6.6 us
 # (NVIDIA/nccl src/graph/tuning.cc, baseLat table, NCCL 2.1x).
@@ -138,7 +156,7 @@ def collective_time(
     nbytes: float,
     *,
     algorithm: Algorithm | str | None = None,
-    profile: DeviceProfile | None = None,
+    profile: ProfileArg = None,
     channels: int | None = None,
 ) -> CollectiveCost:
     """Time of `op` on `nbytes` (nccl-tests size) over the group `ranks`; cached."""
@@ -154,18 +172,20 @@ def collective_time_for_group(
     nbytes: float,
     *,
     algorithm: Algorithm | str | None = None,
-    profile: DeviceProfile | None = None,
+    profile: ProfileArg = None,
     channels: int | None = None,
 ) -> CollectiveCost:
     """collective_time for a precomputed GroupInfo (the simulator's hot path).
 
-    GroupInfo carries every cluster fact the cost uses, so the cache key omits the cluster.
+    GroupInfo carries every cluster fact the cost uses, so the cache key omits the cluster
+    (and the profile: only the op's measured curves, when they apply, are part of it).
     """
     _channels(channels)
     if channels is not None and group.num_nodes > 1:
         group = _channel_limited(group, channels)
     try:
-        return _cost(group, op, nbytes, algorithm, profile)
+        curves = _measured_curves(cluster, group, op, algorithm, profile)
+        return _cost(group, op, nbytes, algorithm, curves)
     except TypeError:  # unhashable argument: validate for a clear message
         op_ = _op(op)
         _algorithm(op_, algorithm)
@@ -173,9 +193,25 @@ def collective_time_for_group(
         raise
 
 
+def _measured_curves(cluster: ClusterSpec, group: GroupInfo, op: CollectiveOp | str,
+                     algorithm: Algorithm | str | None, profile: ProfileArg
+                     ) -> WorldCurves | None:
+    """The profile's curves for `op` if they apply to `group` (one node, the measured link,
+    no forced algorithm), else None (the model)."""
+    if algorithm is not None or group.num_nodes != 1 or group.size < 2:
+        return None
+    prof = resolve_profile(cluster.device, profile)
+    if not prof.collectives:
+        return None
+    link = prof.collectives_link
+    if link is not None and link.lower() != group.intra_link.lower():
+        return None
+    return prof.collectives.get(op)  # type: ignore[call-overload]
+
+
 @functools.lru_cache(maxsize=1 << 18)
 def _cost(group: GroupInfo, op: CollectiveOp | str, nbytes: float,
-          algorithm: Algorithm | str | None, profile: DeviceProfile | None) -> CollectiveCost:
+          algorithm: Algorithm | str | None, curves: WorldCurves | None) -> CollectiveCost:
     op_ = _op(op)
     algo = _algorithm(op_, algorithm)
     size = _nbytes(nbytes)
@@ -183,9 +219,8 @@ def _cost(group: GroupInfo, op: CollectiveOp | str, nbytes: float,
     if n == 1 or size == 0:
         return CollectiveCost(time_s=0.0, algorithm=algo or SUPPORTED[op_][0], bus_bw_Bps=0.0,
                               alg_bw_Bps=0.0)
-    if algo is None and profile is not None and group.num_nodes == 1 and \
-            op_.value in profile.collectives:
-        return _measured(group, op_, size, profile)
+    if algo is None and curves:
+        return _measured(group, op_, size, curves)
     candidates = (algo,) if algo is not None else SUPPORTED[op_]
     # Like NCCL's tuner: evaluate every allowed algorithm's model, keep the fastest.
     alpha, beta, chosen = min(((*_MODELS[c](group, op_, size), c) for c in candidates),
@@ -196,16 +231,28 @@ def _cost(group: GroupInfo, op: CollectiveOp | str, nbytes: float,
                           bus_bw_Bps=alg_bw * bus_factor(op_, n), latency_s=alpha)
 
 
+def measured_world(op: CollectiveOp, size: int, worlds: Iterable[int]) -> int:
+    """The measured group size whose curve stands in for a group of `size` ranks: send_recv
+    -> 2 (one pair), else `size` itself, else the nearest measured at or above, else below."""
+    have = sorted(worlds)
+    target = 2 if op is CollectiveOp.SEND_RECV else size
+    if target in have:
+        return target
+    above = [w for w in have if w >= target]
+    return above[0] if above else have[-1]
+
+
 def _measured(group: GroupInfo, op: CollectiveOp, size: float,
-              profile: DeviceProfile) -> CollectiveCost:
-    """Cost from a profile's measured bus-bandwidth curve (intra-node groups only)."""
-    per_world = profile.collectives[op.value]
-    world = group.size if group.size in per_world else min(
-        per_world, key=lambda w: (abs(w - group.size), w))
-    bus_bw = per_world[world](size)
-    time_s = size * bus_factor(op, group.size) / bus_bw
-    return CollectiveCost(time_s=time_s, algorithm=Algorithm.RING, bus_bw_Bps=bus_bw,
-                          alg_bw_Bps=size / time_s, latency_s=0.0)
+              curves: WorldCurves) -> CollectiveCost:
+    """Cost from a measured bus-bandwidth curve (see the module docstring)."""
+    curve = curves[measured_world(op, group.size, curves)]
+    factor = bus_factor(op, group.size)
+    smallest = curve.xs[0]
+    floor_s = smallest * factor / curve(smallest)  # the smallest measured message's time
+    time_s = max(size * factor / curve(size), floor_s)
+    alg_bw = size / time_s
+    return CollectiveCost(time_s=time_s, algorithm=SUPPORTED[op][0], bus_bw_Bps=alg_bw * factor,
+                          alg_bw_Bps=alg_bw, latency_s=floor_s)
 
 
 # --------------------------------------------------------------------------------------

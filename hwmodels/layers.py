@@ -3,8 +3,9 @@
 Times are compute only: the training simulator adds the TP/SP/CP/EP collectives from
 hwmodels.collectives. A layer is a list of GEMMs (shapes per rank), flash attention on
 heads/tp, and memory-bound kernels (norms, bias-dropout-add, rotary, activation, MoE permutes),
-each timed by hwmodels.ops. Backward: every GEMM becomes a dgrad and a wgrad GEMM of the same
-FLOPs (2x), flash attention backward does 2.5x the forward FLOPs, memory kernels move ~2x bytes.
+each tagged with its ElementwiseKind so a profile's per-kind curve times it (hwmodels.ops).
+Backward: every GEMM becomes a dgrad and a wgrad GEMM of the same FLOPs (2x), flash attention
+backward does 2.5x the forward FLOPs, memory kernels move ~2x bytes (same kinds).
 `LayerCost.flops` counts the FLOPs actually executed on the rank (causal attention halved).
 """
 
@@ -17,10 +18,15 @@ from hwmodels import ops
 from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import CPMode
-from hwmodels.profile import DeviceProfile
+from hwmodels.profile import DeviceProfile, ElementwiseKind
 from hwmodels.specs import AttentionKind, DeviceSpec, ModelSpec
 
 ProfileArg = DeviceProfile | str | Path | None
+# One memory-bound kernel: (kernel family, bytes moved).
+Kernel = tuple[ElementwiseKind, float]
+NORM, ROPE, ACT = ElementwiseKind.NORM, ElementwiseKind.ROPE, ElementwiseKind.ACTIVATION
+RESIDUAL, EMBED = ElementwiseKind.RESIDUAL, ElementwiseKind.EMBEDDING
+SOFTMAX, COPY = ElementwiseKind.SOFTMAX, ElementwiseKind.COPY
 
 # Dropout masks are stored as 1 byte per element (Megatron's fused bias-dropout-add).
 DROPOUT_MASK_BYTES = 1.0
@@ -204,42 +210,55 @@ def _uses_dropout(model: ModelSpec, dropout: bool | None) -> bool:
     return (not model.gated_mlp) if dropout is None else dropout
 
 
-def layer_elementwise_bytes(model: ModelSpec, tokens: float, tp: int, *, moe: bool,
-                            sequence_parallel: bool, dropout: bool, dtype: DType,
-                            ep: int = 1, imbalance: float = 1.0) -> list[float]:
-    """Bytes moved by each memory-bound forward kernel of one layer on one rank (one per kernel).
+def layer_elementwise(model: ModelSpec, tokens: float, tp: int, *, moe: bool,
+                      sequence_parallel: bool, dropout: bool, dtype: DType,
+                      ep: int = 1, imbalance: float = 1.0) -> list[Kernel]:
+    """(kind, bytes moved) of each memory-bound forward kernel of one layer on one rank.
 
     Norms and bias-dropout-add act on the full hidden state, replicated on every TP rank unless
-    sequence parallel splits them by tp; rotary and the activation act on tp-split tensors.
+    sequence parallel splits them by tp; rotary and the activation act on tp-split tensors;
+    MoE dispatch/combine permutes are gathers (copies).
     """
     elt = activation_elt_bytes(dtype)
     hidden = tokens * model.hidden_size * elt / (tp if sequence_parallel else 1)
     residual = (3.0 + (DROPOUT_MASK_BYTES / elt if dropout else 0.0)) * hidden
     act_rw = 3.0 if model.gated_mlp else 2.0  # gated: read gate and up, write product
-    out = [2.0 * hidden, residual, 2.0 * hidden, residual]  # norm, bda, norm, bda
+    out = [(NORM, 2.0 * hidden), (RESIDUAL, residual), (NORM, 2.0 * hidden),
+           (RESIDUAL, residual)]  # norm, bda, norm, bda
     if uses_rope(model):
         heads = model.num_heads / tp
         if model.attention is AttentionKind.MLA:
             width = (heads + 1) * model.qk_rope_head_dim
         else:
             width = (heads + kv_heads_per_rank(model, tp)) * model.head_dim
-        out.append(2.0 * tokens * width * elt)
+        out.append((ROPE, 2.0 * tokens * width * elt))
     if moe:
         routed = tokens * model.experts_per_token * imbalance
         act = act_rw * routed * model.moe_ffn_hidden_size / tp * elt
         if model.num_shared_experts:
             act += act_rw * tokens * model.num_shared_experts * model.shared_ffn / tp * elt
-        out.append(act)
+        out.append((ACT, act))
         permute = 2.0 * routed * model.hidden_size * elt
-        out += [permute, permute]  # dispatch permute and combine un-permute
+        out += [(COPY, permute), (COPY, permute)]  # dispatch permute and combine un-permute
     else:
-        out.append(act_rw * tokens * model.ffn_hidden_size / tp * elt)
+        out.append((ACT, act_rw * tokens * model.ffn_hidden_size / tp * elt))
     return out
 
 
-def _elementwise_time(device: DeviceSpec, sizes: list[float], profile: DeviceProfile,
-                      scale: float = 1.0) -> float:
-    return sum(ops.memory_time(device, b * scale, profile) for b in sizes if b > 0)
+def layer_elementwise_bytes(model: ModelSpec, tokens: float, tp: int, *, moe: bool,
+                            sequence_parallel: bool, dropout: bool, dtype: DType,
+                            ep: int = 1, imbalance: float = 1.0) -> list[float]:
+    """Bytes of each kernel of layer_elementwise (same order), without the kinds."""
+    return [b for _, b in layer_elementwise(
+        model, tokens, tp, moe=moe, sequence_parallel=sequence_parallel, dropout=dropout,
+        dtype=dtype, ep=ep, imbalance=imbalance)]
+
+
+def elementwise_time(device: DeviceSpec, kernels: list[Kernel], profile: DeviceProfile,
+                     scale: float = 1.0) -> float:
+    """Seconds of memory-bound kernels on a resolved profile, each on its kind's curve;
+    scale multiplies every kernel's bytes (ELEMENTWISE_BACKWARD_RATIO for backward)."""
+    return sum(ops._memory(device, profile, b * scale, kind) for kind, b in kernels if b > 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +271,7 @@ class _Setup:
     tokens: float
     seq_q: int
     gemms: list[Gemm]
-    elementwise: list[float]
+    elementwise: list[Kernel]
     profile: DeviceProfile
     dtype: DType
 
@@ -286,7 +305,7 @@ def _setup(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: i
         tokens=tokens,
         seq_q=seq_len // cp,
         gemms=layer_gemms(model, tokens, tp, moe=moe, ep=ep, imbalance=moe_imbalance),
-        elementwise=layer_elementwise_bytes(
+        elementwise=layer_elementwise(
             model, tokens, tp, moe=moe, sequence_parallel=sequence_parallel,
             dropout=_uses_dropout(model, dropout), dtype=dt, ep=ep, imbalance=moe_imbalance),
         profile=prof,
@@ -345,11 +364,11 @@ def _unfused_attention(device: DeviceSpec, s: _Setup, *, batch: float, q: int, d
     mask = batch * q * q * DROPOUT_MASK_BYTES
     if backward:
         dgrad, wgrad = _gemms_backward(device, gemms, s.dtype, s.profile)
-        sizes = [3.0 * scores] + ([2.0 * scores + mask] if dropout else [])
-        elt = _elementwise_time(device, sizes, s.profile)
+        sizes = [(SOFTMAX, 3.0 * scores)] + ([(SOFTMAX, 2.0 * scores + mask)] if dropout else [])
+        elt = elementwise_time(device, sizes, s.profile)
         return dgrad + wgrad + elt, 2.0 * sum(g.flops for g in gemms)
-    sizes = [2.0 * scores] + ([2.0 * scores + mask] if dropout else [])
-    t = gemms_time(device, gemms, s.dtype, s.profile) + _elementwise_time(device, sizes, s.profile)
+    sizes = [(SOFTMAX, 2.0 * scores)] + ([(SOFTMAX, 2.0 * scores + mask)] if dropout else [])
+    t = gemms_time(device, gemms, s.dtype, s.profile) + elementwise_time(device, sizes, s.profile)
     return t, sum(g.flops for g in gemms)
 
 
@@ -367,7 +386,7 @@ def layer_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int
     attn_s, attn_flops = _attention(model, device, s, micro_batch=micro_batch, seq_len=seq_len,
                                     tp=tp, cp=cp, cp_mode=cp_mode, backward=False,
                                     flash=flash, dropout=_uses_dropout(model, dropout))
-    elt_s = _elementwise_time(device, s.elementwise, s.profile)
+    elt_s = elementwise_time(device, s.elementwise, s.profile)
     return LayerCost(gemm_s=gemm_s, attention_s=attn_s, elementwise_s=elt_s,
                      total_s=gemm_s + attn_s + elt_s,
                      flops=sum(g.flops for g in s.gemms) + attn_flops)
@@ -388,7 +407,7 @@ def layer_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: in
     attn_s, attn_flops = _attention(model, device, s, micro_batch=micro_batch, seq_len=seq_len,
                                     tp=tp, cp=cp, cp_mode=cp_mode, backward=True,
                                     flash=flash, dropout=_uses_dropout(model, dropout))
-    elt_s = _elementwise_time(device, s.elementwise, s.profile, ELEMENTWISE_BACKWARD_RATIO)
+    elt_s = elementwise_time(device, s.elementwise, s.profile, ELEMENTWISE_BACKWARD_RATIO)
     gemm_s = dgrad_s + wgrad_s
     return LayerCost(gemm_s=gemm_s, attention_s=attn_s, elementwise_s=elt_s,
                      total_s=gemm_s + attn_s + elt_s,
@@ -431,8 +450,8 @@ def embedding_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch:
     """Vocab-parallel embedding lookup (+ learned positions): gather rows, write the output."""
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     nbytes = 2.0 * tokens * model.hidden_size * activation_elt_bytes(dt)
-    sizes = [nbytes, nbytes] if model.learned_pos_emb else [nbytes]
-    return _cost(0.0, _elementwise_time(device, sizes, prof), 0.0)
+    sizes = [(EMBED, nbytes), (EMBED, nbytes)] if model.learned_pos_emb else [(EMBED, nbytes)]
+    return _cost(0.0, elementwise_time(device, sizes, prof), 0.0)
 
 
 def embedding_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
@@ -442,7 +461,7 @@ def embedding_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch
     """Scatter-add of the output grad into this rank's vocab shard (all weight gradient)."""
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     nbytes = 2.0 * tokens * model.hidden_size * activation_elt_bytes(dt)
-    elt_s = _elementwise_time(device, [nbytes], prof, ELEMENTWISE_BACKWARD_RATIO)
+    elt_s = elementwise_time(device, [(EMBED, nbytes)], prof, ELEMENTWISE_BACKWARD_RATIO)
     return LayerCost(gemm_s=0.0, attention_s=0.0, elementwise_s=elt_s, total_s=elt_s,
                      flops=0.0, weight_grad_s=0.0)
 
@@ -462,7 +481,8 @@ def logits_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: in
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     gemm, norm_bytes, logits = _logits_parts(model, tokens, tp, dt, sequence_parallel)
     gemm_s = gemms_time(device, [gemm], dt, prof)
-    elt_s = _elementwise_time(device, [norm_bytes, logits * CROSS_ENTROPY_BYTES_PER_LOGIT], prof)
+    elt_s = elementwise_time(device, [(NORM, norm_bytes),
+                                      (SOFTMAX, logits * CROSS_ENTROPY_BYTES_PER_LOGIT)], prof)
     return _cost(gemm_s, elt_s, gemm.flops)
 
 
@@ -474,6 +494,6 @@ def logits_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: i
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     gemm, norm_bytes, logits = _logits_parts(model, tokens, tp, dt, sequence_parallel)
     dgrad_s, wgrad_s = _gemms_backward(device, [gemm], dt, prof)
-    elt_s = _elementwise_time(device, [logits * CROSS_ENTROPY_BWD_BYTES_PER_LOGIT], prof)
-    elt_s += _elementwise_time(device, [norm_bytes], prof, ELEMENTWISE_BACKWARD_RATIO)
+    elt_s = elementwise_time(device, [(SOFTMAX, logits * CROSS_ENTROPY_BWD_BYTES_PER_LOGIT)], prof)
+    elt_s += elementwise_time(device, [(NORM, norm_bytes)], prof, ELEMENTWISE_BACKWARD_RATIO)
     return _cost(dgrad_s + wgrad_s, elt_s, 2.0 * gemm.flops, wgrad_s)

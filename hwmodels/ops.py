@@ -154,7 +154,12 @@ def resolve_profile(device: DeviceSpec,
             raise ConfigError(f"profile '{profile.name}' is for device '{profile.device}', not "
                               f"'{device.name}'", file=profile.source, key="device",
                               allowed=[profile.device])
-        return profile.complete_with(default_profile(device))
+        defaults = default_profile(device)
+        if profile is defaults or (profile.is_defaults and profile.memory is not None):
+            return profile
+        if _is_complete(profile, defaults):
+            return profile  # already resolved: skip rebuilding it (hot paths pass it around)
+        return profile.complete_with(defaults)
     if profile is None:
         return _bundled_profile(device)
     if isinstance(profile, str) and profile == CATALOG_DEFAULTS:
@@ -170,6 +175,14 @@ def resolve_profile(device: DeviceSpec,
     raise ConfigError(f"expected a DeviceProfile or a path, got {type(profile).__name__}",
                       key="profile", allowed="DeviceProfile, path to a profile JSON, "
                       f"'{CATALOG_DEFAULTS}' or None")
+
+
+def _is_complete(profile: DeviceProfile, defaults: DeviceProfile) -> bool:
+    """True if complete_with(defaults) would change nothing (every part present)."""
+    return (profile.memory is not None and profile.attention_prefill is not None
+            and profile.attention_decode is not None and profile.kernel_overhead_s is not None
+            and profile.host_to_device_Bps is not None
+            and all(dt in profile.gemm for dt in defaults.gemm))
 
 
 def _dims(**dims: float) -> None:
@@ -241,7 +254,9 @@ def _memory(device: DeviceSpec, prof: DeviceProfile, nbytes: float,
             kind: ElementwiseKind | str | None = None) -> float:
     if nbytes <= 0:
         return 0.0
-    curve = prof.elementwise_curve(kind) if kind is not None else prof.memory
+    # (no per-kind curves: the generic one, without converting the kind on this hot path)
+    curve = prof.elementwise_curve(kind) if kind is not None and prof.elementwise \
+        else prof.memory
     return nbytes / (device.memory_bw_Bps * curve(nbytes)) + prof.kernel_overhead_s
 
 

@@ -16,6 +16,10 @@ through five sums, so `estimate_step` is computed by the same code and agrees ex
   lengths (KV entries each decode query reads, its own new token included),
 - keyword extras: prefill_seqs (sequences that sample a token after prefill; default: 1 if any
   prefill tokens) and prefill_cached_sum (cached prefix tokens the prefill kernel reads; 0).
+The step's host overhead is STEP_OVERHEAD_S, or with `engine_overhead` the profile's fitted
+engine coefficients, which count the sequences in the step (prefill_seqs + decode_seqs, the
+rows the logits are computed for). Memory-bound kernels run on the profile's curve for their
+ElementwiseKind; TP all-reduces and PP sends use its measured collectives where they apply.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from hwmodels.collectives import CollectiveOp, collective_time_for_group
 from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, kv_cache_dtype, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.flops import attention_core_flops
-from hwmodels.profile import DeviceProfile
+from hwmodels.profile import DeviceProfile, ElementwiseKind
 from hwmodels.specs import AttentionKind, DeviceSpec, LinkSpec, ModelSpec
 
 # Per-step host work not hidden behind the GPU: scheduling, input preparation, sampling launch,
@@ -41,6 +45,9 @@ from hwmodels.specs import AttentionKind, DeviceSpec, LinkSpec, ModelSpec
 # graphs a residual of well under a millisecond remains. 0.5 ms is our assumption (cross-checked
 # by the Llama-2-7B NeMo/TensorRT-LLM latency test); override per StepCostModel.
 STEP_OVERHEAD_S = 0.5e-3
+# Coefficients (seconds) of a profile's fitted engine overheads (profile.engine_overheads[name]):
+# per-step host overhead = fixed_s + per_seq_s * sequences in the step + (tp_fixed_s if tp > 1).
+ENGINE_OVERHEAD_COEFFS = ("fixed_s", "per_seq_s", "tp_fixed_s")
 # Sampler traffic per logit: read bf16 logits, write and re-read fp32 probabilities (softmax,
 # top-k/top-p) - vLLM's Sampler on the gathered logits.
 SAMPLER_BYTES_PER_LOGIT = 2.0 + 4.0 + 4.0
@@ -60,6 +67,29 @@ class StepEstimate:
     breakdown: dict[str, float] = field(default_factory=dict)
 
 
+def engine_overhead_coefficients(profile: DeviceProfile, engine: str,
+                                 tp: int) -> tuple[float, float]:
+    """(fixed seconds, seconds per sequence) of one step of `engine` on a TP-`tp` replica, from
+    the profile's fitted engine overheads (see ENGINE_OVERHEAD_COEFFS)."""
+    engines = profile.engine_overheads
+    if engine not in engines:
+        if not engines:
+            raise ConfigError(f"profile '{profile.name}' has no engine overheads to take "
+                              f"'{engine}' from; leave it unset for the default "
+                              f"{STEP_OVERHEAD_S * 1e3:g} ms per step",
+                              key="serving.engine_overhead")
+        raise ConfigError(f"unknown engine '{engine}' in profile '{profile.name}'",
+                          key="serving.engine_overhead", allowed=sorted(engines))
+    coeffs = engines[engine]
+    unknown = sorted(set(coeffs) - set(ENGINE_OVERHEAD_COEFFS))
+    if unknown:
+        raise ConfigError(f"coefficient(s) {', '.join(unknown)} not used by the step model",
+                          file=profile.source, key=f"engine_overheads.{engine}",
+                          allowed=ENGINE_OVERHEAD_COEFFS)
+    fixed = coeffs.get("fixed_s", 0.0) + (coeffs.get("tp_fixed_s", 0.0) if tp > 1 else 0.0)
+    return fixed, coeffs.get("per_seq_s", 0.0)
+
+
 def _stage_layer_counts(model: ModelSpec, pp: int) -> list[tuple[int, int]]:
     """(dense layers, MoE layers) per stage; same split as hwmodels.memory (round(i * L / pp))."""
     out = []
@@ -72,14 +102,19 @@ def _stage_layer_counts(model: ModelSpec, pp: int) -> list[tuple[int, int]]:
 
 
 class StepCostModel:
-    """Memoized step-time model of one replica (see the module docstring for the arguments)."""
+    """Memoized step-time model of one replica (see the module docstring for the arguments).
+
+    engine_overhead names an engine of the profile's engine_overheads: its fitted per-step
+    host overhead replaces step_overhead_s (None: step_overhead_s, STEP_OVERHEAD_S default).
+    """
 
     def __init__(self, model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int = 1,
                  dtype: DType | str = DType.BF16, kv_dtype: DType | str | None = None,
                  profile: DeviceProfile | str | Path | None = None,
                  intra_link: str | LinkSpec | None = None,
                  inter_link: str | LinkSpec = "ib-ndr",
-                 step_overhead_s: float = STEP_OVERHEAD_S) -> None:
+                 step_overhead_s: float = STEP_OVERHEAD_S,
+                 engine_overhead: str | None = None) -> None:
         for key, value in (("tp", tp), ("pp", pp)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"must be an integer >= 1, got {value!r}", key=key)
@@ -97,6 +132,12 @@ class StepCostModel:
             raise ConfigError(f"must be >= 0, got {step_overhead_s!r}", key="step_overhead_s")
         self.step_overhead_s = float(step_overhead_s)
         self.profile = ops.resolve_profile(device, profile)
+        self.engine_overhead = engine_overhead
+        # step overhead = _overhead_fixed_s + _overhead_per_seq_s * sequences in the step
+        self._overhead_fixed_s, self._overhead_per_seq_s = self.step_overhead_s, 0.0
+        if engine_overhead is not None:
+            self._overhead_fixed_s, self._overhead_per_seq_s = engine_overhead_coefficients(
+                self.profile, str(engine_overhead), tp)
         self.act_dtype = DType.FP32 if self.dtype in (DType.FP32, DType.TF32) else DType.BF16
         self.elt = BYTES_PER_ELEMENT[self.act_dtype]
         self.stages = _stage_layer_counts(model, pp)
@@ -128,7 +169,8 @@ class StepCostModel:
     def _comm(self, group: object, op: CollectiveOp, nbytes: float) -> float:
         if group is None or nbytes == 0:
             return 0.0
-        return collective_time_for_group(self._cluster, group, op, nbytes).time_s  # type: ignore
+        return collective_time_for_group(self._cluster, group, op, nbytes,  # type: ignore
+                                         profile=self.profile).time_s
 
     def _linear(self, tokens: float) -> tuple[float, ...]:
         """Parts that depend only on the step's token count: (gemm s, elementwise s, FLOPs) of
@@ -144,18 +186,19 @@ class StepCostModel:
                 out += [0.0, 0.0, 0.0]
                 continue
             gemms = layers.layer_gemms(m, tokens, tp, moe=moe)
-            elt = layers.layer_elementwise_bytes(m, tokens, tp, moe=moe, sequence_parallel=False,
-                                                 dropout=False, dtype=self.act_dtype)
-            elt.append(2.0 * tokens * self.kv_row_bytes)  # write new K/V into the paged cache
+            elt = layers.layer_elementwise(m, tokens, tp, moe=moe, sequence_parallel=False,
+                                           dropout=False, dtype=self.act_dtype)
+            # write new K/V into the paged cache (reshape_and_cache: a copy)
+            elt.append((ElementwiseKind.COPY, 2.0 * tokens * self.kv_row_bytes))
             flops = sum(g.flops for g in layers.layer_gemms(m, tokens, 1, moe=moe))
             out += [layers.gemms_time(d, gemms, self.dtype, p),
-                    sum(ops._memory(d, p, b) for b in elt), flops]
+                    layers.elementwise_time(d, elt, p), flops]
         hidden_bytes = tokens * m.hidden_size * self.elt
         all_reduce = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE, hidden_bytes)
-        embed = ops._memory(d, p, 2.0 * hidden_bytes)
+        embed = ops._memory(d, p, 2.0 * hidden_bytes, ElementwiseKind.EMBEDDING)
         sends = [self._comm(g, CollectiveOp.SEND_RECV, hidden_bytes)
                  for g in (self._p2p_groups or [])]
-        final_norm = ops._memory(d, p, 2.0 * hidden_bytes)
+        final_norm = ops._memory(d, p, 2.0 * hidden_bytes, ElementwiseKind.NORM)
         result = (out[0], out[3], out[1], out[4], out[2], out[5], all_reduce, embed,
                   sum(sends), final_norm)
         if len(self._linear_memo) >= MEMO_MAX_ENTRIES:
@@ -176,7 +219,8 @@ class StepCostModel:
             gemm = ops.gemm_time(d, rows, m.vocab_size / self.tp, m.hidden_size, self.act_dtype, p)
             gather = self._comm(self._tp_group, CollectiveOp.ALL_GATHER,
                                 rows * m.vocab_size * self.elt)
-            sampler = ops.memory_time(d, rows * m.vocab_size * SAMPLER_BYTES_PER_LOGIT, p)
+            sampler = ops._memory(d, p, rows * m.vocab_size * SAMPLER_BYTES_PER_LOGIT,
+                                  ElementwiseKind.SOFTMAX)
             result = (gemm + gather + sampler, 2.0 * rows * m.vocab_size * m.hidden_size)
         if len(self._rows_memo) >= MEMO_MAX_ENTRIES:
             self._rows_memo.clear()
@@ -226,8 +270,11 @@ class StepCostModel:
         attn_d = ops._decode(d, p, decode_seqs, decode_context_sum, self.heads,
                              self.decode_kv_heads, m.head_dim, self.kv_dtype, self.latent_dim,
                              self._decode_rate)
-        rows = decode_seqs + (prefill_seqs or (1 if prefill_tokens else 0))
+        rows = decode_seqs + (prefill_seqs or (1 if prefill_tokens else 0))  # seqs in step
         logits_s, logits_flops = self._logits(rows)
+        overhead = self._overhead_fixed_s
+        if self._overhead_per_seq_s:
+            overhead += self._overhead_per_seq_s * rows
         embed_ar = all_reduce if self.tp > 1 else 0.0
         per_dense = g_dense + e_dense + 2 * all_reduce + attn_p + attn_d
         per_moe = g_moe + e_moe + 2 * all_reduce + attn_p + attn_d
@@ -244,7 +291,7 @@ class StepCostModel:
         attn_flops = self.attn_flops_per_pair * (prefill_attn_units + decode_context_sum)
         return (nd * g_dense + nm * g_moe, n * attn_p, n * attn_d,
                 nd * e_dense + nm * e_moe + embed, 2 * n * all_reduce + embed_ar, sends,
-                final_norm + logits_s, self.step_overhead_s, stage_s,
+                final_norm + logits_s, overhead, stage_s,
                 nd * f_dense + nm * f_moe + n * attn_flops + logits_flops)
 
     # -- public ---------------------------------------------------------------------------------
@@ -283,9 +330,11 @@ class StepCostModel:
 @functools.lru_cache(maxsize=64)
 def _cost_model(model: ModelSpec, device: DeviceSpec, tp: int, pp: int, dtype: DType | str,
                 kv_dtype: DType | str | None, profile: DeviceProfile | str | Path | None,
-                intra_link: str | LinkSpec | None, inter_link: str | LinkSpec) -> StepCostModel:
+                intra_link: str | LinkSpec | None, inter_link: str | LinkSpec,
+                engine_overhead: str | None) -> StepCostModel:
     return StepCostModel(model, device, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv_dtype,
-                         profile=profile, intra_link=intra_link, inter_link=inter_link)
+                         profile=profile, intra_link=intra_link, inter_link=inter_link,
+                         engine_overhead=engine_overhead)
 
 
 def _lengths(values: Sequence[int], key: str, minimum: int) -> list[int]:
@@ -316,13 +365,16 @@ def estimate_step(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int 
                   kv_dtype: DType | str | None = None,
                   profile: DeviceProfile | str | Path | None = None,
                   intra_link: str | LinkSpec | None = None,
-                  inter_link: str | LinkSpec = "ib-ndr") -> StepEstimate:
+                  inter_link: str | LinkSpec = "ib-ndr",
+                  engine_overhead: str | None = None) -> StepEstimate:
     """One serving step: prompts of prefill_lens new tokens (after prefill_cached cached ones)
-    and sequences decoding one token at decode_context_lens, on a TP x PP replica."""
+    and sequences decoding one token at decode_context_lens, on a TP x PP replica
+    (engine_overhead: as StepCostModel)."""
     units = prefill_attn_units(prefill_lens, prefill_cached)
     new = list(prefill_lens)
     ctx = _lengths(decode_context_lens, "decode_context_lens", 1)
-    cost = _cost_model(model, device, tp, pp, dtype, kv_dtype, profile, intra_link, inter_link)
+    cost = _cost_model(model, device, tp, pp, dtype, kv_dtype, profile, intra_link, inter_link,
+                       engine_overhead)
     parts = cost.breakdown(sum(new), units, len(ctx), sum(ctx), prefill_seqs=len(new),
                            prefill_cached_sum=sum(prefill_cached))
     time_s = parts.pop("time_s")

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from hwmodels.collectives import CollectiveOp, collective_time
 from hwmodels.layers import ProfileArg
+from hwmodels.ops import resolve_profile
 from hwmodels.specs import ClusterSpec
 
 
 class CommModel:
-    """collective_time with a per-simulation cache (no process-wide state)."""
+    """collective_time with a per-simulation cache (no process-wide state). The profile is
+    resolved once (hwmodels.ops.resolve_profile): its measured collective curves, if any,
+    drive single-node groups."""
 
     __slots__ = ("cluster", "profile", "_cache")
 
     def __init__(self, cluster: ClusterSpec, profile: ProfileArg = None) -> None:
         self.cluster = cluster
-        self.profile = profile
+        self.profile = resolve_profile(cluster.device, profile)
         self._cache: dict[tuple[tuple[int, ...], CollectiveOp, float, int | None], float] = {}
 
     def time_s(self, ranks: tuple[int, ...], op: CollectiveOp, nbytes: float,

@@ -15,6 +15,7 @@ from typing import Any
 from hwmodels import layers
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
+from hwmodels.ops import resolve_profile
 from hwmodels.parallel import CPMode, FSDPImpl, ParallelConfig, Recompute, TrainingConfig
 from hwmodels.specs import ModelSpec
 from hwmodels.training.comm import CommModel
@@ -135,8 +136,10 @@ class ChunkCostModel:
                  cache: CostCache | None = None) -> None:
         self.model, self.training, self.parallel = model, training, parallel
         self.flash_attention = flash_attention
-        self.comm, self.groups, self.profile = comm, groups, profile
+        self.comm, self.groups = comm, groups
         self.device = comm.cluster.device
+        # resolved once: a path is read once, not per layer call
+        self.profile = resolve_profile(self.device, profile)
         self.cache = CostCache() if cache is None else cache
 
     # -- per layer ---------------------------------------------------------------------------

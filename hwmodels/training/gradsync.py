@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from hwmodels import flops
 from hwmodels.dtypes import DType
+from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time
 from hwmodels.parallel import ParallelConfig, TrainingConfig
+from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ModelSpec
 from hwmodels.training.comm import CommModel
 from hwmodels.training.placement import StageGroups
@@ -105,7 +107,7 @@ class StageEnd:
 def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: CommModel,
                  training: TrainingConfig, parallel: ParallelConfig, compute_end_s: float,
                  last_grad_window: dict[int, tuple[float, float]],
-                 profile: object = None) -> StageEnd:
+                 profile: ProfileArg = None) -> StageEnd:
     """Grad reduction (bucketed, overlapped or not), embedding sync, optimizer, param gather."""
     p = parallel
     device = comm.cluster.device
@@ -141,7 +143,8 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     dp_shard = dp_size if p.zero >= 1 else 1
     edp_shard = len(groups.expert_dp_group) if p.zero >= 1 else 1
     shard = params.dense / dp_shard + params.expert / edp_shard
-    optimizer_s = memory_time(device, shard * ADAM_BYTES_PER_PARAM, profile) if shard else 0.0
+    optimizer_s = (memory_time(device, shard * ADAM_BYTES_PER_PARAM, profile,
+                               kind=ElementwiseKind.OPTIMIZER) if shard else 0.0)
     if p.zero in (1, 2) and not p.overlap_param_gather:
         # updated weights all-gathered before the next forward (hidden when overlapped with it)
         exposed += comm.all_gather(groups.dp_cp_group, params.dense * PARAM_GATHER_BYTES)

@@ -30,7 +30,7 @@ from hwmodels.collectives import (
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
-from hwmodels.profile import Curve, DeviceProfile
+from hwmodels.profile import CATALOG_DEFAULTS, Curve, DeviceProfile
 from hwmodels.specs import ClusterSpec, LinkKind, LinkSpec
 from hwmodels.units import GB, GiB, KiB
 
@@ -206,9 +206,15 @@ def test_measured_profile_curve_drives_intra_node_groups() -> None:
     assert measured.time_s == pytest.approx(1e10 * 2 * 7 / 8 / 200e9)
     # Inter-node groups and ops without a curve keep the model.
     assert collective_time(c, range(16), "all_reduce", 1e10, profile=profile) == \
-        collective_time(c, range(16), "all_reduce", 1e10)
+        collective_time(c, range(16), "all_reduce", 1e10, profile=CATALOG_DEFAULTS)
     assert collective_time(c, range(8), "all_gather", 1e10, profile=profile) == \
-        collective_time(c, range(8), "all_gather", 1e10)
+        collective_time(c, range(8), "all_gather", 1e10, profile=CATALOG_DEFAULTS)
+
+
+def test_group_info_names_its_scale_up_link() -> None:
+    assert group_info(build_cluster(H100, 16), range(8)).intra_link == "nvlink4"
+    assert group_info(build_cluster(A100, 8), range(8)).intra_link == "nvlink3"
+    assert group_info(build_cluster(H100, 8, intra_node="pcie5"), [0, 1]).intra_link == "pcie5"
 
 
 # ---------------------------------------------------------------- bad input

@@ -211,3 +211,19 @@ def test_resolve_profile_passes_loads_and_defaults(tmp_path) -> None:  # type: i
     assert ops.gemm_time(A100_HAND, 8192, 8192, 8192, DType.BF16, path) == pytest.approx(t_half)
     with pytest.raises(ConfigError, match="not 'h100-sxm'"):
         ops.resolve_profile(H100, path)
+
+
+def test_memory_time_kind_picks_the_kind_curve_else_the_generic_one() -> None:
+    default = ops.default_profile(A100)
+    slow = dataclasses.replace(default, name="slow-rope", source="test",
+                               measured=frozenset({"elementwise.rope"}),
+                               elementwise=FrozenMap({"rope": Curve((1e3, 1e10), (0.1, 0.1))}))
+    nbytes = 1e8
+    assert ops.memory_time(A100, nbytes, slow, kind="rope") == pytest.approx(
+        nbytes / (A100.memory_bw_Bps * 0.1) + A100.kernel_overhead_s)
+    # kinds without a curve (and kind=None) use the generic memory curve
+    assert ops.memory_time(A100, nbytes, slow, kind="norm") == \
+        ops.memory_time(A100, nbytes, slow) == ops.memory_time(A100, nbytes, "defaults")
+    with pytest.raises(ConfigError) as err:
+        ops.memory_time(A100, nbytes, slow, kind="layernorm")
+    assert err.value.key == "kind" and "norm" in str(err.value)

@@ -215,3 +215,15 @@ def test_profile_is_used() -> None:
     base = estimate_step(LLAMA3_8B, H100, decode_context_lens=[100]).time_s
     assert estimate_step(LLAMA3_8B, H100, decode_context_lens=[100], profile=slow).time_s > \
         base + 0.1
+
+
+def test_step_overhead_without_an_engine_is_the_fixed_default() -> None:
+    from hwmodels.step import STEP_OVERHEAD_S
+
+    for kw in ({}, {"engine_overhead": None}):
+        cost = StepCostModel(LLAMA3_8B, H100, **kw)  # type: ignore[arg-type]
+        assert cost.breakdown(0, 0, 3, 300)["overhead_s"] == STEP_OVERHEAD_S
+        assert cost.breakdown(0, 0, 200, 20000)["overhead_s"] == STEP_OVERHEAD_S
+    custom = StepCostModel(LLAMA3_8B, H100, step_overhead_s=2e-3)
+    assert custom.breakdown(0, 0, 3, 300)["overhead_s"] == 2e-3
+    assert StepCostModel(LLAMA3_8B, H100).breakdown(0, 0, 0, 0)["overhead_s"] == 0.0  # empty
