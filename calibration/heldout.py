@@ -51,9 +51,9 @@ def _predict(device: DeviceSpec, family: str, r: Mapping[str, Any],
             num_kv_heads=r["kv_heads"], head_dim=r["head_dim"], kv_dtype=r["dtype"],
             profile=prof)
     if family == "collectives":
-        p = None if isinstance(prof, str) else prof  # None: the analytic alpha-beta model
+        # CATALOG_DEFAULTS: the analytic alpha-beta model (None would be the bundled profile)
         return collective_time(cluster, range(int(r["world"])), r["op"], r["bytes"],
-                               profile=p).time_s
+                               profile=prof).time_s
     raise ValueError(family)
 
 
@@ -97,23 +97,24 @@ def _stats(errs: list[float]) -> dict[str, float]:
     return {"median": float(np.median(a)), "p90": float(np.percentile(a, 90))}
 
 
-def heldout_errors(raw: Mapping[str, Any], fitter: Fitter, device_name: str
-                   ) -> dict[str, Any]:
-    """Per-operator and per-family held-out median/p90 |error| of the profile and defaults.
+def heldout_rows(raw: Mapping[str, Any], fitter: Fitter, device_name: str
+                 ) -> list[dict[str, Any]]:
+    """One row per held-out measurement: family, operator, fold, measured_s and the seconds
+    predicted by the fold's profile (predicted_s) and by the catalog defaults (defaults_s).
 
     fitter(raw subset) -> profile dict (the same fit the written profile comes from)."""
     device = load_device(device_name)
     cluster = build_cluster(device, device.devices_per_node or 8)
     defaults = ops.CATALOG_DEFAULTS
-    errs: dict[tuple[str, str, str], list[float]] = {}  # (family key, operator, source) -> errs
+    rows: list[dict[str, Any]] = []
 
-    def score(family: str, recs: list[dict[str, Any]], prof: DeviceProfile) -> None:
+    def score(fold: str, family: str, recs: list[dict[str, Any]], prof: DeviceProfile) -> None:
         for r in recs:
-            t = r["median_s"]
-            for src, p in (("profile", prof), ("defaults", defaults)):
-                e = abs(_predict(device, family, r, p, cluster) - t) / t
-                errs.setdefault((_family_key(family, r), _operator(family, r), src),
-                                []).append(e)
+            rows.append({"family": _family_key(family, r), "operator": _operator(family, r),
+                         "fold": fold, "model": r.get("model", ""),
+                         "measured_s": r["median_s"],
+                         "predicted_s": _predict(device, family, r, prof, cluster),
+                         "defaults_s": _predict(device, family, r, defaults, cluster)})
 
     models = sorted({r["model"] for r in raw["gemm"]})
     folds: list[tuple[str, dict[str, Any], dict[str, list[dict[str, Any]]]]] = []
@@ -136,10 +137,24 @@ def heldout_errors(raw: Mapping[str, Any], fitter: Fitter, device_name: str
             train = {k: v for k, v in raw.items() if k not in by_size}
             train[fam] = [recs[j] for j in tr]
             folds.append((f"{fam} fold {i}", train, {fam: [recs[j] for j in te]}))
-    for _name, train, test in folds:
+    for name, train, test in folds:
         prof = _profile(fitter(train), device)
         for fam, recs in test.items():
-            score(fam, recs, prof)
+            score(name, fam, recs, prof)
+    return rows
+
+
+def heldout_errors(raw: Mapping[str, Any], fitter: Fitter, device_name: str
+                   ) -> dict[str, Any]:
+    """Per-operator and per-family held-out median/p90 |error| of the profile and defaults
+    (aggregated from heldout_rows)."""
+    models = sorted({r["model"] for r in raw["gemm"]})
+    errs: dict[tuple[str, str, str], list[float]] = {}  # (family key, operator, source) -> errs
+    for row in heldout_rows(raw, fitter, device_name):
+        t = row["measured_s"]
+        for src, col in (("profile", "predicted_s"), ("defaults", "defaults_s")):
+            errs.setdefault((row["family"], row["operator"], src), []).append(
+                abs(row[col] - t) / t)
 
     operators: dict[str, Any] = {}
     families: dict[str, Any] = {}

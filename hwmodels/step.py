@@ -46,8 +46,10 @@ from hwmodels.specs import AttentionKind, DeviceSpec, LinkSpec, ModelSpec
 # by the Llama-2-7B NeMo/TensorRT-LLM latency test); override per StepCostModel.
 STEP_OVERHEAD_S = 0.5e-3
 # Coefficients (seconds) of a profile's fitted engine overheads (profile.engine_overheads[name]):
-# per-step host overhead = fixed_s + per_seq_s * sequences in the step + (tp_fixed_s if tp > 1).
-ENGINE_OVERHEAD_COEFFS = ("fixed_s", "per_seq_s", "tp_fixed_s")
+# per-step host overhead = fixed_s + per_seq_s * sequences in the step
+#                          + (tp_fixed_s + tp_per_seq_s * sequences in the step if tp > 1),
+# the tp_* terms being the engine's worker communication (Ray in vLLM 2024), absent at TP 1.
+ENGINE_OVERHEAD_COEFFS = ("fixed_s", "per_seq_s", "tp_fixed_s", "tp_per_seq_s")
 # Sampler traffic per logit: read bf16 logits, write and re-read fp32 probabilities (softmax,
 # top-k/top-p) - vLLM's Sampler on the gathered logits.
 SAMPLER_BYTES_PER_LOGIT = 2.0 + 4.0 + 4.0
@@ -87,7 +89,8 @@ def engine_overhead_coefficients(profile: DeviceProfile, engine: str,
                           file=profile.source, key=f"engine_overheads.{engine}",
                           allowed=ENGINE_OVERHEAD_COEFFS)
     fixed = coeffs.get("fixed_s", 0.0) + (coeffs.get("tp_fixed_s", 0.0) if tp > 1 else 0.0)
-    return fixed, coeffs.get("per_seq_s", 0.0)
+    per_seq = coeffs.get("per_seq_s", 0.0) + (coeffs.get("tp_per_seq_s", 0.0) if tp > 1 else 0.0)
+    return fixed, per_seq
 
 
 def _stage_layer_counts(model: ModelSpec, pp: int) -> list[tuple[int, int]]:

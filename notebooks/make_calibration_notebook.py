@@ -3,9 +3,8 @@
 The notebook reads the Vidur kernel tables (../shared/calibration-data/vidur, MIT) through the
 calibration importer, shows per-operator predicted vs measured (held out, leave one model out)
 for A100 and H100, and the `fleetsim validate` side by side of catalog defaults and profiles.
-It needs calibration.importers.vidur.read_measurements and calibration.heldout.
-leave_one_model_out (the importer branch); generate and commit the .ipynb only once they are
-merged, since tests/test_notebooks.py executes every notebooks/*.ipynb.
+It uses calibration.importers.vidur.import_vidur (raw kernel records), calibration.importers.
+build.make_fitter (the fit the bundled profiles come from) and calibration.heldout.heldout_rows.
 """
 
 from pathlib import Path
@@ -33,20 +32,22 @@ cells = [
         "import numpy as np\n"
         "import pandas as pd\n\n"
         "import fleetsim\n"
-        "# The calibration API this notebook uses (calibration.importers.vidur, calibration.heldout):\n"
-        "#   read_measurements(root, device=...) -> {family: [raw record, ...]}\n"
-        "#   leave_one_model_out(raw, device=...) -> [{model, op, measured_s, predicted_s,\n"
-        "#                                             defaults_s, ...}, ...]\n"
-        "from calibration.heldout import leave_one_model_out\n"
-        "from calibration.importers.vidur import read_measurements\n"
+        "# import_vidur(root, device) -> ({family: [raw record, ...]}, provenance)\n"
+        "# heldout_rows(raw, fitter, device) -> [{family, operator, fold, model, measured_s,\n"
+        "#                                        predicted_s, defaults_s}, ...]\n"
+        "from calibration.heldout import heldout_rows\n"
+        "from calibration.importers.build import make_fitter\n"
+        "from calibration.importers.vidur import import_vidur\n"
         "from hwmodels.catalog import load_device\n\n"
         "VIDUR = Path(os.environ.get('FLEETSIM_VIDUR_DIR') or\n"
         "             Path(fleetsim.__file__).resolve().parents[2] / 'shared' / 'calibration-data'\n"
         "             / 'vidur')\n"
         "assert (VIDUR / 'README.md').exists(), f'Vidur tables not found at {VIDUR}'\n"
         "DEVICES = ('a100-80gb', 'h100-sxm')\n"
-        "raw = {dev: read_measurements(VIDUR, device=dev) for dev in DEVICES}\n"
-        "pd.DataFrame({dev: {fam: len(recs) for fam, recs in raw[dev].items()}\n"
+        "imported = {dev: import_vidur(VIDUR, dev) for dev in DEVICES}\n"
+        "raw = {dev: imported[dev][0] for dev in DEVICES}\n"
+        "pd.DataFrame({dev: {fam: len(recs) for fam, recs in raw[dev].items()\n"
+        "                    if isinstance(recs, list)}\n"
         "              for dev in DEVICES}).fillna(0).astype(int)"),
     nbf.v4.new_markdown_cell(
         "## GEMM efficiency: measured vs catalog\n\n"
@@ -85,8 +86,10 @@ cells = [
         "this one's; `defaults_s` is the catalog defaults' prediction of the same operator. "
         "Points on the diagonal are perfect predictions."),
     nbf.v4.new_code_cell(
-        "held = pd.concat([pd.DataFrame(leave_one_model_out(raw[dev], device=dev)).assign(device=dev)\n"
+        "held = pd.concat([pd.DataFrame(heldout_rows(raw[dev], make_fitter(dev, imported[dev][1]),\n"
+        "                                             dev)).assign(device=dev)\n"
         "                  for dev in DEVICES], ignore_index=True)\n"
+        "held = held.rename(columns={'operator': 'op'})\n"
         "held['profile_err'] = (held.predicted_s - held.measured_s).abs() / held.measured_s\n"
         "held['defaults_err'] = (held.defaults_s - held.measured_s).abs() / held.measured_s\n"
         "fig, axes = plt.subplots(1, len(DEVICES), figsize=(11, 4.5), squeeze=False)\n"

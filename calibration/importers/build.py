@@ -32,18 +32,12 @@ def catalog_peaks(device: str) -> dict[str, Any]:
                       "(hwmodels/catalog/devices.yaml)"}
 
 
-def build_profile(root: str | Path, device: str, *, allow_worse: bool = False,
-                  out: str | Path | None = None,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The gated profile dict for `device` from the tables under `root` (written to `out` when
-    given). Raises ConfigError for unreadable tables, ProfileRejectedError when the fit loses
-    to the catalog defaults on held-out shapes (unless allow_worse)."""
-    say = log or (lambda _m: None)
-    raw, src = import_vidur(root, device)
-    raw["collectives_link"] = DEVICES[device][1]
+def make_fitter(device: str, src: Mapping[str, Any]
+                ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The fit an imported profile comes from (raw records -> profile dict), for held-out
+    folds and the written file alike: catalog peaks, the imported tables' curve shape."""
     peaks = catalog_peaks(device)
     env = {"date": src["date"], "importer": "calibration.importers.vidur"}
-    say(f"imported {', '.join(f'{k}: {len(v)}' for k, v in raw.items() if isinstance(v, list))}")
 
     def fitter(subset: Mapping[str, Any]) -> dict[str, Any]:
         prof = fit_profile(subset, peaks, device=device, device_reported=f"{device} (Vidur)",
@@ -55,6 +49,22 @@ def build_profile(root: str | Path, device: str, *, allow_worse: bool = False,
                     prof["gemm"][alias] = prof["gemm"][dt]
                     prof["fit"]["notes"].append(f"gemm.{alias} is the {dt} curve (same peak)")
         return prof
+
+    return fitter
+
+
+def build_profile(root: str | Path, device: str, *, allow_worse: bool = False,
+                  out: str | Path | None = None,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The gated profile dict for `device` from the tables under `root` (written to `out` when
+    given). Raises ConfigError for unreadable tables, ProfileRejectedError when the fit loses
+    to the catalog defaults on held-out shapes (unless allow_worse)."""
+    say = log or (lambda _m: None)
+    raw, src = import_vidur(root, device)
+    raw["collectives_link"] = DEVICES[device][1]
+    say(f"imported {', '.join(f'{k}: {len(v)}' for k, v in raw.items() if isinstance(v, list))}")
+
+    fitter = make_fitter(device, src)
 
     profile = fitter(raw)
     say("held-out scoring (leave one model out) ...")

@@ -31,9 +31,15 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
     """hwmodels -> the step cost, KV blocks, limits, price, power model of one group's
     replicas."""
     sv, model, device = plan.serving, plan.model, group.device
-    cost = StepCostModel(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
-                         kv_dtype=sv.kv_dtype, profile=group.profile, intra_link=plan.intra_node,
-                         inter_link=plan.inter_node)
+    try:
+        cost = StepCostModel(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
+                             kv_dtype=sv.kv_dtype, profile=group.profile,
+                             intra_link=plan.intra_node, inter_link=plan.inter_node,
+                             engine_overhead=sv.engine_overhead)
+    except ConfigError as err:  # an engine the profile has not fitted: name the scenario
+        if err.key == "serving.engine_overhead":
+            raise err.with_context(file=plan.file) from None
+        raise
     try:
         cap = kv_cache_capacity(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
                                 kv_dtype=sv.kv_dtype,
@@ -101,10 +107,11 @@ def cluster_options(plan: ServingPlan, groups: tuple[ReplicaGroup, ...], *,
         per_node = plan.devices_per_node or dev.devices_per_node
         intra = link_cost(dev, intra_node=plan.disagg_link or plan.intra_node,
                           inter_node=plan.inter_node, cross_node=False,
-                          devices_per_node=per_node)
+                          devices_per_node=per_node, profile=groups[0].profile)
         inter = link_cost(dev, intra_node=plan.intra_node,
                           inter_node=plan.disagg_link or plan.inter_node,
-                          cross_node=True, devices_per_node=per_node)
+                          cross_node=True, devices_per_node=per_node,
+                          profile=groups[0].profile)
         transfer = (intra, inter, per_node, plan.disagg_same_node)
     migration = sv.migration
     if migration is None and sv.router == RouterKind.LLUMNIX:

@@ -57,6 +57,9 @@ class ServingConfig:
     routers: int = 1
     migration: MigrationConfig | None = None
     client_timeout_s: Seconds | None = None
+    # a fitted engine of the device profile's engine_overheads (e.g. vllm-2024): per-step host
+    # overhead from its coefficients instead of hwmodels.step.STEP_OVERHEAD_S (an assumption)
+    engine_overhead: str | None = None
 
     def __post_init__(self) -> None:
         w = "serving"

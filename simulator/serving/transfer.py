@@ -19,6 +19,7 @@ import simpy
 
 from hwmodels.cluster import build_cluster
 from hwmodels.collectives import CollectiveOp, collective_time
+from hwmodels.profile import DeviceProfile
 from hwmodels.specs import DeviceSpec
 
 SMALL_BYTES, LARGE_BYTES = 1 << 20, 1 << 30  # alpha-beta fit points (1 MiB, 1 GiB)
@@ -33,14 +34,18 @@ class LinkCost:
 
 
 def link_cost(device: DeviceSpec, *, intra_node: str | None, inter_node: str,
-              cross_node: bool, devices_per_node: int | None = None) -> LinkCost:
-    """Fit send_recv on the actual link (same node: ranks 0,1; across nodes: 0, node size)."""
+              cross_node: bool, devices_per_node: int | None = None,
+              profile: DeviceProfile | None = None) -> LinkCost:
+    """Fit send_recv on the actual link (same node: ranks 0,1; across nodes: 0, node size),
+    with the device profile's measured send_recv where it applies (same link, one node)."""
     per_node = devices_per_node or device.devices_per_node
     cluster = build_cluster(device, 2 * per_node, devices_per_node=per_node,
                             intra_node=intra_node, inter_node=inter_node)
     ranks = (0, per_node) if cross_node else (0, 1)
-    t1 = collective_time(cluster, ranks, CollectiveOp.SEND_RECV, SMALL_BYTES).time_s
-    t2 = collective_time(cluster, ranks, CollectiveOp.SEND_RECV, LARGE_BYTES).time_s
+    t1 = collective_time(cluster, ranks, CollectiveOp.SEND_RECV, SMALL_BYTES,
+                         profile=profile).time_s
+    t2 = collective_time(cluster, ranks, CollectiveOp.SEND_RECV, LARGE_BYTES,
+                         profile=profile).time_s
     bw = (LARGE_BYTES - SMALL_BYTES) / max(t2 - t1, 1e-12)
     return LinkCost(latency_s=max(0.0, t1 - SMALL_BYTES / bw), bandwidth_Bps=bw)
 

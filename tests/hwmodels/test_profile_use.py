@@ -285,7 +285,7 @@ def test_tp_decode_all_reduces_take_the_measured_latency() -> None:
 # ---------------------------------------------------------------- engine overheads
 
 ENGINES = FrozenMap({"vllm-test": FrozenMap({"fixed_s": 1.5e-3, "per_seq_s": 2e-5,
-                                             "tp_fixed_s": 4e-4})})
+                                             "tp_fixed_s": 4e-4, "tp_per_seq_s": 3e-5})})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -301,7 +301,8 @@ def test_engine_overhead_coefficients_add_exactly(new, ctx, tp) -> None:  # type
     if not new and not ctx:
         assert est.time_s == 0.0
         return
-    expected = 1.5e-3 + 2e-5 * (len(new) + len(ctx)) + (4e-4 if tp > 1 else 0.0)
+    seqs = len(new) + len(ctx)
+    expected = 1.5e-3 + 2e-5 * seqs + ((4e-4 + 3e-5 * seqs) if tp > 1 else 0.0)
     assert est.breakdown["overhead_s"] == pytest.approx(expected, rel=1e-12)
     assert plain.breakdown["overhead_s"] == STEP_OVERHEAD_S
     for key in set(BREAKDOWN_KEYS) - {"overhead_s"}:
