@@ -186,9 +186,22 @@ def fit_collectives(records: list[dict[str, Any]], *, summarize: bool = False
                 ux = np.unique(xs)
                 ys = np.array([float(np.median(ys[xs == x])) for x in ux])
                 xs = ux
+            ys = time_monotone_busbw(xs, ys)
             out.setdefault(op, {})[str(world)] = {"x": [float(v) for v in xs],
                                                   "busbw_Bps": [float(v) for v in ys]}
     return out
+
+
+def time_monotone_busbw(xs: np.ndarray, busbw: np.ndarray) -> np.ndarray:
+    """Bus bandwidths whose implied times (x / busbw, up to the op's bus factor) never fall as
+    the message grows: a smaller message's time is capped by every larger one's, walking down
+    from the largest size. Small-message timings jitter upwards (Vidur's 8-GPU all-reduce at
+    2 KB: median 37 us, at 10 KB 23 us), and the hwmodels latency floor is the smallest
+    size's time, so one slow point would otherwise set the floor of every small message."""
+    t = xs / busbw
+    for i in range(len(t) - 2, -1, -1):
+        t[i] = min(t[i], t[i + 1])
+    return xs / t
 
 
 def fit_engine_overheads(records: list[dict[str, Any]]) -> tuple[dict[str, float],

@@ -19,7 +19,9 @@ replace the model for a group on one node whose scale-up link is the one they we
 group size not measured uses the nearest measured size at or above it (else below): bus
 bandwidth is what carries over between group sizes (nccl-tests' normalisation), so the time is
 size x bus_factor(op, n) / busbw. Below the smallest measured message the time is that
-message's time (the measured latency floor), above the largest the bus bandwidth plateaus.
+message's time (the measured latency floor); above the largest, the measured time at the largest
+plus what the analytic model charges for the extra bytes (the measurement does not reach the
+asymptote: Vidur's tables stop at 64 MB).
 send_recv (pipeline p2p, KV transfers) is one pair exchanging: it uses the world-2 curve.
 """
 
@@ -221,14 +223,20 @@ def _cost(group: GroupInfo, op: CollectiveOp | str, nbytes: float,
                               alg_bw_Bps=0.0)
     if algo is None and curves:
         return _measured(group, op_, size, curves)
-    candidates = (algo,) if algo is not None else SUPPORTED[op_]
-    # Like NCCL's tuner: evaluate every allowed algorithm's model, keep the fastest.
-    alpha, beta, chosen = min(((*_MODELS[c](group, op_, size), c) for c in candidates),
-                              key=lambda t: t[0] + t[1])
+    alpha, beta, chosen = _model(group, op_, size, algo)
     time_s = alpha + beta
     alg_bw = size / time_s
     return CollectiveCost(time_s=time_s, algorithm=chosen, alg_bw_Bps=alg_bw,
                           bus_bw_Bps=alg_bw * bus_factor(op_, n), latency_s=alpha)
+
+
+def _model(group: GroupInfo, op: CollectiveOp, size: float, algo: Algorithm | None
+           ) -> tuple[float, float, Algorithm]:
+    """(alpha_s, beta_s, algorithm) of the analytic model; like NCCL's tuner, the fastest
+    allowed algorithm unless one is forced."""
+    candidates = (algo,) if algo is not None else SUPPORTED[op]
+    return min(((*_MODELS[c](group, op, size), c) for c in candidates),
+               key=lambda t: t[0] + t[1])
 
 
 def measured_world(op: CollectiveOp, size: int, worlds: Iterable[int]) -> int:
@@ -247,9 +255,17 @@ def _measured(group: GroupInfo, op: CollectiveOp, size: float,
     """Cost from a measured bus-bandwidth curve (see the module docstring)."""
     curve = curves[measured_world(op, group.size, curves)]
     factor = bus_factor(op, group.size)
-    smallest = curve.xs[0]
+    smallest, largest = curve.xs[0], curve.xs[-1]
     floor_s = smallest * factor / curve(smallest)  # the smallest measured message's time
-    time_s = max(size * factor / curve(size), floor_s)
+    if size > largest:
+        # Past the largest measured message the curve says nothing about the asymptote: the
+        # bytes beyond it cost what the analytic model charges for them (continuous, monotone).
+        top_s = largest * factor / curve(largest)
+        a1, b1, _ = _model(group, op, size, None)
+        a0, b0, _ = _model(group, op, largest, None)
+        time_s = max(top_s + (a1 + b1) - (a0 + b0), floor_s)
+    else:
+        time_s = max(size * factor / curve(size), floor_s)
     alg_bw = size / time_s
     return CollectiveCost(time_s=time_s, algorithm=SUPPORTED[op][0], bus_bw_Bps=alg_bw * factor,
                           alg_bw_Bps=alg_bw, latency_s=floor_s)
