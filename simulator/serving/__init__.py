@@ -8,8 +8,12 @@ API for planners (planners/serve.py, gpu_mix.py, power.py build on exactly this)
 Scenario YAML (all cluster keys optional; the homogeneous form of issue 4 still works)::
 
     model: llama3-70b
-    cluster: {device: h100-sxm, devices_per_node: 8, intra_node: nvlink4, inter_node: ib-ndr}
+    cluster: {device: h100-sxm, devices_per_node: 8, intra_node: nvlink4, inter_node: ib-ndr,
+              profile: h100-sxm}   # efficiency profile: a path (relative to this file), a
+                                   # bundled name, or `defaults`; omitted: bundled, else catalog
     serving:
+      engine_overhead: vllm-2024   # optional: per-step host overhead from the profile's fitted
+                                   # engine (default: hwmodels.step.STEP_OVERHEAD_S, 0.5 ms)
       # homogeneous: replicas x (tp, pp) of cluster.device           (issue 4, unchanged)
       replicas: 4
       tp: 4
@@ -18,6 +22,7 @@ Scenario YAML (all cluster keys optional; the homogeneous form of issue 4 still 
         - {name: h100, device: h100-sxm, count: 2, tp: 4, pp: 1, price_usd_per_hour: 4.5}
         - {name: a100, device: a100-80gb, count: 4, tp: 4}        # price: catalog default
         - {name: l4, device: l4, count: 8, tp: 1, slowdown: 1.0}   # slowdown: step multiplier
+        # any group may name its own `profile:` (one per device in a mixed fleet)
       router: round_robin | least_loaded | least_kv | power_of_two | prefix_affinity
               | session_affinity | capacity_weighted | llumnix     # RouterKind
       routers: 1               # front-end router instances; request i goes to router i % n

@@ -588,6 +588,65 @@ case("traces-synth-spec-unknown-key", *SY, "--spec", "{tmp}/s.yaml",
      files={"s.yaml": "num_requests: 5\nbogus: 1\n"})
 
 
+# --- efficiency profiles (issue 14): every command that predicts time, the scenario keys, the
+# importer. A profile for another device, an older format, a table it cannot read: exit 2.
+def _profile_json(device: str = "h100-sxm", **over: Any) -> str:
+    data: dict[str, Any] = {"format": "fleetsim-profile", "version": 2, "device": device,
+                            "source": {"description": "hand-made campaign profile"},
+                            "gemm": {"bf16": {"x": [1e6, 1e12], "eff": [0.3, 0.3]}}}
+    data.update(over)
+    return json.dumps(data)
+
+
+PROFILE_CASES = {
+    "wrong-device": {"p.json": _profile_json("a100-80gb")},
+    "v1": {"p.json": _profile_json(version=1)},
+    "no-source": {"p.json": json.dumps({"format": "fleetsim-profile", "version": 2,
+                                        "device": "h100-sxm"})},
+    "bad-curve": {"p.json": _profile_json(memory={"x": [2.0, 1.0], "eff": [0.5, 0.5]})},
+    "unknown-kind": {"p.json": _profile_json(elementwise={"bogus": {"x": [1.0], "eff": [1.0]}})},
+    "not-json": {"p.json": "{"},
+}
+for why, files in PROFILE_CASES.items():
+    train_case(f"simulate-train-profile-{why}", _train(), "--profile", "{tmp}/p.json",
+               files=files)
+    serve_case(f"simulate-serve-profile-{why}", _serve(), "--profile", "{tmp}/p.json",
+               files=files)
+    case(f"estimate-step-profile-{why}", *EST, "--profile", "{tmp}/p.json", "--decode-seqs",
+         "1", files=files)
+    if why != "wrong-device":  # validate takes any catalog device's profile (its rows)
+        case(f"validate-profile-{why}", "validate", "serving", "--profile", "{tmp}/p.json",
+             files=files)
+case("validate-profile-unknown-device", "validate", "serving", "--profile", "{tmp}/p.json",
+     files={"p.json": _profile_json("tpu-v9")})
+train_case("simulate-train-profile-and-no-profile", _train(), "--profile", "{tmp}/p.json",
+           "--no-profile", files={"p.json": _profile_json()})
+train_case("simulate-train-profile-valid", _train(), "--profile", "{tmp}/p.json", expect=0,
+           files={"p.json": _profile_json()})
+train_case("scenario-cluster-profile-missing", _train(cluster__profile="nope.json"))
+train_case("scenario-cluster-profile-unknown-name", _train(cluster__profile="tpu-v9"))
+train_case("scenario-cluster-profile-wrong-device", _train(cluster__profile="a100-80gb"))
+serve_case("scenario-group-profile-wrong-device",
+           _serve(serving__replica_groups=[{"name": "a", "device": "h100-sxm", "count": 2,
+                                            "profile": "a100-80gb"}]))
+serve_case("serve-engine-overhead-unknown", _serve(serving__engine_overhead="sglang-2030"))
+serve_case("serve-engine-overhead-defaults-profile",
+           _serve(serving__engine_overhead="vllm-2024", cluster__profile="defaults"))
+case("plan-serve-profile-wrong-device", "plan", "serve", "--model", "llama3-8b", "--devices",
+     "h100-sxm", "--profile", "{tmp}/p.json", files={"p.json": _profile_json("l4")})
+VIDUR_MIN = {"v/README.md": "Times are milliseconds; sizes are bytes\n",
+             "v/compute/a100/org/m/mlp.csv": "num_tokens,n_embd\n1,4096\n"}
+case("calibrate-import-missing-dir", "calibrate", "--from-measurements", "{tmp}/nope",
+     "--device", "a100-80gb", "--out", "{tmp}/p.json")
+case("calibrate-import-missing-columns", "calibrate", "--from-measurements", "{tmp}/v",
+     "--device", "a100-80gb", "--out", "{tmp}/p.json", files=VIDUR_MIN)
+case("calibrate-import-no-units", "calibrate", "--from-measurements", "{tmp}/v",
+     "--device", "a100-80gb", "--out", "{tmp}/p.json",
+     files={**VIDUR_MIN, "v/README.md": "no units here\n"})
+case("calibrate-import-unknown-device", "calibrate", "--from-measurements", "{tmp}/v",
+     "--device", "tpu-v5e", "--out", "{tmp}/p.json", files=VIDUR_MIN)
+
+
 # --------------------------------------------------------------------------------- runner
 
 @dataclass(frozen=True)
@@ -605,7 +664,9 @@ def run_case(c: Case, tmp: Path) -> Result:
         path = tmp / name
         if name.endswith("/"):
             path.mkdir(parents=True, exist_ok=True)
-        elif isinstance(content, bytes):
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
             path.write_bytes(content)
         else:
             path.write_text(content)

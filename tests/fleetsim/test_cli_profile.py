@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hwmodels import ops
 from hwmodels.catalog import load_device
 from hwmodels.dtypes import DType
 from hwmodels.ops import default_profile
@@ -106,8 +107,12 @@ def test_human_output_names_the_efficiency_source(cli, tmp_path: Path) -> None:
     code, out, err = cli("simulate", "train", str(_train_yaml(tmp_path)))
     assert code == 0, err
     lines = [ln for ln in out.splitlines() if ln.startswith("efficiency:")]
-    assert lines == ["efficiency: catalog defaults (hwmodels/catalog/devices.yaml "
-                     "efficiencies) for h100-sxm"]
+    used = ops.resolve_profile(load_device("h100-sxm")).describe()  # bundled, else defaults
+    assert len(lines) == 1 and lines[0].startswith(f"efficiency: {used['name']} (")
+    assert lines[0].endswith(" for h100-sxm")
+    code, out, err = cli("simulate", "train", str(_train_yaml(tmp_path)), "--no-profile")
+    assert [ln for ln in out.splitlines() if ln.startswith("efficiency:")] == [
+        "efficiency: catalog defaults (hwmodels/catalog/devices.yaml efficiencies) for h100-sxm"]
 
 
 def test_estimate_step_profile(cli_json, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from hwmodels import flops, layers
 from hwmodels.catalog import load_device, load_model
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
+from hwmodels.profile import CATALOG_DEFAULTS
 
 A100 = load_device("a100-80gb")
 H100 = load_device("h100-sxm")
@@ -32,17 +33,29 @@ def test_korthikanti_22b_layer_forward_compute_below_published_with_comm() -> No
     assert 0.6 * 7.2e-3 <= fwd.total_s <= 1.0 * 7.2e-3, fwd
 
 
-@pytest.mark.parametrize("sp", [False, True])
-def test_korthikanti_22b_layer_as_run_in_2022(sp: bool) -> None:
+# The bundled A100 profile measured vLLM's inference RMSNorm (~0.34 of HBM bandwidth at its
+# largest size); Megatron ran Apex's fused LayerNorm, which no profile here measured, so without
+# sequence parallelism (full-size norms) the profile's layer is slower than the published one.
+PROFILE_NORM_GAP = pytest.mark.xfail(strict=True, reason="bundled A100 profile: inference "
+                                     "norm kernels, not Megatron's (README, validate)")
+
+
+@pytest.mark.parametrize(("sp", "profile"), [
+    (False, CATALOG_DEFAULTS), (True, CATALOG_DEFAULTS), (True, None),
+    pytest.param(False, None, marks=PROFILE_NORM_GAP)])
+def test_korthikanti_22b_layer_as_run_in_2022(sp: bool, profile: str | None) -> None:
     # The paper's runs predate FlashAttention in Megatron: unfused attention (materialized
     # scores, softmax, dropout). Compute-only must be 60-100% of the published times, the rest
     # being TP communication. Measured here: fwd 5.45/4.92 ms, bwd 10.3/9.3 ms (no SP / SP).
     fwd_ms, bwd_ms = PUBLISHED_MS[sp]
-    fwd = layers.layer_forward_time(GPT22B, A100, sequence_parallel=sp, flash=False, **KORTH)
-    bwd = layers.layer_backward_time(GPT22B, A100, sequence_parallel=sp, flash=False, **KORTH)
+    fwd = layers.layer_forward_time(GPT22B, A100, sequence_parallel=sp, flash=False,
+                                    profile=profile, **KORTH)
+    bwd = layers.layer_backward_time(GPT22B, A100, sequence_parallel=sp, flash=False,
+                                     profile=profile, **KORTH)
     assert 0.6 * fwd_ms <= fwd.total_s * 1e3 <= fwd_ms
     assert 0.6 * bwd_ms <= bwd.total_s * 1e3 <= bwd_ms
-    flash = layers.layer_forward_time(GPT22B, A100, sequence_parallel=sp, **KORTH)
+    flash = layers.layer_forward_time(GPT22B, A100, sequence_parallel=sp, profile=profile,
+                                      **KORTH)
     assert flash.attention_s < fwd.attention_s  # flash attention is the faster kernel
 
 

@@ -11,6 +11,7 @@ from hwmodels.errors import ConfigError, InfeasibleError, UnknownNameError
 from planners.buckets import BucketGrid, bucketize
 from planners.gpu_mix import plan_gpu_mix, split_requests
 from planners.mix_ilp import brute_force_mix, feasible, single_type_costs, solve_mix
+from simulator.profiles import ProfileChoice
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -81,9 +82,11 @@ def test_mix_beats_every_single_type_and_meets_slo() -> None:
     assert len(bucketize(df, grid)) == 2
     # H100 at AWS p5.48xlarge on-demand $98.32/h / 8 GPUs (us-east-1, 2024), as in Mélange's
     # hyperscaler setting; the other prices come from the catalog
+    # on the catalog defaults: with the bundled H100 profile an all-H100 fleet ties the mix
+    # at this price (the planner's mechanics, not the efficiency source, are under test)
     plan = plan_gpu_mix("llama3-8b", df, devices=["a10g", "l40s", "h100-sxm"],
                         prices={"h100-sxm": 12.29}, slo_ttft_s=1.0, slo_tpot_s=0.05,
-                        buckets=grid, window_s=20.0)
+                        buckets=grid, window_s=20.0, profiles=ProfileChoice(no_profile=True))
     # single-type baselines went through the same simulate/derate loop
     singles = [c for c in plan.single_type_cost_usd_per_hour.values() if c is not None]
     assert singles and plan.cost_usd_per_hour < min(singles) - 1e-9

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hwmodels import ops
 from hwmodels.catalog import load_device
 from hwmodels.dtypes import DType
 from hwmodels.ops import default_profile
@@ -128,7 +129,8 @@ def test_sweep_profile_for_a_grid_device_is_accepted(cli_json, tmp_path: Path) -
     out = cli_json("sweep", sc, "--grid", "cluster.device=h100-sxm,a100-80gb",
                    "--out", str(tmp_path / "s.csv"), "--profile", str(prof))
     assert out["profile"]["a100-80gb"]["name"] == "a100-80gb-half-gemm"
-    assert out["profile"]["h100-sxm"]["name"] == "catalog defaults"
+    assert out["profile"]["h100-sxm"]["name"] == \
+        ops.resolve_profile(load_device("h100-sxm")).describe()["name"]  # bundled, else defaults
 
 
 @pytest.mark.parametrize("args", [

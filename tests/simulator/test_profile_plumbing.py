@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from hwmodels import ops
 from hwmodels.catalog import load_device
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
@@ -56,6 +57,11 @@ def _fleet(**groups: Any) -> dict[str, Any]:
             "workload": {"synthetic": {"num_requests": 10}}}
 
 
+def _bundled(device: str) -> object:
+    """What an unnamed device resolves to: its bundled profile, else the catalog defaults."""
+    return ops.resolve_profile(load_device(device))
+
+
 def test_training_key_relative_path_reaches_the_plan_and_the_cost(tmp_path: Path) -> None:
     half_gemm_profile(tmp_path / "half.json", "h100-sxm")
     file = str(tmp_path / "s.yaml")
@@ -76,7 +82,7 @@ def test_training_key_relative_path_reaches_the_plan_and_the_cost(tmp_path: Path
 def test_missing_key_is_bundled_or_defaults_and_a_bundled_name_resolves(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sc = load_training_scenario(_train(), file=None)
-    assert sc.profile is not None and sc.profile.is_defaults  # no bundled h100 profile here
+    assert sc.profile == _bundled("h100-sxm")  # the bundled profile, else catalog defaults
     path = half_gemm_profile(tmp_path / "h100-sxm.json", "h100-sxm")
     monkeypatch.setattr(profiles_mod, "bundled_profiles", lambda: {"h100-vendor": path})
     prof = resolve_scenario_profile("h100-vendor", load_device("h100-sxm"), file="x.yaml")
@@ -98,7 +104,7 @@ def test_per_group_profiles_on_a_two_device_fleet(tmp_path: Path) -> None:
     sc = load_serving_scenario(_fleet(h100={"profile": "h100-half.json"}), file=file)
     h100, a100 = sc.replica_groups()
     assert h100.profile is not None and h100.profile.name == "h100-sxm-half-gemm"
-    assert a100.profile is not None and a100.profile.is_defaults
+    assert a100.profile == _bundled("a100-80gb")
     assert set(sc.profiles()) == {"h100-sxm", "a100-80gb"}
     plain = load_serving_scenario(_fleet(), file=file)
     slow = build_group_setup(sc, h100).step_cost
@@ -128,7 +134,7 @@ def test_cluster_profile_applies_to_groups_of_the_cluster_device(tmp_path: Path)
     sc = load_serving_scenario(raw, file=str(tmp_path / "fleet.yaml"))
     h100, a100 = sc.replica_groups()
     assert a100.profile is not None and a100.profile.name == "a100-80gb-half-gemm"
-    assert h100.profile is not None and h100.profile.is_defaults
+    assert h100.profile == _bundled("h100-sxm")
 
 
 def test_command_line_choice_overrides_keys_and_refuses_unused_devices(tmp_path: Path
@@ -155,4 +161,4 @@ def test_choice_pickles_and_hashes(tmp_path: Path) -> None:
     back = pickle.loads(pickle.dumps(choice))
     assert back == choice and hash(back) == hash(choice)
     assert back.for_device("l4").name == "l4-half-gemm"
-    assert back.for_device("h100-sxm").is_defaults
+    assert back.for_device("h100-sxm") == _bundled("h100-sxm")

@@ -102,7 +102,8 @@ def test_power_cap_slows_prefill_not_decode() -> None:
 
 def test_crash_with_retries_loses_no_request_silently() -> None:
     df = frame(poisson(600, 8.0, 7), 800, 200)
-    m = {"model": "llama3-8b", "cluster": {"device": "a100-80gb"},
+    # catalog defaults: the load is sized so crashes exhaust retries at those step times
+    m = {"model": "llama3-8b", "cluster": {"device": "a100-80gb", "profile": "defaults"},
          "serving": {"replicas": 4, "router": "least_loaded"}, "workload": {"synthetic": {}},
          "failures": {"mtbf_s": 20, "repair_s": 5, "retry_budget": 1}, "seed": 2}
     result = simulate_serving(load_serving_scenario(m), df)
