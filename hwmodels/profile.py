@@ -187,8 +187,18 @@ class DeviceProfile:
                     "source": "hwmodels/catalog/devices.yaml efficiencies"}
         return {"name": self.name, "device": self.device, "version": self.version,
                 "source": self.provenance.get("description", self.source),
-                "file": self.source, "created": self.provenance.get("created", ""),
+                "file": _shown_path(self.source), "created": self.provenance.get("created", ""),
                 "measured": sorted(self.measured)}
+
+
+def _shown_path(source: str) -> str:
+    """A bundled profile by its package path (the same in every checkout and install), any
+    other file as given."""
+    try:
+        rel = Path(source).resolve().relative_to(PROFILES_DIR.resolve())
+    except (ValueError, OSError):
+        return source
+    return f"hwmodels/profiles/{rel.as_posix()}"
 
 
 def describe_profiles(profiles: Mapping[str, DeviceProfile] | Sequence[DeviceProfile]
