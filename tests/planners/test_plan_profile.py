@@ -4,32 +4,21 @@ profile was used, and a profile for a device the plan does not use exits 2."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from _profiles import half_gemm_profile
 
 from hwmodels import ops
 from hwmodels.catalog import load_device
-from hwmodels.dtypes import DType
-from hwmodels.ops import default_profile
 from planners.mix_profile import ProfileTask, max_rate_within_slo
 from simulator.profiles import ProfileChoice
 
 SCEN = Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
 
 
-def half_gemm_profile(path: Path, device: str) -> Path:
-    """A v2 profile of `device` whose bf16 GEMM efficiency is half the catalog default's."""
-    curve = default_profile(load_device(device)).gemm_curve(DType.BF16)
-    path.write_text(json.dumps({
-        "format": "fleetsim-profile", "version": 2, "device": device,
-        "name": f"{device}-half-gemm",
-        "source": {"kind": "local", "description": "test: catalog GEMM efficiency halved"},
-        "gemm": {"bf16": {"x": list(curve.xs), "eff": [y / 2 for y in curve.ys]}}}))
-    return path
 
 
 def _both(cli_json, tmp_path: Path, device: str, *args: str) -> tuple[dict[str, Any], ...]:  # type: ignore[no-untyped-def]

@@ -4,18 +4,16 @@ command-line choice overrides the keys, and everything pickles for executors."""
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _profiles import half_gemm_profile
 
 from hwmodels import ops
 from hwmodels.catalog import load_device
-from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
-from hwmodels.ops import default_profile
 from simulator import profiles as profiles_mod
 from simulator.longrun.simulate import default_iteration_time_fn
 from simulator.profiles import ProfileChoice, resolve_scenario_profile
@@ -27,15 +25,6 @@ from simulator.training import load_training_scenario, simulate_training
 PREFILL = (2048, 2048 * 2048 / 2, 0, 0, 1, 0.0)
 
 
-def half_gemm_profile(path: Path, device: str) -> Path:
-    """A v2 profile of `device` whose bf16 GEMM efficiency is half the catalog default's."""
-    curve = default_profile(load_device(device)).gemm_curve(DType.BF16)
-    path.write_text(json.dumps({
-        "format": "fleetsim-profile", "version": 2, "device": device,
-        "name": f"{device}-half-gemm",
-        "source": {"kind": "local", "description": "test: catalog GEMM efficiency halved"},
-        "gemm": {"bf16": {"x": list(curve.xs), "eff": [y / 2 for y in curve.ys]}}}))
-    return path
 
 
 def _train(profile: Any = None) -> dict[str, Any]:
