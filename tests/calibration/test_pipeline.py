@@ -47,9 +47,11 @@ def test_profile_loads_in_hwmodels(cpu_profile: tuple[Path, dict[str, Any]]) -> 
 
 def _measure_gemm(m: int, n: int, k: int) -> float:
     torch.set_num_threads(1)  # as the calibration run (calibration.runner.CPU_THREADS)
-    a, w = torch.randn(m, k), torch.randn(k, n)
+    # nn.Linear layout (weight [n, k], y = x W^T), as the calibration sweep times it
+    # (calibration.bench): the [k, n] layout runs a different kernel (214 vs 354 us at m=6)
+    a, w = torch.randn(m, k), torch.randn(n, k)
     out = torch.empty(m, n)
-    medians = [time_fn(lambda: torch.matmul(a, w, out=out), torch.device("cpu"),
+    medians = [time_fn(lambda: torch.matmul(a, w.t(), out=out), torch.device("cpu"),
                        target_time_s=0.02).median_s for _ in range(3)]
     return statistics.median(medians)
 
