@@ -32,6 +32,8 @@ from hwmodels.parallel import (
     Recompute,
     TrainingConfig,
     num_microbatches,
+    stage_layer_counts,
+    virtual_stage_layers,
 )
 from hwmodels.specs import AttentionKind, DeviceSpec, ModelSpec
 from hwmodels.units import GiB
@@ -279,8 +281,18 @@ def _expert_layer_params(model: ModelSpec) -> float:
     return float(model.num_experts * w)
 
 
+def _plan_stage_layers(model: ModelSpec, parallel: ParallelConfig, stage: int) -> list[int]:
+    """Layer indices a training plan's stage holds (hwmodels.parallel.stage_layer_counts:
+    even, balanced or explicit split; interleaved: vpp chunks round-robin)."""
+    counts = stage_layer_counts(model.num_layers, parallel)
+    out: list[int] = []
+    for c in range(parallel.vpp):
+        out.extend(virtual_stage_layers(counts, c * parallel.pp + stage))
+    return out
+
+
 def _stage_layers(model: ModelSpec, pp: int, vpp: int, stage: int) -> list[int]:
-    """Layer indices held by pipeline stage `stage` (interleaved: vpp chunks round-robin)."""
+    """Layer indices held by pipeline stage `stage` of a serving split (rounded even split)."""
     chunks = pp * vpp
     per_chunk = model.num_layers / chunks
     out: list[int] = []
@@ -292,7 +304,7 @@ def _stage_layers(model: ModelSpec, pp: int, vpp: int, stage: int) -> list[int]:
 
 def _stage_params(model: ModelSpec, parallel: ParallelConfig, stage: int) -> _Params:
     p = parallel
-    layers = _stage_layers(model, p.pp, p.vpp, stage)
+    layers = _plan_stage_layers(model, p, stage)
     dense = expert = largest = 0.0
     for idx in layers:
         moe = model.is_moe and idx >= model.first_dense_layers
@@ -355,14 +367,14 @@ def _stage_memory(model: ModelSpec, training: TrainingConfig, parallel: Parallel
     weights = (shard if p.zero >= 3 else full) * w_b
     if p.zero >= 3:
         # FSDP keeps the layer being computed and the prefetched next one gathered
-        weights += min(2, len(_stage_layers(model, p.pp, p.vpp, stage))) \
+        weights += min(2, len(_plan_stage_layers(model, p, stage))) \
             * params.largest_layer * w_b
     grads = (shard if p.zero >= 2 else full) * g_b
     optimizer = (shard if p.zero >= 1 else full) * o_b
 
     m = max(1, num_microbatches(t, p))
     inflight = _inflight_microbatches(p, stage, m)
-    layers = _stage_layers(model, p.pp, p.vpp, stage)
+    layers = _plan_stage_layers(model, p, stage)
     common = dict(seq_len=t.seq_len, micro_batch=t.micro_batch, tp=p.tp,
                   sequence_parallel=p.sequence_parallel, cp=p.cp, dtype=t.dtype,
                   flash_attention=flash_attention, dropout=dropout)
@@ -409,9 +421,7 @@ def training_memory(model: ModelSpec, training: TrainingConfig, parallel: Parall
                     dropout: bool | None = None) -> TrainingMemory:
     """Per-GPU peak memory of `stage` (default: the worst stage) for a training plan."""
     p = parallel
-    if p.pp * p.vpp > model.num_layers:
-        raise ConfigError(f"pp*vpp = {p.pp * p.vpp} exceeds num_layers {model.num_layers}",
-                          key="parallelism.pp")
+    stage_layer_counts(model.num_layers, p)  # pp*vpp <= layers; an explicit split adds up
     if stage is not None:
         if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < p.pp:
             raise ConfigError(f"stage {stage!r} out of range", key="stage",

@@ -28,10 +28,41 @@ class PipelineSchedule(StrEnum):
 
 
 class FSDPImpl(StrEnum):
-    """How ZeRO-3/FSDP moves weights and grads (the simulator's framework constants per value)."""
+    """The sharded-data-parallel stack: how ZeRO-3/FSDP moves weights and grads (framework
+    constants per value, hwmodels.training.costs.FSDP_TRAITS)."""
 
-    NCCL = "nccl"  # PyTorch FSDP / Megatron: NCCL multi-channel, one gather per layer pass
+    NCCL = "nccl"  # v0.1 behaviour: NCCL multi-channel, one gather per layer, prefetch 1 ahead
     DEEPSPEED_2021 = "deepspeed-2021"  # DeepSpeed ZeRO-3 as in SC'21 Table 2 (see costs.py)
+    DEEPSPEED = "deepspeed"  # DeepSpeed ZeRO-3 (>= 0.10: prefetch bucket, param persistence)
+    FSDP1 = "fsdp1"  # PyTorch FSDP (FullyShardedDataParallel, flat parameters)
+    FSDP2 = "fsdp2"  # PyTorch fully_shard (per-parameter DTensor sharding)
+    MEGATRON = "megatron"  # Megatron-core custom FSDP / distributed optimizer
+    IDEAL = "ideal"  # explicit ideal overlap: every gather hidden unless longer than compute
+
+
+class AttentionImpl(StrEnum):
+    """Attention kernel family used in training (TrainingConfig.attention_impl)."""
+
+    AUTO = "auto"  # the device generation's usual kernel (see hwmodels.layers)
+    FA2 = "fa2"  # FlashAttention-2 (Dao, 2023)
+    FA3 = "fa3"  # FlashAttention-3 (Shah et al., 2024), Hopper only
+    CUDNN = "cudnn"  # cuDNN fused attention (Transformer Engine's default on Hopper)
+    UNFUSED = "unfused"  # materialized softmax (Megatron before FlashAttention)
+
+
+class KernelStack(StrEnum):
+    """How a framework launches the non-GEMM kernels (TrainingConfig.kernels)."""
+
+    FUSED = "fused"  # Megatron / Transformer Engine fused kernels
+    EAGER = "eager"  # PyTorch eager: one kernel per op
+    COMPILED = "compiled"  # torch.compile (Inductor) fused elementwise
+
+
+class EPOverlap(StrEnum):
+    """Whether MoE all-to-all is hidden behind compute (ParallelConfig.ep_overlap)."""
+
+    NONE = "none"  # dispatch/combine on the critical path
+    DUALPIPE = "dualpipe"  # DeepSeek-V3 DualPipe-style: one microbatch's a2a behind another's
 
 
 class CPMode(StrEnum):
@@ -47,12 +78,16 @@ class TrainingConfig:
     global_batch: int  # sequences per optimizer step
     micro_batch: int = 1  # sequences per microbatch per DP replica
     dtype: DType = DType.BF16
+    attention_impl: AttentionImpl = AttentionImpl.AUTO
+    kernels: KernelStack = KernelStack.FUSED
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "global_batch", "micro_batch"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"must be > 0, got {getattr(self, name)}",
                                   key=f"training.{name}")
+        _enum(self.attention_impl, AttentionImpl, "training.attention_impl")
+        _enum(self.kernels, KernelStack, "training.kernels")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +114,23 @@ class ParallelConfig:
     overlap_param_gather: bool = True
     overlap_tp_comm: bool = False
     rank_order: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
+    # Uneven pipeline stages (Megatron's decoder_first/last_pipeline_num_layers; an explicit
+    # list of layers per stage, or per virtual stage in chunk-major order v = chunk * pp + s).
+    # None/() and pp*vpp not dividing num_layers: the balanced split (hwmodels.parallel
+    # .stage_layer_counts); the first and last stages, which carry embedding and loss, get fewer.
+    first_stage_layers: int | None = None
+    last_stage_layers: int | None = None
+    stage_layers: tuple[int, ...] = ()
+    # ZeRO-3 / FSDP knobs (None: the fsdp_impl stack's default, costs.FSDP_TRAITS)
+    fsdp_prefetch: int | None = None  # layers whose gathers may be in flight ahead of compute
+    fsdp_bucket_mb: float | None = None  # gather/reduce bucket size (DeepSpeed prefetch bucket)
+    offload_optimizer: bool = False  # ZeRO-Offload: optimizer state and step on the host CPU
+    # MoE: expert tensor parallelism (None: = tp, Megatron's default), token capacity per
+    # expert (None: dropless), busiest-expert load over the mean (None: the model default)
+    expert_tp: int | None = None
+    moe_capacity_factor: float | None = None
+    moe_imbalance: float | None = None
+    ep_overlap: EPOverlap = EPOverlap.NONE
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "dp", "cp", "ep", "vpp"):
@@ -96,15 +148,146 @@ class ParallelConfig:
                               allowed="a permutation of tp, cp, ep, dp, pp")
         if self.vpp > 1 and self.schedule is not PipelineSchedule.INTERLEAVED:
             raise ConfigError("vpp > 1 needs schedule: interleaved", key="parallelism.vpp")
+        _enum(self.ep_overlap, EPOverlap, "parallelism.ep_overlap")
+        for name in ("first_stage_layers", "last_stage_layers", "fsdp_prefetch", "expert_tp"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ConfigError(f"must be an integer >= 1, got {value!r}",
+                                  key=f"parallelism.{name}")
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.stage_layers):
+            raise ConfigError(f"every stage needs >= 1 layer, got {list(self.stage_layers)}",
+                              key="parallelism.stage_layers")
+        if self.stage_layers and (self.first_stage_layers or self.last_stage_layers):
+            raise ConfigError("give stage_layers or first/last_stage_layers, not both",
+                              key="parallelism.stage_layers")
+        if self.stage_layers and len(self.stage_layers) not in (self.pp, self.pp * self.vpp):
+            raise ConfigError(f"{len(self.stage_layers)} entries for pp {self.pp}, vpp "
+                              f"{self.vpp}", key="parallelism.stage_layers",
+                              allowed=sorted({self.pp, self.pp * self.vpp}))
+        if (self.first_stage_layers or self.last_stage_layers) and self.pp == 1:
+            raise ConfigError("first/last_stage_layers need pp > 1",
+                              key="parallelism.first_stage_layers")
+        for name, low in (("fsdp_bucket_mb", 0.0), ("moe_capacity_factor", 0.0),
+                          ("moe_imbalance", 1.0)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not (value >= low) or value != value or value == float("inf"):
+                raise ConfigError(f"must be a finite number {'>=' if low else '>'} {low:g}, "
+                                  f"got {value!r}", key=f"parallelism.{name}")
+            if low == 0.0 and value == 0:
+                raise ConfigError(f"must be > 0, got {value!r}", key=f"parallelism.{name}")
 
     @property
     def world_size(self) -> int:
         return self.tp * self.pp * self.dp * self.cp
 
 
+def _enum(value: object, cls: type[StrEnum], key: str) -> None:
+    if str(value) not in {m.value for m in cls}:  # type: ignore[attr-defined]
+        raise ConfigError(f"unknown value {value!r}", key=key,
+                          allowed=[m.value for m in cls])  # type: ignore[attr-defined]
+
+
 def num_microbatches(training: TrainingConfig, parallel: ParallelConfig) -> int:
     """Microbatches per pipeline per step: global_batch / (micro_batch * dp)."""
     return training.global_batch // (training.micro_batch * parallel.dp)
+
+
+def stage_layer_counts(num_layers: int, parallel: ParallelConfig) -> tuple[int, ...]:
+    """Layers of each virtual stage, chunk-major (virtual stage v = chunk * pp + stage).
+
+    An explicit `stage_layers` list is used as given (pp entries: each stage's layers split
+    evenly over its vpp chunks); first/last_stage_layers fix the ends and split the rest evenly
+    over the other stages (Megatron-core get_num_layers_to_build: the rest must divide);
+    otherwise layers divide evenly, or, when pp*vpp does not divide them, the balanced split:
+    ceil(layers / (pp*vpp)) per virtual stage, one fewer on virtual stages taken from the ends
+    inwards (0, last, 1, last-1, ...), since the first carries the embedding and the last the
+    logits and loss (Llama 3 405B on PP16: 7 + 14x8 + 7 = 126, Dubey et al. 2024, Sec. 3.3.2).
+    Raises ConfigError (one line, parallelism.* key) for a split that does not add up or leaves
+    a stage without layers.
+    """
+    p = parallel
+    slots = p.pp * p.vpp
+    if slots > num_layers:
+        raise ConfigError(f"pp*vpp = {slots} exceeds num_layers {num_layers}",
+                          key="parallelism.pp", allowed=f"pp*vpp <= {num_layers}")
+    if p.stage_layers:
+        given = list(p.stage_layers)
+        if sum(given) != num_layers:
+            raise ConfigError(f"stage_layers {given} add up to {sum(given)}, the model has "
+                              f"{num_layers} layers", key="parallelism.stage_layers",
+                              allowed=f"{len(given)} positive integers summing to {num_layers}")
+        if len(given) == slots:
+            return tuple(given)
+        return _split_stages(given, p, "parallelism.stage_layers")
+    if p.first_stage_layers is not None or p.last_stage_layers is not None:
+        fixed = {0: p.first_stage_layers, p.pp - 1: p.last_stage_layers}
+        fixed = {s: n for s, n in fixed.items() if n is not None}
+        rest_layers = num_layers - sum(fixed.values())
+        rest_stages = p.pp - len(fixed)
+        key = ("parallelism.first_stage_layers" if p.first_stage_layers is not None
+               else "parallelism.last_stage_layers")
+        if rest_layers < rest_stages or (rest_stages == 0 and rest_layers != 0) or \
+                (rest_stages and rest_layers % rest_stages):
+            raise ConfigError(
+                f"first/last stage layers {p.first_stage_layers}/{p.last_stage_layers} leave "
+                f"{rest_layers} layers for {rest_stages} other stages of {num_layers}",
+                key=key, allowed="values leaving a positive multiple of the other stages' count")
+        per = rest_layers // rest_stages if rest_stages else 0
+        return _split_stages([fixed.get(s, per) for s in range(p.pp)], p, key)
+    per, extra = divmod(num_layers, slots)
+    if extra == 0:
+        return (per,) * slots
+    counts = [per + 1] * slots
+    lo, hi = 0, slots - 1
+    for k in range(slots - extra):  # take one layer from the ends inwards
+        if k % 2 == 0:
+            counts[lo] -= 1
+            lo += 1
+        else:
+            counts[hi] -= 1
+            hi -= 1
+    return tuple(counts)
+
+
+def _split_stages(per_stage: list[int], parallel: ParallelConfig, key: str) -> tuple[int, ...]:
+    """Per-stage counts -> per-virtual-stage counts (each stage's layers even over vpp)."""
+    p = parallel
+    if any(n < p.vpp for n in per_stage) or any(n % p.vpp for n in per_stage):
+        raise ConfigError(f"stage layers {per_stage} do not split into vpp {p.vpp} equal "
+                          "chunks of >= 1 layer", key=key,
+                          allowed=f"multiples of vpp {p.vpp}, or one entry per virtual stage")
+    return tuple(per_stage[v % p.pp] // p.vpp for v in range(p.pp * p.vpp))
+
+
+def virtual_stage_layers(counts: tuple[int, ...], virtual_stage: int) -> range:
+    """Layer indices [lo, hi) of one virtual stage, from stage_layer_counts."""
+    lo = sum(counts[:virtual_stage])
+    return range(lo, lo + counts[virtual_stage])
+
+
+def describe_split(counts: tuple[int, ...], parallel: ParallelConfig) -> str:
+    """'even 12x8', 'balanced 7+8x14+7' or 'explicit ...': how the layers were split per
+    physical stage (the output names it; run-length compressed)."""
+    p = parallel
+    per_stage = [sum(counts[c * p.pp + s] for c in range(p.vpp)) for s in range(p.pp)]
+    runs: list[list[int]] = []
+    for n in per_stage:
+        if runs and runs[-1][0] == n:
+            runs[-1][1] += 1
+        else:
+            runs.append([n, 1])
+    text = "+".join(f"{n}x{k}" if k > 1 else f"{n}" for n, k in runs)
+    if len(runs) == 1:
+        kind = "even"
+    elif p.stage_layers or p.first_stage_layers is not None or p.last_stage_layers is not None:
+        kind = "explicit"
+    else:
+        kind = "balanced"
+    return f"{kind} {text}"
 
 
 def check_plan(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
@@ -122,10 +305,7 @@ def check_plan(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
         raise ConfigError(
             f"num_kv_heads {model.num_kv_heads} and tp {p.tp}: one must divide the other",
             key="parallelism.tp")
-    if model.num_layers % (p.pp * p.vpp):
-        raise ConfigError(
-            f"num_layers {model.num_layers} not divisible by pp*vpp = {p.pp * p.vpp}",
-            key="parallelism.pp")
+    stage_layer_counts(model.num_layers, p)  # an explicit split must add up
     if training.global_batch % (training.micro_batch * p.dp):
         raise ConfigError(
             f"global_batch {training.global_batch} not divisible by micro_batch*dp = "

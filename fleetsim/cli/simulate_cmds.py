@@ -45,6 +45,8 @@ def _train_table(title: str, out: dict[str, Any]) -> Any:
         ("pipeline bubble", f"{bd['bubble_s']:.3f} s"),
         ("optimizer", f"{bd['optimizer_s']:.3f} s"),
     ]
+    if out.get("pipeline_split") and len(out.get("layers_per_stage", ())) > 1:
+        rows.append(("layers per stage", out["pipeline_split"]))
     if out.get("message"):
         rows.append(("note", out["message"]))
     if "ettr" in out:

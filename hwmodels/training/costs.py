@@ -1,7 +1,8 @@
 """Per-op costs of one pipeline chunk: layer compute from hwmodels.layers plus the exposed part
 of TP / CP / EP / ZeRO-3 communication, each collective costed on the stage's real rank group.
 
-A chunk (virtual stage v) holds num_layers/(pp*vpp) consecutive layers; v == 0 adds the
+A chunk (virtual stage v) holds its share of consecutive layers (hwmodels.parallel
+.stage_layer_counts: even, balanced or explicit); v == 0 adds the
 embedding, the last virtual stage adds the logits and loss. Costs are computed once per
 (virtual stage, op kind) and looked up by the engine.
 """
@@ -16,7 +17,15 @@ from hwmodels import layers
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import resolve_profile
-from hwmodels.parallel import CPMode, FSDPImpl, ParallelConfig, Recompute, TrainingConfig
+from hwmodels.parallel import (
+    CPMode,
+    FSDPImpl,
+    ParallelConfig,
+    Recompute,
+    TrainingConfig,
+    stage_layer_counts,
+    virtual_stage_layers,
+)
 from hwmodels.specs import ModelSpec
 from hwmodels.training.comm import CommModel
 from hwmodels.training.placement import StageGroups, stage_groups
@@ -58,6 +67,10 @@ FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
     FSDPImpl.DEEPSPEED_2021: FSDPTraits(channels=1, gathers_per_layer=6,
                                         regather_on_recompute=True),
 }
+# PROVISIONAL (seam commit of issue 15): the named stacks behave as NCCL until their traits
+# are modelled in the FSDP work of the same issue.
+for _impl in FSDPImpl:
+    FSDP_TRAITS.setdefault(_impl, FSDP_TRAITS[FSDPImpl.NCCL])
 
 
 def activation_bytes(dtype: DType) -> float:
@@ -141,6 +154,7 @@ class ChunkCostModel:
         # resolved once: a path is read once, not per layer call
         self.profile = resolve_profile(self.device, profile)
         self.cache = CostCache() if cache is None else cache
+        self.layer_counts = stage_layer_counts(model.num_layers, parallel)
 
     # -- per layer ---------------------------------------------------------------------------
 
@@ -258,13 +272,12 @@ class ChunkCostModel:
 
     def chunk_layers(self, virtual_stage: int) -> tuple[int, int]:
         """(dense layers, MoE layers) of a virtual stage."""
-        m, p = self.model, self.parallel
-        per = m.num_layers // (p.pp * p.vpp)
-        lo, hi = virtual_stage * per, (virtual_stage + 1) * per
+        m = self.model
+        layers = virtual_stage_layers(self.layer_counts, virtual_stage)
         moe = 0
         if m.is_moe:
-            moe = max(0, hi - max(lo, m.first_dense_layers))
-        return per - moe, moe
+            moe = max(0, layers.stop - max(layers.start, m.first_dense_layers))
+        return len(layers) - moe, moe
 
     def chunk(self, virtual_stage: int) -> ChunkCost:
         """Forward and backward cost of one microbatch through virtual stage `virtual_stage`."""

@@ -1,8 +1,8 @@
 """Closed-form iteration time of one plan from the simulator's own costs (the planner's ranking).
 
 The same ChunkCostModel chunks, p2p bytes and finish_stage tail the SimPy simulation uses, on
-the critical stage: the last one, which carries the logits (they outweigh the first stage's
-embedding). What SimPy models and this does not: the exact bubble (here a per-schedule closed
+the critical stage: the slowest per microbatch (with an even split the last one, which carries
+the logits; with an uneven split whichever stage holds the most work). What SimPy models and this does not: the exact bubble (here a per-schedule closed
 form in microbatch-stage units), link contention between p2p sends, stages that wait on each
 other, and the exact windows the gradient buckets overlap with (here the last backward of each
 chunk, back to back at the end of the pipeline). Both agree exactly for pp = 1.
@@ -65,15 +65,33 @@ class IterationEstimate:
 def estimate_iteration(model: ModelSpec, training: TrainingConfig, parallel: ParallelConfig,
                        comm: CommModel, *, flash_attention: bool = True,
                        cache: CostCache | None = None) -> IterationEstimate:
-    """Iteration time of `parallel` in closed form (cache: layer costs shared across plans)."""
+    """Iteration time of `parallel` in closed form (cache: layer costs shared across plans).
+
+    Every stage is costed (on the last stage's rank groups: stages differ only in their layers
+    and ends); the critical stage is the slowest per microbatch (ties: the later one), and the
+    fill/drain bubble is counted in the mean time of the other stages, so an uneven split
+    (hwmodels.parallel.stage_layer_counts) is priced as its slowest stage.
+    """
     p = parallel
-    stage = p.pp - 1
     cache = CostCache() if cache is None else cache
+    last = cache.stage_groups(p, p.pp - 1)
+    costs = ChunkCostModel(model, training, p, comm, {s: last for s in range(p.pp)},
+                           profile=comm.profile, flash_attention=flash_attention, cache=cache)
+    per_stage: list[tuple[ChunkCost, ...]] = []
+    seen: dict[tuple[object, ...], tuple[ChunkCost, ...]] = {}
+    for s in range(p.pp):
+        vs = [c * p.pp + s for c in range(p.vpp)]
+        key = (tuple(costs.chunk_layers(v) for v in vs), 0 in vs, p.pp * p.vpp - 1 in vs)
+        hit = seen.get(key)
+        if hit is None:
+            hit = seen[key] = tuple(costs.chunk(v) for v in vs)
+        per_stage.append(hit)
+    per_mb_stage = [sum(c.forward.compute_s + c.forward.exposed_comm_s + c.backward.compute_s
+                        + c.backward.exposed_comm_s for c in chunks) for chunks in per_stage]
+    stage = max(range(p.pp), key=lambda s: (per_mb_stage[s], s))
+    chunks = per_stage[stage]
     groups = cache.stage_groups(p, stage)
-    costs = ChunkCostModel(model, training, p, comm, {stage: groups}, profile=comm.profile,
-                           flash_attention=flash_attention, cache=cache)
-    chunks = tuple(costs.chunk(c * p.pp + stage) for c in range(p.vpp))
-    p2p_s = (comm.send_recv(groups.prev_rank, groups.rank,  # type: ignore[arg-type]
+    p2p_s = (comm.send_recv(last.prev_rank, last.rank,  # type: ignore[arg-type]
                             p2p_activation_bytes(model, training, p)) if p.pp > 1 else 0.0)
     shape = SCHEDULE_SHAPES[PipelineSchedule(p.schedule)]
     f_c = sum(c.forward.compute_s for c in chunks)
@@ -82,7 +100,8 @@ def estimate_iteration(model: ModelSpec, training: TrainingConfig, parallel: Par
     b_e = sum(c.backward.exposed_comm_s for c in chunks)
     wgrad = sum(c.backward.wgrad_s for c in chunks)
     per_mb = f_c + f_e + b_c + b_e
-    bubble = shape.bubble_units(p.pp, p.vpp, wgrad / per_mb) * per_mb
+    fill_mb = ((sum(per_mb_stage) - per_mb) / (p.pp - 1)) if p.pp > 1 else per_mb
+    bubble = shape.bubble_units(p.pp, p.vpp, wgrad / per_mb) * fill_mb
     if p.pp > 1:
         bubble += 2 * (p.pp * p.vpp - 1) * p2p_s  # fill and drain each cross every stage
     m = num_microbatches(training, p)

@@ -18,7 +18,12 @@ from hwmodels import flops
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time
-from hwmodels.parallel import ParallelConfig, TrainingConfig
+from hwmodels.parallel import (
+    ParallelConfig,
+    TrainingConfig,
+    stage_layer_counts,
+    virtual_stage_layers,
+)
 from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ModelSpec
 from hwmodels.training.comm import CommModel
@@ -62,7 +67,7 @@ class StageParams:
 def stage_params(model: ModelSpec, parallel: ParallelConfig, stage: int) -> StageParams:
     """Per-rank parameter counts of `stage` (TP-split; experts also EP-split)."""
     p = parallel
-    per = model.num_layers // (p.pp * p.vpp)
+    counts = stage_layer_counts(model.num_layers, p)
     dense_layer = flops.layer_param_count(model, moe=False) / p.tp
     non_expert = _non_expert_moe_params(model) if model.is_moe else 0.0
     experts = flops.layer_param_count(model, moe=True) - non_expert if model.is_moe else 0.0
@@ -70,9 +75,10 @@ def stage_params(model: ModelSpec, parallel: ParallelConfig, stage: int) -> Stag
     dense_c, expert_c = [], []
     for c in range(p.vpp):
         v = c * p.pp + stage
-        lo, hi = v * per, (v + 1) * per
-        n_moe = max(0, hi - max(lo, model.first_dense_layers)) if model.is_moe else 0
-        dense = (per - n_moe) * dense_layer + n_moe * non_expert / p.tp
+        layers = virtual_stage_layers(counts, v)
+        n_moe = (max(0, layers.stop - max(layers.start, model.first_dense_layers))
+                 if model.is_moe else 0)
+        dense = (len(layers) - n_moe) * dense_layer + n_moe * non_expert / p.tp
         if v == 0:
             dense += vocab
         if v == p.pp * p.vpp - 1 and (not model.tie_embeddings or p.pp > 1):

@@ -36,6 +36,7 @@ class StageRecord:
     end_s: float
     memory_gib: float
     max_inflight_microbatches: int
+    layers: int = 0  # transformer layers the stage holds (all its virtual stages)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +60,8 @@ class TrainingResult:
     message: str  # "" or "does not fit: needs X GiB of Y"
     stages: tuple[StageRecord, ...]
     timeline: tuple[TraceEvent, ...] | None = None
+    # how the layers were split over the pipeline: 'even 12x8', 'balanced 7+8x14+7', ...
+    pipeline_split: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object `fleetsim simulate train --json` prints."""
@@ -76,6 +79,8 @@ class TrainingResult:
             "memory_per_stage_gib": list(self.memory_per_stage),
             "breakdown": self.breakdown.to_dict(),
             "num_microbatches": self.num_microbatches,
+            "pipeline_split": self.pipeline_split,
+            "layers_per_stage": [r.layers for r in self.stages],
         }
         if self.message:
             out["message"] = self.message

@@ -18,7 +18,9 @@ from hwmodels.parallel import (
     ParallelConfig,
     TrainingConfig,
     check_plan,
+    describe_split,
     num_microbatches,
+    stage_layer_counts,
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
 from hwmodels.training.comm import CommModel
@@ -94,6 +96,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     capacity = device.memory_bytes * (1.0 - MEMORY_HEADROOM)
     needed = max(memories)
     fits = needed <= capacity
+    counts = stage_layer_counts(model.num_layers, p)
     records = []
     for s, (stage_run, end) in enumerate(zip(run.stages, ends, strict=True)):
         exposed = stage_run.exposed_comm_s + end.exposed_comm_s
@@ -102,7 +105,8 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
             stage=s, compute_s=stage_run.compute_s, exposed_comm_s=exposed,
             bubble_s=max(0.0, iteration_s - busy), optimizer_s=end.optimizer_s,
             end_s=end.end_s, memory_gib=memories[s] / GiB,
-            max_inflight_microbatches=max_inflight(ops[s])))
+            max_inflight_microbatches=max_inflight(ops[s]),
+            layers=sum(counts[c * p.pp + s] for c in range(p.vpp))))
     # the critical stage: the busiest one (least idle); ties -> the lowest index
     crit = min(records, key=lambda r: (r.bubble_s, r.stage))
     breakdown = Breakdown(compute_s=crit.compute_s, exposed_comm_s=crit.exposed_comm_s,
@@ -138,6 +142,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
         message=message,
         stages=tuple(records),
         timeline=events,
+        pipeline_split=describe_split(counts, p),
     )
     check_training_result(result, scenario=scenario)  # InvariantError: a simulator bug
     return result
