@@ -287,6 +287,19 @@ for key, value in (("run__duration", "-1d"), ("run__duration", "abc"), ("run__du
     label = "missing" if value is _DELETE else value
     train_case(f"run-{key.replace('__', '.')}={label}", _run(**{key: value}))
 
+# --- simulate train: uneven pipeline stages (issue 15); llama3-8b has 32 layers, TRAIN_OK pp 2
+for key, value in (("parallelism__stage_layers", [10, 20]), ("parallelism__stage_layers", [0, 32]),
+                   ("parallelism__stage_layers", [8, 8, 16]),
+                   ("parallelism__stage_layers", [16.5, 15.5]),
+                   ("parallelism__first_stage_layers", 32), ("parallelism__first_stage_layers", 0),
+                   ("parallelism__last_stage_layers", -3), ("parallelism__pp", 64)):
+    train_case(f"train-split-{key.split('__')[1]}={value}", _train(**{key: value}))
+train_case("train-split-first-and-list", _train(parallelism__stage_layers=[16, 16],
+                                                parallelism__first_stage_layers=16))
+train_case("train-split-uneven-valid", _train(parallelism__stage_layers=[15, 17]), expect=0)
+train_case("train-split-balanced-valid", _train(parallelism__pp=3, parallelism__tp=1,
+                                                cluster__num_devices=6), expect=0)
+
 # --- simulate serve: files and --trace
 SERVE_OK = _serve()
 serve_case("serve-valid", SERVE_OK, expect=0, check=_serve_counts_add_up)

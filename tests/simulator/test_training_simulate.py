@@ -63,7 +63,8 @@ def test_contract_fields_and_breakdown_sums_to_iteration_time() -> None:
 @pytest.mark.parametrize(("n", "plan", "match"), [
     (16, dict(tp=2, pp=2, dp=2), "!= num_devices"),
     (16, dict(tp=16, pp=1, dp=1), "num_heads 12 not divisible by tp 16"),
-    (24, dict(tp=1, pp=3, dp=8, global_batch=24), "num_layers 8 not divisible by pp\\*vpp"),
+    (24, dict(tp=1, pp=3, dp=8, global_batch=24, stage_layers=(2, 2, 2)),
+     "stage_layers \\[2, 2, 2\\] add up to 6"),
     (16, dict(tp=2, pp=2, dp=4, global_batch=30), "global_batch 30 not divisible"),
 ])
 def test_impossible_plans_are_one_line_config_errors(n: int, plan: dict, match: str) -> None:
