@@ -121,6 +121,10 @@ class ParallelConfig:
     first_stage_layers: int | None = None
     last_stage_layers: int | None = None
     stage_layers: tuple[int, ...] = ()
+    # Megatron's --account-for-embedding/loss-in-pipeline-split (torchtitan's input/output
+    # weight 1): the embedding / the logits+loss count as one layer of the balanced split.
+    account_for_embedding_in_split: bool = False
+    account_for_loss_in_split: bool = False
     # ZeRO-3 / FSDP knobs (None: the fsdp_impl stack's default, costs.FSDP_TRAITS)
     fsdp_prefetch: int | None = None  # layers whose gathers may be in flight ahead of compute
     fsdp_bucket_mb: float | None = None  # gather/reduce bucket size (DeepSpeed prefetch bucket)
@@ -161,6 +165,12 @@ class ParallelConfig:
         if self.stage_layers and (self.first_stage_layers or self.last_stage_layers):
             raise ConfigError("give stage_layers or first/last_stage_layers, not both",
                               key="parallelism.stage_layers")
+        accounts = self.account_for_embedding_in_split or self.account_for_loss_in_split
+        if accounts and (self.stage_layers or self.first_stage_layers is not None
+                         or self.last_stage_layers is not None):
+            raise ConfigError("account_for_embedding/loss_in_split shape the balanced split; "
+                              "an explicit split already places the ends",
+                              key="parallelism.account_for_embedding_in_split")
         if self.stage_layers and len(self.stage_layers) not in (self.pp, self.pp * self.vpp):
             raise ConfigError(f"{len(self.stage_layers)} entries for pp {self.pp}, vpp "
                               f"{self.vpp}", key="parallelism.stage_layers",
@@ -206,6 +216,9 @@ def stage_layer_counts(num_layers: int, parallel: ParallelConfig) -> tuple[int, 
     ceil(layers / (pp*vpp)) per virtual stage, one fewer on virtual stages taken from the ends
     inwards (0, last, 1, last-1, ...), since the first carries the embedding and the last the
     logits and loss (Llama 3 405B on PP16: 7 + 14x8 + 7 = 126, Dubey et al. 2024, Sec. 3.3.2).
+    account_for_embedding/loss_in_split count the embedding / the loss as one more layer of the
+    split, on the first / last virtual stage (Megatron-LM's flags of those names; torchtitan's
+    generate_llm_fqn_per_model_part with input/output weight 1).
     Raises ConfigError (one line, parallelism.* key) for a split that does not add up or leaves
     a stage without layers.
     """
@@ -238,18 +251,24 @@ def stage_layer_counts(num_layers: int, parallel: ParallelConfig) -> tuple[int, 
                 key=key, allowed="values leaving a positive multiple of the other stages' count")
         per = rest_layers // rest_stages if rest_stages else 0
         return _split_stages([fixed.get(s, per) for s in range(p.pp)], p, key)
-    per, extra = divmod(num_layers, slots)
-    if extra == 0:
-        return (per,) * slots
-    counts = [per + 1] * slots
+    emb, loss = int(p.account_for_embedding_in_split), int(p.account_for_loss_in_split)
+    per, extra = divmod(num_layers + emb + loss, slots)
+    counts = [per + (1 if extra else 0)] * slots
     lo, hi = 0, slots - 1
-    for k in range(slots - extra):  # take one layer from the ends inwards
+    for k in range(slots - extra if extra else 0):  # take one layer from the ends inwards
         if k % 2 == 0:
             counts[lo] -= 1
             lo += 1
         else:
             counts[hi] -= 1
             hi -= 1
+    counts[0] -= emb
+    counts[-1] -= loss
+    if min(counts) < 1:
+        raise ConfigError(f"counting the embedding/loss as layers leaves a virtual stage of "
+                          f"{num_layers} layers over pp*vpp = {slots} without layers",
+                          key="parallelism.account_for_embedding_in_split",
+                          allowed="fewer stages or no accounting")
     return tuple(counts)
 
 

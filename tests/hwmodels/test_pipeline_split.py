@@ -91,6 +91,21 @@ def test_a_split_that_does_not_add_up_is_one_line(layers: int, plan: dict, key: 
     assert "\n" not in str(err.value)
 
 
+def test_embedding_and_loss_counted_as_layers_as_megatron() -> None:
+    both = _plan(16, account_for_embedding_in_split=True, account_for_loss_in_split=True)
+    assert stage_layer_counts(126, both) == (7,) + (8,) * 14 + (7,)  # 128 units over 16
+    loss_only = _plan(4, account_for_loss_in_split=True)
+    assert stage_layer_counts(15, loss_only) == (4, 4, 4, 3)
+    gpt3 = stage_layer_counts(96, _plan(8, account_for_embedding_in_split=True,
+                                        account_for_loss_in_split=True))
+    assert sum(gpt3) == 96 and gpt3[0] == gpt3[-1] == 11 and max(gpt3) == 13
+    with pytest.raises(ConfigError, match="without layers") as err:
+        stage_layer_counts(4, _plan(4, account_for_embedding_in_split=True))
+    assert err.value.key == "parallelism.account_for_embedding_in_split"
+    with pytest.raises(ConfigError, match="explicit split"):
+        _plan(2, stage_layers=(4, 4), account_for_loss_in_split=True)
+
+
 def test_explicit_split_excludes_first_last() -> None:
     with pytest.raises(ConfigError, match="not both"):
         _plan(2, stage_layers=(4, 4), first_stage_layers=4)
