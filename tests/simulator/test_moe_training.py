@@ -54,6 +54,9 @@ def test_deepseek_v3_plan_runs_as_published(deepseek) -> None:
     err = 100 * (per_gpu - published) / published
     assert abs(err) < MOE_ROW_TOLERANCE_PCT, f"{per_gpu:.0f} vs {published:.0f} tok/s/GPU"
     assert r.moe is not None and r.moe["imbalance_source"] == "balls-in-bins"
+    # known gap: DeepSeek trained this in 80 GB with FP8 activation caching and recompute of
+    # the SwiGLU inputs (report Sec. 3.3.3), which hwmodels.memory does not model
+    assert not r.fits_memory and r.peak_memory_gib > 80
 
 
 def test_dualpipe_hides_the_all_to_all_but_not_for_free(deepseek) -> None:
