@@ -144,11 +144,15 @@ def moe_routing(model: ModelSpec, tokens: float, *, ep: int = 1,
     """(local experts that receive tokens, rows per such expert on the busiest rank).
 
     Each EP rank brings `tokens`; their tokens*ep*top_k assignments spread uniformly over the
-    experts, so a rank's num_experts/ep experts see tokens*top_k rows, times `imbalance` on the
-    busiest rank. With few tokens not every expert is hit: the expected number of distinct
-    experts chosen is E*(1 - (1 - k/E)^(tokens*ep)) (each token picks k of E), which is what
-    makes small-batch MoE decode read fewer expert weights.
+    experts, so a rank's num_experts/ep experts see tokens*top_k rows, times `imbalance` (the
+    busiest EP rank's load over the mean, >= 1; hwmodels.training.moe.moe_load) on the busiest
+    rank, which every rank of the EP group waits for at the combine. With few tokens not every
+    expert is hit: the expected number of distinct experts chosen is E*(1 - (1 - k/E)^(tokens*ep))
+    (each token picks k of E), which is what makes small-batch MoE decode read fewer expert
+    weights.
     """
+    if not imbalance >= 1.0:
+        raise ConfigError(f"must be >= 1, got {imbalance!r}", key="moe_imbalance")
     e, k = model.num_experts, model.experts_per_token
     local = e / ep
     if tokens <= 0:
@@ -159,11 +163,16 @@ def moe_routing(model: ModelSpec, tokens: float, *, ep: int = 1,
 
 
 def moe_gemms(model: ModelSpec, tokens: float, tp: int, *, ep: int = 1,
-              imbalance: float = 1.0) -> list[Gemm]:
-    """Router, routed experts (one grouped GEMM per matrix) and shared experts on one rank."""
+              imbalance: float = 1.0, expert_tp: int | None = None) -> list[Gemm]:
+    """Router, routed experts (one grouped GEMM per matrix) and shared experts on one rank.
+
+    `tokens` reach the routed experts, split over `expert_tp` (None: tp; Megatron
+    --expert-tensor-parallel-size); the router and shared experts stay on the attention's tp.
+    """
     out = [Gemm(tokens, model.num_experts, model.hidden_size)]
     active, rows = moe_routing(model, tokens, ep=ep, imbalance=imbalance)
-    out += mlp_gemms(model, rows, model.moe_ffn_hidden_size, tp, groups=active)
+    out += mlp_gemms(model, rows, model.moe_ffn_hidden_size,
+                     tp if expert_tp is None else expert_tp, groups=active)
     if model.num_shared_experts:
         out += mlp_gemms(model, tokens, model.num_shared_experts * model.shared_ffn, tp)
     return out

@@ -302,6 +302,11 @@ def _stage_layers(model: ModelSpec, pp: int, vpp: int, stage: int) -> list[int]:
     return out
 
 
+def _expert_tp(parallel: ParallelConfig) -> int:
+    """Tensor-parallel degree of the routed experts (expert_tp; unset = tp, Megatron's default)."""
+    return parallel.tp if parallel.expert_tp is None else parallel.expert_tp
+
+
 def _stage_params(model: ModelSpec, parallel: ParallelConfig, stage: int) -> _Params:
     p = parallel
     layers = _plan_stage_layers(model, p, stage)
@@ -312,7 +317,7 @@ def _stage_params(model: ModelSpec, parallel: ParallelConfig, stage: int) -> _Pa
         total = float(flops.layer_param_count(model, moe=moe))
         routed = _expert_layer_params(model) if moe else 0.0
         layer_dense = replicated + (total - routed - replicated) / p.tp
-        layer_expert = routed / (p.tp * p.ep)
+        layer_expert = routed / (_expert_tp(p) * p.ep)
         dense += layer_dense
         expert += layer_expert
         largest = max(largest, layer_dense + layer_expert)
@@ -361,7 +366,8 @@ def _stage_memory(model: ModelSpec, training: TrainingConfig, parallel: Parallel
     params = _stage_params(model, p, stage)
     w_b, g_b, o_b = _training_param_bytes(t.dtype)
     dense_shard = p.dp * p.cp  # Megatron shards over the DP x CP group (same weights)
-    expert_shard = max(1, p.dp * p.cp // p.ep)  # expert-data-parallel group
+    # expert-data-parallel group: the stage's tp*cp*dp ranks over expert_tp * ep (Megatron)
+    expert_shard = max(1, p.tp * p.dp * p.cp // (_expert_tp(p) * p.ep))
     shard = (params.dense / dense_shard + params.expert / expert_shard)
     full = params.dense + params.expert
     weights = (shard if p.zero >= 3 else full) * w_b

@@ -331,15 +331,54 @@ def check_plan(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
             f"{training.micro_batch * p.dp}", key="training.global_batch")
     if training.seq_len % (2 * p.cp if p.cp > 1 else 1):
         raise ConfigError(f"seq_len {training.seq_len} not divisible by 2*cp", key="parallelism.cp")
-    if p.ep > 1:
+    moe_keys = [k for k, on in (("ep", p.ep > 1), ("expert_tp", p.expert_tp is not None),
+                                ("ep_overlap", EPOverlap(str(p.ep_overlap)) is not EPOverlap.NONE),
+                                ("moe_capacity_factor", p.moe_capacity_factor is not None),
+                                ("moe_imbalance", p.moe_imbalance is not None)) if on]
+    if moe_keys:
         if not model.is_moe:
-            raise ConfigError("ep > 1 needs an MoE model", key="parallelism.ep")
+            key = moe_keys[0]
+            raise ConfigError(f"{key + ' > 1' if key == 'ep' else key} needs an MoE model",
+                              key=f"parallelism.{key}")
         if model.num_experts % p.ep:
             raise ConfigError(f"ep {p.ep} does not divide num_experts {model.num_experts}",
                               key="parallelism.ep")
-        if (p.dp * p.cp) % p.ep:
+        # Megatron-core parallel_state.initialize_model_parallel: the expert grid is
+        # expert_tp x ep x expert_dp x pp over the same ranks and world_size must be divisible by
+        # expert_tp * ep * pp, i.e. expert_tp * ep divides tp * cp * dp (expert_tp defaults to
+        # tp, which leaves the older rule: ep divides dp * cp).
+        etp = p.tp if p.expert_tp is None else p.expert_tp
+        if p.expert_tp is None and (p.dp * p.cp) % p.ep:
             raise ConfigError(f"ep {p.ep} must divide dp*cp = {p.dp * p.cp}",
                               key="parallelism.ep")
+        if (p.tp * p.cp * p.dp) % (etp * p.ep):
+            raise ConfigError(f"expert_tp*ep = {etp}*{p.ep} must divide tp*cp*dp = "
+                              f"{p.tp * p.cp * p.dp}", key="parallelism.expert_tp")
+        if model.moe_ffn_hidden_size % etp:
+            raise ConfigError(f"expert_tp {etp} does not divide the expert width "
+                              f"{model.moe_ffn_hidden_size}", key="parallelism.expert_tp")
+        if etp != p.tp and p.tp > 1 and not p.sequence_parallel:
+            # Megatron: MoE with tensor parallelism needs sequence parallelism; the expert
+            # tokens are then each rank's sequence shard gathered over the expert-TP group.
+            raise ConfigError("expert_tp != tp with tp > 1 needs sequence_parallel: true",
+                              key="parallelism.expert_tp")
+        if EPOverlap(str(p.ep_overlap)) is EPOverlap.DUALPIPE:
+            # DeepSeek-V3 DualPipe (arXiv 2412.19437 Sec. 3.2.1) and Megatron's
+            # --overlap-moe-expert-parallel-comm (combined 1F1B) hide one microbatch's
+            # all-to-all behind another's compute: they need an all-to-all (ep > 1), two
+            # microbatches per pipeline, and no full recompute (Megatron rejects
+            # recompute_granularity full with it).
+            if p.ep == 1:
+                raise ConfigError("ep_overlap dualpipe needs ep > 1 (no all-to-all to hide)",
+                                  key="parallelism.ep_overlap", allowed=["none"])
+            m = num_microbatches(training, p)
+            if m < 2:
+                raise ConfigError(f"ep_overlap dualpipe needs >= 2 microbatches per pipeline, "
+                                  f"got {m}", key="parallelism.ep_overlap")
+            if p.recompute is Recompute.FULL:
+                raise ConfigError("ep_overlap dualpipe does not combine with recompute: full",
+                                  key="parallelism.ep_overlap",
+                                  allowed=["recompute: none|selective", "ep_overlap: none"])
     if p.cp_mode is CPMode.ULYSSES and p.cp > 1 and model.num_heads % (p.tp * p.cp):
         raise ConfigError(f"ulysses needs num_heads divisible by tp*cp = {p.tp * p.cp}",
                           key="parallelism.cp")

@@ -27,6 +27,7 @@ from hwmodels.parallel import (
     virtual_stage_layers,
 )
 from hwmodels.specs import ModelSpec
+from hwmodels.training import moe as moe_terms
 from hwmodels.training.comm import CommModel
 from hwmodels.training.placement import StageGroups, stage_groups
 
@@ -129,7 +130,7 @@ class CostCache:
     def stage_groups(self, parallel: ParallelConfig, stage: int) -> StageGroups:
         """placement.stage_groups, memoized (plans of a search share a few shapes)."""
         p = parallel
-        key = (p.tp, p.cp, p.dp, p.pp, p.ep, p.rank_order, stage)
+        key = (p.tp, p.cp, p.dp, p.pp, p.ep, p.expert_tp, p.rank_order, stage)
         hit = self.groups.get(key)
         if hit is None:
             hit = self.groups[key] = stage_groups(p, stage)
@@ -155,6 +156,9 @@ class ChunkCostModel:
         self.profile = resolve_profile(self.device, profile)
         self.cache = CostCache() if cache is None else cache
         self.layer_counts = stage_layer_counts(model.num_layers, parallel)
+        # busiest-EP-rank load, capacity cap and dropped share of the MoE layers (one per plan)
+        self.moe_load = (moe_terms.moe_load(model, parallel, self._tokens()) if model.is_moe
+                         else None)
 
     # -- per layer ---------------------------------------------------------------------------
 
@@ -197,13 +201,24 @@ class ChunkCostModel:
                 + self.comm.all_to_all(g.cp_group, kv_bytes)), False
 
     def _ep_comm_s(self, g: StageGroups) -> float:
-        """Dispatch + combine all-to-all of one MoE layer's forward over the EP group."""
+        """Dispatch + combine of one MoE layer's forward: the all-to-all over the EP group of
+        the rank's local tokens x top-k (x the busiest rank's load, which every rank waits for),
+        and, when the experts are tensor-parallel over a group of several ranks under sequence
+        parallelism, the all-gather of the received rows over it and the reduce-scatter back
+        (Megatron-core MoEAlltoAllTokenDispatcher)."""
         p, m = self.parallel, self.model
-        if p.ep == 1:
-            return 0.0
-        nbytes = (self._tokens() * m.experts_per_token * m.hidden_size
-                  * activation_bytes(self.training.dtype))
-        return 2 * self.comm.all_to_all(g.ep_group, nbytes)
+        load = self.moe_load.imbalance if self.moe_load is not None else 1.0
+        act = activation_bytes(self.training.dtype)
+        a2a = (moe_terms.local_tokens(self._tokens(), p) * m.experts_per_token * m.hidden_size
+               * act * load)
+        total = 2 * self.comm.all_to_all(g.ep_group, a2a) if p.ep > 1 else 0.0
+        etp_group = g.expert_tp_group or g.tp_group
+        if p.sequence_parallel and len(etp_group) > 1:
+            rows = (moe_terms.expert_tokens(self._tokens(), p) * m.experts_per_token
+                    * m.hidden_size * act * load)
+            total += (self.comm.all_gather(etp_group, rows)
+                      + self.comm.reduce_scatter(etp_group, rows))
+        return total
 
     def _zero3_gather_s(self, g: StageGroups, moe: bool) -> tuple[float, float]:
         """(all-gather of one layer's weights, reduce-scatter of its grads) for ZeRO-3."""
@@ -227,18 +242,37 @@ class ChunkCostModel:
         g = self.groups[stage]
         key = (g.tp_group, g.cp_group, g.ep_group if moe else (), t.micro_batch, t.seq_len,
                t.dtype, p.tp, p.cp, p.ep if moe else 1, p.sequence_parallel, p.recompute,
-               p.overlap_tp_comm, p.cp_mode, moe)
+               p.overlap_tp_comm, p.cp_mode, moe,
+               (g.expert_tp_group, p.expert_tp, p.moe_imbalance, p.moe_capacity_factor,
+                p.ep_overlap) if moe else ())
         hit = self.cache.layers.get(key)
         if hit is not None:
             return hit
         common = self._common()
+        imbalance = self.moe_load.imbalance if (moe and self.moe_load is not None) else 1.0
         extra = dict(moe=moe, ep=p.ep if moe else 1, cp_mode=p.cp_mode,
-                     flash=self.flash_attention)
+                     flash=self.flash_attention, moe_imbalance=imbalance)
         fwd = layers.layer_forward_time(self.model, self.device, **common, **extra)
         bwd = layers.layer_backward_time(self.model, self.device, **common, **extra)
         tp_s = self._tp_comm_s(g)
         cp_s, cp_overlap = self._cp_comm_s(g)
         ep_s = self._ep_comm_s(g) if moe else 0.0
+        # routed experts at expert_tp instead of tp: correct the layer's GEMM time
+        d_f = d_b = d_w = 0.0
+        if moe:
+            d_f, d_b, d_w = moe_terms.expert_tp_delta_s(
+                self.model, self.device, tokens=self._tokens(), parallel=p, imbalance=imbalance,
+                dtype=t.dtype, profile=self.profile)
+        fwd_total, fwd_gemm = fwd.total_s + d_f, fwd.gemm_s + d_f
+        bwd_total, bwd_gemm, bwd_wgrad = bwd.total_s + d_b, bwd.gemm_s + d_b, \
+            bwd.weight_grad_s + d_w
+        # EP all-to-all: exposed, or (dualpipe) the forward's hidden behind another
+        # microbatch's backward of this layer and the backward's behind a forward; priced on
+        # the pair (hwmodels.training.moe.ep_exposed_s), split in proportion to each side's.
+        ep_f_exp = ep_b_exp = ep_s
+        if ep_s:
+            pair = moe_terms.ep_exposed_s(2 * ep_s, fwd_total + bwd_total, p.ep_overlap)
+            ep_f_exp = ep_b_exp = pair / 2
 
         def exposed_tp(gemm_s: float) -> float:
             return max(0.0, tp_s - gemm_s) if p.overlap_tp_comm else tp_s
@@ -247,24 +281,24 @@ class ChunkCostModel:
             return max(0.0, comm_s - attn_s) if cp_overlap else comm_s
 
         f_comm = tp_s + cp_s + ep_s
-        f_exposed = exposed_tp(fwd.gemm_s) + exposed_cp(fwd.attention_s, cp_s) + ep_s
-        forward = _LayerPhase(compute_s=fwd.total_s, comm_s=f_comm, exposed_s=f_exposed,
+        f_exposed = exposed_tp(fwd_gemm) + exposed_cp(fwd.attention_s, cp_s) + ep_f_exp
+        forward = _LayerPhase(compute_s=fwd_total, comm_s=f_comm, exposed_s=f_exposed,
                               wgrad_s=0.0, flops=fwd.flops)
         # backward: the same TP collectives (transposed), ring CP sends KV and dKV (2x), EP
         # all-to-all in reverse; recompute re-runs forward work first.
-        b_compute = bwd.total_s
+        b_compute = bwd_total
         b_comm = tp_s + 2 * cp_s + ep_s
-        b_exposed = exposed_tp(bwd.gemm_s) + exposed_cp(bwd.attention_s, 2 * cp_s) + ep_s
+        b_exposed = exposed_tp(bwd_gemm) + exposed_cp(bwd.attention_s, 2 * cp_s) + ep_b_exp
         b_flops = bwd.flops
         if p.recompute is Recompute.FULL:
-            b_compute += fwd.total_s
+            b_compute += fwd_total
             b_comm += f_comm
             b_exposed += f_exposed
             b_flops += fwd.flops
         elif p.recompute is Recompute.SELECTIVE:
             b_compute += fwd.attention_s  # softmax/QK^T/AV only, no communication
         backward = _LayerPhase(compute_s=b_compute, comm_s=b_comm, exposed_s=b_exposed,
-                               wgrad_s=bwd.weight_grad_s, flops=b_flops)
+                               wgrad_s=bwd_wgrad, flops=b_flops)
         self.cache.layers[key] = (forward, backward)
         return forward, backward
 

@@ -65,7 +65,7 @@ class StageParams:
 
 
 def stage_params(model: ModelSpec, parallel: ParallelConfig, stage: int) -> StageParams:
-    """Per-rank parameter counts of `stage` (TP-split; experts also EP-split)."""
+    """Per-rank parameter counts of `stage` (TP-split; experts expert_tp- and EP-split)."""
     p = parallel
     counts = stage_layer_counts(model.num_layers, p)
     dense_layer = flops.layer_param_count(model, moe=False) / p.tp
@@ -84,7 +84,9 @@ def stage_params(model: ModelSpec, parallel: ParallelConfig, stage: int) -> Stag
         if v == p.pp * p.vpp - 1 and (not model.tie_embeddings or p.pp > 1):
             dense += vocab
         dense_c.append(dense)
-        expert_c.append(n_moe * experts / (p.tp * p.ep))
+        # routed experts split over expert_tp (None = tp) x ep (Megatron's expert grid)
+        etp = p.tp if p.expert_tp is None else p.expert_tp
+        expert_c.append(n_moe * experts / (etp * p.ep))
     tied = 0.0
     if model.tie_embeddings and p.pp > 1 and stage in (0, p.pp - 1):
         tied = model.vocab_size * model.hidden_size / p.tp

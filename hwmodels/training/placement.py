@@ -5,7 +5,11 @@ Megatron-LM orders ranks with TP innermost (inside a node), then CP, EP, DP and 
 rank_order lists the dimensions innermost first and can move them. The mesh is built over the
 four dense dimensions (tp, cp, dp, pp; world = tp*cp*dp*pp). Expert parallelism splits the
 cp*dp "data" ranks of one (tp rank, pp stage) into groups of `ep`: consecutive ones when ep comes
-before dp in rank_order (Megatron's default), strided ones otherwise.
+before dp in rank_order (Megatron's default), strided ones otherwise. With an expert tensor-parallel
+degree expert_tp != tp the experts have their own grid over the stage's tp*cp*dp ranks, expert-TP
+innermost, then EP, then expert-DP (Megatron-core parallel_state: the expert RankGenerator with
+tp=expert_tensor_parallel_size, order "tp-ep-dp-pp", expert_data_parallel_size = world_size //
+(etp * ep * pp)).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class StageGroups:
     dp_cp_group: tuple[int, ...]  # gradient-reduction group of dense params (dp x cp)
     ep_group: tuple[int, ...]
     expert_dp_group: tuple[int, ...]  # gradient-reduction group of expert params
+    expert_tp_group: tuple[int, ...] = ()  # ranks splitting one expert's GEMMs (() = tp_group)
     next_rank: int | None  # same coordinates on stage + 1 (None on the last stage)
     prev_rank: int | None
 
@@ -84,6 +89,13 @@ def _ep_groups(data_ranks: tuple[int, ...], ep: int, contiguous: bool) -> tuple[
     return tuple(sorted(ep_group)), tuple(sorted(edp_group))
 
 
+def _expert_grid(stage_ranks: tuple[int, ...], etp: int, ep: int) -> tuple[
+        tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(EP group, expert-DP group, expert-TP group) of stage_ranks[0] in the expert grid laid
+    over the stage's ranks in rank order: expert-TP innermost, then EP, then expert-DP."""
+    return (stage_ranks[0:etp * ep:etp], stage_ranks[0::etp * ep], stage_ranks[0:etp])
+
+
 def pipeline_groups(parallel: ParallelConfig) -> tuple[StageGroups, ...]:
     """Rank groups of every stage of the pipeline that holds rank 0 (one stands for all)."""
     return tuple(stage_groups(parallel, s) for s in range(parallel.pp))
@@ -96,16 +108,22 @@ def stage_groups(parallel: ParallelConfig, stage: int) -> StageGroups:
     ep_contiguous = order.index("ep") < order.index("dp")
     s = stage
     data = mesh.group(("cp", "dp"), pp=s)
+    tp_group = mesh.group(("tp",), pp=s)
     ep_group, edp_group = _ep_groups(data, parallel.ep, ep_contiguous)
+    etp_group = tp_group
+    if parallel.expert_tp is not None and parallel.expert_tp != parallel.tp:
+        ep_group, edp_group, etp_group = _expert_grid(
+            mesh.group(("tp", "cp", "dp"), pp=s), parallel.expert_tp, parallel.ep)
     return StageGroups(
         stage=s,
         rank=mesh.rank(pp=s),
-        tp_group=mesh.group(("tp",), pp=s),
+        tp_group=tp_group,
         cp_group=mesh.group(("cp",), pp=s),
         dp_group=mesh.group(("dp",), pp=s),
         dp_cp_group=data,
         ep_group=ep_group,
         expert_dp_group=edp_group,
+        expert_tp_group=etp_group,
         next_rank=mesh.rank(pp=s + 1) if s + 1 < parallel.pp else None,
         prev_rank=mesh.rank(pp=s - 1) if s > 0 else None,
     )

@@ -62,6 +62,10 @@ class TrainingResult:
     timeline: tuple[TraceEvent, ...] | None = None
     # how the layers were split over the pipeline: 'even 12x8', 'balanced 7+8x14+7', ...
     pipeline_split: str = ""
+    # MoE models: busiest-EP-rank load (after the capacity cap), before the cap, the expected
+    # share of token-expert assignments dropped over capacity, and where the load came from
+    # (hwmodels.training.moe.MoELoad); empty for dense models
+    moe: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object `fleetsim simulate train --json` prints."""
@@ -82,6 +86,8 @@ class TrainingResult:
             "pipeline_split": self.pipeline_split,
             "layers_per_stage": [r.layers for r in self.stages],
         }
+        if self.moe is not None:
+            out["moe"] = dict(self.moe)
         if self.message:
             out["message"] = self.message
         return out

