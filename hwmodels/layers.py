@@ -532,14 +532,28 @@ def _cost(gemm_s: float, elt_s: float, flops: float, wgrad_s: float = 0.0, *,
                      kernel_overhead_s=overhead_s)
 
 
+def _embedding_dropout(model: ModelSpec, tokens: float, tp: int, dt: DType,
+                       sequence_parallel: bool, dropout: bool | None) -> list[Kernel]:
+    """Megatron's embedding dropout (GPT-style models): read the embedding output, write it and
+    a 1-byte mask; on the sequence-parallel shard with SP. Its backward reads the grad and the
+    mask and writes the grad: the same bytes."""
+    if not _uses_dropout(model, dropout):
+        return []
+    elt = activation_elt_bytes(dt)
+    hidden = tokens * model.hidden_size * elt / (tp if sequence_parallel else 1)
+    return [(RESIDUAL, (2.0 + DROPOUT_MASK_BYTES / elt) * hidden)]
+
+
 def embedding_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
                            seq_len: int, tp: int, cp: int = 1,
                            sequence_parallel: bool = False, dtype: DType | str = DType.BF16,
-                           profile: ProfileArg = None) -> LayerCost:
-    """Vocab-parallel embedding lookup (+ learned positions): gather rows, write the output."""
+                           profile: ProfileArg = None, dropout: bool | None = None) -> LayerCost:
+    """Vocab-parallel embedding lookup (+ learned positions): gather rows, write the output;
+    then the embedding dropout where the model trains with dropout."""
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     nbytes = 2.0 * tokens * model.hidden_size * activation_elt_bytes(dt)
     sizes = [(EMBED, nbytes), (EMBED, nbytes)] if model.learned_pos_emb else [(EMBED, nbytes)]
+    sizes += _embedding_dropout(model, tokens, tp, dt, sequence_parallel, dropout)
     return _cost(0.0, elementwise_time(device, sizes, prof), 0.0,
                  elt_k=elementwise_kernels(sizes), overhead_s=prof.kernel_overhead_s or 0.0)
 
@@ -547,12 +561,17 @@ def embedding_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch:
 def embedding_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
                             seq_len: int, tp: int, cp: int = 1,
                             sequence_parallel: bool = False, dtype: DType | str = DType.BF16,
-                            profile: ProfileArg = None) -> LayerCost:
-    """Scatter-add of the output grad into this rank's vocab shard (all weight gradient)."""
+                            profile: ProfileArg = None, dropout: bool | None = None
+                            ) -> LayerCost:
+    """Dropout backward, then the scatter-add of the output grad into this rank's vocab shard:
+    the scatter-add is all weight gradient (weight_grad_s: a zero-bubble W op)."""
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     nbytes = 2.0 * tokens * model.hidden_size * activation_elt_bytes(dt)
-    elt_s = elementwise_time(device, [(EMBED, nbytes)], prof, ELEMENTWISE_BACKWARD_RATIO)
-    return _cost(0.0, elt_s, 0.0, elt_k=1 if nbytes > 0 else 0,
+    wgrad_s = elementwise_time(device, [(EMBED, nbytes)], prof, ELEMENTWISE_BACKWARD_RATIO)
+    drop = _embedding_dropout(model, tokens, tp, dt, sequence_parallel, dropout)
+    elt_s = wgrad_s + elementwise_time(device, drop, prof)
+    return _cost(0.0, elt_s, 0.0, wgrad_s,
+                 elt_k=(1 if nbytes > 0 else 0) + elementwise_kernels(drop),
                  overhead_s=prof.kernel_overhead_s or 0.0)
 
 

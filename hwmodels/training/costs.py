@@ -401,6 +401,7 @@ class ChunkCostModel:
             f_c += e_f.total_s
             b_c += e_b.total_s
             f_t, b_t = _add(f_t, _terms(e_f)), _add(b_t, _terms(e_b))
+            b_w += e_b.weight_grad_s
             f_comm += tp_coll
             f_fl += e_f.flops
             b_fl += e_b.flops
@@ -412,6 +413,11 @@ class ChunkCostModel:
             b_w += l_b.weight_grad_s
             f_t, b_t = _add(f_t, _terms(l_f)), _add(b_t, _terms(l_b))
             f_comm += (self.comm.all_gather(g.tp_group, nbytes) if p.sequence_parallel else 0.0)
+            if p.tp > 1:
+                # vocab-parallel cross entropy (Megatron _VocabParallelCrossEntropy.forward):
+                # all-reduce of the logit max, the target logit and the exp sum, one fp32 value
+                # per token each, over the TP group (latency-bound, on the critical path)
+                f_comm += 3 * self.comm.all_reduce(g.tp_group, self._tokens() * 4.0)
             b_comm += tp_coll
             f_fl += l_f.flops
             b_fl += l_b.flops
