@@ -34,6 +34,19 @@ EAGER_DROPOUT_ADD_KERNELS = 2
 EAGER_ADD_KERNELS = 1
 
 
+# Host time to dispatch one op from Python to a CUDA launch: PyTorch's operator micro-benchmark
+# (benchmarks/operator_benchmark, Eager mode, `split` of an 8x8 CUDA tensor: 3.3-3.4 us per
+# forward; pytorch/pytorch PR #32194, 2020) - a lower bound (no autograd recording). When a
+# pass's kernels finish faster than the host can issue them the GPU idles for the difference
+# (LayerCost.host_wait_s); large training kernels hide it entirely.
+HOST_DISPATCH_S = 3.4e-6
+
+
+def host_wait_s(kernels: int, gpu_s: float) -> float:
+    """Idle GPU time of a pass whose `kernels` launches take longer to issue than to run."""
+    return max(0.0, kernels * HOST_DISPATCH_S - gpu_s)
+
+
 def eager_kernels(kind: ElementwiseKind, *, gated_mlp: bool, dropout: bool) -> int:
     """Kernels PyTorch eager launches for one fused op of `kind` (1 for kinds not listed)."""
     if kind is ElementwiseKind.NORM:

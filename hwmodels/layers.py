@@ -18,7 +18,7 @@ from hwmodels import attention_impl as attn_impl
 from hwmodels import ops
 from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError
-from hwmodels.kernel_stack import kernels_per_op
+from hwmodels.kernel_stack import host_wait_s, kernels_per_op
 from hwmodels.parallel import AttentionImpl, CPMode, KernelStack
 from hwmodels.profile import DeviceProfile, ElementwiseKind
 from hwmodels.specs import AttentionKind, DeviceSpec, ModelSpec
@@ -60,6 +60,8 @@ class LayerCost:
     attention_kernels: int = 0
     elementwise_kernels: int = 0
     kernel_overhead_s: float = 0.0
+    # GPU idle while the host issues the pass's launches (kernel_stack.host_wait_s), in total_s
+    host_wait_s: float = 0.0
 
     @property
     def input_grad_s(self) -> float:
@@ -73,12 +75,12 @@ class LayerCost:
 
     def terms(self) -> dict[str, float]:
         """total_s split into GEMM, attention and memory-bound work net of the per-kernel
-        overhead, and that overhead (launch_s); the four sum to total_s."""
+        overhead, and that overhead plus any host-bound wait (launch_s); they sum to total_s."""
         o = self.kernel_overhead_s
         return {"gemm_s": self.gemm_s - o * self.gemm_kernels,
                 "attention_s": self.attention_s - o * self.attention_kernels,
                 "elementwise_s": self.elementwise_s - o * self.elementwise_kernels,
-                "launch_s": o * self.kernels}
+                "launch_s": o * self.kernels + self.host_wait_s}
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,12 +465,14 @@ def layer_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int
         cp_mode=cp_mode, backward=False, flash=flash, dropout=_uses_dropout(model, dropout),
         impl=impl)
     elt_s = elementwise_time(device, s.elementwise, s.profile)
+    n = gemm_kernels(s.gemms) + attn_k + elementwise_kernels(s.elementwise)
+    wait = host_wait_s(n, gemm_s + attn_s + elt_s) if kernels is not None else 0.0
     return LayerCost(gemm_s=gemm_s, attention_s=attn_s, elementwise_s=elt_s,
-                     total_s=gemm_s + attn_s + elt_s,
+                     total_s=gemm_s + attn_s + elt_s + wait,
                      flops=sum(g.flops for g in s.gemms) + attn_flops,
                      gemm_kernels=gemm_kernels(s.gemms), attention_kernels=attn_k,
                      elementwise_kernels=elementwise_kernels(s.elementwise),
-                     kernel_overhead_s=s.profile.kernel_overhead_s or 0.0)
+                     kernel_overhead_s=s.profile.kernel_overhead_s or 0.0, host_wait_s=wait)
 
 
 def layer_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int,
@@ -492,13 +496,15 @@ def layer_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: in
         impl=impl)
     elt_s = elementwise_time(device, s.elementwise, s.profile, ELEMENTWISE_BACKWARD_RATIO)
     gemm_s = dgrad_s + wgrad_s
+    n = 2 * gemm_kernels(s.gemms) + attn_k + elementwise_kernels(s.elementwise)
+    wait = host_wait_s(n, gemm_s + attn_s + elt_s) if kernels is not None else 0.0
     return LayerCost(gemm_s=gemm_s, attention_s=attn_s, elementwise_s=elt_s,
-                     total_s=gemm_s + attn_s + elt_s,
+                     total_s=gemm_s + attn_s + elt_s + wait,
                      flops=2.0 * sum(g.flops for g in s.gemms) + attn_flops,
                      weight_grad_s=wgrad_s, gemm_kernels=2 * gemm_kernels(s.gemms),
                      attention_kernels=attn_k,
                      elementwise_kernels=elementwise_kernels(s.elementwise),
-                     kernel_overhead_s=s.profile.kernel_overhead_s or 0.0)
+                     kernel_overhead_s=s.profile.kernel_overhead_s or 0.0, host_wait_s=wait)
 
 
 def layer_weight_grad_time(model: ModelSpec, device: DeviceSpec, **kwargs: object) -> float:

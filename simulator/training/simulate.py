@@ -99,7 +99,8 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     iteration_s = max(e.end_s for e in ends)
 
     # attention_impl=unfused materializes the scores like flash_attention=False
-    flash_mem = flash_attention and training.attention_impl is not AttentionImpl.UNFUSED
+    flash_mem = flash_attention and AttentionImpl(str(training.attention_impl)) is not \
+        AttentionImpl.UNFUSED
     memories = [training_memory(model, training, p, stage=s, flash_attention=flash_mem)
                 .total_bytes for s in range(p.pp)]
     capacity = device.memory_bytes * (1.0 - MEMORY_HEADROOM)

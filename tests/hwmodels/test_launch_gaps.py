@@ -7,7 +7,7 @@ import pytest
 from hwmodels import layers
 from hwmodels.catalog import load_device, load_model
 from hwmodels.dtypes import DType
-from hwmodels.kernel_stack import EAGER_RMSNORM_KERNELS, EAGER_ROPE_KERNELS
+from hwmodels.kernel_stack import EAGER_RMSNORM_KERNELS, EAGER_ROPE_KERNELS, HOST_DISPATCH_S
 from hwmodels.ops import resolve_profile
 from hwmodels.parallel import KernelStack
 from hwmodels.profile import CATALOG_DEFAULTS, ElementwiseKind
@@ -65,3 +65,21 @@ def test_adam_launches_follow_multi_tensor_apply_chunks() -> None:
     n = 10 * ADAM_ELEMENTS_PER_LAUNCH
     one_pass = adam_step_time(H100, n, prof) - (adam_launches(n) - 1) * prof.kernel_overhead_s
     assert adam_step_time(H100, n, prof) > one_pass > 0
+
+
+def test_tiny_pass_waits_on_the_host() -> None:
+    # a 256-wide Llama on 64 tokens with the bundled H100 profile (1 us per kernel): kernels run
+    # faster than PyTorch can issue them (the catalog's 4 us per kernel never lets the host bind)
+    small = load_model({"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 256,
+                        "num_attention_heads": 4, "num_key_value_heads": 4,
+                        "intermediate_size": 688, "vocab_size": 1000})
+    tiny = dict(micro_batch=1, seq_len=64, tp=1, profile=None)
+    c = layers.layer_forward_time(small, H100, attention_impl="auto", kernels="eager", **tiny)
+    assert c.host_wait_s == pytest.approx(c.kernels * HOST_DISPATCH_S
+                                          - (c.gemm_s + c.attention_s + c.elementwise_s))
+    assert c.host_wait_s > 0
+    assert sum(c.terms().values()) == pytest.approx(c.total_s)
+    big = layers.layer_forward_time(LLAMA8B, H100, attention_impl="auto", kernels="eager", **KW)
+    assert big.host_wait_s == 0.0
+    legacy = layers.layer_forward_time(small, H100, **tiny)
+    assert legacy.host_wait_s == 0.0  # no kernel stack given: no host model (serving callers)
