@@ -14,10 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hwmodels import attention_impl as attn_impl
 from hwmodels import ops
 from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import CPMode
+from hwmodels.kernel_stack import host_wait_s, kernels_per_op
+from hwmodels.parallel import AttentionImpl, CPMode, KernelStack
 from hwmodels.profile import DeviceProfile, ElementwiseKind
 from hwmodels.specs import AttentionKind, DeviceSpec, ModelSpec
 
@@ -52,11 +54,33 @@ class LayerCost:
     total_s: float
     flops: float
     weight_grad_s: float = 0.0  # backward only: the wgrad GEMMs inside gemm_s (zero-bubble W)
+    # kernels launched per part; each one's fixed per-kernel overhead (launch gap and tail,
+    # ops.kernel_overhead_s) is inside gemm_s / attention_s / elementwise_s
+    gemm_kernels: int = 0
+    attention_kernels: int = 0
+    elementwise_kernels: int = 0
+    kernel_overhead_s: float = 0.0
+    # GPU idle while the host issues the pass's launches (kernel_stack.host_wait_s), in total_s
+    host_wait_s: float = 0.0
 
     @property
     def input_grad_s(self) -> float:
         """Backward only: everything but the weight-gradient GEMMs (zero-bubble B pass)."""
         return self.total_s - self.weight_grad_s
+
+    @property
+    def kernels(self) -> int:
+        """Kernels this pass launches."""
+        return self.gemm_kernels + self.attention_kernels + self.elementwise_kernels
+
+    def terms(self) -> dict[str, float]:
+        """total_s split into GEMM, attention and memory-bound work net of the per-kernel
+        overhead, and that overhead plus any host-bound wait (launch_s); they sum to total_s."""
+        o = self.kernel_overhead_s
+        return {"gemm_s": self.gemm_s - o * self.gemm_kernels,
+                "attention_s": self.attention_s - o * self.attention_kernels,
+                "elementwise_s": self.elementwise_s - o * self.elementwise_kernels,
+                "launch_s": o * self.kernels + self.host_wait_s}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +95,16 @@ class Gemm:
     @property
     def flops(self) -> float:
         return 2.0 * self.groups * self.m * self.n * self.k
+
+
+def gemm_kernels(gemms: list[Gemm]) -> int:
+    """Kernels a GEMM list launches (ops charges no kernel for an empty GEMM)."""
+    return sum(1 for g in gemms if g.m and g.n and g.k and g.groups)
+
+
+def elementwise_kernels(kernels: list[Kernel]) -> int:
+    """Kernels a memory-bound list launches (ops charges none for zero bytes)."""
+    return sum(1 for _, b in kernels if b > 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,13 +255,28 @@ def _uses_dropout(model: ModelSpec, dropout: bool | None) -> bool:
 
 def layer_elementwise(model: ModelSpec, tokens: float, tp: int, *, moe: bool,
                       sequence_parallel: bool, dropout: bool, dtype: DType,
-                      ep: int = 1, imbalance: float = 1.0) -> list[Kernel]:
+                      ep: int = 1, imbalance: float = 1.0,
+                      kernels: KernelStack | str | None = None) -> list[Kernel]:
     """(kind, bytes moved) of each memory-bound forward kernel of one layer on one rank.
 
     Norms and bias-dropout-add act on the full hidden state, replicated on every TP rank unless
     sequence parallel splits them by tp; rotary and the activation act on tp-split tensors;
-    MoE dispatch/combine permutes are gathers (copies).
+    MoE dispatch/combine permutes are gathers (copies). kernels=eager splits each fused op into
+    the kernels PyTorch eager launches for it (hwmodels.kernel_stack), each streaming the op's
+    tensor; None / fused / compiled: one kernel per op.
     """
+    out = _fused_elementwise(model, tokens, tp, moe=moe, sequence_parallel=sequence_parallel,
+                             dropout=dropout, dtype=dtype, imbalance=imbalance)
+    if kernels is None or KernelStack(str(kernels)) is not KernelStack.EAGER:
+        return out
+    return [k for kind, b in out for k in [(kind, b)] * kernels_per_op(
+        kernels, kind, gated_mlp=model.gated_mlp, dropout=dropout)]
+
+
+def _fused_elementwise(model: ModelSpec, tokens: float, tp: int, *, moe: bool,
+                       sequence_parallel: bool, dropout: bool, dtype: DType,
+                       imbalance: float) -> list[Kernel]:
+    """One kernel per memory-bound op (Megatron / TE fused kernels)."""
     elt = activation_elt_bytes(dtype)
     hidden = tokens * model.hidden_size * elt / (tp if sequence_parallel else 1)
     residual = (3.0 + (DROPOUT_MASK_BYTES / elt if dropout else 0.0)) * hidden
@@ -288,7 +337,7 @@ class _Setup:
 def _setup(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int, tp: int,
            cp: int, sequence_parallel: bool, dtype: DType | str, moe: bool, ep: int,
            moe_imbalance: float, profile: ProfileArg, dropout: bool | None,
-           cp_mode: CPMode | str) -> _Setup:
+           cp_mode: CPMode | str, kernels: KernelStack | str | None = None) -> _Setup:
     _int(micro_batch, "micro_batch")
     _int(seq_len, "seq_len")
     _int(cp, "cp")
@@ -316,7 +365,8 @@ def _setup(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: i
         gemms=layer_gemms(model, tokens, tp, moe=moe, ep=ep, imbalance=moe_imbalance),
         elementwise=layer_elementwise(
             model, tokens, tp, moe=moe, sequence_parallel=sequence_parallel,
-            dropout=_uses_dropout(model, dropout), dtype=dt, ep=ep, imbalance=moe_imbalance),
+            dropout=_uses_dropout(model, dropout), dtype=dt, ep=ep, imbalance=moe_imbalance,
+            kernels=kernels),
         profile=prof,
         dtype=dt,
     )
@@ -332,37 +382,48 @@ def _cp_mode(value: CPMode | str) -> CPMode:
 
 def _attention(model: ModelSpec, device: DeviceSpec, s: _Setup, *, micro_batch: int,
                seq_len: int, tp: int, cp: int, cp_mode: CPMode | str, backward: bool,
-               flash: bool, dropout: bool) -> tuple[float, float]:
-    """(seconds, flops) of causal attention on one rank.
+               flash: bool, dropout: bool,
+               impl: AttentionImpl | None = None) -> tuple[float, float, int]:
+    """(seconds, flops, kernels) of causal attention on one rank.
 
     Flash: ring CP runs cp kernel calls per pass, each a causal-sized block of seq_len/cp queries
     and keys (load-balanced zig-zag split: every rank does 1/cp of the causal work); Ulysses runs
-    heads/(tp*cp) over the full sequence. Unfused (flash=False, Megatron before FlashAttention):
-    two batched GEMMs over the full s x s square plus softmax and dropout on the score tensor.
+    heads/(tp*cp) over the full sequence. Unfused (flash=False or impl unfused, Megatron before
+    FlashAttention): two batched GEMMs over the full s x s square plus softmax and dropout on the
+    score tensor. impl None: the profile's attention curve (as before issue 15); a resolved
+    kernel (hwmodels.attention_impl) with a published table: that kernel's efficiency.
     """
     mode = _cp_mode(cp_mode)
     heads_div = tp * cp if (mode is CPMode.ULYSSES and cp > 1) else tp
     calls, q = (1, seq_len) if heads_div != tp or cp == 1 else (cp, seq_len // cp)
     heads = model.num_heads // heads_div
     dqk, dv = model.head_dim, model.value_head_dim
-    if not flash:
+    if not flash or impl is AttentionImpl.UNFUSED:
         return _unfused_attention(device, s, batch=micro_batch * heads * calls, q=q, dqk=dqk,
                                   dv=dv, backward=backward, dropout=dropout)
     kv_heads = (heads if model.attention is AttentionKind.MLA
                 else max(model.num_kv_heads // heads_div, 1))
-    one = ops.attention_prefill_time(
-        device, batch=micro_batch, q_len=q, kv_len=q, num_heads=heads, num_kv_heads=kv_heads,
-        head_dim=dqk, v_head_dim=dv, dtype=s.dtype, causal=True, backward=backward,
-        profile=s.profile)
     pairs = micro_batch * ops.causal_pairs(q, q) * calls
     flops = 2.0 * pairs * heads * (dqk + dv)
     if backward:
         flops *= ops.ATTN_BACKWARD_FLOPS_RATIO
-    return calls * one, flops
+    # a measured attention curve measured FA2 (hwmodels.attention_impl): it wins for FA2
+    profile_wins = impl is AttentionImpl.FA2 and "attention_prefill" in s.profile.measured
+    if impl is not None and attn_impl.has_table(impl, device.name) and not profile_wins:
+        one = ops.attention_kernel_time(
+            device, s.profile, impl=impl, batch=micro_batch, q_len=q, num_heads=heads,
+            num_kv_heads=kv_heads, head_dim=dqk, v_head_dim=dv, dtype=s.dtype,
+            backward=backward)
+    else:
+        one = ops.attention_prefill_time(
+            device, batch=micro_batch, q_len=q, kv_len=q, num_heads=heads,
+            num_kv_heads=kv_heads, head_dim=dqk, v_head_dim=dv, dtype=s.dtype, causal=True,
+            backward=backward, profile=s.profile)
+    return calls * one, flops, calls if one > 0 else 0
 
 
 def _unfused_attention(device: DeviceSpec, s: _Setup, *, batch: float, q: int, dqk: int, dv: int,
-                       backward: bool, dropout: bool) -> tuple[float, float]:
+                       backward: bool, dropout: bool) -> tuple[float, float, int]:
     """Megatron's pre-flash attention: baddbmm QK^T, fused scale-mask-softmax, dropout, bmm PV.
 
     Scores are materialized (batch x q x q, 16-bit): softmax reads and writes them, dropout reads
@@ -375,10 +436,20 @@ def _unfused_attention(device: DeviceSpec, s: _Setup, *, batch: float, q: int, d
         dgrad, wgrad = _gemms_backward(device, gemms, s.dtype, s.profile)
         sizes = [(SOFTMAX, 3.0 * scores)] + ([(SOFTMAX, 2.0 * scores + mask)] if dropout else [])
         elt = elementwise_time(device, sizes, s.profile)
-        return dgrad + wgrad + elt, 2.0 * sum(g.flops for g in gemms)
+        n = 2 * gemm_kernels(gemms) + elementwise_kernels(sizes)
+        return dgrad + wgrad + elt, 2.0 * sum(g.flops for g in gemms), n
     sizes = [(SOFTMAX, 2.0 * scores)] + ([(SOFTMAX, 2.0 * scores + mask)] if dropout else [])
     t = gemms_time(device, gemms, s.dtype, s.profile) + elementwise_time(device, sizes, s.profile)
-    return t, sum(g.flops for g in gemms)
+    return t, sum(g.flops for g in gemms), gemm_kernels(gemms) + elementwise_kernels(sizes)
+
+
+def _impl(model: ModelSpec, device: DeviceSpec, attention_impl: AttentionImpl | str | None,
+          kernels: KernelStack | str | None, flash: bool) -> AttentionImpl | None:
+    """The attention kernel of a layer call (None: the legacy profile-curve path)."""
+    if attention_impl is None:
+        return None
+    return attn_impl.resolve(attention_impl, device.name,
+                             KernelStack.FUSED if kernels is None else kernels, flash)
 
 
 def layer_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int,
@@ -386,19 +457,31 @@ def layer_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int
                        dtype: DType | str = DType.BF16, moe: bool = False, ep: int = 1,
                        moe_imbalance: float = 1.0, profile: ProfileArg = None,
                        dropout: bool | None = None, cp_mode: CPMode | str = CPMode.RING,
-                       flash: bool = True) -> LayerCost:
-    """Forward compute of one transformer layer on one rank (no communication)."""
+                       flash: bool = True, attention_impl: AttentionImpl | str | None = None,
+                       kernels: KernelStack | str | None = None) -> LayerCost:
+    """Forward compute of one transformer layer on one rank (no communication).
+
+    attention_impl / kernels (TrainingConfig fields): the attention kernel and the kernel stack;
+    None keeps the profile's attention curve and one kernel per memory-bound op."""
     s = _setup(model, device, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
                sequence_parallel=sequence_parallel, dtype=dtype, moe=moe, ep=ep,
-               moe_imbalance=moe_imbalance, profile=profile, dropout=dropout, cp_mode=cp_mode)
+               moe_imbalance=moe_imbalance, profile=profile, dropout=dropout, cp_mode=cp_mode,
+               kernels=kernels)
+    impl = _impl(model, device, attention_impl, kernels, flash)
     gemm_s = gemms_time(device, s.gemms, s.dtype, s.profile)
-    attn_s, attn_flops = _attention(model, device, s, micro_batch=micro_batch, seq_len=seq_len,
-                                    tp=tp, cp=cp, cp_mode=cp_mode, backward=False,
-                                    flash=flash, dropout=_uses_dropout(model, dropout))
+    attn_s, attn_flops, attn_k = _attention(
+        model, device, s, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
+        cp_mode=cp_mode, backward=False, flash=flash, dropout=_uses_dropout(model, dropout),
+        impl=impl)
     elt_s = elementwise_time(device, s.elementwise, s.profile)
+    n = gemm_kernels(s.gemms) + attn_k + elementwise_kernels(s.elementwise)
+    wait = host_wait_s(n, gemm_s + attn_s + elt_s) if kernels is not None else 0.0
     return LayerCost(gemm_s=gemm_s, attention_s=attn_s, elementwise_s=elt_s,
-                     total_s=gemm_s + attn_s + elt_s,
-                     flops=sum(g.flops for g in s.gemms) + attn_flops)
+                     total_s=gemm_s + attn_s + elt_s + wait,
+                     flops=sum(g.flops for g in s.gemms) + attn_flops,
+                     gemm_kernels=gemm_kernels(s.gemms), attention_kernels=attn_k,
+                     elementwise_kernels=elementwise_kernels(s.elementwise),
+                     kernel_overhead_s=s.profile.kernel_overhead_s or 0.0, host_wait_s=wait)
 
 
 def layer_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int,
@@ -406,22 +489,31 @@ def layer_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: in
                         dtype: DType | str = DType.BF16, moe: bool = False, ep: int = 1,
                         moe_imbalance: float = 1.0, profile: ProfileArg = None,
                         dropout: bool | None = None, cp_mode: CPMode | str = CPMode.RING,
-                        flash: bool = True) -> LayerCost:
+                        flash: bool = True, attention_impl: AttentionImpl | str | None = None,
+                        kernels: KernelStack | str | None = None) -> LayerCost:
     """Backward compute of one layer on one rank: dgrad + wgrad GEMMs, flash-attention backward,
     ~2x elementwise traffic. weight_grad_s is the wgrad part (deferrable in zero-bubble)."""
     s = _setup(model, device, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
                sequence_parallel=sequence_parallel, dtype=dtype, moe=moe, ep=ep,
-               moe_imbalance=moe_imbalance, profile=profile, dropout=dropout, cp_mode=cp_mode)
+               moe_imbalance=moe_imbalance, profile=profile, dropout=dropout, cp_mode=cp_mode,
+               kernels=kernels)
+    impl = _impl(model, device, attention_impl, kernels, flash)
     dgrad_s, wgrad_s = _gemms_backward(device, s.gemms, s.dtype, s.profile)
-    attn_s, attn_flops = _attention(model, device, s, micro_batch=micro_batch, seq_len=seq_len,
-                                    tp=tp, cp=cp, cp_mode=cp_mode, backward=True,
-                                    flash=flash, dropout=_uses_dropout(model, dropout))
+    attn_s, attn_flops, attn_k = _attention(
+        model, device, s, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
+        cp_mode=cp_mode, backward=True, flash=flash, dropout=_uses_dropout(model, dropout),
+        impl=impl)
     elt_s = elementwise_time(device, s.elementwise, s.profile, ELEMENTWISE_BACKWARD_RATIO)
     gemm_s = dgrad_s + wgrad_s
+    n = 2 * gemm_kernels(s.gemms) + attn_k + elementwise_kernels(s.elementwise)
+    wait = host_wait_s(n, gemm_s + attn_s + elt_s) if kernels is not None else 0.0
     return LayerCost(gemm_s=gemm_s, attention_s=attn_s, elementwise_s=elt_s,
-                     total_s=gemm_s + attn_s + elt_s,
+                     total_s=gemm_s + attn_s + elt_s + wait,
                      flops=2.0 * sum(g.flops for g in s.gemms) + attn_flops,
-                     weight_grad_s=wgrad_s)
+                     weight_grad_s=wgrad_s, gemm_kernels=2 * gemm_kernels(s.gemms),
+                     attention_kernels=attn_k,
+                     elementwise_kernels=elementwise_kernels(s.elementwise),
+                     kernel_overhead_s=s.profile.kernel_overhead_s or 0.0, host_wait_s=wait)
 
 
 def layer_weight_grad_time(model: ModelSpec, device: DeviceSpec, **kwargs: object) -> float:
@@ -447,32 +539,55 @@ def _end_setup(model: ModelSpec, device: DeviceSpec, micro_batch: int, seq_len: 
         ops.resolve_profile(device, profile)
 
 
-def _cost(gemm_s: float, elt_s: float, flops: float, wgrad_s: float = 0.0) -> LayerCost:
+def _cost(gemm_s: float, elt_s: float, flops: float, wgrad_s: float = 0.0, *,
+          gemm_k: int = 0, elt_k: int = 0, overhead_s: float = 0.0) -> LayerCost:
     return LayerCost(gemm_s=gemm_s, attention_s=0.0, elementwise_s=elt_s,
-                     total_s=gemm_s + elt_s, flops=flops, weight_grad_s=wgrad_s)
+                     total_s=gemm_s + elt_s, flops=flops, weight_grad_s=wgrad_s,
+                     gemm_kernels=gemm_k, elementwise_kernels=elt_k,
+                     kernel_overhead_s=overhead_s)
+
+
+def _embedding_dropout(model: ModelSpec, tokens: float, tp: int, dt: DType,
+                       sequence_parallel: bool, dropout: bool | None) -> list[Kernel]:
+    """Megatron's embedding dropout (GPT-style models): read the embedding output, write it and
+    a 1-byte mask; on the sequence-parallel shard with SP. Its backward reads the grad and the
+    mask and writes the grad: the same bytes."""
+    if not _uses_dropout(model, dropout):
+        return []
+    elt = activation_elt_bytes(dt)
+    hidden = tokens * model.hidden_size * elt / (tp if sequence_parallel else 1)
+    return [(RESIDUAL, (2.0 + DROPOUT_MASK_BYTES / elt) * hidden)]
 
 
 def embedding_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
                            seq_len: int, tp: int, cp: int = 1,
                            sequence_parallel: bool = False, dtype: DType | str = DType.BF16,
-                           profile: ProfileArg = None) -> LayerCost:
-    """Vocab-parallel embedding lookup (+ learned positions): gather rows, write the output."""
+                           profile: ProfileArg = None, dropout: bool | None = None) -> LayerCost:
+    """Vocab-parallel embedding lookup (+ learned positions): gather rows, write the output;
+    then the embedding dropout where the model trains with dropout."""
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     nbytes = 2.0 * tokens * model.hidden_size * activation_elt_bytes(dt)
     sizes = [(EMBED, nbytes), (EMBED, nbytes)] if model.learned_pos_emb else [(EMBED, nbytes)]
-    return _cost(0.0, elementwise_time(device, sizes, prof), 0.0)
+    sizes += _embedding_dropout(model, tokens, tp, dt, sequence_parallel, dropout)
+    return _cost(0.0, elementwise_time(device, sizes, prof), 0.0,
+                 elt_k=elementwise_kernels(sizes), overhead_s=prof.kernel_overhead_s or 0.0)
 
 
 def embedding_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
                             seq_len: int, tp: int, cp: int = 1,
                             sequence_parallel: bool = False, dtype: DType | str = DType.BF16,
-                            profile: ProfileArg = None) -> LayerCost:
-    """Scatter-add of the output grad into this rank's vocab shard (all weight gradient)."""
+                            profile: ProfileArg = None, dropout: bool | None = None
+                            ) -> LayerCost:
+    """Dropout backward, then the scatter-add of the output grad into this rank's vocab shard:
+    the scatter-add is all weight gradient (weight_grad_s: a zero-bubble W op)."""
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     nbytes = 2.0 * tokens * model.hidden_size * activation_elt_bytes(dt)
-    elt_s = elementwise_time(device, [(EMBED, nbytes)], prof, ELEMENTWISE_BACKWARD_RATIO)
-    return LayerCost(gemm_s=0.0, attention_s=0.0, elementwise_s=elt_s, total_s=elt_s,
-                     flops=0.0, weight_grad_s=0.0)
+    wgrad_s = elementwise_time(device, [(EMBED, nbytes)], prof, ELEMENTWISE_BACKWARD_RATIO)
+    drop = _embedding_dropout(model, tokens, tp, dt, sequence_parallel, dropout)
+    elt_s = wgrad_s + elementwise_time(device, drop, prof)
+    return _cost(0.0, elt_s, 0.0, wgrad_s,
+                 elt_k=(1 if nbytes > 0 else 0) + elementwise_kernels(drop),
+                 overhead_s=prof.kernel_overhead_s or 0.0)
 
 
 def _logits_parts(model: ModelSpec, tokens: float, tp: int, dt: DType,
@@ -490,9 +605,10 @@ def logits_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: in
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     gemm, norm_bytes, logits = _logits_parts(model, tokens, tp, dt, sequence_parallel)
     gemm_s = gemms_time(device, [gemm], dt, prof)
-    elt_s = elementwise_time(device, [(NORM, norm_bytes),
-                                      (SOFTMAX, logits * CROSS_ENTROPY_BYTES_PER_LOGIT)], prof)
-    return _cost(gemm_s, elt_s, gemm.flops)
+    sizes = [(NORM, norm_bytes), (SOFTMAX, logits * CROSS_ENTROPY_BYTES_PER_LOGIT)]
+    elt_s = elementwise_time(device, sizes, prof)
+    return _cost(gemm_s, elt_s, gemm.flops, gemm_k=gemm_kernels([gemm]),
+                 elt_k=elementwise_kernels(sizes), overhead_s=prof.kernel_overhead_s or 0.0)
 
 
 def logits_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
@@ -503,6 +619,10 @@ def logits_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: i
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     gemm, norm_bytes, logits = _logits_parts(model, tokens, tp, dt, sequence_parallel)
     dgrad_s, wgrad_s = _gemms_backward(device, [gemm], dt, prof)
-    elt_s = elementwise_time(device, [(SOFTMAX, logits * CROSS_ENTROPY_BWD_BYTES_PER_LOGIT)], prof)
+    sizes = [(SOFTMAX, logits * CROSS_ENTROPY_BWD_BYTES_PER_LOGIT)]
+    elt_s = elementwise_time(device, sizes, prof)
     elt_s += elementwise_time(device, [(NORM, norm_bytes)], prof, ELEMENTWISE_BACKWARD_RATIO)
-    return _cost(dgrad_s + wgrad_s, elt_s, 2.0 * gemm.flops, wgrad_s)
+    return _cost(dgrad_s + wgrad_s, elt_s, 2.0 * gemm.flops, wgrad_s,
+                 gemm_k=2 * gemm_kernels([gemm]),
+                 elt_k=elementwise_kernels(sizes + [(NORM, norm_bytes)]),
+                 overhead_s=prof.kernel_overhead_s or 0.0)

@@ -14,9 +14,11 @@ import functools
 import math
 from pathlib import Path
 
+from hwmodels import attention_impl as ai
 from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
+from hwmodels.parallel import AttentionImpl
 from hwmodels.profile import (
     CATALOG_DEFAULTS,
     Curve,
@@ -315,6 +317,35 @@ def attention_varlen_time(device: DeviceSpec, *, query_key_pairs: float, q_token
     dv = head_dim if v_head_dim is None else v_head_dim
     return _varlen(device, resolve_profile(device, profile), query_key_pairs, q_tokens,
                    kv_tokens, num_heads, num_kv_heads, head_dim, dv, dt, backward)
+
+
+def attention_kernel_time(device: DeviceSpec, prof: DeviceProfile, *, impl: AttentionImpl,
+                          batch: float, q_len: float, num_heads: float, num_kv_heads: float,
+                          head_dim: float, v_head_dim: float, dtype: DType,
+                          backward: bool = False) -> float:
+    """One causal self-attention training kernel (q_len queries and keys per sequence) of a named
+    implementation, at its published efficiency (hwmodels.attention_impl.table_efficiency) times
+    the underfill of this problem against the benchmark's at the same sequence length (ratio of
+    the profile's attention curve at the two FLOP counts, at most 1). Tables are 16-bit
+    kernels: the math runs at the bf16 peak whatever the training dtype."""
+    pairs = batch * causal_pairs(q_len, q_len)
+    fwd_flops = 2.0 * pairs * num_heads * (head_dim + v_head_dim)
+    if fwd_flops == 0:
+        return 0.0
+    d = (head_dim + v_head_dim) / 2.0
+    eff = ai.table_efficiency(impl, device.name, head_dim=d, seq_len=q_len, causal=True,
+                              backward=backward)
+    curve = prof.attention_prefill
+    top = curve.ys[-1]
+    fill = min(1.0, (curve(fwd_flops) / top) / (curve(ai.bench_flops(q_len, d)) / top))
+    elt = BYTES_PER_ELEMENT[DType.BF16]
+    q_o = batch * q_len * num_heads * (head_dim + v_head_dim) * elt
+    k_v = batch * q_len * num_kv_heads * (head_dim + v_head_dim) * elt
+    flops = fwd_flops * (ATTN_BACKWARD_FLOPS_RATIO if backward else 1.0)
+    nbytes = 2.0 * (q_o + k_v) + q_o if backward else q_o + k_v
+    t_compute = flops / (device.peak(DType.BF16) * eff * fill)
+    t_memory = nbytes / (device.memory_bw_Bps * prof.memory(nbytes))
+    return max(t_compute, t_memory) + prof.kernel_overhead_s
 
 
 def causal_pairs(q_len: float, kv_len: float) -> float:

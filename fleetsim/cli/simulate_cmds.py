@@ -41,10 +41,22 @@ def _train_table(title: str, out: dict[str, Any]) -> Any:
         ("peak memory", f"{out['peak_memory_gib']:.1f} GiB of {out['memory_capacity_gib']:.1f}"
                         f" ({'fits' if out['fits_memory'] else 'DOES NOT FIT'})"),
         ("compute", f"{bd['compute_s']:.3f} s"),
+    ]
+    terms = bd.get("compute_terms") or {}
+    for key, label in (("gemm_s", "  GEMMs"), ("attention_s", "  attention"),
+                       ("elementwise_s", "  memory-bound kernels"),
+                       ("launch_s", "  kernel launch gaps")):
+        if key in terms:
+            share = terms[key] / bd["compute_s"] if bd["compute_s"] > 0 else 0.0
+            rows.append((label, f"{terms[key]:.3f} s ({share:.0%})"))
+    rows += [
         ("exposed communication", f"{bd['exposed_comm_s']:.3f} s"),
         ("pipeline bubble", f"{bd['bubble_s']:.3f} s"),
         ("optimizer", f"{bd['optimizer_s']:.3f} s"),
     ]
+    if out.get("attention_kernel"):
+        rows.append(("kernels", f"{out.get('kernel_stack', '')}, attention "
+                                f"{out['attention_kernel']}"))
     if out.get("pipeline_split") and len(out.get("layers_per_stage", ())) > 1:
         rows.append(("layers per stage", out["pipeline_split"]))
     if out.get("message"):

@@ -89,14 +89,30 @@ def p2p_activation_bytes(model: ModelSpec, training: TrainingConfig,
             * activation_bytes(training.dtype) / parallel.tp)
 
 
+# The parts compute_s is split into (PhaseCost / _LayerPhase fields; Breakdown.compute_terms).
+COMPUTE_TERMS = ("gemm_s", "attention_s", "elementwise_s", "launch_s")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseCost:
-    """One op's cost on one rank: compute seconds and communication seconds left exposed."""
+    """One op's cost on one rank: compute seconds and communication seconds left exposed.
+
+    compute_s = gemm_s + attention_s + elementwise_s + launch_s: GEMMs, attention kernels and
+    memory-bound kernels net of their per-kernel overhead, and that overhead over every kernel
+    launched (hwmodels.layers.LayerCost.terms)."""
 
     compute_s: float
     exposed_comm_s: float
     wgrad_s: float = 0.0  # weight-gradient GEMMs inside compute_s (backward only)
     flops: float = 0.0
+    gemm_s: float = 0.0
+    attention_s: float = 0.0
+    elementwise_s: float = 0.0
+    launch_s: float = 0.0
+
+    def terms(self) -> dict[str, float]:
+        """compute_s by part (COMPUTE_TERMS)."""
+        return {k: getattr(self, k) for k in COMPUTE_TERMS}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +130,19 @@ class _LayerPhase:
     exposed_s: float
     wgrad_s: float
     flops: float
+    # compute_s by part (COMPUTE_TERMS); they sum to compute_s
+    gemm_s: float = 0.0
+    attention_s: float = 0.0
+    elementwise_s: float = 0.0
+    launch_s: float = 0.0
+
+
+def _terms(cost: layers.LayerCost, scale: float = 1.0) -> dict[str, float]:
+    return {k: v * scale for k, v in cost.terms().items()}
+
+
+def _add(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: a[k] + b[k] for k in COMPUTE_TERMS}
 
 
 @dataclass(slots=True)
@@ -242,7 +271,7 @@ class ChunkCostModel:
         g = self.groups[stage]
         key = (g.tp_group, g.cp_group, g.ep_group if moe else (), t.micro_batch, t.seq_len,
                t.dtype, p.tp, p.cp, p.ep if moe else 1, p.sequence_parallel, p.recompute,
-               p.overlap_tp_comm, p.cp_mode, moe,
+               p.overlap_tp_comm, p.cp_mode, moe, t.attention_impl, t.kernels,
                (g.expert_tp_group, p.expert_tp, p.moe_imbalance, p.moe_capacity_factor,
                 p.ep_overlap) if moe else ())
         hit = self.cache.layers.get(key)
@@ -251,7 +280,8 @@ class ChunkCostModel:
         common = self._common()
         imbalance = self.moe_load.imbalance if (moe and self.moe_load is not None) else 1.0
         extra = dict(moe=moe, ep=p.ep if moe else 1, cp_mode=p.cp_mode,
-                     flash=self.flash_attention, moe_imbalance=imbalance)
+                     flash=self.flash_attention, moe_imbalance=imbalance,
+                     attention_impl=t.attention_impl, kernels=t.kernels)
         fwd = layers.layer_forward_time(self.model, self.device, **common, **extra)
         bwd = layers.layer_backward_time(self.model, self.device, **common, **extra)
         tp_s = self._tp_comm_s(g)
@@ -282,23 +312,31 @@ class ChunkCostModel:
 
         f_comm = tp_s + cp_s + ep_s
         f_exposed = exposed_tp(fwd_gemm) + exposed_cp(fwd.attention_s, cp_s) + ep_f_exp
+        f_terms = _terms(fwd)
+        f_terms["gemm_s"] += d_f  # the expert-TP correction is GEMM time
         forward = _LayerPhase(compute_s=fwd_total, comm_s=f_comm, exposed_s=f_exposed,
-                              wgrad_s=0.0, flops=fwd.flops)
+                              wgrad_s=0.0, flops=fwd.flops, **f_terms)
         # backward: the same TP collectives (transposed), ring CP sends KV and dKV (2x), EP
         # all-to-all in reverse; recompute re-runs forward work first.
         b_compute = bwd_total
         b_comm = tp_s + 2 * cp_s + ep_s
         b_exposed = exposed_tp(bwd_gemm) + exposed_cp(bwd.attention_s, 2 * cp_s) + ep_b_exp
         b_flops = bwd.flops
+        b_terms = _terms(bwd)
+        b_terms["gemm_s"] += d_b
         if p.recompute is Recompute.FULL:
             b_compute += fwd_total
             b_comm += f_comm
             b_exposed += f_exposed
             b_flops += fwd.flops
+            b_terms = _add(b_terms, f_terms)
         elif p.recompute is Recompute.SELECTIVE:
             b_compute += fwd.attention_s  # softmax/QK^T/AV only, no communication
+            launch = fwd.kernel_overhead_s * fwd.attention_kernels
+            b_terms = _add(b_terms, {"gemm_s": 0.0, "attention_s": fwd.attention_s - launch,
+                                     "elementwise_s": 0.0, "launch_s": launch})
         backward = _LayerPhase(compute_s=b_compute, comm_s=b_comm, exposed_s=b_exposed,
-                               wgrad_s=bwd_wgrad, flops=b_flops)
+                               wgrad_s=bwd_wgrad, flops=b_flops, **b_terms)
         self.cache.layers[key] = (forward, backward)
         return forward, backward
 
@@ -333,9 +371,10 @@ class ChunkCostModel:
         zero_f, zero_b = self._zero3_exposed(stage, dense, moe)
         return ChunkCost(
             forward=PhaseCost(compute_s=f_phase.compute_s, exposed_comm_s=f_exposed + zero_f,
-                              flops=f_phase.flops),
+                              flops=f_phase.flops, **_phase_terms(f_phase)),
             backward=PhaseCost(compute_s=b_phase.compute_s, exposed_comm_s=b_exposed + zero_b,
-                               wgrad_s=b_phase.wgrad_s, flops=b_phase.flops))
+                               wgrad_s=b_phase.wgrad_s, flops=b_phase.flops,
+                               **_phase_terms(b_phase)))
 
     def _zero3_exposed(self, stage: int, dense: int, moe: int) -> tuple[float, float]:
         """ZeRO-3/FSDP weight gathers prefetched one layer ahead (FSDP forward/backward prefetch,
@@ -391,11 +430,15 @@ class ChunkCostModel:
         tp_coll = (self.comm.reduce_scatter(g.tp_group, nbytes) if p.sequence_parallel
                    else self.comm.all_reduce(g.tp_group, nbytes))
         f_c = b_c = b_w = f_comm = b_comm = f_fl = b_fl = 0.0
+        zero = {k: 0.0 for k in COMPUTE_TERMS}
+        f_t, b_t = dict(zero), dict(zero)
         if virtual_stage == 0:
             e_f = layers.embedding_forward_time(self.model, self.device, **common)
             e_b = layers.embedding_backward_time(self.model, self.device, **common)
             f_c += e_f.total_s
             b_c += e_b.total_s
+            f_t, b_t = _add(f_t, _terms(e_f)), _add(b_t, _terms(e_b))
+            b_w += e_b.weight_grad_s
             f_comm += tp_coll
             f_fl += e_f.flops
             b_fl += e_b.flops
@@ -405,20 +448,33 @@ class ChunkCostModel:
             f_c += l_f.total_s
             b_c += l_b.total_s
             b_w += l_b.weight_grad_s
+            f_t, b_t = _add(f_t, _terms(l_f)), _add(b_t, _terms(l_b))
             f_comm += (self.comm.all_gather(g.tp_group, nbytes) if p.sequence_parallel else 0.0)
+            if p.tp > 1:
+                # vocab-parallel cross entropy (Megatron _VocabParallelCrossEntropy.forward):
+                # all-reduce of the logit max, the target logit and the exp sum, one fp32 value
+                # per token each, over the TP group (latency-bound, on the critical path)
+                f_comm += 3 * self.comm.all_reduce(g.tp_group, self._tokens() * 4.0)
             b_comm += tp_coll
             f_fl += l_f.flops
             b_fl += l_b.flops
         hit = self.cache.ends[key] = (
-            _LayerPhase(compute_s=f_c, comm_s=f_comm, exposed_s=f_comm, wgrad_s=0.0, flops=f_fl),
-            _LayerPhase(compute_s=b_c, comm_s=b_comm, exposed_s=b_comm, wgrad_s=b_w, flops=b_fl))
+            _LayerPhase(compute_s=f_c, comm_s=f_comm, exposed_s=f_comm, wgrad_s=0.0, flops=f_fl,
+                        **f_t),
+            _LayerPhase(compute_s=b_c, comm_s=b_comm, exposed_s=b_comm, wgrad_s=b_w, flops=b_fl,
+                        **b_t))
         return hit
+
+
+def _phase_terms(phase: _LayerPhase) -> dict[str, float]:
+    return {k: getattr(phase, k) for k in COMPUTE_TERMS}
 
 
 def _scale(phase: _LayerPhase, n: int) -> _LayerPhase:
     return _LayerPhase(compute_s=phase.compute_s * n, comm_s=phase.comm_s * n,
                        exposed_s=phase.exposed_s * n, wgrad_s=phase.wgrad_s * n,
-                       flops=phase.flops * n)
+                       flops=phase.flops * n,
+                       **{k: getattr(phase, k) * n for k in COMPUTE_TERMS})
 
 
 def _sum(phases: list[_LayerPhase]) -> _LayerPhase:
@@ -426,4 +482,5 @@ def _sum(phases: list[_LayerPhase]) -> _LayerPhase:
                        comm_s=sum(x.comm_s for x in phases),
                        exposed_s=sum(x.exposed_s for x in phases),
                        wgrad_s=sum(x.wgrad_s for x in phases),
-                       flops=sum(x.flops for x in phases))
+                       flops=sum(x.flops for x in phases),
+                       **{k: sum(getattr(x, k) for x in phases) for k in COMPUTE_TERMS})

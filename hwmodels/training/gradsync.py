@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from hwmodels import flops
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
-from hwmodels.ops import memory_time
+from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
     ParallelConfig,
     TrainingConfig,
@@ -25,7 +25,7 @@ from hwmodels.parallel import (
     virtual_stage_layers,
 )
 from hwmodels.profile import ElementwiseKind
-from hwmodels.specs import ModelSpec
+from hwmodels.specs import DeviceSpec, ModelSpec
 from hwmodels.training.comm import CommModel
 from hwmodels.training.placement import StageGroups
 
@@ -36,6 +36,12 @@ BUCKET_PARAMS_PER_DP_RANK = 1_000_000
 # multi_tensor_apply): read fp32 grad, master weight, m, v (16 B), write master, m, v (12 B),
 # write the 16-bit model copy (2 B), plus the grad-norm pass re-reading fp32 grads (4 B).
 ADAM_BYTES_PER_PARAM = 34.0
+# Launches of that step: apex/TE multi_tensor_apply processes at most 320 blocks of 65,536
+# (2048 x 32) elements per launch (apex csrc/multi_tensor_apply.cuh depth_to_max_blocks;
+# apex.multi_tensor_apply.multi_tensor_applier chunk_size 2048*32), and the grad-norm pass
+# (multi_tensor_l2norm) launches as many again; each launch pays the per-kernel overhead.
+ADAM_ELEMENTS_PER_LAUNCH = 320 * 2048 * 32
+ADAM_PASSES = 2
 # 16-bit model weights all-gathered after a distributed-optimizer step.
 PARAM_GATHER_BYTES = 2.0
 
@@ -151,8 +157,7 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     dp_shard = dp_size if p.zero >= 1 else 1
     edp_shard = len(groups.expert_dp_group) if p.zero >= 1 else 1
     shard = params.dense / dp_shard + params.expert / edp_shard
-    optimizer_s = (memory_time(device, shard * ADAM_BYTES_PER_PARAM, profile,
-                               kind=ElementwiseKind.OPTIMIZER) if shard else 0.0)
+    optimizer_s = adam_step_time(device, shard, profile)
     if p.zero in (1, 2) and not p.overlap_param_gather:
         # updated weights all-gathered before the next forward (hidden when overlapped with it)
         exposed += comm.all_gather(groups.dp_cp_group, params.dense * PARAM_GATHER_BYTES)
@@ -160,6 +165,22 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     end = compute_end_s + exposed + optimizer_s
     return StageEnd(compute_end_s=compute_end_s, grad_sync_end_s=sync_end,
                     exposed_comm_s=exposed, optimizer_s=optimizer_s, end_s=end)
+
+
+def adam_launches(params: float) -> int:
+    """Kernel launches of one fused Adam step (with its grad-norm pass) over `params`."""
+    return ADAM_PASSES * max(1, math.ceil(params / ADAM_ELEMENTS_PER_LAUNCH)) if params else 0
+
+
+def adam_step_time(device: DeviceSpec, params: float, profile: ProfileArg = None) -> float:
+    """Memory-bound Adam over a rank's shard (ADAM_BYTES_PER_PARAM on the optimizer curve, one
+    kernel overhead inside memory_time) plus the overhead of its other launches."""
+    if not params:
+        return 0.0
+    stream = memory_time(device, params * ADAM_BYTES_PER_PARAM, profile,
+                         kind=ElementwiseKind.OPTIMIZER)
+    overhead = resolve_profile(device, profile).kernel_overhead_s or 0.0
+    return stream + (adam_launches(params) - 1) * overhead
 
 
 def _embedding_peer(groups: StageGroups, parallel: ParallelConfig) -> tuple[int, ...]:

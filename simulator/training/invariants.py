@@ -27,7 +27,11 @@ def _numbers(r: TrainingResult) -> Iterable[tuple[str, float]]:
                  "memory_needed_gib", "memory_capacity_gib"):
         yield name, getattr(r, name)
     for name, value in r.breakdown.to_dict().items():
-        yield f"breakdown.{name}", value
+        if isinstance(value, dict):  # compute_terms: each part checked on its own
+            for part, x in value.items():
+                yield f"breakdown.{name}.{part}", x
+        else:
+            yield f"breakdown.{name}", value
     for i, value in enumerate(r.memory_per_stage):
         yield f"memory_per_stage[{i}]", value
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -12,16 +12,25 @@ from simulator.training.engine import TraceEvent
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Breakdown:
-    """Where the iteration time of the critical stage goes; the four parts sum to it."""
+    """Where the iteration time of the critical stage goes; the four parts sum to it.
+
+    compute_terms splits compute_s (they sum to it): gemm_s, attention_s, elementwise_s (the
+    kernels net of their fixed per-kernel overhead) and launch_s (that overhead over every
+    kernel launched); hwmodels.training.costs.COMPUTE_TERMS."""
 
     compute_s: float
     exposed_comm_s: float
     bubble_s: float
     optimizer_s: float
+    compute_terms: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, float]:
-        return {"compute_s": self.compute_s, "exposed_comm_s": self.exposed_comm_s,
-                "bubble_s": self.bubble_s, "optimizer_s": self.optimizer_s}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"compute_s": self.compute_s,
+                               "exposed_comm_s": self.exposed_comm_s,
+                               "bubble_s": self.bubble_s, "optimizer_s": self.optimizer_s}
+        if self.compute_terms:
+            out["compute_terms"] = dict(self.compute_terms)
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +75,9 @@ class TrainingResult:
     # share of token-expert assignments dropped over capacity, and where the load came from
     # (hwmodels.training.moe.MoELoad); empty for dense models
     moe: dict[str, Any] | None = None
+    # the attention kernel run (hwmodels.attention_impl.resolve) and the kernel stack
+    attention_kernel: str = ""
+    kernel_stack: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object `fleetsim simulate train --json` prints."""
@@ -88,6 +100,9 @@ class TrainingResult:
         }
         if self.moe is not None:
             out["moe"] = dict(self.moe)
+        if self.attention_kernel:
+            out["attention_kernel"] = self.attention_kernel
+            out["kernel_stack"] = self.kernel_stack
         if self.message:
             out["message"] = self.message
         return out

@@ -10,11 +10,13 @@ its collectives are costed on the real groups that pipeline's ranks belong to.
 from __future__ import annotations
 
 from hwmodels import flops
+from hwmodels.attention_impl import resolve as resolve_attention
 from hwmodels.errors import ConfigError
 from hwmodels.layers import ProfileArg
 from hwmodels.memory import DEFAULT_HEADROOM, training_memory
 from hwmodels.ops import resolve_profile
 from hwmodels.parallel import (
+    AttentionImpl,
     ParallelConfig,
     TrainingConfig,
     check_plan,
@@ -24,7 +26,12 @@ from hwmodels.parallel import (
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
 from hwmodels.training.comm import CommModel
-from hwmodels.training.costs import ChunkCost, ChunkCostModel, p2p_activation_bytes
+from hwmodels.training.costs import (
+    COMPUTE_TERMS,
+    ChunkCost,
+    ChunkCostModel,
+    p2p_activation_bytes,
+)
 from hwmodels.training.gradsync import finish_stage, stage_params
 from hwmodels.training.placement import pipeline_groups
 from hwmodels.units import GiB
@@ -91,7 +98,10 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
             last_grad_window=stage_run.last_grad_window, profile=prof))
     iteration_s = max(e.end_s for e in ends)
 
-    memories = [training_memory(model, training, p, stage=s, flash_attention=flash_attention)
+    # attention_impl=unfused materializes the scores like flash_attention=False
+    flash_mem = flash_attention and AttentionImpl(str(training.attention_impl)) is not \
+        AttentionImpl.UNFUSED
+    memories = [training_memory(model, training, p, stage=s, flash_attention=flash_mem)
                 .total_bytes for s in range(p.pp)]
     capacity = device.memory_bytes * (1.0 - MEMORY_HEADROOM)
     needed = max(memories)
@@ -110,7 +120,9 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     # the critical stage: the busiest one (least idle); ties -> the lowest index
     crit = min(records, key=lambda r: (r.bubble_s, r.stage))
     breakdown = Breakdown(compute_s=crit.compute_s, exposed_comm_s=crit.exposed_comm_s,
-                          bubble_s=crit.bubble_s, optimizer_s=crit.optimizer_s)
+                          bubble_s=crit.bubble_s, optimizer_s=crit.optimizer_s,
+                          compute_terms=_compute_terms(chunk_costs, crit.stage, p.pp,
+                                                       crit.compute_s))
 
     n = cluster.num_devices
     peak = device.peak(training.dtype)
@@ -149,9 +161,27 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
             "capacity_factor": costs.moe_load.capacity_factor,
             "dropped_fraction": costs.moe_load.dropped_fraction,
             "imbalance_source": costs.moe_load.source},
+        attention_kernel=resolve_attention(training.attention_impl, device.name,
+                                           training.kernels, flash_attention).value,
+        kernel_stack=str(training.kernels),
     )
     check_training_result(result, scenario=scenario)  # InvariantError: a simulator bug
     return result
+
+
+def _compute_terms(chunk_costs: list[ChunkCost], stage: int, pp: int,
+                   compute_s: float) -> dict[str, float]:
+    """The critical stage's compute_s split by part (COMPUTE_TERMS): every op of the stage
+    runs once per microbatch, so its parts are in the proportion of its chunks' parts."""
+    parts = {k: 0.0 for k in COMPUTE_TERMS}
+    for v in range(stage, len(chunk_costs), pp):
+        for phase in (chunk_costs[v].forward, chunk_costs[v].backward):
+            for k, x in phase.terms().items():
+                parts[k] += x
+    total = sum(parts.values())
+    if total <= 0:
+        return {k: 0.0 for k in COMPUTE_TERMS}
+    return {k: x * compute_s / total for k, x in parts.items()}
 
 
 def _op_table(chunk_costs: list[ChunkCost], split: bool
