@@ -410,7 +410,8 @@ def _zero3_unsharded_bytes(model: ModelSpec, p: ParallelConfig, n_layers: int,
 
     v0.1 stacks (nccl, deepspeed-2021) and ideal: the layer computing plus the prefetched next
     one. Scheduled stacks: the unit computing plus `depth` prefetched ones (each a gather unit,
-    hwmodels.training.fsdp.unit_plan), and in backward the unsharded grads of the units a
+    hwmodels.training.fsdp.unit_plan; FSDP2 one more: the all-gather buffer kept until the next
+    copy-out), and in backward the unsharded grads of the units a
     reduce-scatter carries (a DeepSpeed reduce bucket, an FSDP block).
     """
     from hwmodels.training import fsdp
@@ -421,7 +422,7 @@ def _zero3_unsharded_bytes(model: ModelSpec, p: ParallelConfig, n_layers: int,
     plan = fsdp.unit_plan(t, p, largest_layer, p.recompute is Recompute.FULL)
     unit = largest_layer * plan.layers_per_unit / plan.units_per_layer
     units = n_layers * plan.units_per_layer / plan.layers_per_unit
-    live = min(plan.depth + 1, max(1.0, units))
+    live = min(plan.depth + 1 + (1 if t.copy_out else 0), max(1.0, units))
     return live * unit * w_b, min(plan.reduce_every, max(1.0, units)) * unit * t.grad_bytes
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from hwmodels import layers
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
-from hwmodels.ops import resolve_profile
+from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
     CPMode,
     ParallelConfig,
@@ -26,6 +26,7 @@ from hwmodels.parallel import (
     stage_layer_counts,
     virtual_stage_layers,
 )
+from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ModelSpec
 from hwmodels.training import fsdp
 from hwmodels.training.comm import CommModel
@@ -312,6 +313,8 @@ class ChunkCostModel:
         b_c: list[float] = []
         b_g: list[float] = []
         b_r: list[float] = []
+        f_copy: list[float] = []
+        b_copy: list[float] = []
         depths, reduce_every = [], []
         for count, is_moe in ((dense, False), (moe, True)):
             if not count:
@@ -330,6 +333,12 @@ class ChunkCostModel:
             b_c += [b_layer.compute_s * share] * n_units
             b_g += [ag * (2 if plan.regather else 1)] * n_units
             b_r += [rs] * n_units
+            # FSDP2 copy-out: read + write the unit's 16-bit weights on the compute stream
+            copy = (memory_time(self.device, 2 * params * share * ZERO3_PARAM_BYTES,
+                                self.profile, kind=ElementwiseKind.COPY)
+                    if traits.copy_out else 0.0)
+            f_copy += [copy] * n_units
+            b_copy += [copy * (2 if plan.regather else 1)] * n_units
             depths.append(plan.depth if p.overlap_param_gather else 0)
             reduce_every.append(plan.reduce_every)
         if traits.ideal:
@@ -348,6 +357,10 @@ class ChunkCostModel:
                        for u in range(n)]
             f_run = fsdp.contended(f_c, ahead_f, traits.contention)
             b_run = fsdp.contended(b_c, ahead_b, traits.contention)
+        if traits.copy_out:
+            f_run = [c + x for c, x in zip(f_run, f_copy, strict=True)]
+            b_copy = b_copy[::-1]
+            b_run = [c + x for c, x in zip(b_run, b_copy, strict=True)]
         f_exp = fsdp.schedule_forward(f_run, f_g, depth) + sum(f_run) - sum(f_c)
         b_exp = fsdp.schedule_backward(b_run, b_g, b_r, depth, every) + sum(b_run) - sum(b_c)
         return f_exp, b_exp

@@ -69,6 +69,10 @@ class FSDPTraits:
     # units are buckets of this many parameters (None: gathers_per_layer per layer)
     bucket_params: float | None = None
     contention: float = OVERLAP_COMPUTE_SLOWDOWN  # compute slowdown under an overlapped collective
+    # FSDP2: each gathered unit is copied out of the all-gather buffer into the per-parameter
+    # tensors on the compute stream (read + write of the unit's bytes), and in forward the
+    # previous unit's all-gather buffer is kept until the next copy-out (one more unit live)
+    copy_out: bool = False
 
 
 FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
@@ -114,10 +118,13 @@ FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
     # PyTorch FSDP2 (fully_shard, per-parameter DTensor sharding; docs "FSDP Prefetch
     # Nuances"): implicit forward prefetch of the next module (all-gathers on their own
     # stream), explicit backward prefetch of one module, reduce-scatter on a separate stream
-    # per block after its backward. The per-parameter copy-in/copy-out around each all-gather
-    # is not modelled (no kernel-level measurement at hand).
+    # per block after its backward. FSDPParamGroup.wait_for_unshard (torch/distributed/fsdp/
+    # _fully_shard/_fsdp_param_group.py) copies the all-gather output out into the
+    # per-parameter tensors on the current (compute) stream and, in forward, frees the
+    # previous all-gather result only after the next copy-out (copy_out). The copy-in of the
+    # local shard runs on the all-gather stream and is small (1/dp of the unit): not charged.
     FSDPImpl.FSDP2: FSDPTraits(channels=None, gathers_per_layer=1, regather_on_recompute=False,
-                               prefetch=1, grad_bytes=2.0),
+                               prefetch=1, grad_bytes=2.0, copy_out=True),
     # Megatron-FSDP (megatron/core/distributed/fsdp; --use-megatron-fsdp, user guide): one
     # bucket per fsdp unit module (TransformerLayer), all-gathers overlapped with forward one
     # unit ahead (--fsdp-double-buffer: two buffers), grad reduce-scatter per unit overlapped

@@ -163,3 +163,15 @@ def test_zero1_overlapped_param_gather_still_exposes_the_first_bucket():
     # reduce-scatter instead of all-reduce, but the first bucket's gather is not hidden
     assert z1.exposed_comm_s < z1_serial.exposed_comm_s
     assert z1.exposed_comm_s > 0 and z0.exposed_comm_s > 0
+
+
+def test_fsdp2_copy_out_costs_time_and_one_more_unit_of_memory():
+    fsdp1, fsdp1_exposed = _gpt3_plan(FSDPImpl.FSDP1)
+    fsdp2, fsdp2_exposed = _gpt3_plan(FSDPImpl.FSDP2)
+    assert fsdp2 > fsdp1 and fsdp2_exposed > fsdp1_exposed
+    model = load_model("gpt-7.5b")
+    t = TrainingConfig(seq_len=2048, global_batch=512, micro_batch=1)
+    mem = {impl: training_memory(model, t, ParallelConfig(dp=64, zero=3, fsdp_impl=impl))
+           for impl in (FSDPImpl.FSDP1, FSDPImpl.FSDP2)}
+    extra = mem[FSDPImpl.FSDP2].weights_bytes - mem[FSDPImpl.FSDP1].weights_bytes
+    assert extra == pytest.approx(2.0 * 12 * model.hidden_size ** 2, rel=0.05)  # one layer
