@@ -371,12 +371,18 @@ def _stage_memory(model: ModelSpec, training: TrainingConfig, parallel: Parallel
     shard = (params.dense / dense_shard + params.expert / expert_shard)
     full = params.dense + params.expert
     weights = (shard if p.zero >= 3 else full) * w_b
-    if p.zero >= 3:
-        # FSDP keeps the layer being computed and the prefetched next one gathered
-        weights += min(2, len(_plan_stage_layers(model, p, stage))) \
-            * params.largest_layer * w_b
     grads = (shard if p.zero >= 2 else full) * g_b
+    if p.zero >= 3:
+        weights_live, grads_live = _zero3_unsharded_bytes(
+            model, p, len(_plan_stage_layers(model, p, stage)), params.largest_layer, w_b)
+        weights += weights_live
+        grads += grads_live
     optimizer = (shard if p.zero >= 1 else full) * o_b
+    if p.offload_optimizer:
+        # ZeRO-Offload (Ren et al., ATC'21, Sec. 4): fp32 master weights, Adam m and v and the
+        # fp32 grads live on the host; the GPU keeps its 16-bit grad partition until copied
+        optimizer = 0.0
+        grads = (shard if p.zero >= 2 else full) * 2.0
 
     m = max(1, num_microbatches(t, p))
     inflight = _inflight_microbatches(p, stage, m)
@@ -402,6 +408,28 @@ def _stage_memory(model: ModelSpec, training: TrainingConfig, parallel: Parallel
     total = weights + grads + optimizer + act + other
     return TrainingMemory(weights_bytes=weights, grads_bytes=grads, optimizer_bytes=optimizer,
                           activations_bytes=act, other_bytes=other, total_bytes=total, stage=stage)
+
+
+def _zero3_unsharded_bytes(model: ModelSpec, p: ParallelConfig, n_layers: int,
+                           largest_layer: float, w_b: float) -> tuple[float, float]:
+    """(gathered 16-bit weights, unsharded grads) a ZeRO-3/FSDP rank holds at its peak.
+
+    v0.1 stacks (nccl, deepspeed-2021) and ideal: the layer computing plus the prefetched next
+    one. Scheduled stacks: the unit computing plus `depth` prefetched ones (each a gather unit,
+    hwmodels.training.fsdp.unit_plan; FSDP2 one more: the all-gather buffer kept until the next
+    copy-out), and in backward the unsharded grads of the units a
+    reduce-scatter carries (a DeepSpeed reduce bucket, an FSDP block).
+    """
+    from hwmodels.training import fsdp
+
+    t = fsdp.traits(p)
+    if t.closed_form or t.ideal:
+        return min(2, n_layers) * largest_layer * w_b, 0.0
+    plan = fsdp.unit_plan(t, p, largest_layer, p.recompute is Recompute.FULL)
+    unit = largest_layer * plan.layers_per_unit / plan.units_per_layer
+    units = n_layers * plan.units_per_layer / plan.layers_per_unit
+    live = min(plan.depth + 1 + (1 if t.copy_out else 0), max(1.0, units))
+    return live * unit * w_b, min(plan.reduce_every, max(1.0, units)) * unit * t.grad_bytes
 
 
 def _boundary_activations(model: ModelSpec, t: TrainingConfig, p: ParallelConfig, stage: int,

@@ -109,7 +109,10 @@ class ParallelConfig:
     recompute: Recompute = Recompute.NONE
     schedule: PipelineSchedule = PipelineSchedule.ONE_F_ONE_B
     cp_mode: CPMode = CPMode.RING
-    fsdp_impl: FSDPImpl = FSDPImpl.NCCL  # only read when zero == 3
+    # only read when zero == 3. Default fsdp2: PyTorch's maintained FSDP path (fully_shard;
+    # FSDP1 is deprecated in its favour, torchtitan uses it), with its real prefetch and
+    # contention (hwmodels.training.fsdp); `ideal` only when asked, nccl = v0.1.
+    fsdp_impl: FSDPImpl = FSDPImpl.FSDP2
     overlap_grad_reduce: bool = True
     overlap_param_gather: bool = True
     overlap_tp_comm: bool = False

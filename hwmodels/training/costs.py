@@ -9,6 +9,7 @@ embedding, the last virtual stage adds the logits and loss. Costs are computed o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,19 +17,22 @@ from typing import Any
 from hwmodels import layers
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
-from hwmodels.ops import resolve_profile
+from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
     CPMode,
-    FSDPImpl,
     ParallelConfig,
     Recompute,
     TrainingConfig,
     stage_layer_counts,
     virtual_stage_layers,
 )
+from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ModelSpec
+from hwmodels.training import fsdp
 from hwmodels.training import moe as moe_terms
 from hwmodels.training.comm import CommModel
+from hwmodels.training.fsdp import FSDP_TRAITS as FSDP_TRAITS  # re-exported
+from hwmodels.training.fsdp import FSDPTraits as FSDPTraits  # re-exported
 from hwmodels.training.placement import StageGroups, stage_groups
 
 # Gradients reduced by ZeRO-3/FSDP every microbatch travel in the 16-bit compute dtype
@@ -37,41 +41,6 @@ from hwmodels.training.placement import StageGroups, stage_groups
 ZERO3_GRAD_BYTES = 2.0
 # Weights all-gathered by ZeRO-3/FSDP are the 16-bit model copy.
 ZERO3_PARAM_BYTES = 2.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FSDPTraits:
-    """Framework constants of one ZeRO-3/FSDP implementation (ParallelConfig.fsdp_impl)."""
-
-    channels: int | None  # NCCL channels (rings) across nodes; None = NCCL's one per NIC
-    gathers_per_layer: int  # all-gathers one layer's weights are split into (latency count)
-    regather_on_recompute: bool  # full recompute gathers the weights again before backward
-
-
-FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
-    # PyTorch FSDP (FULL_SHARD, one flat parameter per transformer block) and Megatron: NCCL
-    # picks its channels (one ring per NIC); activation checkpointing runs inside the FSDP
-    # unit, so the backward's single gather also serves the recompute.
-    FSDPImpl.NCCL: FSDPTraits(channels=None, gathers_per_layer=1,
-                              regather_on_recompute=False),
-    # DeepSpeed ZeRO-3 as used for SC'21 Table 2 (Narayanan et al., 2021). Three documented
-    # behaviours of stage3 in 2021: (1) parameters are fetched per sub-module by forward/
-    # backward hooks, six sub-modules with weights in a Megatron GPT layer (2 LayerNorms, QKV,
-    # attention projection, fc1, fc2), each its own all-gather of small per-rank shards on the
-    # single data-parallel process group; (2) the hooks release a sub-module's weights after
-    # its forward, so the checkpointed recompute and the backward each gather them again
-    # (3 gathers + 1 reduce-scatter per layer per microbatch); (3) those collectives run at
-    # one NCCL channel's bandwidth, one NIC per rank (~22 GB/s on HDR). (3) is not measured
-    # independently: it is what SC'21 Table 2 implies (its 768/1536-GPU iterations take the
-    # same ~67 s, i.e. a fixed ~1.4 TB of per-rank traffic at ~21 GB/s), the bandwidth of a
-    # single ring whose slowest hop is one HDR NIC rather than NCCL's 8-NIC multi-ring ideal.
-    FSDPImpl.DEEPSPEED_2021: FSDPTraits(channels=1, gathers_per_layer=6,
-                                        regather_on_recompute=True),
-}
-# PROVISIONAL (seam commit of issue 15): the named stacks behave as NCCL until their traits
-# are modelled in the FSDP work of the same issue.
-for _impl in FSDPImpl:
-    FSDP_TRAITS.setdefault(_impl, FSDP_TRAITS[FSDPImpl.NCCL])
 
 
 def activation_bytes(dtype: DType) -> float:
@@ -153,6 +122,8 @@ class CostCache:
 
     layers: dict[tuple[Any, ...], tuple[_LayerPhase, _LayerPhase]] = field(default_factory=dict)
     ends: dict[tuple[Any, ...], tuple[_LayerPhase, _LayerPhase]] = field(default_factory=dict)
+    # ZeRO-3 exposed (forward, backward) of one chunk shape under a scheduled FSDP stack
+    zero3: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict)
     # (tp, cp, dp, pp, ep, rank_order, stage) -> that stage's rank groups
     groups: dict[tuple[Any, ...], StageGroups] = field(default_factory=dict)
 
@@ -250,13 +221,14 @@ class ChunkCostModel:
         return total
 
     def _zero3_gather_s(self, g: StageGroups, moe: bool) -> tuple[float, float]:
-        """(all-gather of one layer's weights, reduce-scatter of its grads) for ZeRO-3."""
+        """(all-gather of one layer's weights, reduce-scatter of its grads) for ZeRO-3 (the
+        v0.1 closed-form stacks: nccl, deepspeed-2021)."""
         from hwmodels import flops
 
         p = self.parallel
         if p.zero < 3 or len(g.dp_cp_group) == 1:
             return 0.0, 0.0
-        traits = FSDP_TRAITS[FSDPImpl(p.fsdp_impl)]
+        traits = fsdp.traits(p)
         params = flops.layer_param_count(self.model, moe=moe) / p.tp
         k = traits.gathers_per_layer
         ag = k * self.comm.all_gather(g.dp_cp_group, params * ZERO3_PARAM_BYTES / k,
@@ -377,7 +349,99 @@ class ChunkCostModel:
                                **_phase_terms(b_phase)))
 
     def _zero3_exposed(self, stage: int, dense: int, moe: int) -> tuple[float, float]:
-        """ZeRO-3/FSDP weight gathers prefetched one layer ahead (FSDP forward/backward prefetch,
+        """(forward, backward) ZeRO-3/FSDP communication left exposed on one chunk of `dense`
+        + `moe` layers, per microbatch: the stack's closed form (nccl, deepspeed-2021), or its
+        units replayed through hwmodels.training.fsdp's schedule (memoized per chunk shape)."""
+        p = self.parallel
+        if p.zero < 3 or dense + moe == 0:
+            return 0.0, 0.0
+        traits = fsdp.traits(p)
+        if traits.closed_form:
+            return self._zero3_closed_form(stage, dense, moe)
+        g = self.groups[stage]
+        if len(g.dp_cp_group) == 1:
+            return 0.0, 0.0
+        t = self.training
+        key = ("zero3", g.dp_cp_group, g.tp_group, g.cp_group, g.ep_group if moe else (),
+               dense, moe, t.micro_batch, t.seq_len, t.dtype, p.tp, p.cp, p.ep,
+               p.sequence_parallel, p.recompute, p.overlap_tp_comm, p.cp_mode,
+               p.overlap_param_gather, p.fsdp_impl, p.fsdp_prefetch, p.fsdp_bucket_mb,
+               t.attention_impl, t.kernels, p.expert_tp, p.moe_imbalance,
+               p.moe_capacity_factor, p.ep_overlap)
+        hit = self.cache.zero3.get(key)
+        if hit is None:
+            hit = self.cache.zero3[key] = self._zero3_scheduled(stage, dense, moe, traits)
+        return hit
+
+    def _zero3_scheduled(self, stage: int, dense: int, moe: int,
+                         traits: FSDPTraits) -> tuple[float, float]:
+        """Cut the chunk's layers into the stack's gather units and replay one forward and one
+        backward (hwmodels.training.fsdp): each unit's all-gather / reduce-scatter priced on
+        the stage's DP x CP group (so each pays its own latency), prefetch limited to
+        `depth` units, backward reduce-scatters sharing the gathers' channel."""
+        from hwmodels import flops
+
+        p, g = self.parallel, self.groups[stage]
+        full = p.recompute is Recompute.FULL
+        f_c: list[float] = []
+        f_g: list[float] = []
+        b_c: list[float] = []
+        b_g: list[float] = []
+        b_r: list[float] = []
+        f_copy: list[float] = []
+        b_copy: list[float] = []
+        depths, reduce_every = [], []
+        for count, is_moe in ((dense, False), (moe, True)):
+            if not count:
+                continue
+            params = flops.layer_param_count(self.model, moe=is_moe) / p.tp
+            plan = fsdp.unit_plan(traits, p, params, full)
+            n_units = max(1, math.ceil(count * plan.units_per_layer / plan.layers_per_unit))
+            share = count / n_units  # layers per unit
+            f_layer, b_layer = self.layer(stage, is_moe)
+            ag = self.comm.all_gather(g.dp_cp_group, params * share * ZERO3_PARAM_BYTES,
+                                      traits.channels)
+            rs = self.comm.reduce_scatter(g.dp_cp_group, params * share * traits.grad_bytes,
+                                          traits.channels)
+            f_c += [f_layer.compute_s * share] * n_units
+            f_g += [ag] * n_units
+            b_c += [b_layer.compute_s * share] * n_units
+            b_g += [ag * (2 if plan.regather else 1)] * n_units
+            b_r += [rs] * n_units
+            # FSDP2 copy-out: read + write the unit's 16-bit weights on the compute stream
+            copy = (memory_time(self.device, 2 * params * share * ZERO3_PARAM_BYTES,
+                                self.profile, kind=ElementwiseKind.COPY)
+                    if traits.copy_out else 0.0)
+            f_copy += [copy] * n_units
+            b_copy += [copy * (2 if plan.regather else 1)] * n_units
+            depths.append(plan.depth if p.overlap_param_gather else 0)
+            reduce_every.append(plan.reduce_every)
+        if traits.ideal:
+            return (fsdp.ideal_exposed(f_c, f_g),
+                    fsdp.ideal_exposed(b_c, [a + r for a, r in zip(b_g, b_r, strict=True)]))
+        depth, every = min(depths), min(reduce_every)
+        # backward runs the layers in reverse (MoE layers, which follow the dense ones, first)
+        b_c, b_g, b_r = b_c[::-1], b_g[::-1], b_r[::-1]
+        f_run, b_run = f_c, b_c
+        if traits.contention and depth:
+            # while unit u computes, the gather `depth` units ahead (and, backward, the
+            # previous unit's reduce-scatter) run beside it
+            n = len(f_c)
+            ahead_f = [f_g[u + depth] if u + depth < n else 0.0 for u in range(n)]
+            ahead_b = [(b_g[u + depth] if u + depth < n else 0.0) + (b_r[u - 1] if u else 0.0)
+                       for u in range(n)]
+            f_run = fsdp.contended(f_c, ahead_f, traits.contention)
+            b_run = fsdp.contended(b_c, ahead_b, traits.contention)
+        if traits.copy_out:
+            f_run = [c + x for c, x in zip(f_run, f_copy, strict=True)]
+            b_copy = b_copy[::-1]
+            b_run = [c + x for c, x in zip(b_run, b_copy, strict=True)]
+        f_exp = fsdp.schedule_forward(f_run, f_g, depth) + sum(f_run) - sum(f_c)
+        b_exp = fsdp.schedule_backward(b_run, b_g, b_r, depth, every) + sum(b_run) - sum(b_c)
+        return f_exp, b_exp
+
+    def _zero3_closed_form(self, stage: int, dense: int, moe: int) -> tuple[float, float]:
+        """v0.1 closed form (fsdp_impl nccl, deepspeed-2021): weight gathers prefetched one layer ahead (FSDP forward/backward prefetch,
         DeepSpeed prefetch bucket): exposed = the first layer's gather + per layer the part
         of the gather(s) (and, backward, the grad reduce-scatter) longer than its compute.
 
@@ -388,10 +452,7 @@ class ChunkCostModel:
         it runs, so every gather is exposed; the grad reduce-scatter stays asynchronous
         (hidden behind the next layer's backward, the last one exposed)."""
         p = self.parallel
-        n = dense + moe
-        if p.zero < 3 or n == 0:
-            return 0.0, 0.0
-        traits = FSDP_TRAITS[FSDPImpl(p.fsdp_impl)]
+        traits = fsdp.traits(p)
         bwd_gathers = 2 if traits.regather_on_recompute and p.recompute is Recompute.FULL else 1
         g = self.groups[stage]
         f_exp = b_exp = 0.0

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from hwmodels import flops
+from hwmodels.catalog import load_link
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time, resolve_profile
@@ -25,7 +26,7 @@ from hwmodels.parallel import (
     virtual_stage_layers,
 )
 from hwmodels.profile import ElementwiseKind
-from hwmodels.specs import DeviceSpec, ModelSpec
+from hwmodels.specs import ClusterSpec, DeviceSpec, ModelSpec
 from hwmodels.training.comm import CommModel
 from hwmodels.training.placement import StageGroups
 
@@ -44,6 +45,15 @@ ADAM_ELEMENTS_PER_LAUNCH = 320 * 2048 * 32
 ADAM_PASSES = 2
 # 16-bit model weights all-gathered after a distributed-optimizer step.
 PARAM_GATHER_BYTES = 2.0
+# ZeRO-Offload CPU-Adam throughput: Ren et al., "ZeRO-Offload" (USENIX ATC'21), Table 3
+# (Adam latency, PyTorch CPU vs DeepSpeed CPU-Adam): ~0.22 s per 1B parameters for CPU-Adam on
+# the paper's DGX-2 host (2x Xeon Platinum 8168). The figure is recalled from the paper's
+# table, not re-measured; one host's CPUs are shared by every rank of its node.
+CPU_ADAM_PARAMS_PER_S = 1e9 / 0.22
+# Offload traffic per parameter over the host link: 16-bit grads down, 16-bit weights up
+# (ZeRO-Offload Sec. 4.1: fp16 gradients to CPU, updated fp16 parameters back).
+OFFLOAD_GRAD_BYTES = 2.0
+OFFLOAD_PARAM_BYTES = 2.0
 
 
 def grad_reduce_bytes(dtype: DType) -> float:
@@ -158,10 +168,25 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     edp_shard = len(groups.expert_dp_group) if p.zero >= 1 else 1
     shard = params.dense / dp_shard + params.expert / edp_shard
     optimizer_s = adam_step_time(device, shard, profile)
-    if p.zero in (1, 2) and not p.overlap_param_gather:
-        # updated weights all-gathered before the next forward (hidden when overlapped with it)
-        exposed += comm.all_gather(groups.dp_cp_group, params.dense * PARAM_GATHER_BYTES)
-        exposed += comm.all_gather(groups.expert_dp_group, params.expert * PARAM_GATHER_BYTES)
+    if p.offload_optimizer and shard:
+        # ZeRO-Offload: the step runs on the host; grads go down and weights come back up
+        # over the GPU's host link (PCIe), then CPU-Adam on the node's shared CPUs
+        host_s, optimizer_s = offload_step_s(comm.cluster, shard)
+        exposed += host_s
+    if p.zero in (1, 2):
+        if not p.overlap_param_gather:
+            # updated weights all-gathered before the next forward
+            exposed += comm.all_gather(groups.dp_cp_group, params.dense * PARAM_GATHER_BYTES)
+            exposed += comm.all_gather(groups.expert_dp_group,
+                                       params.expert * PARAM_GATHER_BYTES)
+        else:
+            # Megatron --overlap-param-gather: bucket k's gather is waited on by the forward
+            # pre-hook of its first layer; the later buckets hide behind the forward, the
+            # first one cannot (nothing runs before it)
+            exposed += _first_bucket_gather_s(comm, groups.dp_cp_group, params.dense,
+                                              bucket_params)
+            exposed += _first_bucket_gather_s(comm, groups.expert_dp_group, params.expert,
+                                              bucket_params)
     end = compute_end_s + exposed + optimizer_s
     return StageEnd(compute_end_s=compute_end_s, grad_sync_end_s=sync_end,
                     exposed_comm_s=exposed, optimizer_s=optimizer_s, end_s=end)
@@ -181,6 +206,26 @@ def adam_step_time(device: DeviceSpec, params: float, profile: ProfileArg = None
                          kind=ElementwiseKind.OPTIMIZER)
     overhead = resolve_profile(device, profile).kernel_overhead_s or 0.0
     return stream + (adam_launches(params) - 1) * overhead
+
+
+def _first_bucket_gather_s(comm: CommModel, ranks: tuple[int, ...], nparams: float,
+                           bucket_params: float) -> float:
+    """All-gather of the first of the gradient-sized buckets of `nparams` 16-bit weights."""
+    if len(ranks) <= 1 or nparams <= 0:
+        return 0.0
+    n_buckets = max(1, math.ceil(nparams / bucket_params))
+    return comm.all_gather(ranks, nparams / n_buckets * PARAM_GATHER_BYTES)
+
+
+def offload_step_s(cluster: ClusterSpec, shard_params: float) -> tuple[float, float]:
+    """(host-link transfer seconds, CPU-Adam seconds) of a ZeRO-Offload step on one rank's
+    shard: grads down + weights up at the host link's bandwidth x efficiency (catalog
+    links.yaml), and CPU-Adam at CPU_ADAM_PARAMS_PER_S shared by the node's ranks."""
+    link = load_link(cluster.device.host_link)
+    bw = link.bandwidth_Bps * link.efficiency
+    transfer = shard_params * (OFFLOAD_GRAD_BYTES + OFFLOAD_PARAM_BYTES) / bw
+    ranks_per_node = max(1, min(cluster.devices_per_node, cluster.num_devices))
+    return transfer, shard_params * ranks_per_node / CPU_ADAM_PARAMS_PER_S
 
 
 def _embedding_peer(groups: StageGroups, parallel: ParallelConfig) -> tuple[int, ...]:

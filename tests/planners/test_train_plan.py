@@ -145,17 +145,27 @@ def test_estimate_agrees_with_simulation(plan):
 
 
 def test_estimate_honours_fsdp_traits():
-    """DeepSpeed-2021 ZeRO-3 (six gathers a layer, one ring, re-gather on recompute) costs the
-    planner what it costs the simulator: more than NCCL FSDP on the same plan."""
+    """Every FSDP stack costs the planner what it costs the simulator (pp = 1: exactly), and
+    the stacks differ as their traits say: DeepSpeed-2021 (six gathers a layer, one ring,
+    re-gather on recompute) > the scheduled stacks (prefetch-limited, contention) > ideal."""
     model = load_model("gpt-7.5b")
     cluster = build_cluster("a100-80gb", 64, inter_node="ib-hdr")
     est = TrainEstimator(model, cluster)
+    training = TrainingConfig(seq_len=2048, global_batch=512, micro_batch=4)
     times = {}
     for impl in FSDPImpl:
         p = ParallelConfig(dp=64, zero=3, recompute=Recompute.FULL, fsdp_impl=impl)
-        times[impl] = est.estimate([Candidate(parallel=p, micro_batch=4)], seq_len=2048,
-                                   global_batch=512, dtype=DType.BF16).est_exposed_comm_s.iloc[0]
+        row = est.estimate([Candidate(parallel=p, micro_batch=4)], seq_len=2048,
+                           global_batch=512, dtype=DType.BF16).iloc[0]
+        sim = simulate_iteration(model, cluster, training, p)
+        assert row.est_iteration_time_s == pytest.approx(sim.iteration_time_s, rel=1e-9), impl
+        times[impl] = row.est_exposed_comm_s
     assert times[FSDPImpl.DEEPSPEED_2021] > 2 * times[FSDPImpl.NCCL] > 0
+    for impl in (FSDPImpl.DEEPSPEED, FSDPImpl.FSDP1, FSDPImpl.FSDP2, FSDPImpl.MEGATRON):
+        assert times[impl] > times[FSDPImpl.NCCL] > times[FSDPImpl.IDEAL] >= 0, impl
+    # same per-layer units: Megatron reduces fp32 grads (FSDP1 bf16), FSDP2 adds its copy-out
+    assert times[FSDPImpl.MEGATRON] > times[FSDPImpl.FSDP1]
+    assert times[FSDPImpl.FSDP2] > times[FSDPImpl.FSDP1]
 
 
 def _published_rows() -> list[pd.Series]:
