@@ -1,7 +1,8 @@
 """`plan_train`: the fastest training plans for a model on a cluster, searched then simulated.
 
-Three steps. (1) train_space enumerates every (tp, pp, vpp, cp, ep, dp, micro-batch, ZeRO,
-recompute, schedule, SP) plan allowed by the constraints and prunes what breaks divisibility
+Three steps. (1) train_space enumerates every (tp, pp, vpp, pipeline split, cp, ep, dp,
+micro-batch, ZeRO, FSDP stack, offload, recompute, schedule, SP) plan allowed by the
+constraints (uneven splits by train_space.UnevenPolicy) and prunes what breaks divisibility
 (hwmodels.parallel.check_plan) or memory (hwmodels.memory). (2) A closed-form estimate ranks the
 rest: hwmodels.training.estimate_iteration, built from the simulator's own costs (chunk costs
 with FSDP traits, p2p bytes, the bucketed gradient sync and Adam step of finish_stage) on the
@@ -9,7 +10,8 @@ critical stage's real rank groups, with a per-schedule closed-form bubble; layer
 cached across plans. (3) The best `simulate_top` plans by estimate go through
 simulate_training (typed TrainingPlans, via the executor); the returned table ranks them by
 simulated tokens/s and keeps only plans whose every stage fits memory with the requested
-head-room.
+head-room. The result names each plan's pipeline split and the cluster's fabric, and flags a
+best plan whose MFU exceeds the best published MFU of its device class (planners.credibility).
 
 Not supported (stated, not approximated): heterogeneous pools. A cluster has one device type
 (ClusterSpec.device), so a 256 H100 + 512 A100 pool cannot be planned as one job: plan each
@@ -37,20 +39,22 @@ from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError, InfeasibleError
 from hwmodels.memory import training_memory
 from hwmodels.ops import resolve_profile
-from hwmodels.parallel import ParallelConfig, TrainingConfig
+from hwmodels.parallel import ParallelConfig, TrainingConfig, describe_split, stage_layer_counts
 from hwmodels.profile import DeviceProfile
 from hwmodels.specs import ClusterSpec, DeviceSpec, ModelSpec
 from hwmodels.training.comm import CommModel
 from hwmodels.training.costs import CostCache
 from hwmodels.training.estimate import estimate_iteration
 from hwmodels.units import GiB
+from planners.credibility import Credibility, assess_mfu
 from planners.executors import Executor, LocalExecutor, TaskResult
 from planners.train_space import Candidate, TrainConstraints, enumerate_candidates
 from simulator.training.plan import TrainingPlan
 from simulator.training.simulate import simulate_training
 
 PLAN_COLUMNS = ("tp", "pp", "vpp", "dp", "cp", "ep", "micro_batch", "zero", "recompute",
-                "schedule", "sequence_parallel")
+                "schedule", "sequence_parallel", "pipeline_split", "fsdp_impl",
+                "offload_optimizer")
 BREAKDOWN_COLUMNS = ("compute_s", "exposed_comm_s", "bubble_s", "optimizer_s")
 ESTIMATE_COLUMNS = ("est_iteration_time_s", "est_tokens_per_s", "est_compute_s",
                     "est_exposed_comm_s", "est_bubble_s", "est_optimizer_s")
@@ -128,6 +132,9 @@ class PlanResult:
     rejected_memory: int  # simulated plans over memory on some middle stage (not returned)
     elapsed_s: float
     failures: tuple[str, ...] = field(default=())
+    not_simulated: int = 0  # estimated candidates left out by simulate_top / top_k
+    fabric: str = ""  # the cluster's fabric in words (hwmodels.cluster.describe_fabric)
+    credibility: Credibility | None = None  # best plan's MFU vs the best published one
 
     @property
     def best(self) -> pd.Series:
@@ -143,7 +150,7 @@ class PlanResult:
         """Candidates rejected, per reason (what an empty table is made of)."""
         return {"divisibility": self.pruned_divisibility,
                 "memory": self.pruned_memory + self.rejected_memory,
-                "simulation_failed": self.failed}
+                "simulation_failed": self.failed, "not_simulated": self.not_simulated}
 
     def describe_rejections(self) -> str:
         parts = [f"{n} by {reason}" for reason, n in self.rejections().items() if n]
@@ -160,7 +167,8 @@ class PlanResult:
         return {"considered": self.considered, "pruned_divisibility": self.pruned_divisibility,
                 "pruned_memory": self.pruned_memory, "estimated": self.estimated,
                 "simulated": self.simulated, "failed": self.failed,
-                "rejected_memory": self.rejected_memory, "elapsed_s": self.elapsed_s}
+                "rejected_memory": self.rejected_memory, "not_simulated": self.not_simulated,
+                "elapsed_s": self.elapsed_s}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object `fleetsim plan train --json` prints."""
@@ -170,7 +178,9 @@ class PlanResult:
             d = {k: _jsonable(v) for k, v in row.items()}
             d["breakdown"] = {c: float(full[c]) for c in BREAKDOWN_COLUMNS}
             out_rows.append(d)
-        return {"plans": out_rows, **self.counts()}
+        return {"plans": out_rows, **self.counts(), "rejections": self.rejections(),
+                "fabric": self.fabric,
+                "credibility": None if self.credibility is None else self.credibility.to_dict()}
 
 
 def _jsonable(v: Any) -> Any:
@@ -179,11 +189,14 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _row(c: Candidate) -> dict[str, Any]:
+def _row(c: Candidate, num_layers: int) -> dict[str, Any]:
     p = c.parallel
     return {"tp": p.tp, "pp": p.pp, "vpp": p.vpp, "dp": p.dp, "cp": p.cp, "ep": p.ep,
             "micro_batch": c.micro_batch, "zero": p.zero, "recompute": str(p.recompute),
-            "schedule": str(p.schedule), "sequence_parallel": p.sequence_parallel}
+            "schedule": str(p.schedule), "sequence_parallel": p.sequence_parallel,
+            "pipeline_split": describe_split(stage_layer_counts(num_layers, p), p),
+            "fsdp_impl": str(p.fsdp_impl) if p.zero == 3 else "",
+            "offload_optimizer": p.offload_optimizer}
 
 
 def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | str,
@@ -192,19 +205,21 @@ def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | 
                constraints: TrainConstraints | None = None, top_k: int = 10,
                simulate_top: int | None = None, executor: Executor | None = None,
                devices_per_node: int | None = None, intra_node: str | None = None,
-               inter_node: str = "ib-ndr", profile: DeviceProfile | str | Path | None = None
+               inter_node: str | None = None, profile: DeviceProfile | str | Path | None = None
                ) -> PlanResult:
     """Plan training of `model` on `num_devices` (or each of a list of counts) x `device`.
 
     global_batch is in sequences (or give global_batch_tokens). Builds the cluster with
     hwmodels.cluster.build_cluster and calls plan_train_on; with a list of counts the tables
-    are concatenated (column num_devices) and ranked together.
+    are concatenated (column num_devices) and ranked together. inter_node None: the device
+    generation's default fabric (build_cluster's default).
     """
     counts = [num_devices] if isinstance(num_devices, int) else list(num_devices)
     if not counts:
         raise ConfigError("needs at least one device count", key="num_devices")
+    fabric = {} if inter_node is None else {"inter_node": inter_node}
     results = [plan_train_on(model, build_cluster(device, n, devices_per_node=devices_per_node,
-                                                  intra_node=intra_node, inter_node=inter_node),
+                                                  intra_node=intra_node, **fabric),
                              seq_len=seq_len, global_batch=global_batch,
                              global_batch_tokens=global_batch_tokens, dtype=dtype,
                              constraints=constraints, top_k=top_k, simulate_top=simulate_top,
@@ -219,8 +234,12 @@ def _merge(results: list[PlanResult], top_k: int) -> PlanResult:
     plans = pd.concat([r.plans for r in results], ignore_index=True)
     configs = [c for r in results for c in r.configs]
     order = plans.sort_values("tokens_per_s", ascending=False, kind="stable").index[:top_k]
+    ranked = plans.loc[order].reset_index(drop=True)
+    best = [r.credibility for r in results if r.credibility is not None]
+    cred = (None if ranked.empty or not best else
+            assess_mfu(float(ranked.mfu.iloc[0]), best[0].device_class, best[0].ceiling))
     return PlanResult(
-        plans=plans.loc[order].reset_index(drop=True),
+        plans=ranked,
         configs=tuple(configs[i] for i in order),
         estimates=pd.concat([r.estimates for r in results], ignore_index=True),
         considered=sum(r.considered for r in results),
@@ -230,7 +249,9 @@ def _merge(results: list[PlanResult], top_k: int) -> PlanResult:
         simulated=sum(r.simulated for r in results), failed=sum(r.failed for r in results),
         rejected_memory=sum(r.rejected_memory for r in results),
         elapsed_s=sum(r.elapsed_s for r in results),
-        failures=tuple(f for r in results for f in r.failures))
+        failures=tuple(f for r in results for f in r.failures),
+        not_simulated=sum(r.not_simulated for r in results),
+        fabric="; ".join(dict.fromkeys(r.fabric for r in results)), credibility=cred)
 
 
 def _batch(seq_len: int, global_batch: int | None, global_batch_tokens: int | None) -> int:
@@ -269,7 +290,7 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
                                               global_batch=batch, constraints=c, dtype=dt)
     estimator = TrainEstimator(spec, cluster, flash_attention=c.flash_attention, profile=profile)
     est = estimator.estimate(candidates, seq_len=seq_len, global_batch=batch, dtype=dt)
-    table = pd.concat([pd.DataFrame([_row(x) for x in candidates],
+    table = pd.concat([pd.DataFrame([_row(x, spec.num_layers) for x in candidates],
                                     columns=list(PLAN_COLUMNS)), est], axis=1)
     table.insert(0, "num_devices", cluster.num_devices)
     order = np.argsort(table["est_iteration_time_s"].to_numpy(), kind="stable")
@@ -280,13 +301,19 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
                                                    table.iloc[:n_sim], seq_len, batch, dt, c,
                                                    executor, estimator.profile)
     plans = plans.iloc[:top_k].reset_index(drop=True)
+    simulated = min(n_sim, len(candidates))
+    # top_k = 0 (or simulate_top = 0) leaves every estimated plan unreported: an empty table
+    # must say so rather than look like a search that found nothing
+    not_simulated = len(candidates) - simulated if plans.empty else 0
+    cred = None if plans.empty else assess_mfu(float(plans.mfu.iloc[0]), cluster.device)
     return PlanResult(plans=plans, configs=tuple(configs[:top_k]), estimates=table,
                       considered=counts.considered,
                       pruned_divisibility=counts.pruned_divisibility,
                       pruned_memory=counts.pruned_memory, estimated=len(candidates),
-                      simulated=min(n_sim, len(candidates)), failed=len(failures),
+                      simulated=simulated, failed=len(failures),
                       rejected_memory=rejected, elapsed_s=time.perf_counter() - start,
-                      failures=tuple(failures))
+                      failures=tuple(failures), not_simulated=not_simulated,
+                      fabric=fabric_of(cluster), credibility=cred)
 
 
 def _simulate(model: ModelSpec, cluster: ClusterSpec, ranked: list[Candidate],
@@ -333,6 +360,21 @@ def _describe(c: Candidate) -> str:
     p = c.parallel
     return (f"tp{p.tp} pp{p.pp} vpp{p.vpp} dp{p.dp} cp{p.cp} ep{p.ep} mb{c.micro_batch} "
             f"zero{p.zero} {p.recompute} {p.schedule} sp={p.sequence_parallel}")
+
+
+def fabric_of(cluster: ClusterSpec) -> str:
+    """The cluster's fabric in words: hwmodels.cluster.describe_fabric where it exists (helper
+    net's), else the scale-up and scale-out links with their per-device bandwidth."""
+    try:
+        from hwmodels.cluster import describe_fabric  # type: ignore[attr-defined]
+    except ImportError:
+        describe_fabric = None
+    if describe_fabric is not None:
+        return str(describe_fabric(cluster))
+    intra, inter = cluster.intra_node, cluster.inter_node
+    return (f"{cluster.devices_per_node}/node over {intra.name} "
+            f"({intra.bandwidth_Bps / 1e9:.0f} GB/s), {cluster.nics} x {inter.name} per node "
+            f"({inter.bandwidth_Bps / 1e9:.0f} GB/s each)")
 
 
 def plan_memory_gib(model: ModelSpec, training: TrainingConfig, parallel: ParallelConfig, *,

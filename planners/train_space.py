@@ -1,12 +1,27 @@
-"""The training-plan search space: enumerate (tp, pp, vpp, cp, ep, dp, micro-batch, ZeRO,
-recompute, schedule, SP) candidates and prune what is impossible, redundant or out of memory.
+"""The training-plan search space: enumerate (tp, pp, vpp, pipeline split, cp, ep, dp,
+micro-batch, ZeRO, FSDP stack, optimizer offload, recompute, schedule, SP) candidates and prune
+what is impossible, redundant or out of memory.
 
 Divisibility is judged by hwmodels.parallel.check_plan (the rules the simulator enforces);
 memory by hwmodels.memory.training_memory on the first and last pipeline stages (the first
 holds the most in-flight microbatches under 1F1B/interleaved/ZB-H1 and the input embedding,
-the last holds the output layer; middle stages hold no more than the larger of the two).
+the last holds the output layer) and, for an uneven split, on the first of the stages with the
+most layers (more layers than the ends and nearly as many microbatches in flight).
 Redundant plans are never generated: SP without TP, any schedule but 1F1B with pp = 1, vpp > 1
-without the interleaved schedule, the interleaved schedule with one virtual stage (= 1F1B).
+without the interleaved schedule, the interleaved schedule with one virtual stage (= 1F1B), an
+FSDP stack or offload that the ZeRO stage does not read.
+
+Pipeline splits (UnevenPolicy, default MEGATRON): the even split where pp*vpp divides the
+layers; with vpp = 1 also the balanced split of any pp (first/last stages one layer lighter:
+Llama 3 405B's 7+8x14+7 on PP16) and, where pp divides the layers, the "ends minus one"
+variant (first and last stages one layer lighter, the two spare layers on middle stages), which
+pays off when the embedding and the logits weigh more than a layer. Uneven splits are not
+interleaved by default: Megatron-core's uneven pipeline (decoder_first/last_pipeline_num_layers,
+get_num_layers_to_build) first refused a virtual pipeline outright and later required every
+stage's layers to split evenly into its chunks, which a stage one layer lighter than the others
+cannot; the balanced split of an interleaved pipeline gives chunks of unequal size (e.g. 1- and
+2-layer chunks for 40 layers on pp4 vpp6), which is not what Megatron users run. ANY also
+searches those; NONE searches only even splits (the v0.1 space).
 """
 
 from __future__ import annotations
@@ -15,16 +30,19 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
+from hwmodels._compat import StrEnum
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
 from hwmodels.memory import DEFAULT_HEADROOM, training_memory
 from hwmodels.parallel import (
     CPMode,
+    FSDPImpl,
     ParallelConfig,
     PipelineSchedule,
     Recompute,
     TrainingConfig,
     check_plan,
+    stage_layer_counts,
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
 
@@ -32,6 +50,14 @@ DEFAULT_MICRO_BATCHES = (1, 2, 4, 8)
 # Interleaving beyond ~8 chunks per stage buys little bubble and costs p2p (Narayanan et al.
 # SC'21 Fig. 14 stops at 4-8); keeps the space small.
 DEFAULT_MAX_VPP = 8
+
+
+class UnevenPolicy(StrEnum):
+    """Which uneven pipeline splits the search generates (module docstring: why)."""
+
+    NONE = "none"  # only pp*vpp dividing the layers (the v0.1 space)
+    MEGATRON = "megatron"  # + balanced and ends-minus-one splits, vpp = 1 only (default)
+    ANY = "any"  # + the balanced split of interleaved pipelines (unequal chunks)
 
 
 def divisors(n: int) -> list[int]:
@@ -63,6 +89,11 @@ class TrainConstraints:
     ep: Sequence[int] | None = None  # MoE only; default: every valid degree
     micro_batches: Sequence[int] = DEFAULT_MICRO_BATCHES
     zero: Sequence[int] = (0, 1, 2, 3)
+    # FSDP stacks tried for ZeRO-3 plans (None: ParallelConfig's default stack only)
+    fsdp_impl: Sequence[FSDPImpl | str] | None = None
+    # ZeRO-Offload tried on ZeRO >= 1 plans: (False,) never, (False, True) both
+    offload_optimizer: Sequence[bool] = (False,)
+    uneven: UnevenPolicy | str = UnevenPolicy.MEGATRON
     recompute: Sequence[Recompute | str] = tuple(Recompute)
     sequence_parallel: Sequence[bool] = (False, True)
     schedules: Sequence[PipelineSchedule | str] = (
@@ -91,6 +122,11 @@ class TrainConstraints:
         if not 0 <= self.memory_headroom < 1:
             raise ConfigError(f"must be in [0, 1), got {self.memory_headroom}",
                               key="constraints.memory_headroom")
+        if not self.offload_optimizer or any(not isinstance(v, bool)
+                                                 for v in self.offload_optimizer):
+            raise ConfigError(f"must be a non-empty list of booleans, got "
+                              f"{self.offload_optimizer!r}", key="constraints.offload_optimizer",
+                              allowed=[False, True])
         if not self.sequence_parallel:
             raise ConfigError("must allow at least one value", key="constraints.sequence_parallel",
                               allowed=[False, True])
@@ -99,6 +135,12 @@ class TrainConstraints:
                            _enums(self.recompute, Recompute, "constraints.recompute"))
         object.__setattr__(self, "schedules",
                            _enums(self.schedules, PipelineSchedule, "constraints.schedules"))
+        if self.fsdp_impl is not None:
+            object.__setattr__(self, "fsdp_impl",
+                               _enums(self.fsdp_impl, FSDPImpl, "constraints.fsdp_impl"))
+        object.__setattr__(self, "uneven",
+                           _enums((self.uneven,), UnevenPolicy, "constraints.uneven")[0])
+        object.__setattr__(self, "offload_optimizer", tuple(dict.fromkeys(self.offload_optimizer)))
 
 
 def _enums(values: Sequence[object], enum_cls: type, key: str) -> tuple:  # type: ignore[type-arg]
@@ -165,12 +207,69 @@ def _structural(model: ModelSpec, cluster: ClusterSpec, c: TrainConstraints
                 yield tp, cp, pp, 1, sched, ep
 
 
+def pipeline_splits(num_layers: int, pp: int, vpp: int, policy: UnevenPolicy
+                    ) -> list[dict[str, tuple[int, ...]]]:
+    """The layer splits searched for one (pp, vpp): ParallelConfig keyword sets ({} = the
+    seam's default split: even, or balanced when pp*vpp does not divide the layers)."""
+    slots = pp * vpp
+    if slots > num_layers:
+        return [{}]  # check_plan rejects it (counted as divisibility)
+    if num_layers % slots:
+        allowed = policy is UnevenPolicy.ANY or (policy is UnevenPolicy.MEGATRON and vpp == 1)
+        return [{}] if allowed else []
+    out: list[dict[str, tuple[int, ...]]] = [{}]
+    per = num_layers // pp
+    if policy is not UnevenPolicy.NONE and vpp == 1 and pp >= 3 and per >= 2:
+        out.append({"stage_layers": ends_minus_one(num_layers, pp)})
+    return out
+
+
+def ends_minus_one(num_layers: int, pp: int) -> tuple[int, ...]:
+    """First and last stages one layer lighter than the even split; the two spare layers go to
+    the latest middle stages (they hold the fewest in-flight microbatches under 1F1B)."""
+    per = num_layers // pp
+    counts = [per] * pp
+    counts[0] -= 1
+    counts[-1] -= 1
+    middle = list(range(pp - 2, 0, -1))  # pp-2, pp-3, ... 1
+    for k in range(2):
+        counts[middle[k % len(middle)]] += 1
+    return tuple(counts)
+
+
+def _stages_to_check(num_layers: int, parallel: ParallelConfig) -> set[int]:
+    """First, last and (uneven split) the first stage with the most layers."""
+    p = parallel
+    stages = {0, p.pp - 1}
+    if p.pp > 2 and (p.stage_layers or num_layers % (p.pp * p.vpp)):
+        counts = stage_layer_counts(num_layers, p)
+        per_stage = [sum(counts[c * p.pp + s] for c in range(p.vpp)) for s in range(p.pp)]
+        stages.add(per_stage.index(max(per_stage)))
+    return stages
+
+
 def peak_memory_bytes(model: ModelSpec, training: TrainingConfig, parallel: ParallelConfig, *,
                       flash_attention: bool = True) -> float:
-    """Peak per-device training memory over the first and last pipeline stages."""
-    stages = {0, parallel.pp - 1}
+    """Peak per-device training memory over the stages that can hold the most (see module)."""
     return max(training_memory(model, training, parallel, stage=s,
-                               flash_attention=flash_attention).total_bytes for s in stages)
+                               flash_attention=flash_attention).total_bytes
+               for s in _stages_to_check(model.num_layers, parallel))
+
+
+def _variants(c: TrainConstraints, tp: int) -> list[dict[str, object]]:
+    """The (ZeRO, FSDP stack, offload, recompute, SP) settings tried on one structure."""
+    sps = [sp for sp in c.sequence_parallel if tp > 1 or not sp]
+    out: list[dict[str, object]] = []
+    for zero, rc, sp in itertools.product(c.zero, c.recompute, sps):
+        impls = c.fsdp_impl if zero == 3 and c.fsdp_impl is not None else (None,)
+        offloads = c.offload_optimizer if zero >= 1 else (False,)
+        for impl, off in itertools.product(impls, offloads):  # type: ignore[arg-type]
+            v: dict[str, object] = {"zero": zero, "recompute": rc, "sequence_parallel": sp,
+                                    "offload_optimizer": off}
+            if impl is not None:
+                v["fsdp_impl"] = impl
+            out.append(v)
+    return out
 
 
 def enumerate_candidates(model: ModelSpec, cluster: ClusterSpec, *, seq_len: int,
@@ -183,27 +282,28 @@ def enumerate_candidates(model: ModelSpec, cluster: ClusterSpec, *, seq_len: int
     capacity = cluster.device.memory_bytes * (1.0 - c.memory_headroom)
     kept: list[Candidate] = []
     for tp, cp, pp, vpp, sched, ep in _structural(model, cluster, c):
-        sps = [sp for sp in c.sequence_parallel if tp > 1 or not sp]
-        variants = list(itertools.product(c.zero, c.recompute, sps))
-        for mb in c.micro_batches:
+        variants = _variants(c, tp)
+        for split, mb in itertools.product(
+                pipeline_splits(model.num_layers, pp, vpp, c.uneven),  # type: ignore[arg-type]
+                c.micro_batches):
             counts.considered += len(variants)
             if n % (tp * cp * pp) or global_batch % mb:
                 counts.pruned_divisibility += len(variants)
                 continue
             training = TrainingConfig(seq_len=seq_len, global_batch=global_batch,
                                       micro_batch=mb, dtype=dtype)
-            base = ParallelConfig(tp=tp, pp=pp, dp=n // (tp * cp * pp), cp=cp, ep=ep, vpp=vpp,
-                                  schedule=sched, cp_mode=c.cp_mode, rank_order=c.rank_order)
             try:
+                base = ParallelConfig(tp=tp, pp=pp, dp=n // (tp * cp * pp), cp=cp, ep=ep,
+                                      vpp=vpp, schedule=sched, cp_mode=c.cp_mode,
+                                      rank_order=c.rank_order, **split)  # type: ignore[arg-type]
                 check_plan(model, cluster, training, base)
             except ConfigError:
                 counts.pruned_divisibility += len(variants)
                 continue
-            for zero, rc, sp in variants:
-                plan = replace(base, zero=zero, sequence_parallel=sp, recompute=rc,
-                               overlap_grad_reduce=c.overlap_grad_reduce,
+            for v in variants:
+                plan = replace(base, overlap_grad_reduce=c.overlap_grad_reduce,
                                overlap_param_gather=c.overlap_param_gather,
-                               overlap_tp_comm=c.overlap_tp_comm)
+                               overlap_tp_comm=c.overlap_tp_comm, **v)  # type: ignore[arg-type]
                 if peak_memory_bytes(model, training, plan,
                                      flash_attention=c.flash_attention) > capacity:
                     counts.pruned_memory += 1

@@ -112,6 +112,28 @@ def _int_list(text: str | None, key: str) -> list[int] | None:
     return values
 
 
+def _choices(text: str | None, enum_cls: type, key: str) -> tuple[Any, ...] | None:
+    """'a,b' -> enum members; an unknown value exits 2 naming the option and the allowed."""
+    if text is None:
+        return None
+    allowed = [e.value for e in enum_cls]
+    values = [v.strip() for v in text.split(",")]
+    for v in values:
+        if v not in allowed:
+            raise ConfigError(f"unknown value '{v}' in '{text}'", key=key, allowed=allowed)
+    return tuple(enum_cls(v) for v in values)
+
+
+def _zero_list(text: str) -> tuple[int, ...]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or any(v not in (0, 1, 2, 3) for v in values):
+        raise ConfigError(f"bad ZeRO stages '{text}'", key="--zero", allowed=[0, 1, 2, 3])
+    return tuple(values)
+
+
 def _plan_profiles(paths: list[str] | None, no_profile: bool, devices: list[str]
                    ) -> tuple[Any, dict[str, Any]]:
     """--profile / --no-profile of a plan over `devices`: (the ProfileChoice the planner
@@ -139,11 +161,32 @@ def plan_train_cmd(
     global_batch: int = typer.Option(None, "--global-batch", help="Sequences per step."),
     global_batch_tokens: int = typer.Option(None, "--global-batch-tokens"),
     dtype: str = typer.Option("bf16", "--dtype"),
+    tp: str = typer.Option(None, "--tp", help="TP degrees to consider, e.g. 1,2,4,8 "
+                                              "(default: divisors of devices per node)."),
     max_tp: int = typer.Option(None, "--max-tp"),
-    pp: str = typer.Option(None, "--pp", help="Allowed PP degrees, e.g. 8 or 4,8."),
+    pp: str = typer.Option(None, "--pp", help="PP degrees to consider, e.g. 8 or 8,12,16 "
+                                              "(default: every pp <= layers dividing the "
+                                              "devices; uneven splits by --uneven)."),
+    vpp: str = typer.Option(None, "--vpp", help="Virtual stages per stage (interleaved), "
+                                                "e.g. 2,3,4 (default 2-8)."),
+    cp: str = typer.Option("1", "--cp", help="Context-parallel degrees, e.g. 1,2,4."),
+    ep: str = typer.Option(None, "--ep", help="Expert-parallel degrees (MoE; default: every "
+                                              "divisor of the experts)."),
+    zero: str = typer.Option("0,1,2,3", "--zero", help="ZeRO stages, e.g. 0,1,3."),
+    recompute: str = typer.Option("none,selective,full", "--recompute"),
+    schedules: str = typer.Option("1f1b,interleaved,zb-h1", "--schedules",
+                                  help="Pipeline schedules: gpipe, 1f1b, interleaved, zb-h1."),
+    fsdp_impl: str = typer.Option(None, "--fsdp-impl",
+                                  help="FSDP stacks for ZeRO-3 plans, e.g. fsdp2,deepspeed "
+                                       "(default: the plan default)."),
+    offload: bool = typer.Option(False, "--offload/--no-offload",
+                                 help="Also search optimizer offload (ZeRO >= 1)."),
+    uneven: str = typer.Option("megatron", "--uneven",
+                               help="Uneven pipeline splits: none | megatron (vpp 1) | any."),
     micro_batches: str = typer.Option("1,2,4,8", "--micro-batches"),
     headroom: float = typer.Option(0.05, "--memory-headroom", help="Fraction kept free."),
-    inter_node: str = typer.Option("ib-ndr", "--inter-node"),
+    inter_node: str = typer.Option(None, "--inter-node",
+                                   help="Scale-out fabric (default: the device generation's)."),
     top_k: int = typer.Option(10, "--top-k"),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address."),
@@ -154,16 +197,18 @@ def plan_train_cmd(
 ) -> None:
     """Search parallel plans (pruned by divisibility and memory), simulate the best ones.
 
-    No plan that fits exits 3 unless --allow-infeasible (then: the empty report and the
-    count of candidates rejected per reason).
+    Prints each plan's pipeline split and the cluster fabric; warns when the best plan's MFU
+    exceeds the best published MFU for its device class. No plan that fits exits 3 unless
+    --allow-infeasible (then: the empty report and the candidates rejected per reason).
 
     Example:
 
-        fleetsim plan train --model llama2-70b --device h100-sxm --num-devices 512 --seq-len 4096 --global-batch 1024
+        fleetsim plan train --model gpt3-175b --device a100-80gb --num-devices 1024 --seq-len 2048 --global-batch 1536 --inter-node ib-hdr --tp 4,8 --pp 8,12,16
     """
     from hwmodels.catalog import load_device
+    from hwmodels.parallel import FSDPImpl, PipelineSchedule, Recompute
     from planners.train import plan_train
-    from planners.train_space import TrainConstraints
+    from planners.train_space import TrainConstraints, UnevenPolicy
 
     choice = profile_choice(profile, no_profile)
     spec = load_device(device)
@@ -174,12 +219,19 @@ def plan_train_cmd(
         raise ConfigError("give exactly one of --global-batch / --global-batch-tokens",
                           key="--global-batch")
     if top_k < 1:
-        raise ConfigError(f"must be >= 1, got {top_k}", key="--top-k")
+        raise ConfigError(f"must be >= 1, got {top_k}", key="--top-k", allowed=">= 1")
     counts = _int_list(num_devices, "--num-devices") or []
-    constraints = TrainConstraints(max_tp=max_tp, pp=_int_list(pp, "--pp"),
-                                   micro_batches=tuple(_int_list(micro_batches,
-                                                                 "--micro-batches") or ()),
-                                   memory_headroom=headroom)
+    constraints = TrainConstraints(
+        tp=_int_list(tp, "--tp"), max_tp=max_tp, pp=_int_list(pp, "--pp"),
+        vpp=_int_list(vpp, "--vpp"), cp=tuple(_int_list(cp, "--cp") or ()),
+        ep=_int_list(ep, "--ep"), zero=_zero_list(zero),
+        recompute=_choices(recompute, Recompute, "--recompute") or (),
+        schedules=_choices(schedules, PipelineSchedule, "--schedules") or (),
+        fsdp_impl=_choices(fsdp_impl, FSDPImpl, "--fsdp-impl"),
+        offload_optimizer=(False, True) if offload else (False,),
+        uneven=(_choices(uneven, UnevenPolicy, "--uneven") or (UnevenPolicy.MEGATRON,))[0],
+        micro_batches=tuple(_int_list(micro_batches, "--micro-batches") or ()),
+        memory_headroom=headroom)
     with _executor(executor, address) as ex:
         result = plan_train(model, device, counts if len(counts) > 1 else counts[0],
                             seq_len=seq_len, global_batch=global_batch,
@@ -196,16 +248,22 @@ def plan_train_cmd(
                     f"{out['considered']}, pruned {out['pruned_divisibility']} (divisibility) + "
                     f"{out['pruned_memory']} (memory), simulated {out['simulated']}")
     t.add_column("#")
-    for c in ("plan", "tokens/s", "MFU", "memory GiB"):
+    for c in ("plan", "pipeline split", "tokens/s", "MFU", "memory GiB"):
         t.add_column(c)
     for i, row in enumerate(out["plans"], 1):
+        stack = f" {row['fsdp_impl']}" if row["fsdp_impl"] else ""
         plan = (f"tp{row['tp']} pp{row['pp']} vpp{row['vpp']} dp{row['dp']} cp{row['cp']} "
-                f"ep{row['ep']} mb{row['micro_batch']} zero{row['zero']} "
+                f"ep{row['ep']} mb{row['micro_batch']} zero{row['zero']}{stack} "
                 f"recompute={row['recompute']} {row['schedule']}"
-                f"{' sp' if row['sequence_parallel'] else ''}")
-        t.add_row(str(i), plan, f"{row['tokens_per_s']:,.0f}", f"{row['mfu']:.1%}",
-                  f"{row['peak_memory_gib']:.1f}")
+                f"{' sp' if row['sequence_parallel'] else ''}"
+                f"{' offload' if row['offload_optimizer'] else ''}")
+        t.add_row(str(i), plan, row["pipeline_split"], f"{row['tokens_per_s']:,.0f}",
+                  f"{row['mfu']:.1%}", f"{row['peak_memory_gib']:.1f}")
     console.print(t)
+    console.print(f"fabric: {out['fabric']}")
+    warning = result.credibility.warning() if result.credibility is not None else None
+    if warning:
+        console.print(warning, style="bold yellow", markup=False)
     print_efficiency(out)
     if not result.feasible:
         console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")

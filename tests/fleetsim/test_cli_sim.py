@@ -89,6 +89,43 @@ def test_plan_train_json(cli_json) -> None:
     assert out["plans"] and out["considered"] >= out["simulated"] > 0
     best = out["plans"][0]
     assert best["tp"] * best["pp"] * best["dp"] * best["cp"] == 64
+    assert best["pipeline_split"].startswith("even ")
+    assert out["fabric"]
+    cred = out["credibility"]
+    assert cred["device_class"] == "a100" and cred["best_published_mfu"] > 0
+    assert cred["exceeds"] == (best["mfu"] > cred["best_published_mfu"])
+
+
+PLAN_SMALL = ("plan", "train", "--model", "gpt-7.5b", "--device", "a100-80gb",
+              "--num-devices", "64", "--seq-len", "2048", "--global-batch", "512",
+              "--top-k", "3", "--micro-batches", "4")
+
+
+def test_plan_train_search_options(cli_json) -> None:
+    """--tp/--pp/--zero/--recompute/--schedules/--fsdp-impl restrict the space; a pp that does
+    not divide the layers (36 on pp8) is searched with the balanced split and named."""
+    out = cli_json(*PLAN_SMALL, "--tp", "2,4", "--pp", "8", "--zero", "1,3",
+                   "--recompute", "selective", "--schedules", "1f1b", "--fsdp-impl",
+                   "fsdp2,deepspeed", "--inter-node", "ib-hdr")
+    assert out["plans"]
+    for row in out["plans"]:
+        assert row["tp"] in (2, 4) and row["pp"] == 8 and row["zero"] in (1, 3)
+        assert row["recompute"] == "selective" and row["schedule"] == "1f1b"
+        assert row["pipeline_split"] == "balanced 4x2+5x4+4x2"  # 36 layers on pp8
+        assert row["fsdp_impl"] in (("fsdp2", "deepspeed") if row["zero"] == 3 else ("",))
+    assert "ib-hdr" in out["fabric"]
+
+
+def test_plan_train_table_names_split_fabric_and_warns(cli) -> None:
+    """The table output names the split and fabric; a best plan above the published A100
+    ceiling prints the warning line instead of passing as routine."""
+    code, out, err = cli(*PLAN_SMALL, "--pp", "1,2")
+    assert code == 0, err
+    assert "pipeline split" in out and "fabric:" in out
+    code, data, _ = cli(*PLAN_SMALL, "--pp", "1,2", "--json")
+    cred = __import__("json").loads(data)["credibility"]
+    assert code == 0
+    assert ("WARNING: predicted MFU" in out) == cred["exceeds"]
 
 
 def test_sweep_writes_table(cli_json, tmp_path: Path) -> None:

@@ -35,3 +35,30 @@ def test_more_bad_inputs(cli, args, needle) -> None:
     code, _, err = cli(*args)
     assert code == 2, err
     assert needle in err and "Traceback" not in err
+
+
+PT8 = ("plan", "train", "--model", "llama3-8b", "--device", "h100-sxm", "--num-devices", "8",
+       "--seq-len", "2048", "--global-batch", "8")
+
+
+@pytest.mark.parametrize(("option", "value", "allowed"), [
+    ("--recompute", "none,sometimes", "selective"),
+    ("--schedules", "1f1b,zigzag", "interleaved"),
+    ("--zero", "0,4", "0, 1, 2, 3"),
+    ("--zero", "x", "0, 1, 2, 3"),
+    ("--fsdp-impl", "fsdp3", "fsdp2"),
+    ("--uneven", "sometimes", "megatron"),
+    ("--tp", "0,8", None),
+    ("--pp", "4,x", None),
+    ("--vpp", "0", None),
+    ("--cp", "-1", None),
+    ("--ep", "two", None),
+])
+def test_plan_train_bad_choice_names_option_and_allowed(cli, option, value, allowed) -> None:
+    """Every search-space option of `plan train`: a bad value is one line, exit 2, naming the
+    option (and, for a closed set, the allowed values)."""
+    code, _, err = cli(*PT8, option, value)
+    assert code == 2, err
+    assert option in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    if allowed:
+        assert allowed in err

@@ -1,0 +1,189 @@
+"""Is a predicted MFU one anybody has achieved? The best published MFU per device class.
+
+The ceiling comes from the bundled published training rows (simulator/data/
+training_published*.csv, every file of that name, so rows added there count). A row's MFU is,
+in this order:
+- "notes": the MFU the source itself publishes ("MFU 56.3%" in the row's notes);
+- "tokens x 6N": tokens/s per GPU (or global_batch x seq_len / iteration_time_s per GPU) x
+  6 x params / the device's dense peak (model FLOPs without attention: a lower bound of the
+  source's own MFU, so the ceiling stays conservative);
+- "TFLOP/s / peak": the published TFLOP/s per GPU / peak; for SC'21 (Narayanan et al., eq. 3:
+  96*B*s*l*h^2*(...), four passes because every run recomputes activations) x 3/4, which turns
+  hardware FLOPs back into model FLOPs (the logits term, not recomputed, is ~1% of it).
+Rows timing one layer (layer_fwd_bwd_time_ms) say nothing about end-to-end MFU and are skipped.
+The device class is the catalog device name up to its first '-' (a100-40gb and a100-80gb are
+both "a100"; h100-sxm and h100-pcie both "h100"); a row's device is the first word of its
+hardware column looked up in the catalog, its peak that device's dense bf16/fp16 peak.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hwmodels.catalog import load_device
+from hwmodels.dtypes import DType
+from hwmodels.errors import ConfigError
+from hwmodels.specs import DeviceSpec
+
+DATA_GLOB = "training_published*.csv"
+_MFU_NOTE = re.compile(r"\bMFU\s*([0-9]+(?:\.[0-9]+)?)\s*%")
+# SC'21 eq. 3 counts forward + backward + recomputed forward (4 passes); model FLOPs are 3.
+RECOMPUTE_COUNTED_SOURCES = ("SC21-",)
+RECOMPUTE_TO_MODEL_FLOPS = 3.0 / 4.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishedMFU:
+    """One published run's MFU and how it was obtained (basis: notes | tokens x 6N |
+    TFLOP/s / peak)."""
+
+    mfu: float
+    basis: str
+    source: str
+    model: str
+    n_devices: int
+    hardware: str
+
+    def describe(self) -> str:
+        return (f"{self.source} {self.model} on {self.n_devices} x {self.hardware}: "
+                f"MFU {self.mfu:.1%} ({self.basis})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credibility:
+    """A predicted MFU against the best published one of its device class."""
+
+    device_class: str
+    predicted_mfu: float
+    ceiling: PublishedMFU | None  # None: no published row for this class
+
+    @property
+    def exceeds(self) -> bool:
+        return self.ceiling is not None and self.predicted_mfu > self.ceiling.mfu
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.ceiling
+        return {"device_class": self.device_class, "predicted_mfu": self.predicted_mfu,
+                "best_published_mfu": None if c is None else c.mfu,
+                "source": None if c is None else c.describe(), "exceeds": self.exceeds}
+
+    def warning(self) -> str | None:
+        """The line the CLI prints when the prediction is above anything published."""
+        c = self.ceiling
+        if c is None or not self.exceeds:
+            return None
+        return (f"WARNING: predicted MFU {self.predicted_mfu:.1%} exceeds the best published "
+                f"{self.device_class.upper()} MFU {c.mfu:.1%} ({c.describe()}); treat this "
+                "plan's speed as optimistic")
+
+
+def device_class(device: DeviceSpec | str) -> str:
+    """'a100-80gb' -> 'a100' (the catalog name up to its first '-')."""
+    name = device.name if isinstance(device, DeviceSpec) else str(device)
+    return name.lower().split("-")[0]
+
+
+def _data_files() -> list[Path]:
+    import simulator
+
+    return sorted((Path(simulator.__file__).resolve().parent / "data").glob(DATA_GLOB))
+
+
+@functools.lru_cache(maxsize=1)
+def load_rows() -> pd.DataFrame:
+    """Every bundled published training row (all training_published*.csv files)."""
+    frames = [pd.read_csv(f, comment="#") for f in _data_files()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _row_device(hardware: str) -> DeviceSpec | None:
+    word = str(hardware).split()[0].lower() if str(hardware).strip() else ""
+    try:
+        return load_device(word)
+    except (ConfigError, KeyError, ValueError):
+        return None
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out == out and out > 0 else None
+
+
+def row_mfu(row: pd.Series) -> PublishedMFU | None:
+    """The MFU of one published row (module docstring: bases and order), or None."""
+    dev = _row_device(row.get("hardware", ""))
+    common = dict(source=str(row.get("source", "")), model=str(row.get("model", "")),
+                  n_devices=int(_num(row.get("n_devices")) or 0),
+                  hardware=str(row.get("hardware", "")))
+    m = _MFU_NOTE.search(str(row.get("notes", "")))
+    if m:
+        return PublishedMFU(mfu=float(m.group(1)) / 100.0, basis="notes", **common)
+    if dev is None:
+        return None
+    peak = dev.peak(DType.BF16)
+    metric, value = str(row.get("metric", "")), _num(row.get("value"))
+    params = _num(row.get("params_B"))
+    if value is None:
+        return None
+    if metric == "achieved_TFLOPs_per_GPU":
+        scale = (RECOMPUTE_TO_MODEL_FLOPS
+                 if common["source"].startswith(RECOMPUTE_COUNTED_SOURCES) else 1.0)
+        basis = "TFLOP/s / peak" + (" x 3/4 (recompute counted)" if scale != 1.0 else "")
+        return PublishedMFU(mfu=value * 1e12 * scale / peak, basis=basis, **common)
+    if params is None:
+        return None
+    if metric == "tokens_per_s_per_GPU":
+        tokens_per_gpu_s = value
+    elif metric == "iteration_time_s":
+        batch, seq, n = (_num(row.get(k)) for k in ("global_batch", "seq_len", "n_devices"))
+        if batch is None or seq is None or n is None:
+            return None
+        tokens_per_gpu_s = batch * seq / value / n
+    else:
+        return None
+    return PublishedMFU(mfu=tokens_per_gpu_s * 6 * params * 1e9 / peak, basis="tokens x 6N",
+                        **common)
+
+
+@functools.lru_cache(maxsize=32)
+def best_published_mfu(dev_class: str) -> PublishedMFU | None:
+    """The highest MFU among the bundled rows of one device class (None: no such row)."""
+    best: PublishedMFU | None = None
+    rows = load_rows()
+    for _, row in rows.iterrows():
+        dev = _row_device(row.get("hardware", ""))
+        if dev is None or device_class(dev) != dev_class:
+            continue
+        got = row_mfu(row)
+        if got is not None and (best is None or got.mfu > best.mfu):
+            best = got
+    return best
+
+
+def published_mfus(dev_class: str) -> list[PublishedMFU]:
+    """Every bundled row of a device class with its MFU, best first (for reports)."""
+    out = []
+    for _, row in load_rows().iterrows():
+        dev = _row_device(row.get("hardware", ""))
+        if dev is not None and device_class(dev) == dev_class:
+            got = row_mfu(row)
+            if got is not None:
+                out.append(got)
+    return sorted(out, key=lambda r: -r.mfu)
+
+
+def assess_mfu(predicted_mfu: float, device: DeviceSpec | str,
+               ceiling: PublishedMFU | None = None) -> Credibility:
+    """A predicted MFU against its device class's best published MFU (given, or looked up)."""
+    cls = device_class(device)
+    return Credibility(device_class=cls, predicted_mfu=float(predicted_mfu),
+                       ceiling=ceiling if ceiling is not None else best_published_mfu(cls))
