@@ -548,13 +548,18 @@ def validate_training(sources: tuple[str, ...] | None = None, *,
                                        "published", "predicted", "error_pct", "notes"])
 
 
+HELDOUT_SUMMARY = "HELDOUT-H100"  # summarize()'s row over every HELDOUT_H100_TABLES row
+
+
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """MAPE and worst row per table, plus the target set (TARGET_TABLES) as 'TARGET'."""
+    """MAPE and worst row per table, plus the target set (TARGET_TABLES) as 'TARGET' and the
+    held-out H100 rows (HELDOUT_H100_TABLES) as 'HELDOUT-H100'."""
     out = []
     groups = [(src, df[df.source == src]) for src in df.source.unique()]
-    target = df[df.source.isin(TARGET_TABLES)]
-    if len(target):
-        groups.append(("TARGET", target))
+    for name, tables in (("TARGET", TARGET_TABLES), (HELDOUT_SUMMARY, HELDOUT_H100_TABLES)):
+        part = df[df.source.isin(tables)]
+        if len(part):
+            groups.append((name, part))
     for name, part in groups:
         err = part.error_pct.abs()
         out.append({"table": name, "rows": len(part), "mape_pct": err.mean(),
