@@ -243,6 +243,13 @@ def _print_suite(name: str, data: dict[str, Any], sources: Sequence[Source]) -> 
         st.add_row(r["table"], str(r["rows"]), f"{r['mape_pct']:.1f}",
                    f"{r['max_abs_error_pct']:.1f}", *cells)
     console.print(st)
+    if name == "training":
+        from simulator.training.validation import HELDOUT_H100_TABLES, TARGET_TABLES
+
+        console.print(f"TARGET = {', '.join(TARGET_TABLES)} (the fidelity target); "
+                      f"HELDOUT-H100 = {', '.join(HELDOUT_H100_TABLES)} (held out: no "
+                      "constant was set from them; benchmarks/training_heldout.py)",
+                      highlight=False, soft_wrap=True)
     if not profiles:
         return
     for r in data["summary"]:

@@ -159,6 +159,25 @@ def test_training_json_keeps_the_old_keys(cli_json, a100_profile: Path, no_bundl
     assert all(r["by_source"]["gemm-up"]["predicted"] > r["predicted"] for r in rows)
 
 
+def test_training_shows_the_issue15_tables(cli, cli_json, no_bundled) -> None:
+    """The uneven-split rows (Llama 3 405B PP16, BLOOM PP12) and the held-out H100 tables are
+    in `fleetsim validate training`, with the split in the config and a HELDOUT-H100 total."""
+    from simulator.training.validation import HELDOUT_H100_TABLES, load_published
+
+    out = cli_json("validate", "training", "--no-profile")["training"]
+    summary = {s["table"]: s for s in out["summary"]}
+    for table in (*HELDOUT_H100_TABLES, "LLAMA3-T4", "BLOOM-176B", "HELDOUT-H100"):
+        assert table in summary, table
+    data = load_published()
+    assert summary["HELDOUT-H100"]["rows"] == int(data.source.isin(HELDOUT_H100_TABLES).sum())
+    configs = {r["source"]: r["config"] for r in out["rows"]}
+    assert "[balanced 7+8x14+7]" in configs["LLAMA3-T4"]
+    assert "[balanced 5+6x10+5]" in configs["BLOOM-176B"]
+    code, text, err = cli("validate", "training", "--no-profile")
+    assert code == 0, err
+    assert "MEGATRON-H100" in text and "HELDOUT-H100 = " in text
+
+
 # ------------------------------------------------------------------ bad input
 
 def _write(tmp_path: Path, name: str, data: object) -> str:

@@ -1,19 +1,33 @@
 """Fidelity of the training simulator against published Megatron-LM runs (issue 3 targets).
 
 Fails when the MAPE over SC'21 Table 1 + Korthikanti et al. rows exceeds 10%, any of those
-rows is off by more than 20%, or a published ordering is lost. llm-foundry H100 rows are
-reported (printed), not asserted.
+rows is off by more than 20%, or a published ordering is lost. The held-out H100 rows
+(llm-foundry, Llama 3, Megatron-LM README, torchtitan, NeMo; issue 15) are reported (printed
+per table), never pinned: only a factor-of-two sanity bound is asserted. Every published row
+with an uneven pipeline split (Llama 3 405B on PP16, BLOOM-176B on PP12) runs as published.
 """
 
 from __future__ import annotations
 
+import sys
+import types
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+from hwmodels.errors import ConfigError
+from hwmodels.parallel import stage_layer_counts
+from simulator.training import validation
 from simulator.training.validation import (
+    HELDOUT_H100_TABLES,
     MAPE_TARGET_PCT,
     MAX_ROW_ERROR_PCT,
     TARGET_TABLES,
+    UNEVEN_SPLIT_TABLES,
+    load_published,
+    predict_row_full,
+    row_setup,
     summarize,
     validate_training,
 )
@@ -29,7 +43,7 @@ def table() -> pd.DataFrame:
 
 
 def test_every_published_row_is_predicted(table: pd.DataFrame) -> None:
-    assert len(table) == 43
+    assert len(table) == len(load_published()) >= 63
     assert table.predicted.gt(0).all()
 
 
@@ -89,3 +103,114 @@ def test_ptdp_beats_zero3_at_scale(table: pd.DataFrame) -> None:
         z = part[part.config.str.contains("zero3")].predicted.iloc[-1]
         ptdp = part[~part.config.str.contains("zero3")].predicted.iloc[-1]
         assert ptdp > z, model
+
+
+# -- issue 15: uneven pipeline splits run as published -------------------------------------
+
+# The split each source publishes: Llama 3 Sec. 3.3.2 (126 layers on PP16, first and last
+# stage one layer fewer); Megatron-DeepSpeed's 'type:transformer|embedding' partition of
+# BLOOM's 70 layers + 2 embeddings over PP12.
+PUBLISHED_SPLITS = {"LLAMA3-T4": (7,) + (8,) * 14 + (7,), "BLOOM-176B": (5,) + (6,) * 10 + (5,)}
+SHOWN_SPLITS = {"LLAMA3-T4": "balanced 7+8x14+7", "BLOOM-176B": "balanced 5+6x10+5"}
+
+
+def _stage_totals(counts: tuple[int, ...], pp: int) -> tuple[int, ...]:
+    return tuple(sum(counts[s::pp]) for s in range(pp))
+
+
+@pytest.mark.parametrize("source", UNEVEN_SPLIT_TABLES)
+def test_uneven_split_rows_run_as_published(table: pd.DataFrame, source: str) -> None:
+    data = load_published()
+    rows = data[data.source == source]
+    assert len(rows) >= 1
+    for index, row in rows.iterrows():
+        s = row_setup(row)
+        p = s.parallel
+        assert (p.tp, p.pp, p.dp, p.cp) == (row.tp, row.pp, row.dp, row.cp)
+        assert s.model.num_layers == row.layers and row.layers % (p.pp * p.vpp) != 0
+        counts = stage_layer_counts(s.model.num_layers, p)
+        assert _stage_totals(counts, p.pp) == PUBLISHED_SPLITS[source]
+        got = predict_row_full(row)
+        assert got.pipeline_split == SHOWN_SPLITS[source]
+        assert f"[{SHOWN_SPLITS[source]}]" in got.config  # the config string shows the split
+        shown = table.set_index("row").loc[index]
+        assert shown.config == got.config and shown.predicted == got.predicted > 0
+
+
+def test_llama3_first_and_last_virtual_stage_lose_the_layer() -> None:
+    """With the interleaved schedule the layer comes off the first chunk of stage 0 and the
+    last chunk of the last stage (the ones holding the embedding and the loss)."""
+    data = load_published()
+    s = row_setup(data[data.source == "LLAMA3-T4"].iloc[0])
+    counts = stage_layer_counts(s.model.num_layers, s.parallel)
+    assert len(counts) == s.parallel.pp * s.parallel.vpp
+    assert counts[0] == counts[-1] == min(counts) < max(counts) == counts[1]
+
+
+# -- issue 15: held-out H100 rows are reported, not pinned ---------------------------------
+
+def test_heldout_h100_rows_are_reported_with_a_sanity_bound(table: pd.DataFrame) -> None:
+    """Print each held-out table's errors. Assert only that each prediction is within a
+    factor of two of what was published (a broken model, not a fidelity target)."""
+    held = table[table.source.isin(HELDOUT_H100_TABLES)]
+    assert set(held.source) == set(HELDOUT_H100_TABLES)
+    assert set(held.device) == {"h100-sxm"}
+    print(held.groupby("source").error_pct.agg(["count", "mean", lambda e: e.abs().mean()])
+          .round(1).to_string())
+    ratio = held.predicted / held.published
+    assert ratio.between(0.5, 2.0).all(), held[~ratio.between(0.5, 2.0)].to_string()
+
+
+def test_heldout_tables_share_no_row_with_the_target() -> None:
+    assert not set(HELDOUT_H100_TABLES) & set(TARGET_TABLES)
+
+
+# -- issue 15: every training_published*.csv is read; MOE- rows need their module -----------
+
+def _write(folder: Path, name: str, rows: list[str]) -> None:
+    header = ",".join(load_published().columns)
+    (folder / name).write_text("# test data\n" + header + "\n" + "\n".join(rows) + "\n")
+
+
+def _copy_row(source: str, like: str = "SC21-T1") -> str:
+    row = load_published().query("source == @like").iloc[0].copy()
+    row["source"] = source
+    return ",".join("" if pd.isna(v) else str(v) for v in row.to_list())
+
+
+def test_load_published_reads_every_training_published_file(tmp_path: Path,
+                                                            monkeypatch) -> None:
+    monkeypatch.setattr(validation, "_moe_row_setup", lambda: None)
+    _write(tmp_path, "training_published.csv", [_copy_row("SC21-T1")])
+    _write(tmp_path, "training_published_extra.csv", [_copy_row("EXTRA-T1")])
+    _write(tmp_path, "other.csv", [_copy_row("IGNORED")])
+    data = load_published(tmp_path)
+    assert list(data.source) == ["SC21-T1", "EXTRA-T1"]  # the main file first
+
+
+def test_moe_rows_are_left_out_without_their_module(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, validation.MOE_MODULE, None)  # import raises
+    assert validation._moe_row_setup() is None
+    _write(tmp_path, "training_published.csv", [_copy_row("SC21-T1")])
+    _write(tmp_path, "training_published_moe.csv", [_copy_row("MOE-TEST")])
+    assert list(load_published(tmp_path).source) == ["SC21-T1"]
+    with pytest.raises(ConfigError, match="validation_moe"):
+        row_setup(pd.Series({"source": "MOE-TEST", "notes": ""}))
+
+
+def test_moe_rows_dispatch_to_row_setup_moe(tmp_path: Path, monkeypatch) -> None:
+    seen = []
+    module = types.ModuleType(validation.MOE_MODULE)
+    sc21 = row_setup(load_published().query("source == 'SC21-T1'").iloc[0])
+
+    def row_setup_moe(row: pd.Series) -> validation.RowSetup:
+        seen.append(row.source)
+        return sc21
+
+    module.row_setup_moe = row_setup_moe  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, validation.MOE_MODULE, module)
+    _write(tmp_path, "training_published.csv", [_copy_row("SC21-T1")])
+    _write(tmp_path, "training_published_moe.csv", [_copy_row("MOE-TEST")])
+    data = load_published(tmp_path)
+    assert list(data.source) == ["SC21-T1", "MOE-TEST"]
+    assert row_setup(data.iloc[1]) is sc21 and seen == ["MOE-TEST"]
