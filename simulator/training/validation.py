@@ -424,10 +424,13 @@ def row_setup(row: pd.Series) -> RowSetup:
     micro = int(row.microbatch)
     if source.startswith("FOUNDRY"):
         recompute = Recompute.FULL if "; AC" in notes else Recompute.NONE
+        # llm-foundry: PyTorch FSDP1 (FullyShardedDataParallel FULL_SHARD), eager PyTorch
+        # kernels (no torch.compile in its benchmarking YAMLs), flash-attn (FA2) attention
         plan = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=3, recompute=recompute,
-                              overlap_grad_reduce=True)
+                              overlap_grad_reduce=True, fsdp_impl=FSDPImpl.FSDP1)
         training = TrainingConfig(seq_len=int(row.seq_len), global_batch=int(row.global_batch),
-                                  micro_batch=micro, dtype=DType.BF16)
+                                  micro_batch=micro, dtype=DType.BF16,
+                                  attention_impl=AttentionImpl.FA2, kernels=KernelStack.EAGER)
         return RowSetup(model=_mpt(row), cluster=_mosaic_h100(n), training=training,
                         parallel=plan, flash_attention=True,
                         config=f"FSDP dp{dp} mb{micro} {recompute}")

@@ -7,7 +7,7 @@ validation_moe imports validation). predict_row_moe also covers the metric these
 model_TFLOPs_per_GPU (Megatron's model FLOPs, no recompute: TrainingResult.tflops_per_gpu).
 
 Assumptions per source (the CSV comments cite them):
-- DSV3-REPORT (DeepSeek-V3 report, arXiv 2412.19437): 2,048 H800, 8 per node, one 400 Gb/s IB
+- MOE-DSV3 (DeepSeek-V3 report, arXiv 2412.19437): 2,048 H800, 8 per node, one 400 Gb/s IB
   NIC per GPU (ib-ndr); tp 1, PP16 with the balanced split of 61 layers, EP64, ZeRO-1, fp8
   GEMMs, ep_overlap dualpipe, selective recompute (Sec. 3.2.3 recomputes RMSNorm and the MLA
   up-projections), 1F1B bubble (the DualPipe schedule's own smaller bubble is not modelled),
@@ -15,7 +15,7 @@ Assumptions per source (the CSV comments cite them):
   report's aux-loss-free balancing drops no tokens in training). Node-limited routing (each
   token to <= 4 nodes) and the fp8 dispatch are not modelled: cross-node all-to-all bytes are
   higher than DeepSeek's.
-- MCORE-MOE (Megatron-Core 0.14 release notes, 468 TFLOP/s for Mixtral 8x7B bf16 on H100): the
+- MOE-MCORE (Megatron-Core 0.14 release notes, 468 TFLOP/s for Mixtral 8x7B bf16 on H100): the
   plan is not published; TP1 PP4 EP8 on 64 H100 (DGX, ib-ndr), seq 4096, GBS 256, micro batch
   1, ZeRO-1, selective recompute, no a2a overlap are assumptions (the CSV says so).
 """
@@ -39,7 +39,7 @@ from simulator.training.simulate import simulate_iteration
 from simulator.training.validation import RowSetup
 
 DATA_FILE = "training_published_moe.csv"
-MOE_SOURCES = ("DSV3-REPORT", "MCORE-MOE")
+MOE_SOURCES = ("MOE-DSV3", "MOE-MCORE")
 # catalog name of each row's model; the row's dims are checked against it
 _MODELS = {"DeepSeek-V3": "deepseek-v3", "Mixtral-8x7B": "mixtral-8x7b",
            "Mixtral-8x22B": "mixtral-8x22b"}
@@ -70,7 +70,7 @@ def row_setup_moe(row: pd.Series) -> RowSetup:
     n, tp, pp, dp, ep = (int(row.n_devices), int(row.tp), int(row.pp), int(row.dp),
                          int(row.ep))
     micro = int(row.microbatch)
-    if source == "DSV3-REPORT":
+    if source == "MOE-DSV3":
         dtype, overlap = DType.FP8, EPOverlap.DUALPIPE
     else:
         dtype, overlap = DType.BF16, EPOverlap.NONE

@@ -95,7 +95,7 @@ def test_expert_tp_changes_groups_memory_and_communication(mixtral) -> None:
 
 def test_published_moe_rows_within_tolerance() -> None:
     data = pd.read_csv(ROOT / "simulator" / "data" / DATA_FILE, comment="#")
-    assert set(data.source) == {"DSV3-REPORT", "MCORE-MOE"}
+    assert set(data.source) == {"MOE-DSV3", "MOE-MCORE"}
     for _, row in data.iterrows():
         setup = row_setup_moe(row)
         assert setup.model.is_moe and setup.parallel.ep == int(row.ep)
