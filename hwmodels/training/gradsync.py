@@ -20,6 +20,7 @@ from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
+    FSDPImpl,
     ParallelConfig,
     TrainingConfig,
     stage_layer_counts,
@@ -28,6 +29,7 @@ from hwmodels.parallel import (
 from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ClusterSpec, DeviceSpec, ModelSpec
 from hwmodels.training.comm import CommModel
+from hwmodels.training.fsdp import OVERLAP_COMPUTE_SLOWDOWN
 from hwmodels.training.placement import StageGroups
 
 # Megatron-core DDP default bucket: max(40,000,000, 1,000,000 * dp) parameters.
@@ -138,8 +140,10 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     gbytes = grad_reduce_bytes(training.dtype)
     dp_size = len(groups.dp_cp_group)
     bucket_params = max(BUCKET_MIN_PARAMS, BUCKET_PARAMS_PER_DP_RANK * dp_size)
+    contention = overlap_contention(p)
     channel_free = 0.0
     sync_end = compute_end_s
+    overlapped_s = 0.0  # bucket seconds that ran beside the backward's compute
     if p.zero < 3:
         for chunk in sorted(last_grad_window, key=lambda c: last_grad_window[c][0]):
             start, end = last_grad_window[chunk]
@@ -157,9 +161,12 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
                 for k in range(n_buckets):
                     ready = (start + (end - start) * (k + 1) / n_buckets
                              if p.overlap_grad_reduce else compute_end_s)
-                    channel_free = max(channel_free, ready) + t_bucket
+                    begin = max(channel_free, ready)
+                    channel_free = begin + t_bucket
+                    overlapped_s += max(0.0, min(channel_free, compute_end_s) - begin)
             sync_end = max(sync_end, channel_free)
-    exposed = sync_end - compute_end_s
+    # the backward's kernels ran slower beside those buckets (SM/HBM contention)
+    exposed = sync_end - compute_end_s + contention * overlapped_s
     # tied word embeddings: first and last stage all-reduce their copies' grads (Megatron
     # _allreduce_word_embedding_grads), after the DP reduction.
     if params.tied_embedding:
@@ -183,13 +190,28 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
             # Megatron --overlap-param-gather: bucket k's gather is waited on by the forward
             # pre-hook of its first layer; the later buckets hide behind the forward, the
             # first one cannot (nothing runs before it)
-            exposed += _first_bucket_gather_s(comm, groups.dp_cp_group, params.dense,
-                                              bucket_params)
-            exposed += _first_bucket_gather_s(comm, groups.expert_dp_group, params.expert,
-                                              bucket_params)
+            first = (_first_bucket_gather_s(comm, groups.dp_cp_group, params.dense,
+                                            bucket_params)
+                     + _first_bucket_gather_s(comm, groups.expert_dp_group, params.expert,
+                                              bucket_params))
+            whole = (comm.all_gather(groups.dp_cp_group, params.dense * PARAM_GATHER_BYTES)
+                     + comm.all_gather(groups.expert_dp_group,
+                                       params.expert * PARAM_GATHER_BYTES))
+            # the later buckets run beside the next forward, slowing it (at most by the
+            # forward's own length: the stage's compute up to here bounds it)
+            exposed += first + contention * min(max(0.0, whole - first), compute_end_s)
     end = compute_end_s + exposed + optimizer_s
     return StageEnd(compute_end_s=compute_end_s, grad_sync_end_s=sync_end,
                     exposed_comm_s=exposed, optimizer_s=optimizer_s, end_s=end)
+
+
+def overlap_contention(parallel: ParallelConfig) -> float:
+    """Compute slowdown charged while an overlapped DP collective runs beside it: the same
+    measured figure the FSDP stacks use (hwmodels.training.fsdp.OVERLAP_COMPUTE_SLOWDOWN, Lee
+    et al. 2025); 0 for the explicit ideal and the v0.1 'nccl' stack (pinned SC'21 rows)."""
+    if FSDPImpl(parallel.fsdp_impl) in (FSDPImpl.IDEAL, FSDPImpl.NCCL):
+        return 0.0
+    return OVERLAP_COMPUTE_SLOWDOWN
 
 
 def adam_launches(params: float) -> int:
