@@ -207,7 +207,7 @@ def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> 
             scale_up_link=f.text("scale_up_link"),
             scale_up_bw_Bps=f.num("scale_up_bw_gbps") * 1e9,
             host_link=f.text("host_link", "pcie4"),
-            default_inter_node=f.text("default_inter_node", "ib-ndr"),
+            default_inter_node=f.text("default_inter_node", ""),
             tdp_w=f.num("tdp_w"),
             idle_w=f.num("idle_w", positive=False),
             price_usd_per_hour=f.num("price_usd_per_hour", positive=False),

@@ -94,9 +94,9 @@ def build_cluster(
             intra = dataclasses.replace(intra, bandwidth_Bps=dev.scale_up_bw_Bps)
     else:
         intra = _resolve_link(intra_node, "cluster.intra_node")
-    inter = _resolve_link(dev.default_inter_node if inter_node is None else inter_node,
+    host = _resolve_link(dev.host_link, f"{dev.name}.host_link")
+    inter = _resolve_link(default_nic(dev, host) if inter_node is None else inter_node,
                           "cluster.inter_node")
-    host = _resolve_link(dev.host_link, "cluster.host_link")
     cluster = ClusterSpec(
         device=dev,
         num_devices=num_devices,
@@ -115,6 +115,24 @@ def build_cluster(
     return cluster
 
 
+# InfiniBand generations, fastest first (links.yaml): the fallback default NIC of a device
+# entry without default_inter_node is the first its host link can carry.
+_IB_GENERATIONS = ("ib-ndr", "ib-hdr", "ib-edr")
+
+
+def default_nic(device: DeviceSpec, host: LinkSpec | None = None) -> str:
+    """The device's default scale-out NIC: its catalog default_inter_node, else the fastest
+    InfiniBand generation no faster than its host link (pcie5 -> NDR, pcie4 -> HDR)."""
+    if device.default_inter_node:
+        return device.default_inter_node
+    host = host or _resolve_link(device.host_link, f"{device.name}.host_link")
+    for name in _IB_GENERATIONS:
+        link = _resolve_link(name, "cluster.inter_node")
+        if link.bandwidth_Bps <= host.bandwidth_Bps:
+            return name
+    return _IB_GENERATIONS[-1]
+
+
 def check_host_link(cluster: ClusterSpec) -> None:
     """ConfigError if a scale-out NIC is faster than the host (PCIe) link it sits behind.
 
@@ -130,7 +148,7 @@ def check_host_link(cluster: ClusterSpec) -> None:
             f"{inter.name} NIC ({_gbs(inter.bandwidth_Bps)} per NIC) is faster than "
             f"{cluster.device.name}'s host link {host.name} ({_gbs(host.bandwidth_Bps)}) it "
             f"sits behind; use a NIC at or below {_gbs(host.bandwidth_Bps)} "
-            f"(default for this device: {cluster.device.default_inter_node})",
+            f"(default for this device: {default_nic(cluster.device, host)})",
             key="cluster.inter_node", allowed=_links_within(host.bandwidth_Bps))
 
 

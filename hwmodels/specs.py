@@ -59,8 +59,9 @@ class DeviceSpec:
     scale_up_link: str
     scale_up_bw_Bps: float  # per direction, per device, aggregate over all its links
     host_link: str = "pcie4"
-    # the scale-out NIC (links.yaml) of the device's reference node (build_cluster's default)
-    default_inter_node: str = "ib-ndr"
+    # the scale-out NIC (links.yaml) of the device's reference node (build_cluster's default);
+    # "": the fastest InfiniBand generation its host link carries (hwmodels.cluster.default_nic)
+    default_inter_node: str = ""
     tdp_w: float
     idle_w: float
     price_usd_per_hour: float

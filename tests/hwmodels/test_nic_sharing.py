@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from hwmodels.catalog import list_devices, list_links, load_device, load_link
-from hwmodels.cluster import build_cluster, describe_fabric, group_info, node_sharers
+from hwmodels.cluster import (
+    build_cluster,
+    default_nic,
+    describe_fabric,
+    group_info,
+    node_sharers,
+)
 from hwmodels.collectives import CollectiveOp, collective_time
 from hwmodels.errors import ConfigError
 from hwmodels.specs import LinkKind
@@ -125,3 +131,14 @@ def test_oversubscription_slows_dp_that_spans_leaves() -> None:
     one_leaf = {"cluster.nodes_per_leaf": 128, "cluster.topology": "fat-tree"}
     assert _gpt3(**one_leaf, **{"cluster.oversubscription": 4}) == pytest.approx(
         _gpt3(**one_leaf), rel=1e-12)
+
+
+@pytest.mark.parametrize(("host", "nic"), [("pcie5", "ib-ndr"), ("pcie4", "ib-hdr"),
+                                           ("pcie3", "ib-edr")])
+def test_device_without_a_default_gets_the_fastest_ib_its_host_link_carries(host: str,
+                                                                          nic: str) -> None:
+    import dataclasses
+
+    dev = dataclasses.replace(load_device("h100-sxm"), host_link=host, default_inter_node="")
+    assert default_nic(dev) == nic
+    assert build_cluster(dev, 16).inter_node.name == nic
