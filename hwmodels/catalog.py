@@ -183,8 +183,8 @@ class _Fields:
 
 
 _DEVICE_KEYS = {"vendor", "kind", "peak_tflops", "memory_gib", "memory_bw_gbps",
-                "scale_up_link", "scale_up_bw_gbps", "host_link", "tdp_w", "idle_w",
-                "price_usd_per_hour", "gemm_efficiency", "memory_efficiency",
+                "scale_up_link", "scale_up_bw_gbps", "host_link", "default_inter_node", "tdp_w",
+                "idle_w", "price_usd_per_hour", "gemm_efficiency", "memory_efficiency",
                 "attention_efficiency", "kernel_overhead_us", "devices_per_node", "source",
                 "notes", "aliases"}
 
@@ -207,6 +207,7 @@ def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> 
             scale_up_link=f.text("scale_up_link"),
             scale_up_bw_Bps=f.num("scale_up_bw_gbps") * 1e9,
             host_link=f.text("host_link", "pcie4"),
+            default_inter_node=f.text("default_inter_node", ""),
             tdp_w=f.num("tdp_w"),
             idle_w=f.num("idle_w", positive=False),
             price_usd_per_hour=f.num("price_usd_per_hour", positive=False),

@@ -4,6 +4,13 @@ Cost queries use `group_info` (arithmetic on rank numbers, cached); `cluster_gra
 explicit device/NVSwitch/NIC/leaf/spine graph for inspection, plots and cross-checks only.
 Rank r lives on node r // devices_per_node at local index r % devices_per_node; NIC i of a node
 serves local indices l with l * nics // devices_per_node == i (its "rail").
+
+A NIC sits behind its device's PCIe switch (ClusterSpec.host_link): a scale-out link faster per
+NIC than that host link cannot be driven, so build_cluster rejects it on multi-node clusters.
+With `concurrent=True` (what training's CommModel asks for) a group's NIC share also counts its
+sibling groups: in SPMD training every rank of a node issues the same collective on its own
+group at the same time, so when several devices share one NIC the rank's share is split among
+all the node's ranks whose groups leave the node (not only the group's own ranks).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from hwmodels.errors import ConfigError
-from hwmodels.specs import ClusterSpec, DeviceSpec, LinkSpec, Topology
+from hwmodels.specs import ClusterSpec, DeviceSpec, LinkKind, LinkSpec, Topology
 
 # One switch hop on an InfiniBand NDR fabric (NVIDIA Quantum-2 QM9700 datasheet, 2022:
 # port-to-port latency ~130 ns); crossing the spine adds two hops (leaf->spine->leaf).
@@ -53,7 +60,7 @@ def build_cluster(
     *,
     devices_per_node: int | None = None,
     intra_node: str | LinkSpec | None = None,
-    inter_node: str | LinkSpec = "ib-ndr",
+    inter_node: str | LinkSpec | None = None,
     nics_per_node: int = 0,
     topology: str | Topology = "rail-optimized",
     oversubscription: float = 1.0,
@@ -63,7 +70,9 @@ def build_cluster(
     """A ClusterSpec from catalog names or specs.
 
     intra_node defaults to the device's scale-up link at the device's own scale_up_bw_Bps;
-    nics_per_node=0 means one NIC per device.
+    inter_node to the device's reference NIC (DeviceSpec.default_inter_node);
+    nics_per_node=0 means one NIC per device. A scale-out NIC faster than the device's host
+    (PCIe) link is a ConfigError on clusters of more than one node (key cluster.inter_node).
     """
     dev = _resolve_device(device)
     try:
@@ -85,8 +94,10 @@ def build_cluster(
             intra = dataclasses.replace(intra, bandwidth_Bps=dev.scale_up_bw_Bps)
     else:
         intra = _resolve_link(intra_node, "cluster.intra_node")
-    inter = _resolve_link(inter_node, "cluster.inter_node")
-    return ClusterSpec(
+    host = _resolve_link(dev.host_link, f"{dev.name}.host_link")
+    inter = _resolve_link(default_nic(dev, host) if inter_node is None else inter_node,
+                          "cluster.inter_node")
+    cluster = ClusterSpec(
         device=dev,
         num_devices=num_devices,
         devices_per_node=devices_per_node if devices_per_node is not None
@@ -98,7 +109,73 @@ def build_cluster(
         oversubscription=float(oversubscription),
         nodes_per_leaf=nodes_per_leaf,
         name=name,
+        host_link=host,
     )
+    check_host_link(cluster)
+    return cluster
+
+
+# InfiniBand generations, fastest first (links.yaml): the fallback default NIC of a device
+# entry without default_inter_node is the first its host link can carry.
+_IB_GENERATIONS = ("ib-ndr", "ib-hdr", "ib-edr")
+
+
+def default_nic(device: DeviceSpec, host: LinkSpec | None = None) -> str:
+    """The device's default scale-out NIC: its catalog default_inter_node, else the fastest
+    InfiniBand generation no faster than its host link (pcie5 -> NDR, pcie4 -> HDR)."""
+    if device.default_inter_node:
+        return device.default_inter_node
+    host = host or _resolve_link(device.host_link, f"{device.name}.host_link")
+    for name in _IB_GENERATIONS:
+        link = _resolve_link(name, "cluster.inter_node")
+        if link.bandwidth_Bps <= host.bandwidth_Bps:
+            return name
+    return _IB_GENERATIONS[-1]
+
+
+def check_host_link(cluster: ClusterSpec) -> None:
+    """ConfigError if a scale-out NIC is faster than the host (PCIe) link it sits behind.
+
+    A single-node cluster never drives its NICs, so it is not checked. The NIC's own PCIe
+    slot hangs off the device's PCIe switch (DGX A100/H100 layout: two GPUs and two NICs per
+    switch), so the NIC cannot deliver more than that link whatever nics_per_node is.
+    """
+    host, inter = cluster.host_link, cluster.inter_node
+    if host is None or cluster.num_nodes <= 1 or inter.kind is not LinkKind.SCALE_OUT:
+        return
+    if inter.bandwidth_Bps > host.bandwidth_Bps:
+        raise ConfigError(
+            f"{inter.name} NIC ({_gbs(inter.bandwidth_Bps)} per NIC) is faster than "
+            f"{cluster.device.name}'s host link {host.name} ({_gbs(host.bandwidth_Bps)}) it "
+            f"sits behind; use a NIC at or below {_gbs(host.bandwidth_Bps)} "
+            f"(default for this device: {default_nic(cluster.device, host)})",
+            key="cluster.inter_node", allowed=_links_within(host.bandwidth_Bps))
+
+
+def _gbs(bandwidth_Bps: float) -> str:
+    return f"{bandwidth_Bps / 1e9:g} GB/s"
+
+
+def _links_within(bandwidth_Bps: float) -> list[str]:
+    """Catalogued scale-out links no faster than `bandwidth_Bps`."""
+    from hwmodels.catalog import list_links, load_link
+
+    return [n for n in list_links() if load_link(n).kind is LinkKind.SCALE_OUT
+            and load_link(n).bandwidth_Bps <= bandwidth_Bps]
+
+
+def describe_fabric(cluster: ClusterSpec) -> str:
+    """One line stating the fabric a prediction assumed (devices, scale-up, NICs, host link)."""
+    intra, inter, host = cluster.intra_node, cluster.inter_node, cluster.host_link
+    dpn = min(cluster.devices_per_node, cluster.num_devices)
+    parts = [f"{cluster.num_nodes} node{'s' if cluster.num_nodes != 1 else ''} of "
+             f"{dpn} x {cluster.device.name} over {intra.name} ({_gbs(intra.bandwidth_Bps)})"]
+    behind = f", behind {host.name} {_gbs(host.bandwidth_Bps)}" if host is not None else ""
+    parts.append(f"{cluster.nics} x {inter.name} NICs/node ({_gbs(inter.bandwidth_Bps)} each"
+                 f"{behind})")
+    parts.append(f"{cluster.topology.value}, {cluster.nodes_per_leaf} nodes/leaf, "
+                 f"oversubscription {cluster.oversubscription:g}")
+    return ", ".join(parts)
 
 
 def rail_of(cluster: ClusterSpec, local_index: int) -> int:
@@ -149,14 +226,51 @@ def _canonical_ranks(cluster: ClusterSpec, ranks: Ranks) -> tuple[int, ...] | ra
     return tuple(ranks)
 
 
-def group_info(cluster: ClusterSpec, ranks: Ranks) -> GroupInfo:
-    """Bandwidth/latency facts for the process group `ranks` (cached; O(len(ranks)) once)."""
+def group_info(cluster: ClusterSpec, ranks: Ranks, *, concurrent: bool = False) -> GroupInfo:
+    """Bandwidth/latency facts for the process group `ranks` (cached; O(len(ranks)) once).
+
+    concurrent=True: the group's sibling groups (its translates across the node's local
+    indices, see node_sharers) send through the same NICs at the same time.
+    """
     key = _canonical_ranks(cluster, ranks)
     try:
-        return _group_info(cluster, key)
+        return _group_info(cluster, key, bool(concurrent))
     except TypeError:  # an unhashable element: report it as bad input
         _check_ranks(cluster, key)
         raise
+
+
+def node_sharers(cluster: ClusterSpec, ranks: Ranks) -> frozenset[int]:
+    """Local indices of the first node of `ranks` whose SPMD sibling groups leave the node.
+
+    A sibling is the group shifted by delta so that its lowest rank is another rank of that node
+    (Megatron's groups of one kind are such translates: the DP groups of the other TP ranks,
+    the p2p pairs of the other ranks of a stage); the ranks of siblings that span nodes all
+    drive NICs at once. Translates that stay inside the node (their traffic rides the scale-up
+    link) or run past the last rank are not counted. O(devices_per_node x len(ranks)).
+    """
+    key = _canonical_ranks(cluster, ranks)
+    _check_ranks(cluster, key)
+    return _node_sharers(cluster, key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _node_sharers(cluster: ClusterSpec, ranks: tuple[int, ...] | range) -> frozenset[int]:
+    dpn, n = cluster.devices_per_node, cluster.num_devices
+    members = sorted(ranks)
+    lo, hi = members[0], members[-1]
+    base = lo // dpn * dpn
+    active: set[int] = set()
+    for first in range(base, min(base + dpn, n)):
+        delta = first - lo
+        if hi + delta >= n:
+            continue
+        node = first // dpn
+        shifted = [r + delta for r in members]
+        if all(r // dpn == node for r in shifted):
+            continue
+        active.update(r - base for r in shifted if r // dpn == node)
+    return frozenset(active)
 
 
 def _check_ranks(cluster: ClusterSpec, ranks: tuple[int, ...] | range) -> None:
@@ -179,7 +293,8 @@ def _check_ranks(cluster: ClusterSpec, ranks: tuple[int, ...] | range) -> None:
 
 
 @functools.lru_cache(maxsize=16384)
-def _group_info(cluster: ClusterSpec, ranks: tuple[int, ...] | range) -> GroupInfo:
+def _group_info(cluster: ClusterSpec, ranks: tuple[int, ...] | range,
+                concurrent: bool = False) -> GroupInfo:
     _check_ranks(cluster, ranks)
     dpn, nics = cluster.devices_per_node, cluster.nics
     # node -> {rail: number of group ranks on that rail}
@@ -200,9 +315,17 @@ def _group_info(cluster: ClusterSpec, ranks: tuple[int, ...] | range) -> GroupIn
         rank_nics = own_nics
         node_nics = min(min_rpn * own_nics, nics)
     else:
-        # Several devices hang off one NIC: group ranks on the same rail split it.
-        rank_nics = 1.0 / max(max(rails.values()) for rails in nodes.values())
-        node_nics = min(len(rails) for rails in nodes.values())
+        # Several devices hang off one NIC: the ranks on one rail split it — the group's own
+        # and, when concurrent, every sibling group's rank on that rail of the node.
+        on_rail: dict[int, int] = {}
+        if concurrent and len(nodes) > 1:
+            for local in _node_sharers(cluster, ranks):
+                rail = local * nics // dpn
+                on_rail[rail] = on_rail.get(rail, 0) + 1
+        rank_nics = 1.0 / max(max(on_rail.get(i, 0), c)
+                              for rails in nodes.values() for i, c in rails.items())
+        node_nics = min(sum(c / max(on_rail.get(i, 0), c) for i, c in rails.items())
+                        for rails in nodes.values())
     extra_lat = 2 * SWITCH_HOP_LATENCY_S if spans else 0.0
     return GroupInfo(
         size=len(ranks),

@@ -160,9 +160,15 @@ def collective_time(
     algorithm: Algorithm | str | None = None,
     profile: ProfileArg = None,
     channels: int | None = None,
+    concurrent: bool = False,
 ) -> CollectiveCost:
-    """Time of `op` on `nbytes` (nccl-tests size) over the group `ranks`; cached."""
-    group = ranks if isinstance(ranks, GroupInfo) else group_info(cluster, ranks)
+    """Time of `op` on `nbytes` (nccl-tests size) over the group `ranks`; cached.
+
+    concurrent=True: the group's SPMD siblings on the same nodes share its NICs
+    (hwmodels.cluster.group_info); training's CommModel always asks for it.
+    """
+    group = ranks if isinstance(ranks, GroupInfo) else \
+        group_info(cluster, ranks, concurrent=concurrent)
     return collective_time_for_group(cluster, group, op, nbytes, algorithm=algorithm,
                                      profile=profile, channels=channels)
 
@@ -372,7 +378,8 @@ _MODELS = {
 
 def clear_caches() -> None:
     """Forget cached group facts and costs (tests and long sweeps over many clusters)."""
-    from hwmodels.cluster import _group_info
+    from hwmodels.cluster import _group_info, _node_sharers
 
     _cost.cache_clear()
     _group_info.cache_clear()
+    _node_sharers.cache_clear()

@@ -59,6 +59,9 @@ class DeviceSpec:
     scale_up_link: str
     scale_up_bw_Bps: float  # per direction, per device, aggregate over all its links
     host_link: str = "pcie4"
+    # the scale-out NIC (links.yaml) of the device's reference node (build_cluster's default);
+    # "": the fastest InfiniBand generation its host link carries (hwmodels.cluster.default_nic)
+    default_inter_node: str = ""
     tdp_w: float
     idle_w: float
     price_usd_per_hour: float
@@ -272,6 +275,9 @@ class ClusterSpec:
     oversubscription: float = 1.0
     nodes_per_leaf: int = 32
     name: str = ""
+    # the PCIe link between a device (and the NIC on its PCIe switch) and the host; None: not
+    # modelled (build_cluster fills it from DeviceSpec.host_link)
+    host_link: LinkSpec | None = None
 
     def __post_init__(self) -> None:
         _positive(self, "num_devices", "devices_per_node", "oversubscription", "nodes_per_leaf")

@@ -115,7 +115,7 @@ class StepCostModel:
                  dtype: DType | str = DType.BF16, kv_dtype: DType | str | None = None,
                  profile: DeviceProfile | str | Path | None = None,
                  intra_link: str | LinkSpec | None = None,
-                 inter_link: str | LinkSpec = "ib-ndr",
+                 inter_link: str | LinkSpec | None = None,
                  step_overhead_s: float = STEP_OVERHEAD_S,
                  engine_overhead: str | None = None) -> None:
         for key, value in (("tp", tp), ("pp", pp)):
@@ -333,7 +333,7 @@ class StepCostModel:
 @functools.lru_cache(maxsize=64)
 def _cost_model(model: ModelSpec, device: DeviceSpec, tp: int, pp: int, dtype: DType | str,
                 kv_dtype: DType | str | None, profile: DeviceProfile | str | Path | None,
-                intra_link: str | LinkSpec | None, inter_link: str | LinkSpec,
+                intra_link: str | LinkSpec | None, inter_link: str | LinkSpec | None,
                 engine_overhead: str | None) -> StepCostModel:
     return StepCostModel(model, device, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv_dtype,
                          profile=profile, intra_link=intra_link, inter_link=inter_link,
@@ -368,7 +368,7 @@ def estimate_step(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int 
                   kv_dtype: DType | str | None = None,
                   profile: DeviceProfile | str | Path | None = None,
                   intra_link: str | LinkSpec | None = None,
-                  inter_link: str | LinkSpec = "ib-ndr",
+                  inter_link: str | LinkSpec | None = None,
                   engine_overhead: str | None = None) -> StepEstimate:
     """One serving step: prompts of prefill_lens new tokens (after prefill_cached cached ones)
     and sequences decoding one token at decode_context_lens, on a TP x PP replica

@@ -34,6 +34,9 @@ def estimate_step_cmd(
     context: int = typer.Option(0, "--context", help="Context length of decoding sequences."),
     dtype: str = typer.Option("bf16", "--dtype", help="bf16|fp8|int8|int4 (weights/compute)."),
     kv_dtype: str = typer.Option(None, "--kv-dtype", help="KV-cache dtype (default: dtype)."),
+    inter_node: str = typer.Option(None, "--inter-node",
+                                   help="Scale-out NIC when tp*pp spans nodes (default: the "
+                                        "device generation's)."),
     profile: list[str] = PROFILE_OPTION,
     no_profile: bool = NO_PROFILE_OPTION,
     allow_infeasible: bool = typer.Option(
@@ -70,9 +73,17 @@ def estimate_step_cmd(
     if not prefill_seqs and not decode_seqs:
         raise ConfigError("empty batch: give --prefill-len/--prefill-seqs and/or "
                           "--decode-seqs/--context", key="batch")
+    from hwmodels.cluster import build_cluster, describe_fabric
+
     choice = profile_choice(profile, no_profile)
     m = load_model(model)
     d = load_device(device)
+    try:
+        fabric = describe_fabric(build_cluster(d, tp * pp, inter_node=inter_node))
+    except ConfigError as err:
+        if err.key != "cluster.inter_node":
+            raise
+        raise ConfigError(err.message, key="--inter-node", allowed=err.allowed) from None
     choice.check_devices([d], where="--device")
     prof = choice.for_device(d)
     wdtype = parse_dtype(dtype, key="--dtype")
@@ -91,14 +102,14 @@ def estimate_step_cmd(
         prefill_lens=[prefill_len] * prefill_seqs,
         decode_context_lens=[context] * decode_seqs,
         dtype=wdtype, kv_dtype=kvdtype,
-        profile=prof,
+        profile=prof, inter_link=inter_node,
     )
     out = {"model": m.name, "device": d.name, "tp": tp, "pp": pp,
            "prefill_tokens": prefill_len * prefill_seqs, "decode_seqs": decode_seqs,
            "context": context, "dtype": dtype, "time_s": est.time_s,
            "breakdown": dict(est.breakdown), "fits_memory": fit.fits,
            "memory_needed_gib": fit.needed_bytes / GiB,
-           "memory_capacity_gib": fit.available_bytes / GiB}
+           "memory_capacity_gib": fit.available_bytes / GiB, "fabric": fabric}
     with_profiles(out, {d.name: prof})
     if json_out:
         emit_json(out)
@@ -109,6 +120,7 @@ def estimate_step_cmd(
     for k, v in est.breakdown.items():
         t.add_row(k, f"{v * 1e3:.3f} ms" if k.endswith("_s") else f"{v:.4g}")
     console.print(t)
+    console.print(f"fabric: {fabric}", highlight=False, soft_wrap=True)
     print_efficiency(out)
     if not fit.fits:
         console.print(f"DOES NOT FIT ({fit.describe()} per device): this step cannot run")

@@ -159,6 +159,9 @@ def simulate_train(
         if sc.run is not None:
             out.update(_long_run(sc, result, seed=seed, seeds=seeds, file=scenario,
                                  progress_plot=progress_plot))
+    from hwmodels.cluster import describe_fabric
+
+    out["fabric"] = describe_fabric(sc.cluster)
     with_profiles(out, sc.profiles())
     if timeline:
         from simulator.training.timeline import write_chrome_trace
@@ -174,6 +177,7 @@ def simulate_train(
         return
     console.print(_train_table(f"{sc.name or scenario}: {sc.model.name} on "
                                f"{sc.cluster.num_devices} x {sc.cluster.device.name}", out))
+    console.print(f"fabric: {out['fabric']}", highlight=False, soft_wrap=True)
     print_efficiency(out)
 
 

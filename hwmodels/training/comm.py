@@ -5,6 +5,10 @@ links (so a TP group inside a node rides NVLink and a DP group across nodes ride
 nbytes follows nccl-tests' "size": all_gather -> the gathered output, reduce_scatter -> the
 full input, all_reduce/all_to_all/send_recv -> the buffer. `channels` caps the NCCL channels
 (parallel rings) a collective uses across nodes (hwmodels.collectives); None = NCCL's default.
+Training is SPMD: every rank of a node runs the same collective on its own group at once, so
+groups are costed with their sibling groups sharing the node's NICs (concurrent=True in
+hwmodels.cluster.group_info): DP grad sync, FSDP gathers, p2p and EP/CP traffic of all local
+ranks contend for the NICs when nics_per_node < devices_per_node.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class CommModel:
         cached = self._cache.get(key)
         if cached is None:
             cached = collective_time(self.cluster, ranks, op, nbytes, profile=self.profile,
-                                     channels=channels).time_s
+                                     channels=channels, concurrent=True).time_s
             self._cache[key] = cached
         return cached
 

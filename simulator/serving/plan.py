@@ -96,7 +96,7 @@ class ServingPlan:
     slo_tpot_s: float | None = None
     seed: int = 0
     intra_node: str | None = None
-    inter_node: str = "ib-ndr"
+    inter_node: str | None = None  # None: each device's default NIC (default_inter_node)
     devices_per_node: int | None = None
     disagg_link: str | None = None
     disagg_same_node: bool = False

@@ -54,7 +54,7 @@ class ClusterSection:
     num_devices: int | None = None
     devices_per_node: int | None = None
     intra_node: str | None = None
-    inter_node: str = "ib-ndr"
+    inter_node: str | None = None  # None: each device's default NIC (default_inter_node)
     nics_per_node: Any = None
     topology: Any = None
     # efficiency profile of `device`: a path (relative to the scenario file), a bundled

@@ -33,7 +33,7 @@ class LinkCost:
     bandwidth_Bps: float
 
 
-def link_cost(device: DeviceSpec, *, intra_node: str | None, inter_node: str,
+def link_cost(device: DeviceSpec, *, intra_node: str | None, inter_node: str | None,
               cross_node: bool, devices_per_node: int | None = None,
               profile: DeviceProfile | None = None) -> LinkCost:
     """Fit send_recv on the actual link (same node: ranks 0,1; across nodes: 0, node size),

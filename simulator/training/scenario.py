@@ -29,7 +29,8 @@ from simulator.training.plan import TrainingPlan
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterSection:
-    """`cluster:` as written; unset fields take build_cluster's defaults."""
+    """`cluster:` as written; unset fields take build_cluster's defaults (inter_node: the
+    device's reference NIC, DeviceSpec.default_inter_node; nics_per_node: one per device)."""
 
     device: str
     num_devices: int

@@ -26,8 +26,8 @@ def h100(devices_per_node: int = 8) -> DeviceSpec:
     """An H100 SXM as the cluster code needs it (NVLink4 scale-up, 8 per HGX node)."""
     return DeviceSpec(name="h100-sxm", vendor="nvidia", peak_flops=FrozenMap({DType.BF16: 989e12}),
                       memory_bytes=80 * 2**30, memory_bw_Bps=3.35e12, scale_up_link="nvlink4",
-                      scale_up_bw_Bps=450e9, tdp_w=700, idle_w=100, price_usd_per_hour=2.5,
-                      devices_per_node=devices_per_node)
+                      scale_up_bw_Bps=450e9, host_link="pcie5", tdp_w=700, idle_w=100,
+                      price_usd_per_hour=2.5, devices_per_node=devices_per_node)
 
 
 def test_build_cluster_defaults_come_from_the_catalog() -> None:

@@ -1,0 +1,51 @@
+"""The fabric in the CLI: a NIC faster than the host link is one line and exit 2; predictions
+state the fabric they assumed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TRAIN = str(Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
+            / "gpt3-175b-a100.yaml")
+
+
+def _one_line_exit_2(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_simulate_train_nic_faster_than_pcie(cli) -> None:
+    code, _, err = cli("simulate", "train", TRAIN, "--set", "cluster.inter_node=ib-ndr")
+    _one_line_exit_2(code, err, "cluster.inter_node", "ib-ndr", "50 GB/s", "pcie4", "32 GB/s")
+
+
+def test_plan_train_nic_faster_than_pcie(cli) -> None:
+    code, _, err = cli("plan", "train", "--model", "gpt-7.5b", "--device", "a100-80gb",
+                       "--num-devices", "16", "--seq-len", "2048", "--global-batch", "64",
+                       "--inter-node", "ib-ndr")
+    _one_line_exit_2(code, err, "cluster.inter_node", "ib-ndr", "pcie4")
+
+
+def test_estimate_step_nic_faster_than_pcie(cli) -> None:
+    code, _, err = cli("estimate", "step", "--model", "llama2-70b", "--device", "a100-80gb",
+                       "--tp", "8", "--pp", "2", "--decode-seqs", "8", "--context", "1024",
+                       "--inter-node", "ib-ndr")
+    _one_line_exit_2(code, err, "--inter-node", "ib-ndr", "pcie4")
+
+
+def test_outputs_state_the_fabric(cli) -> None:
+    code, out, err = cli("simulate", "train", TRAIN, "--json")
+    assert code == 0, err
+    assert "8 x ib-hdr NICs/node (25 GB/s each, behind pcie4 32 GB/s)" in \
+        json.loads(out)["fabric"]
+    code, out, err = cli("simulate", "train", TRAIN, "--set", "cluster.nics_per_node=4")
+    assert code == 0, err
+    assert "fabric: 128 nodes of 8 x a100-80gb" in out and "4 x ib-hdr" in out
+    code, out, err = cli("estimate", "step", "--model", "llama2-7b", "--device", "h100-sxm",
+                         "--decode-seqs", "1", "--context", "16", "--json")
+    assert code == 0, err
+    assert "ib-ndr" in json.loads(out)["fabric"]
