@@ -47,7 +47,7 @@ from planners.buckets import (
     parse_grid,
     workload_span_s,
 )
-from planners.mix_ilp import MixSolution, single_type_costs, solve_mix
+from planners.mix_ilp import MixSolution, Solver, single_type_costs, solve_mix
 from planners.mix_profile import ProfileTask, build_plan, profile_capacity
 from simulator.profiles import ProfileChoice
 from simulator.serving import ServingPlan, parse_serving_section, simulate_serving
@@ -407,6 +407,11 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
     routers = (ILP_SPLIT, *ROUTERS.names())
     if router not in routers:  # a single type never reaches the router: check it up front
         raise ConfigError(f"unknown router '{router}'", key="gpu_mix.router", allowed=routers)
+    if str(solver) not in {s.value for s in Solver}:  # before any profiling simulation runs
+        raise ConfigError(f"unknown solver '{solver}'", key="gpu_mix.solver",
+                          allowed=[s.value for s in Solver])
+    if window_s is not None:
+        _window_s(0.0, window_s)  # a bad --window-s fails before profiling, too
     missing = {"arrival_time_s", "input_tokens", "output_tokens"} - set(workload_df.columns)
     if missing:
         raise ConfigError(f"workload frame lacks columns {sorted(missing)}", key="workload")
