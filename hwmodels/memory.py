@@ -502,9 +502,12 @@ def _weight_bytes_per_param(dtype: DType) -> float:
 
 
 def serving_weight_bytes(model: ModelSpec, dtype: DType | str = DType.BF16, *, tp: int = 1,
-                         pp: int = 1) -> float:
+                         pp: int = 1, dp_attention: bool = False) -> float:
     """Weight bytes on one device of the most loaded stage; embeddings/norms/router stay bf16,
-    int4 includes group-128 scales/zeros (AWQ/GPTQ layout)."""
+    int4 includes group-128 scales/zeros (AWQ/GPTQ layout). dp_attention (MoE): everything but
+    the routed experts is replicated on each of the tp devices (hwmodels.serving_moe); the
+    experts stay split tp ways (E/ep experts x 1/expert_tp, ep x expert_tp = tp), so EP itself
+    does not move the weight bytes."""
     _check_positive(tp=tp, pp=pp)
     dtype = parse_dtype(dtype)
     if pp > model.num_layers:
@@ -512,6 +515,7 @@ def serving_weight_bytes(model: ModelSpec, dtype: DType | str = DType.BF16, *, t
     linear_b = _weight_bytes_per_param(dtype)
     high_b = 2.0 if dtype is not DType.FP32 else 4.0
     h, v = model.hidden_size, model.vocab_size
+    atp = 1 if dp_attention else tp  # TP of everything but the routed experts
     worst = 0.0
     for stage in range(pp):
         total = 0.0
@@ -519,15 +523,20 @@ def serving_weight_bytes(model: ModelSpec, dtype: DType | str = DType.BF16, *, t
             moe = model.is_moe and idx >= model.first_dense_layers
             replicated = _replicated_layer_params(model, moe=moe)
             linear = float(flops.layer_param_count(model, moe=moe)) - replicated
-            total += replicated * high_b + linear / tp * linear_b
+            if atp == tp:
+                total += replicated * high_b + linear / tp * linear_b
+            else:
+                expert = _expert_layer_params(model) if moe else 0.0
+                total += (replicated * high_b + (linear - expert) / atp * linear_b
+                          + expert / tp * linear_b)
         if stage == 0:
-            total += v * h / tp * high_b
+            total += v * h / atp * high_b
             if model.learned_pos_emb:
                 total += model.max_seq_len * h * high_b
         if stage == pp - 1:
             total += _norm_params(model) * high_b
             if not model.tie_embeddings or pp > 1:
-                total += v * h / tp * high_b
+                total += v * h / atp * high_b
         worst = max(worst, total)
     return worst
 
@@ -559,8 +568,12 @@ def kv_cache_capacity(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: 
                       dtype: DType | str = DType.BF16, kv_dtype: DType | str | None = None,
                       gpu_memory_utilization: float = 0.9, block_size: int = 16,
                       activation_reserve_bytes: float | None = None,
-                      non_torch_bytes: float | None = None) -> KVCapacity:
-    """KV blocks vLLM would allocate: util x memory - weights - profile peak - non-torch."""
+                      non_torch_bytes: float | None = None,
+                      dp_attention: bool = False) -> KVCapacity:
+    """KV blocks vLLM would allocate: util x memory - weights - profile peak - non-torch.
+    dp_attention (MoE, hwmodels.serving_moe): each of the tp devices keeps its own sequences'
+    KV with every KV head (the layout of tp 1), so the replica holds tp x one device's blocks;
+    bytes stay per device."""
     _check_positive(tp=tp, pp=pp, block_size=block_size)
     if not 0 < gpu_memory_utilization <= 1:
         raise ConfigError(f"must be in (0, 1], got {gpu_memory_utilization}",
@@ -571,19 +584,20 @@ def kv_cache_capacity(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: 
         raise ConfigError(f"{kv} KV cache is not supported", key="kv_dtype",
                           allowed=["bf16", "fp16", "fp8", "int8", "fp32"])
     budget = gpu_memory_utilization * device.memory_bytes
-    weights = serving_weight_bytes(model, dtype, tp=tp, pp=pp)
+    weights = serving_weight_bytes(model, dtype, tp=tp, pp=pp, dp_attention=dp_attention)
+    atp, dp = (1, tp) if dp_attention else (tp, 1)
     if weights > budget:
         raise ConfigError(
             f"model '{model.name}' does not fit: needs {weights / GiB:.1f} GiB of weights per "
             f"device of {budget / GiB:.1f} GiB ({gpu_memory_utilization:g} x "
             f"{device.memory_bytes / GiB:.1f} GiB on {device.name}, tp={tp}, pp={pp})",
             key="tp", allowed="a larger tp/pp, a smaller dtype or a bigger device")
-    activations = (_profile_activation_bytes(model, tp=tp) if activation_reserve_bytes is None
+    activations = (_profile_activation_bytes(model, tp=atp) if activation_reserve_bytes is None
                    else float(activation_reserve_bytes))
     if non_torch_bytes is None:
         non_torch_bytes = VLLM_NON_TORCH_BYTES_TP1 if tp * pp == 1 else VLLM_NON_TORCH_BYTES_TP
     free = budget - weights - activations - non_torch_bytes
-    per_block = block_size * _kv_bytes_per_token_per_device(model, kv, tp=tp, pp=pp)
+    per_block = block_size * _kv_bytes_per_token_per_device(model, kv, tp=atp, pp=pp)
     blocks = int(free // per_block) if free > 0 else 0
     if blocks < 1:
         raise ConfigError(
@@ -591,7 +605,8 @@ def kv_cache_capacity(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: 
             f"{activations / GiB:.1f} GiB + non-torch {non_torch_bytes / GiB:.1f} GiB leave no "
             f"KV block of {budget / GiB:.1f} GiB on {device.name}", key="gpu_memory_utilization",
             allowed="a larger tp/pp, a smaller dtype or a bigger device")
-    return KVCapacity(bytes=blocks * per_block, tokens=blocks * block_size, blocks=blocks)
+    return KVCapacity(bytes=blocks * per_block, tokens=dp * blocks * block_size,
+                      blocks=dp * blocks)
 
 
 def serving_step_fit(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int = 1,

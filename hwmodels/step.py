@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwmodels import layers, ops
+from hwmodels import layers, ops, serving_moe
 from hwmodels.cluster import build_cluster, group_info
 from hwmodels.collectives import CollectiveOp, collective_time_for_group
 from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, kv_cache_dtype, parse_dtype
@@ -109,6 +109,8 @@ class StepCostModel:
 
     engine_overhead names an engine of the profile's engine_overheads: its fitted per-step
     host overhead replaces step_overhead_s (None: step_overhead_s, STEP_OVERHEAD_S default).
+    ep / dp_attention / moe_imbalance: MoE expert parallelism over the stage's tp devices and
+    data-parallel attention (hwmodels.serving_moe; the batch sums are the whole replica's).
     """
 
     def __init__(self, model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int = 1,
@@ -117,14 +119,19 @@ class StepCostModel:
                  intra_link: str | LinkSpec | None = None,
                  inter_link: str | LinkSpec | None = None,
                  step_overhead_s: float = STEP_OVERHEAD_S,
-                 engine_overhead: str | None = None) -> None:
+                 engine_overhead: str | None = None, ep: int = 1, dp_attention: bool = False,
+                 moe_imbalance: float | None = None) -> None:
         for key, value in (("tp", tp), ("pp", pp)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"must be an integer >= 1, got {value!r}", key=key)
-        layers.check_tp(model, tp)
+        self.moe_layout = serving_moe.check_layout(model, tp=tp, ep=ep,
+                                                   dp_attention=dp_attention)
+        self.moe_imbalance, self.dp = moe_imbalance, self.moe_layout.attn_dp
+        layers.check_tp(model, self.moe_layout.attn_tp)
         if pp > model.num_layers:
             raise ConfigError(f"pp {pp} exceeds num_layers {model.num_layers}", key="pp")
-        self.model, self.device, self.tp, self.pp = model, device, tp, pp
+        # self.tp: the attention/dense layout's TP (1 with DP attention); tp: the stage's devices
+        self.model, self.device, self.tp, self.pp = model, device, self.moe_layout.attn_tp, pp
         self.dtype = parse_dtype(dtype)
         device.peak(DType.BF16 if self.dtype is DType.INT4 else self.dtype)  # supported?
         self.kv_dtype = kv_cache_dtype(self.dtype, kv_dtype)
@@ -144,17 +151,19 @@ class StepCostModel:
         self.act_dtype = DType.FP32 if self.dtype in (DType.FP32, DType.TF32) else DType.BF16
         self.elt = BYTES_PER_ELEMENT[self.act_dtype]
         self.stages = _stage_layer_counts(model, pp)
-        self.heads = model.num_heads // tp
+        self.heads = model.num_heads // self.tp
         mla = model.attention is AttentionKind.MLA
-        self.kv_heads = self.heads if mla else int(layers.kv_heads_per_rank(model, tp))
-        self.decode_kv_heads = int(layers.kv_heads_per_rank(model, tp)) if not mla else 1
+        self.kv_heads = self.heads if mla else int(layers.kv_heads_per_rank(model, self.tp))
+        self.decode_kv_heads = int(layers.kv_heads_per_rank(model, self.tp)) if not mla else 1
         self.latent_dim = model.kv_lora_rank + model.qk_rope_head_dim if mla else 0
         kv_row = (self.latent_dim if mla else 2 * self.decode_kv_heads * model.head_dim)
         self.kv_row_bytes = kv_row * BYTES_PER_ELEMENT[self.kv_dtype]
-        self._tp_group = self._p2p_groups = None
+        self._tp_group = self._p2p_groups = self._ep_group = None
         if tp * pp > 1:
             cluster = build_cluster(device, tp * pp, intra_node=intra_link, inter_node=inter_link)
-            self._tp_group = group_info(cluster, range(tp)) if tp > 1 else None
+            self._tp_group = group_info(cluster, range(tp)) if self.tp > 1 else None
+            if self.moe_layout.active:
+                self._ep_group = group_info(cluster, range(tp))
             self._p2p_groups = [group_info(cluster, (s * tp, (s + 1) * tp))
                                 for s in range(pp - 1)]
             self._cluster = cluster
@@ -184,9 +193,23 @@ class StepCostModel:
             return hit
         m, d, p, tp = self.model, self.device, self.profile, self.tp
         out = []
+        hidden_bytes = tokens * m.hidden_size * self.elt
+        all_reduce = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE, hidden_bytes)
+        moe_comm = 2 * all_reduce  # the MoE layer's communication (TP: two all-reduces)
         for moe in (False, True):
             if moe and not m.is_moe:
                 out += [0.0, 0.0, 0.0]
+                continue
+            if moe and self._ep_group is not None:  # EP / DP attention: hwmodels.serving_moe
+                c = serving_moe.moe_layer_cost(
+                    m, d, self.moe_layout, tokens, dtype=self.dtype, act_bytes=self.elt,
+                    profile=p, cluster=self._cluster, ep_group=self._ep_group,
+                    tp_group=self._tp_group, imbalance=self.moe_imbalance)
+                elt = layers.layer_elementwise(m, tokens, tp, moe=True, sequence_parallel=False,
+                                               dropout=False, dtype=self.act_dtype)
+                elt.append((ElementwiseKind.COPY, 2.0 * tokens * self.kv_row_bytes))
+                out += [c.gemm_s, layers.elementwise_time(d, elt, p), c.flops]
+                moe_comm = c.comm_s
                 continue
             gemms = layers.layer_gemms(m, tokens, tp, moe=moe)
             elt = layers.layer_elementwise(m, tokens, tp, moe=moe, sequence_parallel=False,
@@ -196,14 +219,12 @@ class StepCostModel:
             flops = sum(g.flops for g in layers.layer_gemms(m, tokens, 1, moe=moe))
             out += [layers.gemms_time(d, gemms, self.dtype, p),
                     layers.elementwise_time(d, elt, p), flops]
-        hidden_bytes = tokens * m.hidden_size * self.elt
-        all_reduce = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE, hidden_bytes)
         embed = ops._memory(d, p, 2.0 * hidden_bytes, ElementwiseKind.EMBEDDING)
         sends = [self._comm(g, CollectiveOp.SEND_RECV, hidden_bytes)
                  for g in (self._p2p_groups or [])]
         final_norm = ops._memory(d, p, 2.0 * hidden_bytes, ElementwiseKind.NORM)
         result = (out[0], out[3], out[1], out[4], out[2], out[5], all_reduce, embed,
-                  sum(sends), final_norm)
+                  sum(sends), final_norm, moe_comm)
         if len(self._linear_memo) >= MEMO_MAX_ENTRIES:
             self._linear_memo.clear()
         self._linear_memo[tokens] = result
@@ -265,7 +286,7 @@ class StepCostModel:
         if tokens == 0:
             return (0.0,) * 10  # an empty batch launches nothing
         (g_dense, g_moe, e_dense, e_moe, f_dense, f_moe, all_reduce, embed, sends,
-         final_norm) = self._linear(tokens)
+         final_norm, moe_comm) = self._linear(tokens)
         attn_p = 0.0 if prefill_tokens == 0 else ops._varlen(
             d, p, prefill_attn_units, prefill_tokens, prefill_tokens + prefill_cached_sum,
             self.heads, self.kv_heads, m.head_dim, self.v_head_dim, self.act_dtype,
@@ -280,7 +301,7 @@ class StepCostModel:
             overhead += self._overhead_per_seq_s * rows
         embed_ar = all_reduce if self.tp > 1 else 0.0
         per_dense = g_dense + e_dense + 2 * all_reduce + attn_p + attn_d
-        per_moe = g_moe + e_moe + 2 * all_reduce + attn_p + attn_d
+        per_moe = g_moe + e_moe + moe_comm + attn_p + attn_d
         last = self.pp - 1
         stage_s = 0.0
         for i, (n_dense, n_moe) in enumerate(self.stages):
@@ -293,9 +314,14 @@ class StepCostModel:
         nd, nm, n = self.num_dense, self.num_moe, self.num_layers
         attn_flops = self.attn_flops_per_pair * (prefill_attn_units + decode_context_sum)
         return (nd * g_dense + nm * g_moe, n * attn_p, n * attn_d,
-                nd * e_dense + nm * e_moe + embed, 2 * n * all_reduce + embed_ar, sends,
+                nd * e_dense + nm * e_moe + embed,
+                2 * n * all_reduce + nm * (moe_comm - 2 * all_reduce) + embed_ar, sends,
                 final_norm + logits_s, overhead, stage_s,
                 nd * f_dense + nm * f_moe + n * attn_flops + logits_flops)
+
+    def _per_rank(self, args: tuple[float, ...]) -> tuple[float, ...]:
+        """One DP-attention rank's share of the batch sums (even spread; serving_moe)."""
+        return args if self.dp == 1 else tuple(a / self.dp for a in args)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -306,11 +332,11 @@ class StepCostModel:
         args = (prefill_tokens, prefill_attn_units, decode_seqs, decode_context_sum,
                 prefill_seqs, prefill_cached_sum)
         self._check(args)
-        parts = self._parts(*args)
+        parts = self._parts(*self._per_rank(args))
         out = dict(zip(BREAKDOWN_KEYS, parts[:8], strict=True))
         out["time_s"] = sum(parts[:8])
         out["stage_s"] = parts[8]
-        out["flops"] = parts[9]
+        out["flops"] = parts[9] * self.dp
         return out
 
     def time_s(self, prefill_tokens: float, prefill_attn_units: float, decode_seqs: float,
@@ -323,7 +349,7 @@ class StepCostModel:
         if hit is not None:
             return hit
         self._check(key)
-        value = sum(self._parts(*key)[:8])
+        value = sum(self._parts(*self._per_rank(key))[:8])
         if len(self._time_memo) >= MEMO_MAX_ENTRIES:
             self._time_memo.clear()
         self._time_memo[key] = value

@@ -35,7 +35,8 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
         cost = StepCostModel(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
                              kv_dtype=sv.kv_dtype, profile=group.profile,
                              intra_link=plan.intra_node, inter_link=plan.inter_node,
-                             engine_overhead=sv.engine_overhead)
+                             engine_overhead=sv.engine_overhead, ep=sv.ep,
+                             dp_attention=sv.dp_attention)
     except ConfigError as err:  # an engine the profile has not fitted: name the scenario
         if err.key == "serving.engine_overhead":
             raise err.with_context(file=plan.file) from None
@@ -44,7 +45,7 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
         cap = kv_cache_capacity(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
                                 kv_dtype=sv.kv_dtype,
                                 gpu_memory_utilization=sv.gpu_memory_utilization,
-                                block_size=sv.kv_block_size)
+                                block_size=sv.kv_block_size, dp_attention=sv.dp_attention)
     except ConfigError as err:  # hwmodels names the bare field ('tp'): say where it was set
         if err.key and "." not in err.key:
             where = (f"serving.replica_groups[{group.name}]"
@@ -74,7 +75,8 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
                              kv_dtype=sv.kv_dtype),
         kv_bytes_per_token=kv_bytes_per_token(model, kv_cache_dtype(sv.dtype, sv.kv_dtype)),
         weight_bytes_per_device=serving_weight_bytes(model, sv.dtype, tp=group.tp,
-                                                     pp=group.pp))
+                                                     pp=group.pp,
+                                                     dp_attention=sv.dp_attention))
 
 
 def build_replica_setup(plan: ServingPlan) -> ReplicaSetup:

@@ -11,6 +11,7 @@ from hwmodels.dtypes import parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.ops import resolve_profile
 from hwmodels.profile import DeviceProfile
+from hwmodels.serving_moe import EPLayout, check_layout
 from hwmodels.specs import DeviceSpec, ModelSpec
 from simulator.schema import Seconds
 from simulator.serving.cluster_config import (
@@ -60,6 +61,12 @@ class ServingConfig:
     # a fitted engine of the device profile's engine_overheads (e.g. vllm-2024): per-step host
     # overhead from its coefficients instead of hwmodels.step.STEP_OVERHEAD_S (an assumption)
     engine_overhead: str | None = None
+    # MoE serving (hwmodels.serving_moe): ep shards the routed experts over ep groups of tp/ep
+    # of a stage's tp devices (vLLM --enable-expert-parallel: ep = tp = TP x DP; SGLang
+    # --ep-size); dp_attention runs attention/dense parts data-parallel over the tp devices
+    # (vLLM --data-parallel-size tp with TP 1; SGLang --enable-dp-attention --dp tp)
+    ep: int = 1
+    dp_attention: bool = False
 
     def __post_init__(self) -> None:
         w = "serving"
@@ -77,6 +84,7 @@ class ServingConfig:
                                str(parse_dtype(self.kv_dtype, key="serving.kv_dtype")))
         object.__setattr__(self, "preemption", enum_value(PreemptionMode, self.preemption,
                                                           "serving.preemption"))
+        EPLayout(tp=self.tp, ep=self.ep, dp_attention=self.dp_attention)  # raises serving.*
 
     @property
     def sized_by_groups(self) -> bool:
@@ -118,6 +126,7 @@ class ServingPlan:
             per_node = self.devices_per_node or self.device.devices_per_node
             object.__setattr__(self, "power", replace(self.power, devices_per_server=per_node))
         self._check_scheduler_roles()
+        self._check_moe_layout()
         for key in ("slo_ttft_s", "slo_tpot_s"):
             value = getattr(self, key)
             if value is None:
@@ -137,6 +146,17 @@ class ServingPlan:
         raise ConfigError(f"{self.serving.scheduler} batching cannot run disaggregated "
                           "prefill/decode pools",
                           file=self.file, key="serving.scheduler", allowed=allowed)
+
+    def _check_moe_layout(self) -> None:
+        """serving.ep / dp_attention against the model and every group's tp (ep divides it)."""
+        sv = self.serving
+        if sv.ep == 1 and not sv.dp_attention:
+            return
+        try:
+            for g in self.replica_groups():
+                check_layout(self.model, tp=g.tp, ep=sv.ep, dp_attention=sv.dp_attention)
+        except ConfigError as err:
+            raise err.with_context(file=self.file) from None
 
     def replica_groups(self) -> tuple[ReplicaGroup, ...]:
         """The groups (the homogeneous form as one group)."""
