@@ -20,6 +20,7 @@ import pandas as pd
 
 from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
+from traces.stats import rebase_arrivals
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,9 @@ def _finish(out: dict[str, Any], path: Path, fmt: TraceFormat,
         log.warning(msg)
     # replay starts at the first arrival: a trace stamped in Unix-epoch seconds (1.7e9) would
     # otherwise bill ~54 years of idle cluster before its first request (issue 13)
-    offset = float(df["arrival_time_s"].iloc[0]) if len(df) else 0.0
-    if offset != 0.0:
-        df["arrival_time_s"] = df["arrival_time_s"].to_numpy(dtype=float) - offset
+    df = rebase_arrivals(df)
     df.attrs.update(format=str(fmt), source=str(path), warnings=warnings,
-                    hash_block_tokens=hash_block_tokens, trace_start_offset_s=offset)
+                    hash_block_tokens=hash_block_tokens)
     return df
 
 

@@ -52,7 +52,7 @@ def trace_stats(df: pd.DataFrame) -> dict[str, Any]:
     at 1 s and 60 s, input/output token distributions, prefix reuse where hashes exist."""
     if len(df) == 0:
         raise ConfigError("trace has no rows")
-    t = df["arrival_time_s"].to_numpy(dtype=float)
+    t = rebase_arrivals(df)["arrival_time_s"].to_numpy(dtype=float)
     gaps = np.diff(t)
     duration = float(t[-1] - t[0])
     out: dict[str, Any] = {
@@ -73,6 +73,18 @@ def trace_stats(df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def rebase_arrivals(df: pd.DataFrame) -> pd.DataFrame:
+    """Arrivals shifted so the first one is at 0 (a Unix-epoch trace would otherwise bill ~54
+    years of idle cluster before its first request); the subtracted time accumulates in
+    attrs['trace_start_offset_s']. The one time-base rule: readers, stats and simulate_serving."""
+    t = df["arrival_time_s"].to_numpy(dtype=float)
+    offset = float(t.min()) if len(t) else 0.0
+    out = df if offset == 0.0 else df.assign(arrival_time_s=t - offset)
+    out.attrs = {**df.attrs, "trace_start_offset_s":
+                 float(df.attrs.get("trace_start_offset_s", 0.0) or 0.0) + offset}
+    return out
+
+
 def scale_trace(df: pd.DataFrame, rate_scale: float) -> pd.DataFrame:
     """Replay at `rate_scale` x the original rate (inter-arrival gaps divided by rate_scale)."""
     if not (isinstance(rate_scale, (int, float)) and rate_scale > 0 and np.isfinite(rate_scale)):
@@ -82,6 +94,26 @@ def scale_trace(df: pd.DataFrame, rate_scale: float) -> pd.DataFrame:
     t0 = t[0] if len(t) else 0.0
     out["arrival_time_s"] = t0 + (t - t0) / float(rate_scale)
     out.attrs = dict(df.attrs)
+    return out
+
+
+def tile_trace(df: pd.DataFrame, span_s: float) -> pd.DataFrame:
+    """The trace repeated back to back (period: its span plus one mean gap) until it covers
+    [0, span_s), cut there: long probes of a short trace (sessions and prefix hashes repeat)."""
+    if len(df) == 0:
+        raise ConfigError("trace has no rows")
+    base = rebase_arrivals(df)
+    t = base["arrival_time_s"].to_numpy(dtype=float)
+    period = float(t[-1]) + (float(t[-1]) / (len(t) - 1) if len(t) > 1 and t[-1] > 0 else 1.0)
+    copies = max(1, int(np.ceil(span_s / period)))
+    parts = []
+    for k in range(copies):
+        part = base.copy()
+        part["arrival_time_s"] = t + k * period
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True) if copies > 1 else base.copy()
+    out = out.loc[out["arrival_time_s"].to_numpy() < span_s].reset_index(drop=True)
+    out.attrs = dict(base.attrs)
     return out
 
 

@@ -7,7 +7,7 @@ Spec (the scenario's workload.synthetic mapping):
              {process: gamma, rate: 5.0, cv: 2.0}  # renewal process with inter-arrival CV
              {process: mmpp, rate_on: 20, rate_off: 1, mean_on_s: 10, mean_off_s: 30}
              {process: diurnal, rate: 5.0, amplitude: 0.5, period_s: 86400, phase_s: 0}
-    input:  {dist: fixed, value: 512} | {dist: uniform, min: 16, max: 2048}
+    input:  512 (fixed) | {dist: fixed, value: 512} | {dist: uniform, min: 16, max: 2048}
             {dist: lognormal, mean: 1000, sigma: 1.0, min: 1, max: 32768}
             {dist: zipf, a: 1.5, min: 16, max: 8192} | {dist: trace, path: azure-conv-2023-sample}
     output: same shapes as input (trace resamples the output column)
@@ -30,6 +30,8 @@ from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
 
 SPEC_KEYS = ("num_requests", "duration_s", "arrival", "input", "output", "prefix")
+LENGTH_KEYS = ("dist", "value", "min", "max", "mean", "sigma", "a", "path")
+PREFIX_KEYS = ("num_prompts", "tokens", "share", "zipf_a", "block_tokens")
 
 
 class ArrivalProcess(StrEnum):
@@ -110,6 +112,15 @@ def _check_size(spec: Mapping[str, Any], n: int | None, duration: float | None, 
                           f"more than {MAX_SYNTH_REQUESTS:,}", file=file,
                           key=f"{where}.duration_s",
                           allowed=f"duration_s x peak rate <= {MAX_SYNTH_REQUESTS:,}")
+
+
+def _length(spec: Mapping[str, Any], key: str, where: str, file: str | None) -> dict[str, Any]:
+    """A required length section of a synthetic spec (an int is a fixed length)."""
+    raw = spec.get(key)
+    if raw is None:
+        raise ConfigError("missing required section", file=file, key=f"{where}.{key}",
+                          allowed=list(LENGTH_KEYS))
+    return length_section(raw, f"{where}.{key}", file)
 
 
 def _arrivals(sec: dict[str, Any], n: int | None, duration: float | None,
@@ -216,6 +227,39 @@ def _lengths(sec: dict[str, Any], count: int, rng: np.random.Generator, where: s
     return np.minimum(rng.zipf(a, count) + lo - 1, hi).astype(np.int64)
 
 
+def length_section(raw: Any, where: str, file: str | None) -> dict[str, Any]:
+    """An input/output length section: a mapping ({dist: ...}) or an int (fixed length)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return {"dist": "fixed", "value": raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"expected a length or a mapping, got {raw!r}", file=file, key=where,
+                          allowed=["an integer (fixed)", "{dist: ...}"])
+    for k in raw:
+        if k not in LENGTH_KEYS:
+            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{where}.{k}",
+                              allowed=list(LENGTH_KEYS))
+    return dict(raw)
+
+
+def sample_lengths(sec: Mapping[str, Any], count: int, rng: np.random.Generator, where: str,
+                   file: str | None, column: str) -> np.ndarray:
+    """`count` token lengths from a length section (closed-loop clients draw in chunks)."""
+    return _lengths(dict(sec), count, rng, where, file, column)
+
+
+def sample_prefixes(sec: Mapping[str, Any], count: int, rng: np.random.Generator, where: str,
+                    file: str | None) -> tuple[list[list[int]], np.ndarray, int]:
+    """Prefix hashes, shared tokens and block size for `count` requests (see _prefixes)."""
+    if not isinstance(sec, Mapping):
+        raise ConfigError(f"expected a mapping, got {sec!r}", file=file, key=where)
+    for k in sec:
+        if k not in PREFIX_KEYS:
+            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{where}.{k}",
+                              allowed=list(PREFIX_KEYS))
+    return _prefixes(dict(sec), count, rng, where, file)
+
+
+
 def _prefixes(sec: dict[str, Any], count: int, rng: np.random.Generator, where: str,
               file: str | None) -> tuple[list[list[int]], np.ndarray, int]:
     """Per-request prefix hashes, shared-prompt token counts and the block size."""
@@ -258,21 +302,20 @@ def synthesize(spec: Mapping[str, Any], *, seed: int = 0, file: str | None = Non
                                                  "period_s", "phase_s"), where, file),
                       n, duration, rng_arr, f"{where}.arrival", file)
     count = len(times)
-    length_keys = ("dist", "value", "min", "max", "mean", "sigma", "a", "path")
-    inputs = _lengths(_section(spec, "input", length_keys, where, file), count, rng_in,
+    inputs = _lengths(_length(spec, "input", where, file), count, rng_in,
                       f"{where}.input", file, "input_tokens")
-    outputs = _lengths(_section(spec, "output", length_keys, where, file), count, rng_out,
+    outputs = _lengths(_length(spec, "output", where, file), count, rng_out,
                        f"{where}.output", file, "output_tokens")
     out: dict[str, Any] = {"arrival_time_s": times, "input_tokens": inputs,
                            "output_tokens": outputs}
     block = None
     if spec.get("prefix") is not None:
-        sec = _section(spec, "prefix", ("num_prompts", "tokens", "share", "zipf_a",
-                                        "block_tokens"), where, file)
+        sec = _section(spec, "prefix", PREFIX_KEYS, where, file)
         hashes, shared, block = _prefixes(sec, count, rng_pre, f"{where}.prefix", file)
         out["input_tokens"] = inputs + shared  # the shared prompt precedes the user's tokens
         out["prefix_hashes"] = hashes
     df = pd.DataFrame(out)
+    # times are from the process start (t = 0): nothing to rebase (traces.stats.rebase_arrivals)
     df.attrs.update(format="synthetic", source="synthesize", warnings=[],
-                    hash_block_tokens=block)
+                    hash_block_tokens=block, trace_start_offset_s=0.0)
     return df

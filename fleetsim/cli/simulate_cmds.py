@@ -219,12 +219,25 @@ def simulate_serve(
     records: str = typer.Option(None, "--records", help="Write per-request records (.csv/.parquet)."),
     plots: str = typer.Option(None, "--plots", help="Directory for latency CDF and time plots."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Rich progress bar."),
+    find_capacity: bool = typer.Option(
+        False, "--find-capacity",
+        help="Bisect rate_scale (closed loop: clients) for the largest load meeting the "
+             "scenario's slo at --slo-percentile without a growing queue."),
+    sweep_rates: str = typer.Option(
+        None, "--sweep-rates",
+        help="Throughput-latency table at these loads, e.g. 0.5,1,2 (rate_scale "
+             "multipliers; closed loop: client counts)."),
+    probe_s: float = typer.Option(900.0, "--probe-s",
+                                  help="Simulated seconds of arrivals per probe."),
+    slo_percentile: int = typer.Option(90, "--slo-percentile",
+                                       help="SLO percentile of TTFT and TPOT: 50|90|95|99."),
     profile: list[str] = PROFILE_OPTION,
     no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Replay a trace (or synthetic load) on the scenario's replicas; print latency and cost.
+    """Replay a trace (or synthetic load, or closed-loop clients) on the scenario's replicas;
+    print latency and cost. --find-capacity / --sweep-rates probe several loads instead.
 
     Example:
 
@@ -232,6 +245,7 @@ def simulate_serve(
     """
     from pathlib import Path
 
+    import pandas as pd
     from rich.progress import Progress
 
     from simulator.serving import (
@@ -249,13 +263,23 @@ def simulate_serve(
     choice = profile_choice(profile, no_profile)
     raw = scenario_with_overrides(scenario, set_)
     sc = load_serving_scenario(raw, file=scenario, profiles=choice)
+    if find_capacity or sweep_rates:
+        if records or plots:
+            raise ConfigError("--records / --plots describe one run, not a load search",
+                              key="--records" if records else "--plots")
+        from fleetsim.cli.serve_load import run_load_command
+
+        run_load_command(sc, scenario, find=find_capacity, sweep=sweep_rates, probe_s=probe_s,
+                         percentile=slo_percentile, trace=trace, seed=seed, json_out=json_out)
+        return
     with scenario_errors(scenario):
         df = load_workload(sc, trace=trace, seed=seed)
     with scenario_errors(scenario):
         if json_out or not progress:
             result = simulate_serving(sc, df, seed=seed)
         else:
-            horizon = float(df["arrival_time_s"].max()) if len(df) else 1.0
+            horizon = (float(df["arrival_time_s"].max()) if isinstance(df, pd.DataFrame)
+                       and len(df) else 1.0)
             with Progress(transient=True, console=console) as bar:
                 task = bar.add_task("simulating", total=max(horizon, 1e-9))
                 result = simulate_serving(sc, df, seed=seed,

@@ -27,6 +27,7 @@ import simpy
 
 from hwmodels.errors import ConfigError
 from simulator.serving.autoscale import Autoscaler
+from simulator.serving.closed_loop import ClosedLoopSource
 from simulator.serving.cluster_config import (
     AutoscaleConfig,
     FailureConfig,
@@ -50,6 +51,7 @@ from simulator.serving.routers import RouterKind, make_router
 from simulator.serving.schedulers import make_scheduler
 from simulator.serving.steptime import StepTimer
 from simulator.serving.transfer import ReplicaPlacement, TransferModel
+from traces.closed_loop import ClientsSpec
 
 
 @dataclass(slots=True, kw_only=True)
@@ -104,7 +106,8 @@ def extensions_for(opts: ClusterOptions) -> list[EngineExtension]:
 
 
 class ServingEngine:
-    """Build replicas, replay `requests` (DataFrame sorted by arrival_time_s), collect records."""
+    """Build replicas, replay `requests` (DataFrame sorted by arrival_time_s) or run closed-loop
+    `clients` (requests then unused), collect records."""
 
     def __init__(self, requests: pd.DataFrame, setups: Sequence[ReplicaSetup], *,
                  router: RouterKind | str = RouterKind.ROUND_ROBIN, seed: int = 0,
@@ -112,19 +115,28 @@ class ServingEngine:
                  progress: Callable[[float], None] | None = None,
                  cluster: ClusterOptions | None = None,
                  extensions: Sequence[EngineExtension] = (),
-                 on_step: Callable[[Lane, float, float], None] | None = None) -> None:
+                 on_step: Callable[[Lane, float, float], None] | None = None,
+                 clients: ClientsSpec | None = None) -> None:
         self.env = simpy.Environment()
         self.horizon_s = horizon_s
         self.progress = progress
         self.on_step = on_step  # per-step observer of every lane: (lane, start_s, end_s)
         self.opts = opts = cluster or ClusterOptions()
-        self._load_requests(requests, prefix_block_tokens)
-        self.requests = RequestLog(self.arrival, self.prompt, self.output)
-        self.remaining = self.n  # requests not yet ended (completed or dropped)
-        self.events: list[EngineEvent] = []
-        self.migrations = 0
         ss = np.random.SeedSequence(seed)
         router_ss, self.fail_ss = ss.spawn(2)
+        self.source: ClosedLoopSource | None = None
+        if clients is None:
+            self._load_requests(requests, prefix_block_tokens)
+            self.requests = RequestLog(self.arrival, self.prompt, self.output)
+            self.remaining = self.n  # requests not yet ended (completed or dropped)
+        else:  # closed loop: requests are issued as earlier ones end (closed_loop.py)
+            self.n, self.hashes = 0, None
+            self.source = ClosedLoopSource(self, clients,
+                                           np.random.default_rng(ss.spawn(1)[0]))
+            self.block_tokens = prefix_block_tokens or self.source.sampler.block_tokens
+            self.remaining = 1  # the source itself, until its last client retires
+        self.events: list[EngineEvent] = []
+        self.migrations = 0
         self.routers = [make_router(router, np.random.default_rng(s))
                         for s in router_ss.spawn(max(1, opts.routers))]
         self.decode_router = make_router(opts.decode_router,
@@ -153,7 +165,7 @@ class ServingEngine:
         self._pools_changed()
         self._periodic = False
         self.done = self.env.event()
-        self.env.process(self._arrivals())
+        self.env.process(self._arrivals() if self.source is None else self.source.start())
         self._start_extensions([*extensions_for(opts), *extensions])
 
     # -- building -----------------------------------------------------------------------------
@@ -248,15 +260,21 @@ class ServingEngine:
         self.requests.complete(seq.rid, now, generated=seq.output, preemptions=seq.preemptions,
                                cached_tokens=max(seq.first_cached, 0))
         self._end()
+        if self.source is not None:
+            self.source.ended(seq.rid)
 
     def _on_drop(self, seq: Seq, reason: DropReason) -> None:
         # preemptions before it proved never to fit count too
         self.requests.drop(seq.rid, reason, preemptions=seq.preemptions)
         self._end()
+        if self.source is not None:
+            self.source.ended(seq.rid)
 
     def _drop_rid(self, rid: int, reason: DropReason) -> None:
         self.requests.drop(rid, reason)
         self._end()
+        if self.source is not None:
+            self.source.ended(rid)
 
     def event(self, kind: EventKind, replica: int, detail: str = "") -> None:
         """Log a cluster event at the current time."""
@@ -436,6 +454,8 @@ class ServingEngine:
         if self.progress is not None:
             self.progress(1.0)
         duration = float(self.env.now)
+        if self.source is not None:
+            self.source.trim()
         records = self.requests.frame(
             arrived_by_s=duration if self.horizon_s is not None else None)
         timeseries = timeseries_frame(self.lanes)

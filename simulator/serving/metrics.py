@@ -178,4 +178,19 @@ class ServingResult:
             **({"trace_start_offset_s": self.trace_start_offset_s}
                if self.trace_start_offset_s else {}),
             **({"over_cap_fraction": self.over_cap_fraction} if self.over_cap_fraction else {}),
+            **({"closed_loop": {**self.notes["closed_loop"],
+                                "request_rate_rps": len(rec) / self.duration_s
+                                if self.duration_s > 0 else 0.0,
+                                "mean_concurrency": self.mean_concurrency()}}
+               if "closed_loop" in self.notes else {}),
         }
+
+    def mean_concurrency(self) -> float:
+        """Requests in the system (arrived, not ended) averaged over the run (Little's law:
+        sum of time in system / duration); dropped requests count until their arrival only."""
+        rec, d = self.records, self.duration_s
+        if d <= 0 or rec.empty:
+            return 0.0
+        end = rec["finish_s"].fillna(rec["arrival_s"]).to_numpy(dtype=float)
+        end = np.where(rec["status"].to_numpy() == Status.RUNNING.value, d, end)
+        return float(np.clip(np.minimum(end, d) - rec["arrival_s"].to_numpy(), 0, None).sum() / d)

@@ -5,7 +5,8 @@ Keys: model, cluster{device, num_devices, devices_per_node, intra_node, inter_no
 serving{replicas, tp, pp, scheduler, max_batch_tokens, max_num_seqs, chunk_size, kv_block_size,
 preemption, router, gpu_memory_utilization, dtype, kv_dtype, prefix_caching, max_model_len,
 horizon_s, fast_forward, replica_groups, disaggregation, routers, migration, client_timeout_s},
-workload{trace | synthetic{...}, rate_scale, window{start_s, end_s}, prefix_block_tokens},
+workload{trace | synthetic{...} | clients (+ think_time_s, input, output, duration_s |
+num_requests, prefix), rate_scale, window{start_s, end_s}, prefix_block_tokens},
 slo{ttft_s, tpot_s}, power, failures, autoscale, seed, name, description (cluster keys:
 simulator/serving/__init__ and cluster_config).
 """
@@ -36,6 +37,7 @@ from simulator.serving.cluster_config import (
     build_groups,
 )
 from simulator.serving.plan import ServingConfig, ServingPlan
+from traces.closed_loop import ClientsSpec, parse_clients
 from traces.readers import read_trace
 from traces.stats import scale_trace, window_trace
 from traces.synth import synthesize
@@ -66,22 +68,55 @@ class ClusterSection:
         at_least(self, "cluster", "devices_per_node", 1)
 
 
+# keys beside `clients: N` (closed loop; traces.closed_loop), meaningless without it
+_CLIENT_SIBLINGS = ("think_time_s", "think", "input", "output", "duration_s", "num_requests",
+                    "prefix")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadSection:
-    """`workload:` - one of trace (a path or bundled sample) and synthetic (traces.synth)."""
+    """`workload:` - one of trace (a path or bundled sample), synthetic (traces.synth) and
+    clients (closed loop, traces.closed_loop: `clients: N` with think_time_s, input, output,
+    duration_s | num_requests, prefix beside it, or `clients: {count, ...}`)."""
 
     trace: str | None = None
     synthetic: Mapping[str, Any] | None = None
+    clients: Any = None
+    think_time_s: Any = None
+    think: str | None = None
+    input: Any = None
+    output: Any = None
+    duration_s: Any = None
+    num_requests: Any = None
+    prefix: Any = None
     rate_scale: float | None = None
     window: Any = None  # {start_s, end_s} or [start, end], read by load_workload
     prefix_block_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.trace is None) == (self.synthetic is None):
-            raise ConfigError("give exactly one of trace and synthetic", key="workload",
-                              allowed=["trace", "synthetic"])
+        given = [k for k in ("trace", "synthetic", "clients") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError("give exactly one of trace, synthetic and clients",
+                              key="workload", allowed=["trace", "synthetic", "clients"])
+        if self.clients is None:
+            for k in _CLIENT_SIBLINGS:
+                if getattr(self, k) is not None:
+                    raise ConfigError(f"'{k}' belongs to closed-loop clients (workload.clients)"
+                                      " or inside workload.synthetic", key=f"workload.{k}")
+        else:
+            for k in ("rate_scale", "window"):
+                if getattr(self, k) is not None:
+                    raise ConfigError("not with closed-loop clients: their load follows the "
+                                      "service (change workload.clients instead)",
+                                      key=f"workload.{k}", allowed=["workload.clients"])
+            self.clients_spec()  # validate at load time (clients: 0, negative think time)
         at_least(self, "workload", "rate_scale", 0.0, strict=True)
         at_least(self, "workload", "prefix_block_tokens", 1)
+
+    def clients_spec(self, file: str | None = None) -> ClientsSpec:
+        """The closed-loop clients of this section (ConfigError naming the bad key)."""
+        return parse_clients(self.clients, {k: getattr(self, k) for k in _CLIENT_SIBLINGS},
+                             file=file)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,10 +252,13 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
 
 
 def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,
-                  seed: int | None = None) -> pd.DataFrame:
+                  seed: int | None = None) -> pd.DataFrame | ClientsSpec:
     """The scenario's request frame: its trace (a path relative to the scenario file, a bundled
-    sample name, or `trace` overriding it) or its synthetic spec, then window and rate_scale."""
+    sample name, or `trace` overriding it) or its synthetic spec, then window and rate_scale;
+    for closed-loop clients (and no `trace`) their ClientsSpec, which simulate_serving runs."""
     wl, file = scenario.workload, scenario.file
+    if trace is None and wl.clients is not None:
+        return wl.clients_spec(file)
     if trace is not None or wl.trace is not None:
         ref = str(trace if trace is not None else wl.trace)
         if trace is None and file and not Path(ref).is_absolute() \

@@ -16,6 +16,8 @@ from simulator.serving.metrics import ServingResult
 from simulator.serving.plan import ServingPlan, StepObserver, StepRecord
 from simulator.serving.power import CapController
 from simulator.serving.replica import Lane
+from traces.closed_loop import ClientsSpec
+from traces.stats import rebase_arrivals
 
 
 class _StepEmitter:
@@ -39,7 +41,7 @@ class _StepEmitter:
                                  tokens=st.tokens - tokens, ctx_read_tokens=st.ctx_read - ctx))
 
 
-def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
+def simulate_serving(plan: ServingPlan, requests: pd.DataFrame | ClientsSpec, *,
                      seed: int | None = None, progress: Callable[[float], None] | None = None,
                      setup: ReplicaSetup | None = None,
                      cap_controller: CapController | Callable[[], CapController] | None = None,
@@ -47,8 +49,17 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
     """Replay `requests` on the plan's replicas; `setup` overrides the hwmodels-built replica
     of a homogeneous plan (tests inject step costs this way); `cap_controller` (a
     CapController, or a factory returning one per row) drives power capping; `observer` gets
-    every lane step as a StepRecord."""
+    every lane step as a StepRecord. `requests` may be closed-loop clients
+    (traces.closed_loop.ClientsSpec): requests are then issued as earlier ones end. A frame
+    that did not come from traces (no attrs['trace_start_offset_s']) is rebased to its first
+    arrival, as read_trace does: epoch-stamped arrivals must not bill decades of idle time."""
     sv = plan.serving
+    clients = requests if isinstance(requests, ClientsSpec) else None
+    if clients is not None:
+        requests = pd.DataFrame({"arrival_time_s": [], "input_tokens": [], "output_tokens": []})
+        requests.attrs["trace_start_offset_s"] = 0.0
+    elif "trace_start_offset_s" not in requests.attrs:
+        requests = rebase_arrivals(requests)
     groups = plan.replica_groups()
     setups: list[ReplicaSetup] = []
     for g in groups:
@@ -63,7 +74,7 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
                            horizon_s=sv.horizon_s, prefix_block_tokens=plan.prefix_block_tokens,
                            progress=progress,
                            cluster=cluster_options(plan, groups, cap_controller=cap_controller),
-                           on_step=emitter)
+                           on_step=emitter, clients=clients)
     if emitter is not None:
         emitter.engine = engine
     scenario = getattr(plan, "name", None) or plan.file
@@ -89,7 +100,11 @@ def simulate_serving(plan: ServingPlan, requests: pd.DataFrame, *,
                                 "energy": ("per-step roofline power (hwmodels.power)"
                                            if out.energy_j is not None else
                                            "hwmodels.power at mean achieved utilization")})
-    check_run(records=out.records, n_requests=len(requests), lanes=engine.lanes,
+    if clients is not None:
+        result.notes["closed_loop"] = {"clients": clients.count,
+                                       "think_time_s": clients.think_time_s,
+                                       "think": str(clients.think)}
+    check_run(records=out.records, n_requests=engine.n, lanes=engine.lanes,
               summary=result.summary(), cut=sv.horizon_s is not None, scenario=scenario)
     return result
 
