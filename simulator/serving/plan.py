@@ -30,6 +30,17 @@ from simulator.serving.routers import RouterKind
 from simulator.serving.schedulers import SCHEDULERS, SchedulerKind
 
 
+class _EngineDefault(int):
+    """The default of an int key the engine profile fills in: a distinct object, so YAML null
+    stays an error and an explicit 0 still fails its range check."""
+
+    def __repr__(self) -> str:
+        return "<engine default>"
+
+
+ENGINE_DEFAULT = _EngineDefault(0)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServingConfig:
     """The serving: section (its fields are the YAML keys; defaults follow vLLM's).
@@ -43,20 +54,20 @@ class ServingConfig:
     tp: int = 1
     pp: int = 1
     engine: str | None = None
-    scheduler: SchedulerKind | None = None
-    max_batch_tokens: int | None = None
-    max_num_seqs: int | None = None
+    scheduler: SchedulerKind = ENGINE_DEFAULT  # type: ignore[assignment]
+    max_batch_tokens: int = ENGINE_DEFAULT
+    max_num_seqs: int = ENGINE_DEFAULT
     chunk_size: int = 512
     kv_block_size: int = 16
-    preemption: PreemptionMode | None = None
+    preemption: PreemptionMode = ENGINE_DEFAULT  # type: ignore[assignment]
     # no-evict reserves KV for the whole output at admission (TensorRT-LLM
     # GUARANTEED_NO_EVICT); recompute / swap admit on the prompt and preempt (vLLM)
-    admission: Admission | None = None
+    admission: Admission = ENGINE_DEFAULT  # type: ignore[assignment]
     router: RouterKind = RouterKind.ROUND_ROBIN
     gpu_memory_utilization: float = 0.9
     dtype: str = "bf16"
     kv_dtype: str | None = None
-    prefix_caching: bool | None = None
+    prefix_caching: bool = ENGINE_DEFAULT  # type: ignore[assignment]
     max_model_len: int | None = None
     horizon_s: Seconds | None = None
     fast_forward: bool = True
@@ -94,18 +105,18 @@ class ServingConfig:
         if self.engine is not None:
             object.__setattr__(self, "engine", eng.name)
         admission = self.admission
-        if admission is None:
-            admission = (Admission(str(self.preemption)) if self.preemption is not None
-                         else eng.admission)
+        if admission is ENGINE_DEFAULT:
+            admission = (eng.admission if self.preemption is ENGINE_DEFAULT
+                         else Admission(str(self.preemption)))
         object.__setattr__(self, "admission",
                            enum_value(Admission, admission, "serving.admission"))
-        if self.preemption is None:
+        if self.preemption is ENGINE_DEFAULT:
             object.__setattr__(self, "preemption", PreemptionMode.SWAP
                                if self.admission is Admission.SWAP else PreemptionMode.RECOMPUTE)
         defaults = {"scheduler": eng.default_scheduler, "max_batch_tokens": eng.max_batch_tokens,
                     "max_num_seqs": eng.max_num_seqs, "prefix_caching": eng.prefix_caching}
         for key, value in defaults.items():
-            if getattr(self, key) is None:
+            if getattr(self, key) is ENGINE_DEFAULT:
                 object.__setattr__(self, key, value)
         object.__setattr__(self, "scheduler", SCHEDULERS.kind(self.scheduler))
         eng.check_scheduler(self.scheduler)
