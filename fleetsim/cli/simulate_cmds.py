@@ -285,6 +285,7 @@ def simulate_serve(
                 result = simulate_serving(sc, df, seed=seed,
                                           progress=lambda now: bar.update(task, completed=now))
     summary = with_profiles(result.summary(), sc.profiles())
+    summary["engine"] = _engine_label(sc)
     if records:
         from planners.sweep import write_results
 
@@ -303,3 +304,15 @@ def simulate_serve(
     console.print(_serve_table(f"{sc.name or scenario}: {sc.model.name} on {groups}, "
                                f"{sc.serving.scheduler}", summary))
     print_efficiency(summary)
+
+
+def _engine_label(sc: object) -> str:
+    """The engine the scenario's replicas run ('kernel-only (default)' when unset; per group
+    when groups pick their own)."""
+    from hwmodels.engine_profiles import describe_engine
+
+    groups = sc.replica_groups()  # type: ignore[attr-defined]
+    labels = {g.name: describe_engine(sc.engine_of(g)) for g in groups}  # type: ignore
+    if len(set(labels.values())) == 1:
+        return next(iter(labels.values()))
+    return ", ".join(f"{name}: {label}" for name, label in labels.items())

@@ -2,13 +2,15 @@
 plus its workload spec) and the workload frame; simulator.serving.simulate runs the plan.
 
 Keys: model, cluster{device, num_devices, devices_per_node, intra_node, inter_node},
-serving{replicas, tp, pp, scheduler, max_batch_tokens, max_num_seqs, chunk_size, kv_block_size,
-preemption, router, gpu_memory_utilization, dtype, kv_dtype, prefix_caching, max_model_len,
+serving{engine, replicas, tp, pp, scheduler, max_batch_tokens, max_num_seqs, chunk_size,
+kv_block_size, preemption, admission, router, gpu_memory_utilization, dtype, kv_dtype, prefix_caching, max_model_len,
 horizon_s, fast_forward, replica_groups, disaggregation, routers, migration, client_timeout_s},
 workload{trace | synthetic{...} | clients (+ think_time_s, input, output, duration_s |
 num_requests, prefix), rate_scale, window{start_s, end_s}, prefix_block_tokens},
 slo{ttft_s, tpot_s}, power, failures, autoscale, seed, name, description (cluster keys:
-simulator/serving/__init__ and cluster_config).
+simulator/serving/__init__ and cluster_config). serving.engine (hwmodels/catalog/engines.yaml;
+unset: kernel-only) defaults scheduler, max_batch_tokens, max_num_seqs, preemption/admission and
+prefix_caching; replica_groups[i].engine overrides it per group (step costs only).
 """
 
 from __future__ import annotations
