@@ -8,6 +8,7 @@ from typing import Any
 
 from hwmodels.catalog import load_link
 from hwmodels.dtypes import kv_cache_dtype
+from hwmodels.engine_profiles import Admission
 from hwmodels.errors import ConfigError
 from hwmodels.memory import kv_bytes_per_token, kv_cache_capacity, serving_weight_bytes
 from hwmodels.power import StepPower
@@ -62,7 +63,8 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
                       preemption=sv.preemption,
                       swap_s_per_block=block_bytes / (host.bandwidth_Bps * host.efficiency),
                       watermark_blocks=int(WATERMARK_FRACTION * cap.blocks),
-                      fast_forward=sv.fast_forward, client_timeout_s=sv.client_timeout_s)
+                      fast_forward=sv.fast_forward, client_timeout_s=sv.client_timeout_s,
+                      reserve_output=sv.admission is Admission.NO_EVICT)
     ref = cost.time_s(0, 0, CAPACITY_BATCH, CAPACITY_BATCH * CAPACITY_CONTEXT)
     return ReplicaSetup(
         step_cost=step_cost_from_model(cost, pp=group.pp), lane=lane,

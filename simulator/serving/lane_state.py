@@ -47,6 +47,10 @@ class LaneConfig:
     fast_forward: bool = True
     sample_interval_s: float = 1.0
     client_timeout_s: float | None = None  # queued longer than this: dropped (client gave up)
+    # no-evict admission (TensorRT-LLM GUARANTEED_NO_EVICT, hwmodels.engine_profiles.Admission):
+    # a paged lane reserves the blocks of prompt + remaining output at admission, so decode
+    # never allocates and nothing is ever preempted
+    reserve_output: bool = False
 
     def __post_init__(self) -> None:
         for name in ("total_blocks", "block_size", "max_num_seqs", "max_batch_tokens",
@@ -71,7 +75,12 @@ class LaneState:
         self.env, self.cfg, self.scheduler, self.timer = env, cfg, scheduler, timer
         self.prefix = prefix
         self.replica, self.lane = replica, lane
-        self.paged = scheduler.paged  # False: KV for max_model_len reserved at admission
+        # False: KV for max_model_len reserved at admission (Orca). No-evict admission pages the
+        # pool whatever the scheduler, reserving prompt + output (TensorRT-LLM's in-flight
+        # batching over a paged KV cache)
+        self.paged = scheduler.paged or cfg.reserve_output
+        # KV grows block by block while decoding (paged, unless no-evict reserved it up front)
+        self.grows = self.paged and not cfg.reserve_output
         self.prefill_only = prefill_only  # disaggregated prefill: hand off after the prompt
         self.kv = KVPool(cfg.total_blocks, cfg.block_size, prefix)
         self.dec = DecodeSet(cfg.block_size)
@@ -81,7 +90,7 @@ class LaneState:
         # decode steps need (0 unless paged)
         self.available: Callable[[], int] = self.kv.available
         self.kv_sum: Callable[[], int] = self.dec.kv_sum
-        self.new_blocks: Callable[[int], int] = self.dec.new_blocks if self.paged else _no_blocks
+        self.new_blocks: Callable[[int], int] = self.dec.new_blocks if self.grows else _no_blocks
         self.stats = LaneStats(sample_interval_s=cfg.sample_interval_s)
         self.waiting: deque[Seq] = deque()
         self.ready: deque[Seq] = deque()  # KV transferred in, waiting for decode admission
@@ -125,7 +134,14 @@ class LaneState:
         """Private blocks seq needs on admission (non-paged: the whole max_model_len)."""
         if not self.paged:
             return self.kv.blocks_for(max(self.cfg.max_model_len, seq.target))
-        return self.kv.blocks_for(seq.target) - shared_blocks
+        return self.kv.blocks_for(self._final_tokens(seq)) - shared_blocks
+
+    def _final_tokens(self, seq: Seq) -> int:
+        """KV tokens seq's blocks are sized for: the prompt (growing later) or, with
+        no-evict admission, the prompt plus every output token still to come."""
+        if self.grows:
+            return seq.target
+        return seq.target + max(0, seq.output - seq.gen)
 
     # -- verbs ----------------------------------------------------------------------------------
 
@@ -212,7 +228,7 @@ class LaneState:
 
     def _release(self, seq: Seq) -> int:
         """Free seq's private blocks and unpin its prefix entries; returns blocks it held."""
-        if seq.phase is Phase.DECODE and self.paged:
+        if seq.phase is Phase.DECODE and self.grows:
             held = self.kv.blocks_for(self.dec.kv_tokens(seq))
             private = held - seq.shared
         else:
@@ -226,7 +242,7 @@ class LaneState:
         return held
 
     def _start_decoding(self, seq: Seq, kv_tokens: int) -> None:
-        if self.paged:
+        if self.grows:
             seq.private = 0  # derived from the KV length while decoding
         self.dec.add(seq, kv_tokens)
 
@@ -307,7 +323,7 @@ class LaneState:
         cfg, kv = self.cfg, self.kv
         while self.ready and len(self.running) < cfg.max_num_seqs:
             seq = self.ready[0]
-            need = kv.blocks_for(seq.target if self.paged
+            need = kv.blocks_for(self._final_tokens(seq) if self.paged
                                  else max(cfg.max_model_len, seq.target))
             if need + cfg.watermark_blocks > kv.total:
                 self._drop(self.ready.popleft(), DropReason.EXCEEDS_KV)

@@ -258,7 +258,7 @@ class Lane(LaneState):
         k_fin = plan.max_steps if self.scheduler.pads else dec.steps_to_next_finish()
         if not self.cfg.fast_forward:
             k = 1
-        elif self.paged:
+        elif self.grows:
             k = dec.steps_that_fit(self.kv.available(), max(1, k_fin))
         else:
             k = max(1, k_fin)
