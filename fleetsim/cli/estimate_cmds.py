@@ -37,6 +37,9 @@ def estimate_step_cmd(
     inter_node: str = typer.Option(None, "--inter-node",
                                    help="Scale-out NIC when tp*pp spans nodes (default: the "
                                         "device generation's)."),
+    engine: str = typer.Option(None, "--engine",
+                               help="Serving engine preset (hwmodels/catalog/engines.yaml: "
+                                    "vllm-0.2, vllm-0.6, sglang, trtllm; default kernel-only)."),
     profile: list[str] = PROFILE_OPTION,
     no_profile: bool = NO_PROFILE_OPTION,
     allow_infeasible: bool = typer.Option(
@@ -74,7 +77,10 @@ def estimate_step_cmd(
         raise ConfigError("empty batch: give --prefill-len/--prefill-seqs and/or "
                           "--decode-seqs/--context", key="batch")
     from hwmodels.cluster import build_cluster, describe_fabric
+    from hwmodels.engine_profiles import describe_engine, load_engine
 
+    if engine is not None:
+        engine = load_engine(engine, key="--engine").name
     choice = profile_choice(profile, no_profile)
     m = load_model(model)
     d = load_device(device)
@@ -102,14 +108,15 @@ def estimate_step_cmd(
         prefill_lens=[prefill_len] * prefill_seqs,
         decode_context_lens=[context] * decode_seqs,
         dtype=wdtype, kv_dtype=kvdtype,
-        profile=prof, inter_link=inter_node,
+        profile=prof, inter_link=inter_node, engine=engine,
     )
     out = {"model": m.name, "device": d.name, "tp": tp, "pp": pp,
            "prefill_tokens": prefill_len * prefill_seqs, "decode_seqs": decode_seqs,
            "context": context, "dtype": dtype, "time_s": est.time_s,
            "breakdown": dict(est.breakdown), "fits_memory": fit.fits,
            "memory_needed_gib": fit.needed_bytes / GiB,
-           "memory_capacity_gib": fit.available_bytes / GiB, "fabric": fabric}
+           "memory_capacity_gib": fit.available_bytes / GiB, "fabric": fabric,
+           "engine": describe_engine(engine)}
     with_profiles(out, {d.name: prof})
     if json_out:
         emit_json(out)
@@ -121,6 +128,7 @@ def estimate_step_cmd(
         t.add_row(k, f"{v * 1e3:.3f} ms" if k.endswith("_s") else f"{v:.4g}")
     console.print(t)
     console.print(f"fabric: {fabric}", highlight=False, soft_wrap=True)
+    console.print(f"engine: {out['engine']}", highlight=False, soft_wrap=True)
     print_efficiency(out)
     if not fit.fits:
         console.print(f"DOES NOT FIT ({fit.describe()} per device): this step cannot run")
