@@ -12,8 +12,15 @@ Scenario YAML (all cluster keys optional; the homogeneous form of issue 4 still 
               profile: h100-sxm}   # efficiency profile: a path (relative to this file), a
                                    # bundled name, or `defaults`; omitted: bundled, else catalog
     serving:
+      engine: vllm-0.6             # software-stack preset (hwmodels/catalog/engines.yaml:
+                                   # vllm-0.2, vllm-0.6, sglang, trtllm; unset: kernel-only,
+                                   # the kernel model + 0.5 ms a step); it defaults scheduler,
+                                   # max_num_seqs, max_batch_tokens, admission, prefix_caching
+      admission: no-evict | recompute | swap   # no-evict reserves prompt + output KV
       engine_overhead: vllm-2024   # optional: per-step host overhead from the profile's fitted
                                    # engine (default: hwmodels.step.STEP_OVERHEAD_S, 0.5 ms)
+      ep: 1                        # MoE expert parallelism over a stage's tp devices
+      dp_attention: false          # attention/dense parts data-parallel over the tp devices
       # homogeneous: replicas x (tp, pp) of cluster.device           (issue 4, unchanged)
       replicas: 4
       tp: 4
