@@ -20,6 +20,21 @@ The step's host overhead is STEP_OVERHEAD_S, or with `engine_overhead` the profi
 engine coefficients, which count the sequences in the step (prefill_seqs + decode_seqs, the
 rows the logits are computed for). Memory-bound kernels run on the profile's curve for their
 ElementwiseKind; TP all-reduces and PP sends use its measured collectives where they apply.
+
+`engine` (hwmodels.engine_profiles; None or kernel-only: all of the above unchanged) replaces
+the flat overhead by the engine's software terms, each a function of the five sums:
+- cpu_s: host work fixed + per_seq * sequences, of which cpu_overlap is hidden behind the GPU
+  step (never more than the GPU time): max(cpu * (1 - overlap), cpu - gpu_s);
+- launch_s: host kernel launches not hidden behind the GPU work: max(0, launches - gpu_s),
+  launches = one graph replay for decode-only steps within cuda_graph_max_seqs when the engine
+  captures CUDA graphs, else layers x kernels_per_layer (+2 all-reduces at TP > 1) eager;
+- transport_s: the worker transport per step at TP x PP > 1 (Ray's, or a shared-memory one);
+and scales the kernels it changes: element-wise time x fused_elementwise, decode attention /
+decode_attention_efficiency, and with a custom all-reduce each TP all-reduce up to its size
+limit costs its small-message latency plus NCCL's size-dependent part (never more than NCCL).
+overhead_s is then 0 and the breakdown gains ENGINE_BREAKDOWN_KEYS (all parts sum to time_s).
+With engine_overhead too, the profile's fitted coefficients replace the preset's CPU and
+transport numbers (they were measured with the transport in them).
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ from hwmodels import layers, ops
 from hwmodels.cluster import build_cluster, group_info
 from hwmodels.collectives import CollectiveOp, collective_time_for_group
 from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, kv_cache_dtype, parse_dtype
+from hwmodels.engine_profiles import AllReduceImpl, EngineProfile, load_engine
 from hwmodels.errors import ConfigError
 from hwmodels.flops import attention_core_flops
 from hwmodels.profile import DeviceProfile, ElementwiseKind
@@ -58,6 +74,13 @@ MEMO_MAX_ENTRIES = 1 << 18
 
 BREAKDOWN_KEYS = ("gemm_s", "attention_prefill_s", "attention_decode_s", "elementwise_s",
                   "tp_comm_s", "pp_comm_s", "logits_s", "overhead_s")
+# Extra parts of a step under an engine profile (overhead_s is 0 there).
+ENGINE_BREAKDOWN_KEYS = ("cpu_s", "launch_s", "transport_s")
+# Launches outside the layers: embedding, final norm, logits GEMM, gather, sampler (counted
+# from vLLM's model runner; an eager step's fixed launches).
+NON_LAYER_KERNELS = 5
+# NCCL all-reduce size standing for its latency floor (the small-message plateau).
+ALLREDUCE_FLOOR_BYTES = 4096.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +132,8 @@ class StepCostModel:
 
     engine_overhead names an engine of the profile's engine_overheads: its fitted per-step
     host overhead replaces step_overhead_s (None: step_overhead_s, STEP_OVERHEAD_S default).
+    engine: an EngineProfile or preset name (None / kernel-only: today's model); see the module
+    docstring. breakdown_keys lists the parts its breakdown sums to time_s.
     """
 
     def __init__(self, model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int = 1,
@@ -117,7 +142,8 @@ class StepCostModel:
                  intra_link: str | LinkSpec | None = None,
                  inter_link: str | LinkSpec = "ib-ndr",
                  step_overhead_s: float = STEP_OVERHEAD_S,
-                 engine_overhead: str | None = None) -> None:
+                 engine_overhead: str | None = None,
+                 engine: EngineProfile | str | None = None) -> None:
         for key, value in (("tp", tp), ("pp", pp)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"must be an integer >= 1, got {value!r}", key=key)
@@ -141,6 +167,12 @@ class StepCostModel:
         if engine_overhead is not None:
             self._overhead_fixed_s, self._overhead_per_seq_s = engine_overhead_coefficients(
                 self.profile, str(engine_overhead), tp)
+        self.engine = None if engine is None else load_engine(engine)
+        eng = self.engine if self.engine is not None and not self.engine.kernel_only else None
+        self._eng = eng  # None: the flat-overhead model
+        self.breakdown_keys = BREAKDOWN_KEYS + (ENGINE_BREAKDOWN_KEYS if eng else ())
+        if eng is not None:
+            self._setup_engine(eng, engine_overhead is not None)
         self.act_dtype = DType.FP32 if self.dtype in (DType.FP32, DType.TF32) else DType.BF16
         self.elt = BYTES_PER_ELEMENT[self.act_dtype]
         self.stages = _stage_layer_counts(model, pp)
@@ -166,6 +198,37 @@ class StepCostModel:
         self._time_memo: dict[tuple[float, ...], float] = {}
         self._linear_memo: dict[float, tuple[float, ...]] = {}
         self._rows_memo: dict[float, tuple[float, float]] = {}
+
+    def _setup_engine(self, eng: EngineProfile, fitted: bool) -> None:
+        """Per-step constants of the engine's software terms."""
+        multi = self.tp * self.pp > 1
+        if not fitted:
+            self._overhead_fixed_s, self._overhead_per_seq_s = eng.cpu_fixed_s, eng.cpu_per_seq_s
+        # fitted coefficients already hold the engine's worker communication
+        self._transport = (0.0, 0.0) if fitted or not multi else (eng.transport_step_s,
+                                                                   eng.transport_per_seq_s)
+        per_layer = eng.kernels_per_layer + (2 if self.tp > 1 else 0)
+        self._eager_launch_s = (self.model.num_layers * per_layer + NON_LAYER_KERNELS) \
+            * eng.launch_s_per_kernel
+        self._graph_max = eng.cuda_graph_max_seqs if eng.cuda_graphs else -1
+        self._keep_cpu = 1.0 - eng.cpu_overlap
+        self._elt_factor = eng.fused_elementwise
+        self._attn_d_factor = 1.0 / eng.decode_attention_efficiency
+        self._custom_ar = eng.tp_allreduce is AllReduceImpl.CUSTOM and self.tp > 1
+
+    def _engine_terms(self, gpu_s: float, rows: float, prefill_tokens: float,
+                      decode_seqs: float) -> tuple[float, float, float]:
+        """(cpu_s, launch_s, transport_s) of one step under the engine (module docstring)."""
+        cpu = self._overhead_fixed_s + self._overhead_per_seq_s * rows
+        cpu_s = max(cpu * self._keep_cpu, cpu - gpu_s)
+        eng = self._eng
+        if prefill_tokens == 0 and decode_seqs <= self._graph_max:
+            launches = eng.graph_launch_s  # type: ignore[union-attr]
+        else:
+            launches = self._eager_launch_s
+        launch_s = max(0.0, launches - gpu_s)
+        fixed, per_seq = self._transport
+        return cpu_s, launch_s, fixed + per_seq * rows
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -194,10 +257,17 @@ class StepCostModel:
             # write new K/V into the paged cache (reshape_and_cache: a copy)
             elt.append((ElementwiseKind.COPY, 2.0 * tokens * self.kv_row_bytes))
             flops = sum(g.flops for g in layers.layer_gemms(m, tokens, 1, moe=moe))
-            out += [layers.gemms_time(d, gemms, self.dtype, p),
-                    layers.elementwise_time(d, elt, p), flops]
+            elt_s = layers.elementwise_time(d, elt, p)
+            if self._eng is not None:
+                elt_s *= self._elt_factor
+            out += [layers.gemms_time(d, gemms, self.dtype, p), elt_s, flops]
         hidden_bytes = tokens * m.hidden_size * self.elt
         all_reduce = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE, hidden_bytes)
+        eng = self._eng
+        if eng is not None and self._custom_ar and hidden_bytes <= eng.custom_allreduce_max_bytes:
+            floor = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE, ALLREDUCE_FLOOR_BYTES)
+            all_reduce = min(all_reduce, max(eng.allreduce_latency_s,
+                                             all_reduce - floor + eng.allreduce_latency_s))
         embed = ops._memory(d, p, 2.0 * hidden_bytes, ElementwiseKind.EMBEDDING)
         sends = [self._comm(g, CollectiveOp.SEND_RECV, hidden_bytes)
                  for g in (self._p2p_groups or [])]
@@ -273,11 +343,15 @@ class StepCostModel:
         attn_d = ops._decode(d, p, decode_seqs, decode_context_sum, self.heads,
                              self.decode_kv_heads, m.head_dim, self.kv_dtype, self.latent_dim,
                              self._decode_rate)
+        if self._eng is not None:
+            attn_d *= self._attn_d_factor
         rows = decode_seqs + (prefill_seqs or (1 if prefill_tokens else 0))  # seqs in step
         logits_s, logits_flops = self._logits(rows)
         overhead = self._overhead_fixed_s
         if self._overhead_per_seq_s:
             overhead += self._overhead_per_seq_s * rows
+        if self._eng is not None:
+            overhead = 0.0  # the engine's terms are added below
         embed_ar = all_reduce if self.tp > 1 else 0.0
         per_dense = g_dense + e_dense + 2 * all_reduce + attn_p + attn_d
         per_moe = g_moe + e_moe + 2 * all_reduce + attn_p + attn_d
@@ -292,10 +366,13 @@ class StepCostModel:
             stage_s = max(stage_s, t)
         nd, nm, n = self.num_dense, self.num_moe, self.num_layers
         attn_flops = self.attn_flops_per_pair * (prefill_attn_units + decode_context_sum)
-        return (nd * g_dense + nm * g_moe, n * attn_p, n * attn_d,
-                nd * e_dense + nm * e_moe + embed, 2 * n * all_reduce + embed_ar, sends,
-                final_norm + logits_s, overhead, stage_s,
-                nd * f_dense + nm * f_moe + n * attn_flops + logits_flops)
+        out = (nd * g_dense + nm * g_moe, n * attn_p, n * attn_d,
+               nd * e_dense + nm * e_moe + embed, 2 * n * all_reduce + embed_ar, sends,
+               final_norm + logits_s, overhead, stage_s,
+               nd * f_dense + nm * f_moe + n * attn_flops + logits_flops)
+        if self._eng is None:
+            return out
+        return out + self._engine_terms(sum(out[:7]), rows, prefill_tokens, decode_seqs)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -308,7 +385,10 @@ class StepCostModel:
         self._check(args)
         parts = self._parts(*args)
         out = dict(zip(BREAKDOWN_KEYS, parts[:8], strict=True))
-        out["time_s"] = sum(parts[:8])
+        if self._eng is not None:
+            extra = parts[10:] if len(parts) > 10 else (0.0,) * len(ENGINE_BREAKDOWN_KEYS)
+            out.update(zip(ENGINE_BREAKDOWN_KEYS, extra, strict=True))
+        out["time_s"] = sum(parts[:8]) + sum(parts[10:])
         out["stage_s"] = parts[8]
         out["flops"] = parts[9]
         return out
@@ -323,7 +403,8 @@ class StepCostModel:
         if hit is not None:
             return hit
         self._check(key)
-        value = sum(self._parts(*key)[:8])
+        parts = self._parts(*key)
+        value = sum(parts[:8]) + sum(parts[10:])
         if len(self._time_memo) >= MEMO_MAX_ENTRIES:
             self._time_memo.clear()
         self._time_memo[key] = value
@@ -334,10 +415,10 @@ class StepCostModel:
 def _cost_model(model: ModelSpec, device: DeviceSpec, tp: int, pp: int, dtype: DType | str,
                 kv_dtype: DType | str | None, profile: DeviceProfile | str | Path | None,
                 intra_link: str | LinkSpec | None, inter_link: str | LinkSpec,
-                engine_overhead: str | None) -> StepCostModel:
+                engine_overhead: str | None, engine: str | None = None) -> StepCostModel:
     return StepCostModel(model, device, tp=tp, pp=pp, dtype=dtype, kv_dtype=kv_dtype,
                          profile=profile, intra_link=intra_link, inter_link=inter_link,
-                         engine_overhead=engine_overhead)
+                         engine_overhead=engine_overhead, engine=engine)
 
 
 def _lengths(values: Sequence[int], key: str, minimum: int) -> list[int]:
@@ -369,15 +450,16 @@ def estimate_step(model: ModelSpec, device: DeviceSpec, *, tp: int = 1, pp: int 
                   profile: DeviceProfile | str | Path | None = None,
                   intra_link: str | LinkSpec | None = None,
                   inter_link: str | LinkSpec = "ib-ndr",
-                  engine_overhead: str | None = None) -> StepEstimate:
+                  engine_overhead: str | None = None,
+                  engine: str | None = None) -> StepEstimate:
     """One serving step: prompts of prefill_lens new tokens (after prefill_cached cached ones)
     and sequences decoding one token at decode_context_lens, on a TP x PP replica
-    (engine_overhead: as StepCostModel)."""
+    (engine_overhead, engine: as StepCostModel)."""
     units = prefill_attn_units(prefill_lens, prefill_cached)
     new = list(prefill_lens)
     ctx = _lengths(decode_context_lens, "decode_context_lens", 1)
     cost = _cost_model(model, device, tp, pp, dtype, kv_dtype, profile, intra_link, inter_link,
-                       engine_overhead)
+                       engine_overhead, None if engine is None else str(engine))
     parts = cost.breakdown(sum(new), units, len(ctx), sum(ctx), prefill_seqs=len(new),
                            prefill_cached_sum=sum(prefill_cached))
     time_s = parts.pop("time_s")

@@ -35,9 +35,9 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
         cost = StepCostModel(model, device, tp=group.tp, pp=group.pp, dtype=sv.dtype,
                              kv_dtype=sv.kv_dtype, profile=group.profile,
                              intra_link=plan.intra_node, inter_link=plan.inter_node,
-                             engine_overhead=sv.engine_overhead)
+                             engine_overhead=sv.engine_overhead, engine=plan.engine_of(group))
     except ConfigError as err:  # an engine the profile has not fitted: name the scenario
-        if err.key == "serving.engine_overhead":
+        if err.key in ("serving.engine_overhead", "serving.engine"):
             raise err.with_context(file=plan.file) from None
         raise
     try:

@@ -11,6 +11,7 @@ from typing import Any
 
 from hwmodels._compat import StrEnum
 from hwmodels.catalog import load_device
+from hwmodels.engine_profiles import load_engine
 from hwmodels.errors import ConfigError
 from hwmodels.profile import DeviceProfile
 from hwmodels.specs import DeviceSpec
@@ -40,9 +41,14 @@ class ReplicaGroup:
     slowdown: float = 1.0  # step-time multiplier (a straggling or throttled group)
     # the complete efficiency profile of `device` its costs use (None: bundled, else defaults)
     profile: DeviceProfile | None = None
+    # serving engine preset of this group (hwmodels.engine_profiles; None: serving.engine)
+    engine: str | None = None
 
     def __post_init__(self) -> None:
         where = f"replica_groups.{self.name}"
+        if self.engine is not None:
+            object.__setattr__(self, "engine",
+                               load_engine(self.engine, key=f"{where}.engine").name)
         if self.profile is not None and not isinstance(self.profile, DeviceProfile):
             raise ConfigError(f"expected a DeviceProfile, got {type(self.profile).__name__}",
                               key=f"{where}.profile")
@@ -263,6 +269,7 @@ class GroupSpec:
     # a path (relative to the scenario file), a bundled profile's name or 'defaults'; None:
     # cluster.profile for the cluster's device, else the bundled profile / catalog defaults
     profile: str | None = None
+    engine: str | None = None  # serving engine preset (None: serving.engine)
 
     def resolve(self, where: str, *, device: DeviceSpec, tp: int, pp: int, name: str,
                 count: int = 1, role: Role | None = None,
@@ -284,7 +291,13 @@ class GroupSpec:
             count=count if self.count is None else self.count,
             tp=tp if self.tp is None else self.tp, pp=pp if self.pp is None else self.pp,
             role=self.role or role or Role.BOTH,
-            price_usd_per_hour=self.price_usd_per_hour, slowdown=float(self.slowdown))
+            price_usd_per_hour=self.price_usd_per_hour, slowdown=float(self.slowdown),
+            engine=self._engine(where))
+
+    def _engine(self, where: str) -> str | None:
+        if self.engine is None:
+            return None
+        return load_engine(self.engine, key=f"{where}.engine").name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hwmodels.dtypes import parse_dtype
+from hwmodels.engine_profiles import Admission, describe_engine, load_engine
 from hwmodels.errors import ConfigError
 from hwmodels.ops import resolve_profile
 from hwmodels.profile import DeviceProfile
@@ -33,22 +34,29 @@ from simulator.serving.schedulers import SCHEDULERS, SchedulerKind
 class ServingConfig:
     """The serving: section (its fields are the YAML keys; defaults follow vLLM's).
     replica_groups / disaggregation are kept as written; the ServingPlan holds the groups
-    they resolve to (parse_serving_section)."""
+    they resolve to (parse_serving_section). `engine` names a hwmodels.engine_profiles preset
+    (None: DEFAULT_ENGINE, kernel-only = the step model before engine profiles); scheduler,
+    max_batch_tokens, max_num_seqs, preemption, admission and prefix_caching left unset take
+    that engine's defaults (explicit keys override them) and are resolved on construction."""
 
     replicas: int | None = None  # None: cluster.num_devices // (tp x pp), else 1
     tp: int = 1
     pp: int = 1
-    scheduler: SchedulerKind = SchedulerKind.VLLM
-    max_batch_tokens: int = 8192
-    max_num_seqs: int = 256
+    engine: str | None = None
+    scheduler: SchedulerKind | None = None
+    max_batch_tokens: int | None = None
+    max_num_seqs: int | None = None
     chunk_size: int = 512
     kv_block_size: int = 16
-    preemption: PreemptionMode = PreemptionMode.RECOMPUTE
+    preemption: PreemptionMode | None = None
+    # no-evict reserves KV for the whole output at admission (TensorRT-LLM
+    # GUARANTEED_NO_EVICT); recompute / swap admit on the prompt and preempt (vLLM)
+    admission: Admission | None = None
     router: RouterKind = RouterKind.ROUND_ROBIN
     gpu_memory_utilization: float = 0.9
     dtype: str = "bf16"
     kv_dtype: str | None = None
-    prefix_caching: bool = False
+    prefix_caching: bool | None = None
     max_model_len: int | None = None
     horizon_s: Seconds | None = None
     fast_forward: bool = True
@@ -63,6 +71,7 @@ class ServingConfig:
 
     def __post_init__(self) -> None:
         w = "serving"
+        self._resolve_engine_defaults()
         for key in ("replicas", "tp", "pp", "max_batch_tokens", "max_num_seqs", "chunk_size",
                     "kv_block_size", "max_model_len", "routers"):
             at_least(self, w, key, 1)
@@ -77,6 +86,34 @@ class ServingConfig:
                                str(parse_dtype(self.kv_dtype, key="serving.kv_dtype")))
         object.__setattr__(self, "preemption", enum_value(PreemptionMode, self.preemption,
                                                           "serving.preemption"))
+
+    def _resolve_engine_defaults(self) -> None:
+        """Unset engine-dependent keys take the engine's defaults; the scheduler must be one
+        the engine has."""
+        eng = load_engine(self.engine)
+        if self.engine is not None:
+            object.__setattr__(self, "engine", eng.name)
+        admission = self.admission
+        if admission is None:
+            admission = (Admission(str(self.preemption)) if self.preemption is not None
+                         else eng.admission)
+        object.__setattr__(self, "admission",
+                           enum_value(Admission, admission, "serving.admission"))
+        if self.preemption is None:
+            object.__setattr__(self, "preemption", PreemptionMode.SWAP
+                               if self.admission is Admission.SWAP else PreemptionMode.RECOMPUTE)
+        defaults = {"scheduler": eng.default_scheduler, "max_batch_tokens": eng.max_batch_tokens,
+                    "max_num_seqs": eng.max_num_seqs, "prefix_caching": eng.prefix_caching}
+        for key, value in defaults.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        object.__setattr__(self, "scheduler", SCHEDULERS.kind(self.scheduler))
+        eng.check_scheduler(self.scheduler)
+
+    @property
+    def engine_label(self) -> str:
+        """How outputs name the engine: 'vllm-0.6' or 'kernel-only (default)'."""
+        return describe_engine(self.engine)
 
     @property
     def sized_by_groups(self) -> bool:
@@ -118,6 +155,13 @@ class ServingPlan:
             per_node = self.devices_per_node or self.device.devices_per_node
             object.__setattr__(self, "power", replace(self.power, devices_per_server=per_node))
         self._check_scheduler_roles()
+        for g in self.groups:  # a group's own engine must have the serving scheduler too
+            if g.engine is not None:
+                try:
+                    load_engine(g.engine, key=f"serving.replica_groups[{g.name}].engine"
+                                ).check_scheduler(self.serving.scheduler)
+                except ConfigError as err:
+                    raise err.with_context(file=self.file) from None
         for key in ("slo_ttft_s", "slo_tpot_s"):
             value = getattr(self, key)
             if value is None:
@@ -145,6 +189,10 @@ class ServingPlan:
         sv = self.serving
         return (ReplicaGroup(name="default", device=self.device, count=sv.replicas or 1, tp=sv.tp,
                              pp=sv.pp, profile=self.profile),)
+
+    def engine_of(self, group: ReplicaGroup) -> str | None:
+        """The engine a group's replicas run (its own, else serving.engine; None: default)."""
+        return group.engine if group.engine is not None else self.serving.engine
 
     def profiles(self) -> dict[str, DeviceProfile]:
         """{device: the complete profile its groups' costs use}, one per device."""
