@@ -51,7 +51,7 @@ from hwmodels.layers import ProfileArg
 from hwmodels.ops import resolve_profile
 from hwmodels.profile import CATALOG_DEFAULTS, DeviceProfile
 from hwmodels.step import StepCostModel
-from simulator.serving.validation_e2e import KERNEL_ONLY, engine_supported, simulate_row
+from simulator.serving.validation_e2e import KERNEL_ONLY, simulate_row
 
 
 def load_published() -> pd.DataFrame:
@@ -83,10 +83,9 @@ class _CostModels:
 
 
 def _row_engine(row: pd.Series, preset: bool) -> str | None:
-    """The engine preset a prediction uses: the row's (preset=True) or none (kernel-only);
-    None too while hwmodels has no engine profiles."""
+    """The engine preset a prediction uses: the row's (preset=True) or none (kernel-only)."""
     name = row.get("engine")
-    if not preset or not isinstance(name, str) or name == KERNEL_ONLY or not engine_supported():
+    if not preset or not isinstance(name, str) or name == KERNEL_ONLY:
         return None
     return name
 

@@ -32,15 +32,6 @@ ARRIVAL_SEED = 0
 E2E_METRICS = ("out_tokens_per_s", "median_tpot_ms", "median_ttft_ms")
 
 
-def engine_supported() -> bool:
-    """True when hwmodels carries engine profiles (serving.engine is a known key)."""
-    try:
-        import hwmodels.engine_profiles  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _workload(row: pd.Series) -> pd.DataFrame:
     """Fixed-length requests: all at t=0 (offline) or Poisson at rate_rps (online)."""
     n = int(row.num_requests)
@@ -61,7 +52,7 @@ def simulate_row(row: pd.Series, profile: DeviceProfile, engine: str | None) -> 
                           allowed=E2E_METRICS)
     device = load_device(row.device)
     section: dict[str, Any] = {"replicas": 1, "tp": int(row.tp), "dtype": str(row.precision)}
-    if engine is not None and engine_supported():
+    if engine is not None:
         section["engine"] = engine
     cfg, groups = parse_serving_section(section, device=device, num_devices=int(row.tp),
                                         profile=profile)
