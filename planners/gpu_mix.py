@@ -48,7 +48,13 @@ from planners.buckets import (
     workload_span_s,
 )
 from planners.mix_ilp import MixSolution, Solver, single_type_costs, solve_mix
-from planners.mix_profile import ProfileTask, build_plan, profile_capacity
+from planners.mix_profile import (
+    ProfileTask,
+    build_plan,
+    check_slo,
+    profile_capacity,
+    slo_met,
+)
 from simulator.profiles import ProfileChoice
 from simulator.serving import ServingPlan, parse_serving_section, simulate_serving
 from simulator.serving.routers import ROUTERS
@@ -93,8 +99,8 @@ class GpuMixPlan:
     single_type_cost_usd_per_hour: dict[str, float | None]  # simulated (see notes)
     single_type_profiled_cost_usd_per_hour: dict[str, float | None]
     utilization: dict[str, float]  # ILP load / instances, per type used
-    slo_ttft_s: float
-    slo_tpot_s: float
+    slo_ttft_s: float | None  # None: a TPOT-only SLO (planners.mix_profile.slo_met)
+    slo_tpot_s: float | None
     slo_target: float
     slo_attainment: float  # simulated on the trace
     slo_attainment_by_type: dict[str, float]
@@ -214,8 +220,8 @@ def split_requests(bucket_of: np.ndarray, fractions: np.ndarray,
 
 
 def simulate_mix(model: str | ModelSpec, df: pd.DataFrame, types: Sequence[InstanceType],
-                 counts: Sequence[int], type_of: np.ndarray, *, slo_ttft_s: float,
-                 slo_tpot_s: float, serving: Mapping[str, Any] | None = None,
+                 counts: Sequence[int], type_of: np.ndarray, *, slo_ttft_s: float | None,
+                 slo_tpot_s: float | None, serving: Mapping[str, Any] | None = None,
                  seed: int = 0, profiles: ProfileChoice | None = None
                  ) -> tuple[float, dict[str, float]]:
     """Replay `df` on the mix (request i on type type_of[i], least-loaded within the type):
@@ -232,7 +238,7 @@ def simulate_mix(model: str | ModelSpec, df: pd.DataFrame, types: Sequence[Insta
         sub = df.iloc[rows].reset_index(drop=True)
         plan = build_plan(model, itype.device, itype.tp, replicas=n, slo_ttft_s=slo_ttft_s,
                           slo_tpot_s=slo_tpot_s, serving=serving, profiles=profiles)
-        met = simulate_serving(plan, sub, seed=seed).slo_met()
+        met = slo_met(simulate_serving(plan, sub, seed=seed), slo_ttft_s, slo_tpot_s)
         met_total += int(met.sum())
         by_type[itype.name] = float(met.mean())
     return met_total / max(1, len(df)), by_type
@@ -240,7 +246,8 @@ def simulate_mix(model: str | ModelSpec, df: pd.DataFrame, types: Sequence[Insta
 
 def simulate_mix_shared(model: str | ModelSpec, df: pd.DataFrame,
                         types: Sequence[InstanceType], counts: Sequence[int], *,
-                        router: str, slo_ttft_s: float, slo_tpot_s: float,
+                        router: str, slo_ttft_s: float | None,
+                        slo_tpot_s: float | None,
                         serving: Mapping[str, Any] | None = None,
                         seed: int = 0, profiles: ProfileChoice | None = None
                         ) -> tuple[float, dict[str, float]]:
@@ -259,7 +266,7 @@ def simulate_mix_shared(model: str | ModelSpec, df: pd.DataFrame,
                        device=device, serving=cfg, groups=typed_groups,
                        slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s)
     res = simulate_serving(plan, df, seed=seed)
-    met = res.slo_met()
+    met = slo_met(res, slo_ttft_s, slo_tpot_s)
     group_of = res.replicas.set_index("replica")["group"]
     rep = res.records["replica"]
     by_type = {}
@@ -320,8 +327,8 @@ class _LoopArgs:
     rates: np.ndarray  # [W, B]
     solver: str
     max_util: float
-    slo_ttft_s: float
-    slo_tpot_s: float
+    slo_ttft_s: float | None
+    slo_tpot_s: float | None
     slo_target: float
     max_iterations: int
     serving: Mapping[str, Any] | None
@@ -384,7 +391,7 @@ def _embed(single: MixSolution, t: int, n_types: int) -> MixSolution:
 
 def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
                  devices: Sequence[str], tp_options: Sequence[int] = (1,),
-                 slo_ttft_s: float, slo_tpot_s: float,
+                 slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
                  buckets: BucketGrid | Sequence[Sequence[int]] | None = None,
                  solver: str = "cbc", executor: Any = None, seed: int = 0,
                  prices: Mapping[str, float] | None = None, slo_target: float = 0.95,
@@ -396,10 +403,9 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
                  profiles: ProfileChoice | None = None) -> GpuMixPlan:
     """The cheapest GPU mix for `workload_df` (arrival_time_s, input_tokens, output_tokens)
     within (slo_ttft_s, slo_tpot_s) for >= slo_target of requests, confirmed by simulation;
+    either SLO may be left out (TPOT-only is Mélange's setting), not both;
     `profiles` (--profile / --no-profile) picks each device's efficiency profile."""
-    for key, value in (("slo_ttft_s", slo_ttft_s), ("slo_tpot_s", slo_tpot_s)):
-        if not (isinstance(value, (int, float)) and value > 0):
-            raise ConfigError(f"must be > 0, got {value!r}", key=f"gpu_mix.{key}")
+    check_slo(slo_ttft_s, slo_tpot_s)
     if not 0 < slo_target <= 1:
         raise ConfigError(f"must be in (0, 1], got {slo_target!r}", key="gpu_mix.slo_target")
     if max_iterations < 1:
@@ -422,8 +428,8 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
     bks = bucketize(df, grid, seed=seed)
     serving_items = tuple(sorted((serving or {}).items()))
     tasks = [ProfileTask(model=model, device=it.device, tp=it.tp, inputs=b.inputs,
-                         outputs=b.outputs, slo_ttft_s=float(slo_ttft_s),
-                         slo_tpot_s=float(slo_tpot_s), target=slo_target,
+                         outputs=b.outputs, slo_ttft_s=_opt(slo_ttft_s),
+                         slo_tpot_s=_opt(slo_tpot_s), target=slo_target,
                          num_requests=profile_requests, seed=seed, serving=serving_items,
                          profiles=profiles)
              for b in bks for it in types]
@@ -440,8 +446,8 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
         np.maximum(df["output_tokens"].to_numpy(dtype=np.int64), 1)))
     loop = _LoopArgs(model=model, df=df, bucket_of=bucket_of, window_of=window_of,
                      rates=rates, solver=solver,
-                     max_util=max_util, slo_ttft_s=float(slo_ttft_s),
-                     slo_tpot_s=float(slo_tpot_s), slo_target=slo_target,
+                     max_util=max_util, slo_ttft_s=_opt(slo_ttft_s),
+                     slo_tpot_s=_opt(slo_tpot_s), slo_target=slo_target,
                      max_iterations=max_iterations, serving=serving, seed=seed,
                      router=router, profiles=profiles)
     sol, attained, by_type, history, derated = _close_loop(loop, types, capacity)
@@ -490,7 +496,7 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
                                                                      strict=True)},
         utilization={n: float(u) for n, u, c in zip(names, util, sol.counts, strict=True)
                      if c},
-        slo_ttft_s=float(slo_ttft_s), slo_tpot_s=float(slo_tpot_s), slo_target=slo_target,
+        slo_ttft_s=_opt(slo_ttft_s), slo_tpot_s=_opt(slo_tpot_s), slo_target=slo_target,
         slo_attainment=attained, slo_attainment_by_type=by_type,
         meets_slo=attained >= slo_target, iterations=iterations, solve_time_s=solve_time,
         profile_time_s=profile_time, solver=sol.solver, buckets=bframe,
@@ -511,6 +517,11 @@ def plan_gpu_mix(model: str | ModelSpec, workload_df: pd.DataFrame, *,
                   if refused else {})},
         refused_requests=refused,
         **plan_kwargs)
+
+
+def _opt(value: float | None) -> float | None:
+    """A checked SLO as float, None kept (that SLO not set)."""
+    return None if value is None else float(value)
 
 
 def _refuse_too_long(df: pd.DataFrame, model: str | ModelSpec,

@@ -370,8 +370,9 @@ def plan_gpu_mix_cmd(
     trace: str = typer.Option(..., "--trace", help="Trace file or bundled sample name."),
     devices: str = typer.Option(..., "--devices", help="Candidate types, e.g. l4,a10g,h100-sxm."),
     tp: str = typer.Option("1", "--tp", help="TP options per replica, e.g. 1,2."),
-    slo_ttft: float = typer.Option(..., "--slo-ttft", help="TTFT SLO in seconds."),
-    slo_tpot: float = typer.Option(..., "--slo-tpot", help="TPOT SLO in seconds."),
+    slo_ttft: float = typer.Option(None, "--slo-ttft", help="TTFT SLO in seconds (optional)."),
+    slo_tpot: float = typer.Option(None, "--slo-tpot", help="TPOT SLO in seconds; alone, a "
+                                   "request also needs e2e / output tokens within it (Mélange)."),
     slo_target: float = typer.Option(0.95, "--slo-target", help="Fraction of requests in SLO."),
     price: list[str] = typer.Option(None, "--price", help="device=$/h per device (repeatable)."),
     solver: str = typer.Option("cbc", "--solver", help="cbc | highs"),
@@ -392,8 +393,9 @@ def plan_gpu_mix_cmd(
 ) -> None:
     """Cheapest GPU mix meeting the SLO (ILP over request-size buckets), confirmed by simulation.
 
-    A mix whose simulated SLO attainment stays below --slo-target exits 3 unless
-    --allow-infeasible (then: the best mix found, marked as missing the target).
+    Give --slo-ttft, --slo-tpot or both (neither: exit 2). A mix whose simulated SLO
+    attainment stays below --slo-target exits 3 unless --allow-infeasible (then: the best mix
+    found, marked as missing the target).
 
     Example:
 
@@ -401,7 +403,9 @@ def plan_gpu_mix_cmd(
     """
     from hwmodels.atomic import atomic_write
     from planners.gpu_mix import plan_gpu_mix, plot_gpu_mix
+    from planners.mix_profile import check_slo
 
+    check_slo(slo_ttft, slo_tpot)  # before reading the trace: neither SLO is exit 2
     check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
     names = [d.strip() for d in devices.split(",") if d.strip()]
     choice, used = _plan_profiles(profile, no_profile, names)

@@ -178,7 +178,12 @@ def suite_report(suite: str, sources: Sequence[Source]) -> dict[str, Any]:
                 "rows": int(mine["rows"]), "mape_pct": float(mine["mape_pct"]),
                 "max_abs_error_pct": float(mine["max_abs_error_pct"]),
                 "defaults_mape_pct": ref, "verdict": _verdict(float(mine["mape_pct"]), ref)}
-    return {"sources": [s.describe() for s in sources], "rows": rows, "summary": summary}
+    out = {"sources": [s.describe() for s in sources], "rows": rows, "summary": summary}
+    if suite == "serving":
+        from simulator.serving.validation import summarize_engines
+
+        out["engines"] = summarize_engines(base)  # catalog defaults, preset vs kernel-only
+    return out
 
 
 def validation_report(suite: str = "all", sources: Sequence[Source] = (DEFAULTS,)
@@ -243,6 +248,14 @@ def _print_suite(name: str, data: dict[str, Any], sources: Sequence[Source]) -> 
         st.add_row(r["table"], str(r["rows"]), f"{r['mape_pct']:.1f}",
                    f"{r['max_abs_error_pct']:.1f}", *cells)
     console.print(st)
+    if data.get("engines"):
+        et = new_table(f"{name.capitalize()}: MAPE per engine, preset vs kernel-only (catalog "
+                       "defaults)", ("engine", "rows", "preset MAPE %", "kernel-only MAPE %",
+                                     "tables"))
+        for e in data["engines"]:
+            et.add_row(str(e["engine"]), str(e["rows"]), f"{e['mape_preset_pct']:.1f}",
+                       f"{e['mape_kernel_only_pct']:.1f}", ", ".join(e["tables"]))
+        console.print(et)
     if name == "training":
         from simulator.training.validation import HELDOUT_H100_TABLES, TARGET_TABLES
 

@@ -1,4 +1,11 @@
-"""Serving-side validation: published TensorRT-LLM throughput and first-token latency.
+"""Serving-side validation: published TensorRT-LLM step tables and end-to-end engine runs.
+
+Two kinds of rows (simulator/data/serving_published.csv). Step rows (TRTLLM-*) are described
+below. End-to-end rows (SGL-BENCH060: SGLang v0.3.0 vs vLLM v0.6.0, Sep 2024, offline
+throughput at saturation and online median TPOT/TTFT at fixed request rates) set
+`num_requests` and are simulated whole (simulator.serving.validation_e2e). Every row names its
+engine preset (`engine`); each is predicted with that preset and again kernel-only, and
+`summarize_engines` reports the MAPE of both per engine.
 
 Source: NVIDIA/TensorRT-LLM docs/source/performance.md ("Performance of TensorRT-LLM",
 v0.5/v0.6.1, late 2023): peak offline throughput at a fixed batch (output tokens/s per GPU;
@@ -44,6 +51,7 @@ from hwmodels.layers import ProfileArg
 from hwmodels.ops import resolve_profile
 from hwmodels.profile import CATALOG_DEFAULTS, DeviceProfile
 from hwmodels.step import StepCostModel
+from simulator.serving.validation_e2e import KERNEL_ONLY, simulate_row
 
 
 def load_published() -> pd.DataFrame:
@@ -60,24 +68,38 @@ class _CostModels:
     def __init__(self) -> None:
         self._models: dict[tuple[Any, ...], StepCostModel] = {}
 
-    def get(self, row: pd.Series, profile: DeviceProfile) -> StepCostModel:
+    def get(self, row: pd.Series, profile: DeviceProfile,
+            engine: str | None = None) -> StepCostModel:
         dtype = DType(row["precision"])
-        key = (str(row.model), str(row.device), int(row.tp), dtype, profile)
+        key = (str(row.model), str(row.device), int(row.tp), dtype, profile, engine)
         cm = self._models.get(key)
         if cm is None:
             kv = DType.FP8 if dtype is DType.FP8 else DType.FP16
+            extra: dict[str, Any] = {} if engine is None else {"engine": engine}
             cm = self._models[key] = StepCostModel(
                 load_model(row.model), load_device(row.device), tp=int(row.tp), dtype=dtype,
-                kv_dtype=kv, profile=profile)
+                kv_dtype=kv, profile=profile, **extra)
         return cm
 
 
+def _row_engine(row: pd.Series, preset: bool) -> str | None:
+    """The engine preset a prediction uses: the row's (preset=True) or none (kernel-only)."""
+    name = row.get("engine")
+    if not preset or not isinstance(name, str) or name == KERNEL_ONLY:
+        return None
+    return name
+
+
 def predict_row(row: pd.Series, profile: ProfileArg = CATALOG_DEFAULTS,
-                cost_models: _CostModels | None = None) -> float:
+                cost_models: _CostModels | None = None, *, preset: bool = True) -> float:
     """Prediction of one row in the row's metric and unit, with the efficiencies of `profile`
-    (a profile of the row's device, a path, CATALOG_DEFAULTS, or None = bundled)."""
+    (a profile of the row's device, a path, CATALOG_DEFAULTS, or None = bundled) and the row's
+    engine preset (preset=False: the kernel-only model)."""
     prof = resolve_profile(load_device(row.device), profile)
-    cm = (cost_models or _CostModels()).get(row, prof)
+    engine = _row_engine(row, preset)
+    if not pd.isna(row.get("num_requests")):
+        return simulate_row(row, prof, engine)
+    cm = (cost_models or _CostModels()).get(row, prof, engine)
     b, isl, osl = int(row.batch), int(row.input_len), int(row.output_len)
     prefill_s = cm.time_s(b * isl, b * isl * (isl / 2.0), 0, 0, prefill_seqs=b)
     if row.metric == "ttft_ms":
@@ -99,6 +121,28 @@ def summarize(df: pd.DataFrame) -> list[dict[str, Any]]:
     return summary
 
 
+def summarize_engines(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per engine preset: rows, MAPE with the preset and MAPE of the kernel-only model."""
+    out = []
+    if not len(df):
+        return out
+    for name, part in list(df.groupby("engine", sort=False)) + [("ALL", df)]:
+        out.append({"engine": name, "rows": len(part),
+                    "tables": sorted(set(part.source)),
+                    "mape_preset_pct": float(part.error_pct.abs().mean()),
+                    "mape_kernel_only_pct": float(part.error_kernel_only_pct.abs().mean())})
+    return out
+
+
+def _config(row: pd.Series) -> str:
+    """Short description of a row's setup for the tables."""
+    if pd.isna(row.get("num_requests")):
+        return f"{row['precision']} tp{row.tp} b{int(row.batch)} {row.input_len}/{row.output_len}"
+    load = "offline" if pd.isna(row.rate_rps) else f"{row.rate_rps:g} rps"
+    return (f"{row['precision']} tp{row.tp} n{int(row.num_requests)} {load} "
+            f"{row.input_len}/{row.output_len}")
+
+
 def validate_serving(*, profiles: Mapping[str, ProfileArg] | None = None,
                      devices: Collection[str] | None = None) -> dict[str, Any]:
     """Predicted vs published for every row, and MAPE per table (the `validate serving` JSON).
@@ -116,13 +160,17 @@ def validate_serving(*, profiles: Mapping[str, ProfileArg] | None = None,
         device = load_device(row.device).name
         if wanted is not None and device not in wanted:
             continue
-        predicted = predict_row(row, chosen.get(device, CATALOG_DEFAULTS), cost_models)
+        prof = chosen.get(device, CATALOG_DEFAULTS)
+        predicted = predict_row(row, prof, cost_models)
+        kernel_only = predict_row(row, prof, cost_models, preset=False) \
+            if _row_engine(row, True) is not None else predicted
         rows.append({"row": int(index), "source": row.source, "model": row.model,
-                     "device": row.device,
-                     "config": f"{row['precision']} tp{row.tp} b{row.batch} {row.input_len}/"
-                               f"{row.output_len}",
+                     "device": row.device, "engine": row.engine, "config": _config(row),
                      "metric": row.metric, "published": float(row.value),
                      "predicted": predicted,
-                     "error_pct": 100.0 * (predicted - row.value) / row.value})
+                     "error_pct": 100.0 * (predicted - row.value) / row.value,
+                     "predicted_kernel_only": kernel_only,
+                     "error_kernel_only_pct": 100.0 * (kernel_only - row.value) / row.value})
     df = pd.DataFrame(rows)
-    return {"rows": df.to_dict(orient="records"), "summary": summarize(df)}
+    return {"rows": df.to_dict(orient="records"), "summary": summarize(df),
+            "engines": summarize_engines(df)}

@@ -64,7 +64,8 @@ def test_serving_json_schema_and_defaults(cli_json, a100_profile: Path, no_bundl
     assert data["sources"][1]["device"] == "a100-80gb"
     assert data["sources"][1]["file"] == str(a100_profile)
     reference = validate_serving()
-    assert len(data["rows"]) == len(reference["rows"]) == 49
+    # 49 TRT-LLM rows + 20 SGL-BENCH060 end-to-end rows (added with issue 16)
+    assert len(data["rows"]) == len(reference["rows"]) == 69
     for row, ref in zip(data["rows"], reference["rows"], strict=True):
         # old keys: the catalog defaults' numbers, exactly
         assert row["predicted"] == ref["predicted"] and row["error_pct"] == ref["error_pct"]
@@ -89,9 +90,10 @@ def test_serving_json_schema_and_defaults(cli_json, a100_profile: Path, no_bundl
         "mape_pct"]
     assert a100["verdict"] in ("improves", "worse", "unchanged")
     everything = summary["ALL"]["by_source"]["gemm-up"]
-    assert everything["rows"] == 21  # the A100 rows only, compared with the defaults on them
+    assert everything["rows"] == 31  # the A100 rows only (21 TRT-LLM + 10 SGL-BENCH060)
     assert everything["defaults_mape_pct"] != summary["ALL"]["mape_pct"]
     assert summary["ALL"]["by_source"][DEFAULTS]["verdict"] == "unchanged"
+    assert {e["engine"] for e in data["engines"]} == {"trtllm", "sglang", "vllm-0.6", "ALL"}
 
 
 def test_table_prints_columns_side_by_side(cli, a100_profile: Path, no_bundled) -> None:
@@ -103,7 +105,8 @@ def test_table_prints_columns_side_by_side(cli, a100_profile: Path, no_bundled) 
     verdicts = [line for line in out.splitlines() if line.startswith("TRTLLM-TTFT-A100: ")]
     assert len(verdicts) == 1
     assert any(word in verdicts[0] for word in ("improves", "worse", "unchanged"))
-    assert "ALL: gemm-up" in out and "on its 21 rows" in out
+    assert "ALL: gemm-up" in out and "on its 31 rows" in out  # 21 TRT-LLM + 10 SGL-BENCH060
+    assert "MAPE per engine" in out and "kernel-only MAPE" in out
 
 
 def test_bundled_profiles_get_a_column_unless_no_profile(cli, cli_json, a100_profile: Path,

@@ -1,9 +1,19 @@
-"""Serving step model vs published TensorRT-LLM throughput and first-token latency.
+"""Serving step model vs published TensorRT-LLM throughput and first-token latency, and
+end-to-end engine runs.
 
-Tolerances (stated, fail past them): first-token latency MAPE <= 20% per device table;
+The TRT-LLM tolerances below were set for the kernel-only step model and are asserted on its
+column (`error_kernel_only_pct`, unchanged numbers); the rows' `trtllm` preset (engine seam,
+issue 16) describes the 2024 C++ executor, not the v0.5/v0.6.1 gptSessionBenchmark that
+measured them, and is bounded separately. Tolerances (stated, fail past them): first-token latency MAPE <= 20% per device table;
 throughput of the MHA models (GPT-J 6B, Llama-2-7B) MAPE <= 10%, every row within 15%;
-all 49 rows MAPE <= 25%. The GQA long-output rows are known to be over-predicted (see
+all 49 TRT-LLM rows MAPE <= 25%. The GQA long-output rows are known to be over-predicted (see
 simulator/serving/validation.py) and are bounded, not excused: each within +100%.
+
+End-to-end rows (SGL-BENCH060, 20 rows added with issue 16: SGLang v0.3.0 / vLLM v0.6.0 runs,
+simulated whole): offline throughput and online median TPOT each within 40% per row; the
+per-engine table reports preset and kernel-only MAPE for every engine named by a row.
+With the presets: TRT-LLM rows MAPE <= 25%, end-to-end throughput/TPOT rows within 60% (the
+sglang preset's max_num_seqs 1024 over-predicts Llama-3.1-70B offline throughput by ~54%).
 """
 
 from __future__ import annotations
@@ -21,28 +31,58 @@ def result() -> tuple[pd.DataFrame, dict[str, dict]]:
 
 
 def test_first_token_latency_within_20pct(result) -> None:
-    _, summary = result
+    df, _ = result
     for table in ("TRTLLM-TTFT-H100", "TRTLLM-TTFT-A100", "TRTLLM-TTFT-L40S"):
-        assert summary[table]["mape_pct"] <= 20.0, (table, summary[table])
+        part = df[df.source == table]
+        assert part.error_kernel_only_pct.abs().mean() <= 20.0, table
 
 
 def test_mha_model_throughput_within_10pct(result) -> None:
     df, _ = result
     mha = df[(df.metric == "out_tokens_per_s_per_gpu") & df.model.isin(["gpt-j-6b", "llama2-7b"])]
     assert len(mha) == 16
-    assert mha.error_pct.abs().mean() <= 10.0
-    assert mha.error_pct.abs().max() <= 15.0
+    assert mha.error_kernel_only_pct.abs().mean() <= 10.0
+    assert mha.error_kernel_only_pct.abs().max() <= 15.0
 
 
 def test_all_rows_mape_and_known_gqa_bound(result) -> None:
     df, summary = result
-    assert summary["ALL"]["rows"] == 49
-    assert summary["ALL"]["mape_pct"] <= 25.0
-    assert df.error_pct.max() <= 100.0 and df.error_pct.min() >= -40.0
+    assert summary["ALL"]["rows"] == 69
+    trt = df[df.source.str.startswith("TRTLLM")]
+    assert len(trt) == 49
+    err = trt.error_kernel_only_pct
+    assert err.abs().mean() <= 25.0
+    assert err.max() <= 100.0 and err.min() >= -40.0
+    assert trt.error_pct.abs().mean() <= 25.0  # with the trtllm preset
+
+
+def test_end_to_end_rows_within_bounds(result) -> None:
+    df, summary = result
+    e2e = df[df.source == "SGL-BENCH060"]
+    assert len(e2e) == 20 and summary["SGL-BENCH060"]["rows"] == 20
+    thr = e2e[e2e.metric.isin(["out_tokens_per_s", "median_tpot_ms"])]
+    assert len(thr) == 12
+    assert (thr.error_kernel_only_pct.abs() <= 40.0).all(), \
+        thr[["model", "engine", "config", "error_kernel_only_pct"]]
+    assert (thr.error_pct.abs() <= 60.0).all(), thr[["model", "engine", "config", "error_pct"]]
+
+
+def test_engine_table_has_preset_and_kernel_only() -> None:
+    out = validate_serving(devices=["a100-80gb"])
+    engines = {e["engine"]: e for e in out["engines"]}
+    assert {"trtllm", "sglang", "vllm-0.6", "ALL"} <= set(engines)
+    for name in ("sglang", "vllm-0.6"):
+        e = engines[name]
+        assert e["rows"] == 5 and e["tables"] == ["SGL-BENCH060"]
+        assert e["mape_preset_pct"] >= 0.0 and e["mape_kernel_only_pct"] >= 0.0
+        # the preset is applied (engine seam merged): it changes the predictions
+        assert e["mape_preset_pct"] != e["mape_kernel_only_pct"]
+    assert engines["ALL"]["rows"] == sum(e["rows"] for n, e in engines.items() if n != "ALL")
 
 
 def test_long_context_prefill_tracks_published(result) -> None:
     df, _ = result
     long = df[(df.metric == "ttft_ms") & df.config.str.contains("2048/1")
               & df.device.isin(["h100-sxm", "a100-80gb"])]
-    assert (long.error_pct.abs() <= 25.0).all(), long[["model", "config", "error_pct"]]
+    assert (long.error_kernel_only_pct.abs() <= 25.0).all(), \
+        long[["model", "config", "error_kernel_only_pct"]]
