@@ -64,7 +64,8 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
                       swap_s_per_block=block_bytes / (host.bandwidth_Bps * host.efficiency),
                       watermark_blocks=int(WATERMARK_FRACTION * cap.blocks),
                       fast_forward=sv.fast_forward, client_timeout_s=sv.client_timeout_s,
-                      reserve_output=sv.admission is Admission.NO_EVICT)
+                      reserve_output=sv.admission is Admission.NO_EVICT,
+                      multi_step=sv.num_scheduler_steps)
     ref = cost.time_s(0, 0, CAPACITY_BATCH, CAPACITY_BATCH * CAPACITY_CONTEXT)
     return ReplicaSetup(
         step_cost=step_cost_from_model(cost, pp=group.pp), lane=lane,

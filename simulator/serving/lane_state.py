@@ -51,6 +51,7 @@ class LaneConfig:
     # a paged lane reserves the blocks of prompt + remaining output at admission, so decode
     # never allocates and nothing is ever preempted
     reserve_output: bool = False
+    multi_step: int = 1  # vLLM --num-scheduler-steps: decode rounds no prompt can cut
 
     def __post_init__(self) -> None:
         for name in ("total_blocks", "block_size", "max_num_seqs", "max_batch_tokens",
@@ -81,6 +82,7 @@ class LaneState:
         self.paged = scheduler.paged or cfg.reserve_output
         # KV grows block by block while decoding (paged, unless no-evict reserved it up front)
         self.grows = self.paged and not cfg.reserve_output
+        self.round_left = 0  # decode steps left in the current multi-step round
         self.prefill_only = prefill_only  # disaggregated prefill: hand off after the prompt
         self.kv = KVPool(cfg.total_blocks, cfg.block_size, prefix)
         self.dec = DecodeSet(cfg.block_size)

@@ -86,13 +86,21 @@ class ServingConfig:
     # (vLLM --data-parallel-size tp with TP 1; SGLang --enable-dp-attention --dp tp)
     ep: int = 1
     dp_attention: bool = False
+    # vLLM multi-step scheduling (--num-scheduler-steps, v0.6): decode runs in rounds of this
+    # many steps that no new prompt can cut; prompts join only between rounds
+    num_scheduler_steps: int = 1
 
     def __post_init__(self) -> None:
         w = "serving"
         self._resolve_engine_defaults()
         for key in ("replicas", "tp", "pp", "max_batch_tokens", "max_num_seqs", "chunk_size",
-                    "kv_block_size", "max_model_len", "routers"):
+                    "kv_block_size", "max_model_len", "routers", "num_scheduler_steps"):
             at_least(self, w, key, 1)
+        if self.num_scheduler_steps > 1 and self.scheduler is not SchedulerKind.VLLM:
+            raise ConfigError(f"num_scheduler_steps {self.num_scheduler_steps} is vLLM's "
+                              f"multi-step scheduling: it needs scheduler vllm, not "
+                              f"{self.scheduler}", key="serving.num_scheduler_steps",
+                              allowed=["1", "scheduler: vllm"])
         for key in ("horizon_s", "client_timeout_s"):
             at_least(self, w, key, 0.0, strict=True)
         if not 0 < self.gpu_memory_utilization <= 1:

@@ -128,6 +128,8 @@ class Lane(LaneState):
             stats.ctx_read += dec.context_read(k)
             stats.tokens += n * k
         dec.step += k
+        if self.round_left:
+            self.round_left = max(0, self.round_left - k)
         for seq in dec.due():
             if seq.gen < seq.output:
                 seq.gen = seq.output

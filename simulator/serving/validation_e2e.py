@@ -45,6 +45,22 @@ def _workload(row: pd.Series) -> pd.DataFrame:
                          "output_tokens": np.full(n, int(row.output_len), dtype=np.int64)})
 
 
+def _serving_keys(row: pd.Series) -> dict[str, int]:
+    """The row's `serving` column ('key=int;key=int'): engine flags the published run used
+    (e.g. vLLM --num-scheduler-steps 10), applied with the engine preset only."""
+    raw = row.get("serving")
+    if raw is None or (isinstance(raw, float) and pd.isna(raw)) or not str(raw).strip():
+        return {}
+    out: dict[str, int] = {}
+    for item in str(raw).split(";"):
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ConfigError(f"expected key=integer, got {item!r}", key="serving",
+                              file="serving_published.csv")
+        out[key.strip()] = int(value)
+    return out
+
+
 def simulate_row(row: pd.Series, profile: DeviceProfile, engine: str | None) -> float:
     """Prediction of one end-to-end row in its metric's unit; `engine` None = kernel-only."""
     if row.metric not in E2E_METRICS:
@@ -54,6 +70,7 @@ def simulate_row(row: pd.Series, profile: DeviceProfile, engine: str | None) -> 
     section: dict[str, Any] = {"replicas": 1, "tp": int(row.tp), "dtype": str(row.precision)}
     if engine is not None:
         section["engine"] = engine
+        section.update(_serving_keys(row))  # the published run's own engine flags
     cfg, groups = parse_serving_section(section, device=device, num_devices=int(row.tp),
                                         profile=profile)
     plan = ServingPlan(model=load_model(row.model), device=device, serving=cfg, groups=groups,

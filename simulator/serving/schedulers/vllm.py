@@ -4,6 +4,8 @@ A step is either whole prompts (FIFO, within max_batch_tokens and max_num_seqs, 
 prompt allocated on admission, 1% watermark) or one decode token for every running request;
 when a decode step's new blocks do not fit, the newest running requests are preempted (recompute
 or swap). Swapped requests come back before new prompts are admitted (Kwon et al., SOSP'23).
+With multi-step scheduling (serving.num_scheduler_steps = N > 1, vLLM v0.6) decode runs in
+rounds of N steps; prompts are admitted only between rounds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 class VLLMScheduler(Scheduler):
     def plan(self, lane: LaneState) -> Plan | None:
         cfg = lane.cfg
+        if lane.round_left and lane.n_dec and not self.ensure_decode_blocks(lane):
+            # inside a multi-step round: keep decoding, new prompts wait for its end
+            return self.decode_plan(lane, interruptible=False, max_steps=lane.round_left)
+        lane.round_left = 0
         for _ in range(2):  # a second pass re-admits if preemption emptied the batch
             if lane.waiting and not lane.swapped:
                 chunks = self.admit_whole_prompts(lane, prefix_aware=True)
@@ -29,6 +35,9 @@ class VLLMScheduler(Scheduler):
                 return None
             preempted = self.ensure_decode_blocks(lane)
             swapped = 0 if preempted else lane.swap_in_fitting(0)
+            if lane.n_dec and cfg.multi_step > 1 and not preempted and not swapped:
+                lane.round_left = cfg.multi_step  # a new multi-step round
+                return self.decode_plan(lane, interruptible=False, max_steps=cfg.multi_step)
             if lane.n_dec:
                 # prompts were tried before this preemption freed blocks: after one step they
                 # may fit, so a preempting step is never fast-forwarded past its first step

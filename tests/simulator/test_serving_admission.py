@@ -1,4 +1,4 @@
-"""No-evict admission (TensorRT-LLM GUARANTEED_NO_EVICT): KV for prompt + output is reserved
+"""Admission as engines do it. No-evict admission (TensorRT-LLM GUARANTEED_NO_EVICT): KV for prompt + output is reserved
 at admission, so a paged lane never preempts, where vLLM's recompute policy does under the
 same overload; and it admits more than Orca's max_model_len reservation."""
 
@@ -53,3 +53,29 @@ def test_no_evict_reserves_less_than_orca_max_model_len(runs) -> None:
     """Reserving 2,048 tokens a request (prompt + output) instead of max_model_len (8,192)
     fits more requests at once: higher throughput on the same burst."""
     assert runs["no-evict"]["tokens_per_s"] > 2 * runs["orca"]["tokens_per_s"]
+
+
+def _ttft_p50(steps: int) -> float:
+    plan = ServingPlan(model=load_model("llama3-8b"), device=load_device("h100-sxm"),
+                       serving=ServingConfig(engine="vllm-0.6", num_scheduler_steps=steps))
+    n = 200
+    reqs = pd.DataFrame({"request_id": range(n), "arrival_time_s": [i * 0.05 for i in range(n)],
+                         "input_tokens": [256] * n, "output_tokens": [128] * n})
+    return float(simulate_serving(plan, reqs).records.eval("first_token_s - arrival_s").median())
+
+
+def test_multi_step_rounds_delay_new_prompts() -> None:
+    """vLLM --num-scheduler-steps 10: a prompt arriving mid-round waits for the round's end,
+    so TTFT rises by a fraction of a 10-step round."""
+    one, ten = _ttft_p50(1), _ttft_p50(10)
+    assert ten > one + 0.005
+
+
+def test_multi_step_needs_the_vllm_scheduler() -> None:
+    from hwmodels.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs scheduler vllm") as err:
+        ServingConfig(scheduler="sarathi", num_scheduler_steps=4)
+    assert err.value.key == "serving.num_scheduler_steps"
+    with pytest.raises(ConfigError):
+        ServingConfig(num_scheduler_steps=0)
