@@ -3,7 +3,9 @@
 Two kinds of rows (simulator/data/serving_published.csv). Step rows (TRTLLM-*) are described
 below. End-to-end rows (SGL-BENCH060: SGLang v0.3.0 vs vLLM v0.6.0, Sep 2024, offline
 throughput at saturation and online median TPOT/TTFT at fixed request rates) set
-`num_requests` and are simulated whole (simulator.serving.validation_e2e). Every row names its
+`num_requests` and are simulated whole (simulator.serving.validation_e2e), as are the
+fixed-concurrency rows (NIM-LLAMA33-CONC: NVIDIA NIM 1.8.0 benchmark tables, TTFT / ITL /
+output tokens/s at N concurrent clients; `batch` = N, metrics ending `_at_conc`). Every row names its
 engine preset (`engine`); each is predicted with that preset and again kernel-only, and
 `summarize_engines` reports the MAPE of both per engine.
 
@@ -138,7 +140,10 @@ def _config(row: pd.Series) -> str:
     """Short description of a row's setup for the tables."""
     if pd.isna(row.get("num_requests")):
         return f"{row['precision']} tp{row.tp} b{int(row.batch)} {row.input_len}/{row.output_len}"
-    load = "offline" if pd.isna(row.rate_rps) else f"{row.rate_rps:g} rps"
+    if str(row.metric).endswith("_at_conc"):
+        load = f"c{int(row.batch)} clients"
+    else:
+        load = "offline" if pd.isna(row.rate_rps) else f"{row.rate_rps:g} rps"
     return (f"{row['precision']} tp{row.tp} n{int(row.num_requests)} {load} "
             f"{row.input_len}/{row.output_len}")
 

@@ -64,8 +64,9 @@ def test_serving_json_schema_and_defaults(cli_json, a100_profile: Path, no_bundl
     assert data["sources"][1]["device"] == "a100-80gb"
     assert data["sources"][1]["file"] == str(a100_profile)
     reference = validate_serving()
-    # 49 TRT-LLM rows + 20 SGL-BENCH060 end-to-end rows (added with issue 16)
-    assert len(data["rows"]) == len(reference["rows"]) == 69
+    # 49 TRT-LLM rows + 20 SGL-BENCH060 end-to-end rows + 12 NIM-LLAMA33-CONC
+    # fixed-concurrency rows (all added with issue 16)
+    assert len(data["rows"]) == len(reference["rows"]) == 81
     for row, ref in zip(data["rows"], reference["rows"], strict=True):
         # old keys: the catalog defaults' numbers, exactly
         assert row["predicted"] == ref["predicted"] and row["error_pct"] == ref["error_pct"]

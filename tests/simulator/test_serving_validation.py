@@ -14,6 +14,13 @@ simulated whole): offline throughput and online median TPOT each within 40% per 
 per-engine table reports preset and kernel-only MAPE for every engine named by a row.
 With the presets: TRT-LLM rows MAPE <= 25%, end-to-end throughput/TPOT rows within 60% (the
 sglang preset's max_num_seqs 1024 over-predicts Llama-3.1-70B offline throughput by ~54%).
+
+Fixed-concurrency rows (NIM-LLAMA33-CONC, 12 rows added with issue 16: NIM 1.8.0,
+Llama-3.3-70B fp8 TP2 on 2 x H100, 5000/500 tokens, concurrency 1/5/25/50, closed-loop
+clients): with the trtllm preset ITL and throughput rows within 30%, TTFT rows up to
+concurrency 25 within 35%; concurrency 50's TTFT is a known miss (> 3x: 50 x 5500-token
+contexts overflow the bf16 KV cache we assume, so requests queue; the table does not state
+the KV dtype) and is asserted as such so a change in KV capacity shows up here.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ def test_mha_model_throughput_within_10pct(result) -> None:
 
 def test_all_rows_mape_and_known_gqa_bound(result) -> None:
     df, summary = result
-    assert summary["ALL"]["rows"] == 69
+    assert summary["ALL"]["rows"] == 81
     trt = df[df.source.str.startswith("TRTLLM")]
     assert len(trt) == 49
     err = trt.error_kernel_only_pct
@@ -86,3 +93,30 @@ def test_long_context_prefill_tracks_published(result) -> None:
               & df.device.isin(["h100-sxm", "a100-80gb"])]
     assert (long.error_kernel_only_pct.abs() <= 25.0).all(), \
         long[["model", "config", "error_kernel_only_pct"]]
+
+
+def test_fixed_concurrency_rows(result) -> None:
+    df, summary = result
+    conc = df[df.source == "NIM-LLAMA33-CONC"].copy()
+    assert len(conc) == 12 and summary["NIM-LLAMA33-CONC"]["rows"] == 12
+    conc["clients"] = conc.config.str.extract(r"c(\d+) ")[0].astype(int)
+    assert sorted(set(conc.clients)) == [1, 5, 25, 50]
+    steady = conc[conc.metric != "ttft_ms_at_conc"]
+    assert (steady.error_pct.abs() <= 30.0).all(), steady[["config", "metric", "error_pct"]]
+    ttft = conc[conc.metric == "ttft_ms_at_conc"].set_index("clients")
+    assert (ttft.loc[[1, 5, 25]].error_pct.abs() <= 35.0).all()
+    assert ttft.loc[50].error_pct > 200.0  # known: KV-cache queueing (module docstring)
+    # the trtllm preset's engine costs help here: kernel-only's prefill-limited TTFT misses
+    assert conc.error_pct.abs().mean() < conc.error_kernel_only_pct.abs().mean()
+
+
+def test_fixed_concurrency_metrics_are_consistent(result) -> None:
+    """Means are linear: e2e = TTFT + (output - 1) x ITL per request, so the predicted
+    throughput (Little's law) must equal clients x output / (TTFT + 499 x ITL)."""
+    df, _ = result
+    conc = df[df.source == "NIM-LLAMA33-CONC"]
+    for config, part in conc.groupby("config"):
+        p = part.set_index("metric").predicted
+        clients = int(config.split(" c")[1].split()[0])
+        e2e_s = (p["ttft_ms_at_conc"] + 499 * p["itl_ms_at_conc"]) / 1e3
+        assert p["out_tokens_per_s_at_conc"] == pytest.approx(clients * 500 / e2e_s, rel=1e-9)
