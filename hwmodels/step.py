@@ -177,6 +177,9 @@ class StepCostModel:
         self.engine = None if engine is None else load_engine(engine)
         eng = self.engine if self.engine is not None and not self.engine.kernel_only else None
         self._eng = eng  # None: the flat-overhead model
+        # kernel factors an engine changes (1: the kernels as the profile measured them)
+        self._elt_factor = self._attn_d_factor = 1.0
+        self._custom_ar = False
         self.breakdown_keys = BREAKDOWN_KEYS + (ENGINE_BREAKDOWN_KEYS if eng else ())
         if eng is not None:
             self._setup_engine(eng, engine_overhead is not None)
@@ -259,7 +262,7 @@ class StepCostModel:
         hidden_bytes = tokens * m.hidden_size * self.elt
         all_reduce = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE, hidden_bytes)
         eng = self._eng
-        if eng is not None and self._custom_ar and hidden_bytes <= eng.custom_allreduce_max_bytes:
+        if self._custom_ar and hidden_bytes <= eng.custom_allreduce_max_bytes:  # type: ignore
             floor = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE, ALLREDUCE_FLOOR_BYTES)
             all_reduce = min(all_reduce, max(eng.allreduce_latency_s,
                                              all_reduce - floor + eng.allreduce_latency_s))
@@ -268,29 +271,21 @@ class StepCostModel:
             if moe and not m.is_moe:
                 out += [0.0, 0.0, 0.0]
                 continue
+            elt = layers.layer_elementwise(m, tokens, tp, moe=moe, sequence_parallel=False,
+                                           dropout=False, dtype=self.act_dtype)
+            # write new K/V into the paged cache (reshape_and_cache: a copy)
+            elt.append((ElementwiseKind.COPY, 2.0 * tokens * self.kv_row_bytes))
+            elt_s = layers.elementwise_time(d, elt, p) * self._elt_factor
             if moe and self._ep_group is not None:  # EP / DP attention: hwmodels.serving_moe
                 c = serving_moe.moe_layer_cost(
                     m, d, self.moe_layout, tokens, dtype=self.dtype, act_bytes=self.elt,
                     profile=p, cluster=self._cluster, ep_group=self._ep_group,
                     tp_group=self._tp_group, imbalance=self.moe_imbalance)
-                elt = layers.layer_elementwise(m, tokens, tp, moe=True, sequence_parallel=False,
-                                               dropout=False, dtype=self.act_dtype)
-                elt.append((ElementwiseKind.COPY, 2.0 * tokens * self.kv_row_bytes))
-                elt_moe_s = layers.elementwise_time(d, elt, p)
-                if self._eng is not None:
-                    elt_moe_s *= self._elt_factor
-                out += [c.gemm_s, elt_moe_s, c.flops]
+                out += [c.gemm_s, elt_s, c.flops]
                 moe_comm = c.comm_s
                 continue
             gemms = layers.layer_gemms(m, tokens, tp, moe=moe)
-            elt = layers.layer_elementwise(m, tokens, tp, moe=moe, sequence_parallel=False,
-                                           dropout=False, dtype=self.act_dtype)
-            # write new K/V into the paged cache (reshape_and_cache: a copy)
-            elt.append((ElementwiseKind.COPY, 2.0 * tokens * self.kv_row_bytes))
             flops = sum(g.flops for g in layers.layer_gemms(m, tokens, 1, moe=moe))
-            elt_s = layers.elementwise_time(d, elt, p)
-            if self._eng is not None:
-                elt_s *= self._elt_factor
             out += [layers.gemms_time(d, gemms, self.dtype, p), elt_s, flops]
         embed = ops._memory(d, p, 2.0 * hidden_bytes, ElementwiseKind.EMBEDDING)
         sends = [self._comm(g, CollectiveOp.SEND_RECV, hidden_bytes)
@@ -367,8 +362,7 @@ class StepCostModel:
         attn_d = ops._decode(d, p, decode_seqs, decode_context_sum, self.heads,
                              self.decode_kv_heads, m.head_dim, self.kv_dtype, self.latent_dim,
                              self._decode_rate)
-        if self._eng is not None:
-            attn_d *= self._attn_d_factor
+        attn_d *= self._attn_d_factor
         rows = decode_seqs + (prefill_seqs or (1 if prefill_tokens else 0))  # seqs in step
         logits_s, logits_flops = self._logits(rows)
         overhead = self._overhead_fixed_s

@@ -57,9 +57,15 @@ def _section(spec: Mapping[str, Any], key: str, allowed: tuple[str, ...], where:
                           allowed=list(allowed))
     if not isinstance(raw, Mapping):
         raise ConfigError(f"expected a mapping, got {raw!r}", file=file, key=f"{where}.{key}")
+    return _known_keys(raw, allowed, f"{where}.{key}", file)
+
+
+def _known_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], where: str,
+                file: str | None) -> dict[str, Any]:
+    """`raw` as a dict, every key one of `allowed` (else ConfigError naming `where`.key)."""
     for k in raw:
         if k not in allowed:
-            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{where}.{key}.{k}",
+            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{where}.{k}",
                               allowed=list(allowed))
     return dict(raw)
 
@@ -234,11 +240,7 @@ def length_section(raw: Any, where: str, file: str | None) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"expected a length or a mapping, got {raw!r}", file=file, key=where,
                           allowed=["an integer (fixed)", "{dist: ...}"])
-    for k in raw:
-        if k not in LENGTH_KEYS:
-            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{where}.{k}",
-                              allowed=list(LENGTH_KEYS))
-    return dict(raw)
+    return _known_keys(raw, LENGTH_KEYS, where, file)
 
 
 def sample_lengths(sec: Mapping[str, Any], count: int, rng: np.random.Generator, where: str,
@@ -252,12 +254,7 @@ def sample_prefixes(sec: Mapping[str, Any], count: int, rng: np.random.Generator
     """Prefix hashes, shared tokens and block size for `count` requests (see _prefixes)."""
     if not isinstance(sec, Mapping):
         raise ConfigError(f"expected a mapping, got {sec!r}", file=file, key=where)
-    for k in sec:
-        if k not in PREFIX_KEYS:
-            raise ConfigError(f"unknown key '{k}'", file=file, key=f"{where}.{k}",
-                              allowed=list(PREFIX_KEYS))
-    return _prefixes(dict(sec), count, rng, where, file)
-
+    return _prefixes(_known_keys(sec, PREFIX_KEYS, where, file), count, rng, where, file)
 
 
 def _prefixes(sec: dict[str, Any], count: int, rng: np.random.Generator, where: str,

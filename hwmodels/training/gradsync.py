@@ -20,7 +20,6 @@ from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
-    FSDPImpl,
     ParallelConfig,
     TrainingConfig,
     stage_layer_counts,
@@ -29,7 +28,7 @@ from hwmodels.parallel import (
 from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ClusterSpec, DeviceSpec, ModelSpec
 from hwmodels.training.comm import CommModel
-from hwmodels.training.fsdp import OVERLAP_COMPUTE_SLOWDOWN
+from hwmodels.training.fsdp import traits as fsdp_traits
 from hwmodels.training.placement import StageGroups
 
 # Megatron-core DDP default bucket: max(40,000,000, 1,000,000 * dp) parameters.
@@ -206,12 +205,10 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
 
 
 def overlap_contention(parallel: ParallelConfig) -> float:
-    """Compute slowdown charged while an overlapped DP collective runs beside it: the same
-    measured figure the FSDP stacks use (hwmodels.training.fsdp.OVERLAP_COMPUTE_SLOWDOWN, Lee
-    et al. 2025); 0 for the explicit ideal and the v0.1 'nccl' stack (pinned SC'21 rows)."""
-    if FSDPImpl(parallel.fsdp_impl) in (FSDPImpl.IDEAL, FSDPImpl.NCCL):
-        return 0.0
-    return OVERLAP_COMPUTE_SLOWDOWN
+    """Compute slowdown charged while an overlapped DP collective runs beside it: the stack's
+    own FSDPTraits.contention (hwmodels.training.fsdp: OVERLAP_COMPUTE_SLOWDOWN, Lee et al.
+    2025; 0 for the explicit ideal and the v0.1 closed-form stacks pinned by the SC'21 rows)."""
+    return fsdp_traits(parallel).contention
 
 
 def adam_launches(params: float) -> int:

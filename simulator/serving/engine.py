@@ -259,19 +259,19 @@ class ServingEngine:
     def _on_finish(self, seq: Seq, now: float) -> None:
         self.requests.complete(seq.rid, now, generated=seq.output, preemptions=seq.preemptions,
                                cached_tokens=max(seq.first_cached, 0))
-        self._end()
-        if self.source is not None:
-            self.source.ended(seq.rid)
+        self._ended(seq.rid)
 
     def _on_drop(self, seq: Seq, reason: DropReason) -> None:
         # preemptions before it proved never to fit count too
         self.requests.drop(seq.rid, reason, preemptions=seq.preemptions)
-        self._end()
-        if self.source is not None:
-            self.source.ended(seq.rid)
+        self._ended(seq.rid)
 
     def _drop_rid(self, rid: int, reason: DropReason) -> None:
         self.requests.drop(rid, reason)
+        self._ended(rid)
+
+    def _ended(self, rid: int) -> None:
+        """Request rid completed or was dropped: count it, and let a closed-loop client go on."""
         self._end()
         if self.source is not None:
             self.source.ended(rid)
