@@ -117,3 +117,12 @@ def test_overlap_hides_at_most_the_gpu_time() -> None:
     b = StepCostModel(LLAMA8, H100, engine=full).breakdown(0, 0, 1, 100)
     gpu = sum(b[k] for k in BREAKDOWN_KEYS)
     assert b["cpu_s"] == pytest.approx(1.0 + 64 * 0 + full.cpu_per_seq_s - gpu, rel=1e-9)
+
+
+def test_scheduler_names_match_the_simulator_registry() -> None:
+    """hwmodels cannot import simulator (layering), so engine_profiles keeps its own copy of
+    the scheduler names: it must list exactly the registered schedulers."""
+    from hwmodels.engine_profiles import SCHEDULER_NAMES
+    from simulator.serving.schedulers import SCHEDULERS
+
+    assert set(SCHEDULER_NAMES) == set(SCHEDULERS.names())
