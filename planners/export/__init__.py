@@ -1,7 +1,14 @@
 """Launch artefacts for plans: `export_plan(plan, target)`; exporters register in `EXPORTERS`."""
 
-from planners.export.base import (EXPORTERS, Artefact, ArtefactFile, ExportTarget, PlanKind,
-                                  export_plan, kind_of)
+from planners.export.base import (
+                                  EXPORTERS,
+                                  Artefact,
+                                  ArtefactFile,
+                                  ExportTarget,
+                                  PlanKind,
+                                  export_plan,
+                                  kind_of,
+)
 
 __all__ = ["EXPORTERS", "Artefact", "ArtefactFile", "ExportTarget", "PlanKind", "export_plan",
            "kind_of"]
