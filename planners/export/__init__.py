@@ -9,6 +9,7 @@ from planners.export.base import (
                                   export_plan,
                                   kind_of,
 )
+from planners.export import serve_vllm  # noqa: F401  (registers ExportTarget.VLLM)
 
 __all__ = ["EXPORTERS", "Artefact", "ArtefactFile", "ExportTarget", "PlanKind", "export_plan",
            "kind_of"]
