@@ -1,5 +1,10 @@
 """Launch artefacts for plans: `export_plan(plan, target)`; exporters register in `EXPORTERS`."""
 
+from planners.export import (  # noqa: F401  (each registers its ExportTarget)
+                                  serve_sglang,
+                                  serve_trtllm,
+                                  serve_vllm,
+)
 from planners.export.base import (
                                   EXPORTERS,
                                   Artefact,
@@ -9,7 +14,6 @@ from planners.export.base import (
                                   export_plan,
                                   kind_of,
 )
-from planners.export import serve_vllm  # noqa: F401  (registers ExportTarget.VLLM)
 
 __all__ = ["EXPORTERS", "Artefact", "ArtefactFile", "ExportTarget", "PlanKind", "export_plan",
            "kind_of"]
