@@ -1,6 +1,7 @@
 """Launch artefacts for plans: `export_plan(plan, target)`; exporters register in `EXPORTERS`."""
 
 from planners.export import (  # noqa: F401  (each registers its ExportTarget)
+                                  serve_dynamo,
                                   serve_sglang,
                                   serve_trtllm,
                                   serve_vllm,

@@ -27,7 +27,7 @@ KV_CONNECTOR = "NixlConnector"
 HEAD_NODE = "HEAD_NODE_IP"  # placeholder the user replaces (a multi-node replica's first node)
 
 
-def _check(plan: ServingPlan) -> None:
+def check(plan: ServingPlan) -> None:
     """What this vLLM cannot run: another batching policy, multi-step scheduling, ep < tp."""
     sc.check_scheduler(plan, ExportTarget.VLLM)
     if plan.serving.num_scheduler_steps > 1:
@@ -110,7 +110,7 @@ def notes(plan: ServingPlan, pools: tuple[sc.Pool, ...]) -> list[str]:
 def export_vllm(plan: ServingPlan, *, model_path: str | None = None,
                 port: int = sc.DEFAULT_PORT) -> Artefact:
     """The `vllm serve` line(s) of a serving plan, per pool with its replica count."""
-    _check(plan)
+    check(plan)
     pools = sc.pools_of(plan)
     model, guess = sc.model_path(plan, model_path)
     argvs = [["vllm", "serve", model, "--host", "0.0.0.0", "--port", str(port),
