@@ -49,6 +49,7 @@ from planners.serve_eval import (
     slo_check,
     tile_window,
     unit_mapping,
+    unit_plan,
     unit_slots,
     window_digest,
 )
@@ -66,6 +67,7 @@ from planners.serve_space import (
 from planners.sweep import _atomic
 from simulator.profiles import ProfileChoice
 from simulator.serving.kinds import enum_value
+from simulator.serving.plan import ServingPlan
 from traces.stats import scale_trace
 
 
@@ -176,6 +178,18 @@ class ServePlanResult:
         row = self.plans.iloc[rank]
         return unit_mapping(model_ref or self.model_name, self.candidates[rank], self.slo,
                             units=int(row["units"]))
+
+    def serving_plan(self, model: ModelSpec, rank: int = 0, *, dtype: str = "bf16",
+                     gpu_memory_utilization: float = 0.9,
+                     profiles: ProfileChoice | None = None) -> ServingPlan:
+        """The typed plan of the deployment at `rank` (its units of the candidate), as
+        `scenario(rank)` would re-run it: what launch exporters turn into commands."""
+        if self.plans.empty:
+            raise self.infeasible_error()
+        row = self.plans.iloc[rank]
+        return unit_plan(model, self.candidates[rank], self.slo, units=int(row["units"]),
+                         dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                         profiles=profiles)
 
     def counts(self) -> dict[str, int | float]:
         return {"considered": self.considered, "pruned": len(self.pruned),

@@ -553,6 +553,11 @@ def plan_serve_cmd(
     no_profile: bool = NO_PROFILE_OPTION,
     mkdir: bool = mkdir_option(),
     json_out: bool = typer.Option(False, "--json"),
+    export: str = typer.Option(None, "--export",
+                               help="Launch artefact of the best plan: vllm | sglang | trtllm "
+                                    "| dynamo-k8s."),
+    export_out: str = typer.Option(None, "--export-out",
+                                   help="Directory for the --export files (and launch.sh)."),
 ) -> None:
     """Serving configurations ranked by goodput per dollar: max SLO rate by simulation.
 
@@ -565,6 +570,7 @@ def plan_serve_cmd(
     """
     from planners.serve import plan_serve
 
+    _check_serve_export(export, export_out)
     check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
     check_output(out, option="--out", suffixes=RESULTS_SUFFIXES, mkdir=mkdir)
 
@@ -597,8 +603,10 @@ def plan_serve_cmd(
         from planners.sweep import write_results
 
         write_results(res.plans, out)
+    artefact = _serve_export(res, model, export, export_out, choice) if export else None
     if json_out:
-        emit_json(with_profiles(res.to_dict(), used))
+        extra = {"export": artefact.to_dict()} if artefact is not None else {}
+        emit_json(with_profiles({**res.to_dict(), **extra}, used))
         return
     counts = res.counts()
     t = Table(title=f"plan serve: {model} — " + ", ".join(f"{k} {v}" for k, v in counts.items()
@@ -618,3 +626,36 @@ def plan_serve_cmd(
     print_efficiency(with_profiles({}, used))
     if not res.feasible:
         console.print(f"INFEASIBLE: no configuration meets the SLO; {res.describe_rejections()}")
+    if artefact is not None:
+        console.print(f"export {artefact.target} ({artefact.target_version}) of plan #1"
+                      + (f" -> {export_out}" if export_out else "") + ":",
+                      highlight=False, markup=False)
+        console.print(artefact.command, highlight=False, markup=False, soft_wrap=True)
+        for note in artefact.assumptions:
+            console.print(f"  assumption: {note}", highlight=False, markup=False,
+                          soft_wrap=True)
+
+
+def _check_serve_export(export: str | None, export_out: str | None) -> None:
+    """--export names a serving launcher (before the search runs); --export-out needs it."""
+    from planners.export import PlanKind, kind_of
+
+    if export_out and not export:
+        raise ConfigError("--export-out needs --export", key="--export-out",
+                          allowed="--export vllm | sglang | trtllm | dynamo-k8s")
+    if export and kind_of(export, key="--export") is not PlanKind.SERVING:
+        raise ConfigError(f"'{export}' launches training, plan serve exports serving",
+                          key="--export", allowed="vllm, sglang, trtllm, dynamo-k8s")
+
+
+def _serve_export(res: Any, model: str, export: str, export_out: str | None,
+                  profiles: Any) -> Any:
+    """The launch artefact of the best plan (written under export_out when given)."""
+    from hwmodels.catalog import load_model
+    from planners.export import export_plan
+
+    plan = res.serving_plan(load_model(model), profiles=profiles)
+    artefact = export_plan(plan, export, key="--export")
+    if export_out:
+        artefact.write(export_out)
+    return artefact
