@@ -98,9 +98,18 @@ def max_model_len(plan: ServingPlan) -> int:
     return plan.serving.max_model_len or plan.model.max_seq_len
 
 
+def require_serving(plan: object, target: ExportTarget) -> None:
+    """ConfigError unless `plan` is a ServingPlan (a training scenario is not one)."""
+    if not isinstance(plan, ServingPlan):
+        raise ConfigError(f"{target} launches serving, got a {type(plan).__name__}",
+                          file=getattr(plan, "file", None), key="--to",
+                          allowed="a serving scenario or ServingPlan")
+
+
 def check_scheduler(plan: ServingPlan, target: ExportTarget, *, via: str | None = None) -> None:
     """ConfigError (exit 2) when the target engine has no batching policy like the plan's
-    scheduler, naming the targets that do."""
+    scheduler, naming the targets that do (or when `plan` is not a serving plan at all)."""
+    require_serving(plan, target)
     sched = str(plan.serving.scheduler)
     if sched in load_engine(TARGET_ENGINE[target]).supported_schedulers:
         return

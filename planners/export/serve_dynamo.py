@@ -179,6 +179,7 @@ def graph(plan: ServingPlan, backend: Backend, *, model: str, name: str,
 def export_dynamo(plan: ServingPlan, *, backend: str | Backend | None = None,
                   model_path: str | None = None, name: str | None = None) -> Artefact:
     """The DynamoGraphDeployment YAML (plus a ConfigMap of engine YAMLs for TensorRT-LLM)."""
+    sc.require_serving(plan, ExportTarget.DYNAMO_K8S)
     be = backend_of(plan, backend)
     target = BACKEND_TARGET[be]
     sc.check_scheduler(plan, target, via=f"dynamo-k8s with {be} workers")
