@@ -291,3 +291,20 @@ def test_plan_serve_export_refusals(cli) -> None:
     assert code == 2 and "--export-out needs --export" in err
     code, _, err = cli(*PLAN_SERVE[:9], "vllm", *PLAN_SERVE[10:], "--export", "trtllm")
     assert code == 2 and "batching" in err and "Traceback" not in err
+
+
+def test_pin_recheck_script_finds_renamed_names(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "pin_serving_args.py"
+    spec = importlib.util.spec_from_file_location("pin_serving_args", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    pin = load_pin("trtllm")
+    good = "\n".join(f'@click.option("{f}")' for f in pin["flags"])
+    assert mod.missing_names(pin, {"A": good}) == []
+    renamed = good.replace('"--max_batch_size"', '"--max_batch"')
+    assert mod.missing_names(pin, {"A": renamed}) == ["--max_batch_size (source A)"]
+    src = tmp_path / "serve.py"
+    src.write_text(renamed)
+    assert mod.main(["trtllm", f"A={src}"]) == 1
