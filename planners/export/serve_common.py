@@ -137,6 +137,9 @@ def engine_notes(plan: ServingPlan, target: ExportTarget) -> list[str]:
         elif not (eng == want or (target is ExportTarget.VLLM and eng.startswith("vllm"))):
             notes.append(f"simulated engine {eng} differs from the target {target}: its "
                          "latency figures are for the simulated engine, not this launcher")
+    if plan.autoscale is not None:
+        notes.append("the plan's autoscale policy is not exported: replica counts are its "
+                     "starting counts")
     return notes
 
 

@@ -24,7 +24,8 @@ SCEN = Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
 DISAGG = SCEN / "llama3-70b-h100-disagg-mooncake.yaml"
 DSV3 = SCEN / "deepseek-v3-h200-ep16-serve.yaml"
 MIXTRAL = SCEN / "mixtral-8x7b-h100-tp2-ep2-serve.yaml"
-SERVING = [DISAGG, DSV3, MIXTRAL, SCEN / "llama2-70b-h100-azure.yaml"]
+SERVING = [DISAGG, DSV3, MIXTRAL, SCEN / "llama2-70b-h100-azure.yaml",
+           SCEN / "llama3-8b-hetero-autoscale.yaml"]
 PIN = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm"}
 
 
@@ -231,6 +232,20 @@ def test_dynamo_graph_conforms_to_the_pinned_crd(backend: str) -> None:
         assert cm["kind"] == "ConfigMap"
         for text in cm["data"].values():
             assert check_mapping(yaml.safe_load(text), engine_pin["llm_args"]) == []
+
+
+def test_heterogeneous_groups_are_one_service_each() -> None:
+    plan = load_scenario(SCEN / "llama3-8b-hetero-autoscale.yaml")
+    art = export_plan(plan, "dynamo-k8s")
+    svcs = _graph(art)["spec"]["services"]
+    assert list(svcs) == ["Frontend", "H100Worker", "A100Worker", "L4Worker"]
+    assert [svcs[k]["replicas"] for k in list(svcs)[1:]] == [g.count for g in plan.groups]
+    assert check_mapping(_graph(art), load_pin("dynamo")["schema"]) == []
+    assert any("autoscale" in a for a in art.assumptions)
+    fractions = {p["device"]: _flag(p["args"], "--mem-fraction-static")
+                 for p in export_plan(plan, "sglang").extra["pools"]}
+    assert fractions["h100-sxm"] == fractions["a100-80gb"]  # both 80 GB
+    assert fractions["l4"] != fractions["h100-sxm"]  # per device memory, not one number
 
 
 def test_dynamo_multinode_replica_and_default_backend() -> None:
