@@ -128,11 +128,23 @@ def kind_of(target: str | ExportTarget, *, key: str = "--to") -> PlanKind:
     return TARGET_KIND[EXPORTERS.kind(target, key=key)]
 
 
+def _plan_kind(plan: Any) -> PlanKind:
+    """Training or serving, by the plan's type; anything else is a caller's bug."""
+    from simulator.serving.plan import ServingPlan
+    from simulator.training.plan import TrainingPlan
+
+    if isinstance(plan, TrainingPlan):
+        return PlanKind.TRAINING
+    if isinstance(plan, ServingPlan):
+        return PlanKind.SERVING
+    raise TypeError(f"export_plan takes a TrainingPlan or ServingPlan, got {type(plan).__name__}")
+
+
 def export_plan(plan: Any, target: str | ExportTarget, *, key: str = "--to",
                 **options: Any) -> Artefact:
     """The artefact for `plan` (a TrainingPlan or ServingPlan) on `target`."""
     kind = EXPORTERS.kind(target, key=key)
-    plan_kind = PlanKind.TRAINING if type(plan).__name__ == "TrainingPlan" else PlanKind.SERVING
+    plan_kind = _plan_kind(plan)
     if TARGET_KIND[kind] is not plan_kind:
         valid = [str(t) for t, k in TARGET_KIND.items() if k is plan_kind]
         raise ConfigError(f"'{kind}' launches {TARGET_KIND[kind]}, this is a {plan_kind} plan",

@@ -194,7 +194,7 @@ def test_settings_without_a_launcher_form_are_config_errors() -> None:
     assert export_plan(_plan(MIXTRAL, tp=4, ep=2, replicas=2), "sglang")
     with pytest.raises(ConfigError):  # a training target for a serving plan
         export_plan(_plan(), "megatron")
-    train = load_scenario(SCEN / "gpt3-175b-a100.yaml")
+    train = load_scenario(SCEN / "gpt3-175b-a100.yaml").plan()
     for target in ("vllm", "sglang", "trtllm", "dynamo-k8s"):  # and the other way round
         with pytest.raises(ConfigError, match="launches"):
             export_plan(train, target)
