@@ -74,7 +74,7 @@ def rank_rates(cluster: ClusterSpec) -> RankRates:
     """One rank's share: its own PCIe link (host_link x efficiency, links.yaml); the node's
     NVMe, CPU and DRAM split over the ranks a node holds (host totals scaled from the host's
     gpus_per_node to the cluster's devices_per_node)."""
-    link = load_link(cluster.device.host_link)
+    link = cluster.host_link or load_link(cluster.device.host_link)
     host = host_for(cluster.device.name, cluster.host)
     ranks = max(1, min(cluster.devices_per_node, cluster.num_devices))
     scale = cluster.devices_per_node / host.gpus_per_node
