@@ -153,3 +153,21 @@ def test_simulate_json_shows_the_offload_breakdown(tmp_path: Path) -> None:
     assert set(off) == {"pcie_bytes", "pcie_s", "nvme_bytes", "nvme_s", "cpu_optimizer_s",
                         "exposed_s"}
     assert out["iteration_time_s"] >= max(off["pcie_s"], off["nvme_s"]) > 0
+
+
+def test_traffic_dominated_step_is_paced_by_pcie_and_prefetch_hides_some() -> None:
+    # short sequences: far less compute than weight copies, so PCIe sets the pace
+    cluster = build_cluster("a100-80gb", 8)
+    t = TrainingConfig(seq_len=128, global_batch=8, micro_batch=1)
+    p = _zero3(fsdp_impl=FSDPImpl.FSDP1)
+    r = simulate_iteration(MODEL, cluster, t, p)
+    off = r.breakdown.offload
+    assert r.breakdown.compute_s < off.pcie_s <= r.iteration_time_s
+    assert off.exposed_s > 0.5 * (off.pcie_s - r.breakdown.compute_s)
+    # long sequences: compute covers the copies when prefetched, not when each waits its turn
+    t = TrainingConfig(seq_len=2048, global_batch=16, micro_batch=2)
+    ahead = simulate_iteration(MODEL, cluster, t, p)
+    serial = simulate_iteration(MODEL, cluster, t,
+                                dataclasses.replace(p, overlap_param_gather=False))
+    assert serial.iteration_time_s > ahead.iteration_time_s
+    assert serial.breakdown.offload.exposed_s > ahead.breakdown.offload.exposed_s
