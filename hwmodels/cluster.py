@@ -66,6 +66,7 @@ def build_cluster(
     oversubscription: float = 1.0,
     nodes_per_leaf: int = 32,
     name: str = "",
+    host: str = "",
 ) -> ClusterSpec:
     """A ClusterSpec from catalog names or specs.
 
@@ -94,8 +95,12 @@ def build_cluster(
             intra = dataclasses.replace(intra, bandwidth_Bps=dev.scale_up_bw_Bps)
     else:
         intra = _resolve_link(intra_node, "cluster.intra_node")
-    host = _resolve_link(dev.host_link, f"{dev.name}.host_link")
-    inter = _resolve_link(default_nic(dev, host) if inter_node is None else inter_node,
+    if host:
+        from hwmodels.hosts import load_host
+
+        load_host(host)  # an unknown cluster.host fails here, listing the entries
+    host_pcie = _resolve_link(dev.host_link, f"{dev.name}.host_link")
+    inter = _resolve_link(default_nic(dev, host_pcie) if inter_node is None else inter_node,
                           "cluster.inter_node")
     cluster = ClusterSpec(
         device=dev,
@@ -109,7 +114,8 @@ def build_cluster(
         oversubscription=float(oversubscription),
         nodes_per_leaf=nodes_per_leaf,
         name=name,
-        host_link=host,
+        host_link=host_pcie,
+        host=host.lower(),
     )
     check_host_link(cluster)
     return cluster

@@ -27,6 +27,7 @@ from hwmodels import flops
 from hwmodels.dtypes import DType, bytes_per_element, kv_cache_dtype, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import (
+    OffloadTarget,
     ParallelConfig,
     PipelineSchedule,
     Recompute,
@@ -372,17 +373,22 @@ def _stage_memory(model: ModelSpec, training: TrainingConfig, parallel: Parallel
     full = params.dense + params.expert
     weights = (shard if p.zero >= 3 else full) * w_b
     grads = (shard if p.zero >= 2 else full) * g_b
+    weights_live = grads_live = 0.0
     if p.zero >= 3:
         weights_live, grads_live = _zero3_unsharded_bytes(
             model, p, len(_plan_stage_layers(model, p, stage)), params.largest_layer, w_b)
         weights += weights_live
         grads += grads_live
     optimizer = (shard if p.zero >= 1 else full) * o_b
-    if p.offload_optimizer:
+    if p.offload_optimizer is not OffloadTarget.NONE:
         # ZeRO-Offload (Ren et al., ATC'21, Sec. 4): fp32 master weights, Adam m and v and the
         # fp32 grads live on the host; the GPU keeps its 16-bit grad partition until copied
         optimizer = 0.0
         grads = (shard if p.zero >= 2 else full) * 2.0
+    if p.offload_params is not OffloadTarget.NONE and p.zero >= 3:
+        # ZeRO-Infinity (SC'21 Sec. 5): the weight and grad partitions live on the host / NVMe;
+        # HBM keeps only the gathered working set (computing + prefetched units, live grads)
+        weights, grads = weights_live, grads_live
 
     m = max(1, num_microbatches(t, p))
     inflight = _inflight_microbatches(p, stage, m)

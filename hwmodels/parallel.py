@@ -65,6 +65,14 @@ class EPOverlap(StrEnum):
     DUALPIPE = "dualpipe"  # DeepSeek-V3 DualPipe-style: one microbatch's a2a behind another's
 
 
+class OffloadTarget(StrEnum):
+    """Where ZeRO-Offload / ZeRO-Infinity keep a kind of state (DeepSpeed's offload `device`)."""
+
+    NONE = "none"  # on the GPU
+    CPU = "cpu"  # host DRAM (ZeRO-Offload, Ren et al. ATC'21)
+    NVME = "nvme"  # the node's NVMe drives through host buffers (ZeRO-Infinity, SC'21)
+
+
 class CPMode(StrEnum):
     RING = "ring"  # ring attention: KV blocks passed around the CP group (send/recv)
     ULYSSES = "ulysses"  # all-to-all on heads (DeepSpeed-Ulysses)
@@ -131,7 +139,11 @@ class ParallelConfig:
     # ZeRO-3 / FSDP knobs (None: the fsdp_impl stack's default, costs.FSDP_TRAITS)
     fsdp_prefetch: int | None = None  # layers whose gathers may be in flight ahead of compute
     fsdp_bucket_mb: float | None = None  # gather/reduce bucket size (DeepSpeed prefetch bucket)
-    offload_optimizer: bool = False  # ZeRO-Offload: optimizer state and step on the host CPU
+    # ZeRO-Offload / ZeRO-Infinity (hwmodels.training.offload): optimizer state + step on the
+    # host (cpu) or its state on NVMe (nvme); true/false read as cpu/none (the old bool key)
+    offload_optimizer: OffloadTarget | bool = OffloadTarget.NONE
+    # ZeRO-Infinity parameter offload (zero 3 only): 16-bit weights streamed from host / NVMe
+    offload_params: OffloadTarget | bool = OffloadTarget.NONE
     # MoE: expert tensor parallelism (None: = tp, Megatron's default), token capacity per
     # expert (None: dropless), busiest-expert load over the mean (None: the model default)
     expert_tp: int | None = None
@@ -156,6 +168,20 @@ class ParallelConfig:
         if self.vpp > 1 and self.schedule is not PipelineSchedule.INTERLEAVED:
             raise ConfigError("vpp > 1 needs schedule: interleaved", key="parallelism.vpp")
         _enum(self.ep_overlap, EPOverlap, "parallelism.ep_overlap")
+        for name in ("offload_optimizer", "offload_params"):
+            object.__setattr__(self, name, _offload(getattr(self, name), f"parallelism.{name}"))
+        if self.offload_params is not OffloadTarget.NONE:
+            if self.zero != 3:
+                raise ConfigError(f"offload_params {self.offload_params} needs zero: 3 "
+                                  f"(ZeRO-Infinity partitions the weights), got zero "
+                                  f"{self.zero}", key="parallelism.offload_params",
+                                  allowed=["none", "zero: 3"])
+            if self.offload_optimizer is OffloadTarget.NONE:
+                # assumption: not modelled (the GPU would need its fp32 master weights while
+                # its 16-bit weights live on the host); DeepSpeed's ZeRO-Infinity configs
+                # offload both
+                raise ConfigError("offload_params needs offload_optimizer cpu|nvme",
+                                  key="parallelism.offload_params", allowed=["none"])
         for name in ("first_stage_layers", "last_stage_layers", "fsdp_prefetch", "expert_tp"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -202,6 +228,16 @@ def _enum(value: object, cls: type[StrEnum], key: str) -> None:
     if str(value) not in {m.value for m in cls}:  # type: ignore[attr-defined]
         raise ConfigError(f"unknown value {value!r}", key=key,
                           allowed=[m.value for m in cls])  # type: ignore[attr-defined]
+
+
+def _offload(value: object, key: str) -> OffloadTarget:
+    """An offload setting as OffloadTarget: true/false (the old bool key) are cpu/none."""
+    if isinstance(value, bool):
+        return OffloadTarget.CPU if value else OffloadTarget.NONE
+    if str(value) not in {m.value for m in OffloadTarget}:
+        raise ConfigError(f"unknown offload target {value!r}", key=key,
+                          allowed=[m.value for m in OffloadTarget] + [True, False])
+    return OffloadTarget(str(value))
 
 
 def num_microbatches(training: TrainingConfig, parallel: ParallelConfig) -> int:

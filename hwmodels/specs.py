@@ -278,6 +278,8 @@ class ClusterSpec:
     # the PCIe link between a device (and the NIC on its PCIe switch) and the host; None: not
     # modelled (build_cluster fills it from DeviceSpec.host_link)
     host_link: LinkSpec | None = None
+    # the node's host side (hwmodels/catalog/hosts.yaml) for offload; "": the device's entry
+    host: str = ""
 
     def __post_init__(self) -> None:
         _positive(self, "num_devices", "devices_per_node", "oversubscription", "nodes_per_leaf")

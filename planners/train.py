@@ -39,7 +39,13 @@ from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError, InfeasibleError
 from hwmodels.memory import training_memory
 from hwmodels.ops import resolve_profile
-from hwmodels.parallel import ParallelConfig, TrainingConfig, describe_split, stage_layer_counts
+from hwmodels.parallel import (
+    OffloadTarget,
+    ParallelConfig,
+    TrainingConfig,
+    describe_split,
+    stage_layer_counts,
+)
 from hwmodels.profile import DeviceProfile
 from hwmodels.specs import ClusterSpec, DeviceSpec, ModelSpec
 from hwmodels.training.comm import CommModel
@@ -108,6 +114,10 @@ def simulate_task(plan: TrainingPlan) -> dict[str, float | bool]:
         "mfu": r.mfu, "hfu": r.hfu, "tflops_per_gpu": r.tflops_per_gpu,
         "peak_memory_gib": r.peak_memory_gib, "fits_memory": r.fits_memory}
     out.update(r.breakdown.to_dict())
+    if r.host_memory is not None:  # offloaded: the host must hold it too
+        out["host_fits"] = bool(r.host_memory["fits"])
+    if r.breakdown.offload is not None:
+        out["offload"] = r.breakdown.offload.to_dict()
     return out
 
 
@@ -177,6 +187,8 @@ class PlanResult:
         for (_, row), (_, full) in zip(plans.iterrows(), self.plans.iterrows(), strict=True):
             d = {k: _jsonable(v) for k, v in row.items()}
             d["breakdown"] = {c: float(full[c]) for c in BREAKDOWN_COLUMNS}
+            if "offload" in full and isinstance(full["offload"], dict):
+                d["breakdown"]["offload"] = dict(full["offload"])
             out_rows.append(d)
         return {"plans": out_rows, **self.counts(), "rejections": self.rejections(),
                 "fabric": self.fabric,
@@ -196,7 +208,14 @@ def _row(c: Candidate, num_layers: int) -> dict[str, Any]:
             "schedule": str(p.schedule), "sequence_parallel": p.sequence_parallel,
             "pipeline_split": describe_split(stage_layer_counts(num_layers, p), p),
             "fsdp_impl": str(p.fsdp_impl) if p.zero == 3 else "",
-            "offload_optimizer": p.offload_optimizer}
+            "offload_optimizer": _offload_label(p)}
+
+
+def _offload_label(p: ParallelConfig) -> bool | str:
+    """False without offload (the column's old value), else 'optimizer=cpu params=nvme'."""
+    if p.offload_optimizer is OffloadTarget.NONE and p.offload_params is OffloadTarget.NONE:
+        return False
+    return f"optimizer={p.offload_optimizer} params={p.offload_params}"
 
 
 def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | str,
@@ -342,14 +361,16 @@ def _simulate(model: ModelSpec, cluster: ClusterSpec, ranked: list[Candidate],
             failures.append(f"{_describe(x)}: {res.error.splitlines()[0]}")
             continue
         sim = res.value
-        if sim["peak_memory_gib"] > capacity_gib:  # all stages, with the requested head-room
-            rejected += 1
+        if sim["peak_memory_gib"] > capacity_gib or not sim.get("host_fits", True):
+            rejected += 1  # all stages, with the requested head-room; offload: host DRAM/NVMe
             continue
         rows.append({**est.to_dict(), **sim})
         configs.append((x.parallel, t))
     columns = list(est_rows.columns) + ["iteration_time_s", "tokens_per_s", "mfu", "hfu",
                                         "tflops_per_gpu", "peak_memory_gib", "fits_memory",
                                         *BREAKDOWN_COLUMNS]
+    if any("offload" in r for r in rows):  # only offloaded searches carry the column
+        columns.append("offload")
     df = pd.DataFrame(rows, columns=columns)
     order = np.argsort(-df["tokens_per_s"].to_numpy(dtype=float), kind="stable")
     return (df.iloc[order].reset_index(drop=True), [configs[i] for i in order], failures,

@@ -37,6 +37,7 @@ from hwmodels.memory import DEFAULT_HEADROOM, training_memory
 from hwmodels.parallel import (
     CPMode,
     FSDPImpl,
+    OffloadTarget,
     ParallelConfig,
     PipelineSchedule,
     Recompute,
@@ -91,8 +92,10 @@ class TrainConstraints:
     zero: Sequence[int] = (0, 1, 2, 3)
     # FSDP stacks tried for ZeRO-3 plans (None: ParallelConfig's default stack only)
     fsdp_impl: Sequence[FSDPImpl | str] | None = None
-    # ZeRO-Offload tried on ZeRO >= 1 plans: (False,) never, (False, True) both
-    offload_optimizer: Sequence[bool] = (False,)
+    # ZeRO-Offload tried on ZeRO >= 1 plans (none|cpu|nvme; True/False = cpu/none), and
+    # ZeRO-Infinity parameter offload on ZeRO-3 plans that offload the optimizer
+    offload_optimizer: Sequence[bool | OffloadTarget | str] = (False,)
+    offload_params: Sequence[OffloadTarget | str] = (OffloadTarget.NONE,)
     uneven: UnevenPolicy | str = UnevenPolicy.MEGATRON
     recompute: Sequence[Recompute | str] = tuple(Recompute)
     sequence_parallel: Sequence[bool] = (False, True)
@@ -122,11 +125,13 @@ class TrainConstraints:
         if not 0 <= self.memory_headroom < 1:
             raise ConfigError(f"must be in [0, 1), got {self.memory_headroom}",
                               key="constraints.memory_headroom")
-        if not self.offload_optimizer or any(not isinstance(v, bool)
-                                                 for v in self.offload_optimizer):
-            raise ConfigError(f"must be a non-empty list of booleans, got "
-                              f"{self.offload_optimizer!r}", key="constraints.offload_optimizer",
-                              allowed=[False, True])
+        for key in ("offload_optimizer", "offload_params"):
+            values = getattr(self, key)
+            if not values:
+                raise ConfigError("must allow at least one value", key=f"constraints.{key}",
+                                  allowed=[m.value for m in OffloadTarget])
+            object.__setattr__(self, key, tuple(dict.fromkeys(
+                _offload(v, f"constraints.{key}") for v in values)))
         if not self.sequence_parallel:
             raise ConfigError("must allow at least one value", key="constraints.sequence_parallel",
                               allowed=[False, True])
@@ -140,7 +145,17 @@ class TrainConstraints:
                                _enums(self.fsdp_impl, FSDPImpl, "constraints.fsdp_impl"))
         object.__setattr__(self, "uneven",
                            _enums((self.uneven,), UnevenPolicy, "constraints.uneven")[0])
-        object.__setattr__(self, "offload_optimizer", tuple(dict.fromkeys(self.offload_optimizer)))
+
+
+def _offload(value: object, key: str) -> OffloadTarget:
+    """A constraint's offload value: true/false as cpu/none, else none|cpu|nvme."""
+    if isinstance(value, bool):
+        return OffloadTarget.CPU if value else OffloadTarget.NONE
+    try:
+        return OffloadTarget(str(value).lower())
+    except ValueError:
+        raise ConfigError(f"unknown offload target {value!r}", key=key,
+                          allowed=[m.value for m in OffloadTarget]) from None
 
 
 def _enums(values: Sequence[object], enum_cls: type, key: str) -> tuple:  # type: ignore[type-arg]
@@ -262,10 +277,13 @@ def _variants(c: TrainConstraints, tp: int) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for zero, rc, sp in itertools.product(c.zero, c.recompute, sps):
         impls = c.fsdp_impl if zero == 3 and c.fsdp_impl is not None else (None,)
-        offloads = c.offload_optimizer if zero >= 1 else (False,)
-        for impl, off in itertools.product(impls, offloads):  # type: ignore[arg-type]
+        offloads = c.offload_optimizer if zero >= 1 else (OffloadTarget.NONE,)
+        params = c.offload_params if zero == 3 else (OffloadTarget.NONE,)
+        for impl, off, par in itertools.product(impls, offloads, params):  # type: ignore[arg-type]
+            if par is not OffloadTarget.NONE and off is OffloadTarget.NONE:
+                continue  # ZeRO-Infinity weights need the optimizer on the host too
             v: dict[str, object] = {"zero": zero, "recompute": rc, "sequence_parallel": sp,
-                                    "offload_optimizer": off}
+                                    "offload_optimizer": off, "offload_params": par}
             if impl is not None:
                 v["fsdp_impl"] = impl
             out.append(v)

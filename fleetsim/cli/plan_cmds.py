@@ -180,7 +180,8 @@ def plan_train_cmd(
                                   help="FSDP stacks for ZeRO-3 plans, e.g. fsdp2,deepspeed "
                                        "(default: the plan default)."),
     offload: bool = typer.Option(False, "--offload/--no-offload",
-                                 help="Also search optimizer offload (ZeRO >= 1)."),
+                                 help="Also search ZeRO-Offload (optimizer on cpu|nvme, ZeRO >= 1) and "
+                                      "ZeRO-Infinity (parameters on cpu|nvme, ZeRO-3)."),
     uneven: str = typer.Option("megatron", "--uneven",
                                help="Uneven pipeline splits: none | megatron (vpp 1) | any."),
     micro_batches: str = typer.Option("1,2,4,8", "--micro-batches"),
@@ -228,7 +229,8 @@ def plan_train_cmd(
         recompute=_choices(recompute, Recompute, "--recompute") or (),
         schedules=_choices(schedules, PipelineSchedule, "--schedules") or (),
         fsdp_impl=_choices(fsdp_impl, FSDPImpl, "--fsdp-impl"),
-        offload_optimizer=(False, True) if offload else (False,),
+        offload_optimizer=("none", "cpu", "nvme") if offload else (False,),
+        offload_params=("none", "cpu", "nvme") if offload else ("none",),
         uneven=(_choices(uneven, UnevenPolicy, "--uneven") or (UnevenPolicy.MEGATRON,))[0],
         micro_batches=tuple(_int_list(micro_batches, "--micro-batches") or ()),
         memory_headroom=headroom)
@@ -256,11 +258,19 @@ def plan_train_cmd(
                 f"ep{row['ep']} mb{row['micro_batch']} zero{row['zero']}{stack} "
                 f"recompute={row['recompute']} {row['schedule']}"
                 f"{' sp' if row['sequence_parallel'] else ''}"
-                f"{' offload' if row['offload_optimizer'] else ''}")
+                f"{' offload ' + row['offload_optimizer'] if row['offload_optimizer'] else ''}")
         t.add_row(str(i), plan, row["pipeline_split"], f"{row['tokens_per_s']:,.0f}",
                   f"{row['mfu']:.1%}", f"{row['peak_memory_gib']:.1f}")
     console.print(t)
     console.print(f"fabric: {out['fabric']}")
+    for i, row in enumerate(out["plans"], 1):
+        off = row["breakdown"].get("offload")
+        if off:
+            console.print(f"#{i} offload: iteration {row['iteration_time_s']:.2f} s >= PCIe "
+                          f"{off['pcie_bytes'] / 1e9:.1f} GB in {off['pcie_s']:.2f} s, NVMe "
+                          f"{off['nvme_bytes'] / 1e9:.1f} GB in {off['nvme_s']:.2f} s; CPU-Adam "
+                          f"{off['cpu_optimizer_s']:.2f} s; exposed {off['exposed_s']:.2f} s",
+                          markup=False)
     warning = result.credibility.warning() if result.credibility is not None else None
     if warning:
         console.print(warning, style="bold yellow", markup=False)

@@ -20,6 +20,7 @@ from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
     CPMode,
+    OffloadTarget,
     ParallelConfig,
     Recompute,
     TrainingConfig,
@@ -28,7 +29,7 @@ from hwmodels.parallel import (
 )
 from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ModelSpec
-from hwmodels.training import fsdp
+from hwmodels.training import fsdp, offload
 from hwmodels.training import moe as moe_terms
 from hwmodels.training.comm import CommModel
 from hwmodels.training.fsdp import FSDP_TRAITS as FSDP_TRAITS  # re-exported
@@ -157,6 +158,7 @@ class ChunkCostModel:
         self.cache = CostCache() if cache is None else cache
         self.layer_counts = stage_layer_counts(model.num_layers, parallel)
         # busiest-EP-rank load, capacity cap and dropped share of the MoE layers (one per plan)
+        self.offload_on = True  # offload_chunk prices the chunk once without the copies
         self.moe_load = (moe_terms.moe_load(model, parallel, self._tokens()) if model.is_moe
                          else None)
 
@@ -226,16 +228,53 @@ class ChunkCostModel:
         from hwmodels import flops
 
         p = self.parallel
-        if p.zero < 3 or len(g.dp_cp_group) == 1:
+        if p.zero < 3 or (len(g.dp_cp_group) == 1 and not self._offload_params):
             return 0.0, 0.0
         traits = fsdp.traits(p)
         params = flops.layer_param_count(self.model, moe=moe) / p.tp
         k = traits.gathers_per_layer
-        ag = k * self.comm.all_gather(g.dp_cp_group, params * ZERO3_PARAM_BYTES / k,
-                                      traits.channels)
-        rs = self.comm.reduce_scatter(g.dp_cp_group, params * ZERO3_GRAD_BYTES,
-                                      traits.channels)
+        ag = k * self._all_gather(g, params * ZERO3_PARAM_BYTES / k, traits.channels)
+        rs = self._reduce_scatter(g, params * ZERO3_GRAD_BYTES, traits.channels)
+        if self._offload_params:
+            fetch, down = offload.unit_copy_s(self.comm.cluster, p, params / len(g.dp_cp_group))
+            ag, rs = ag + fetch, rs + down
         return ag, rs
+
+    @property
+    def _offload_params(self) -> bool:
+        return self.parallel.offload_params is not OffloadTarget.NONE and self.offload_on
+
+    def _all_gather(self, g: StageGroups, nbytes: float, channels: int | None) -> float:
+        if len(g.dp_cp_group) == 1:
+            return 0.0
+        return self.comm.all_gather(g.dp_cp_group, nbytes, channels)
+
+    def _reduce_scatter(self, g: StageGroups, nbytes: float, channels: int | None) -> float:
+        if len(g.dp_cp_group) == 1:
+            return 0.0
+        return self.comm.reduce_scatter(g.dp_cp_group, nbytes, channels)
+
+    def offload_chunk(self, virtual_stage: int) -> tuple[float, float, float, float]:
+        """ZeRO-Infinity per microbatch on one chunk: (weights copied in, forward + backward;
+        grads copied out; forward and backward seconds those copies leave exposed beyond the
+        same chunk without them), parameters per rank. Zeros without offload_params."""
+        p = self.parallel
+        if p.offload_params is OffloadTarget.NONE or p.zero < 3:
+            return 0.0, 0.0, 0.0, 0.0
+        from hwmodels import flops
+
+        stage = virtual_stage % p.pp
+        dense, moe = self.chunk_layers(virtual_stage)
+        dp = len(self.groups[stage].dp_cp_group)
+        shard = sum(n * flops.layer_param_count(self.model, moe=m) / p.tp / dp
+                    for n, m in ((dense, False), (moe, True)) if n)
+        with_f, with_b = self._zero3_exposed(stage, dense, moe)
+        self.offload_on = False
+        try:
+            without_f, without_b = self._zero3_exposed(stage, dense, moe)
+        finally:
+            self.offload_on = True
+        return 2 * shard, shard, with_f - without_f, with_b - without_b
 
     def layer(self, stage: int, moe: bool) -> tuple[_LayerPhase, _LayerPhase]:
         """(forward, backward) of one layer on the representative rank of `stage`."""
@@ -359,10 +398,10 @@ class ChunkCostModel:
         if traits.closed_form:
             return self._zero3_closed_form(stage, dense, moe)
         g = self.groups[stage]
-        if len(g.dp_cp_group) == 1:
+        if len(g.dp_cp_group) == 1 and not self._offload_params:
             return 0.0, 0.0
         t = self.training
-        key = ("zero3", g.dp_cp_group, g.tp_group, g.cp_group, g.ep_group if moe else (),
+        key = ("zero3", self._offload_params, p.offload_params, g.dp_cp_group, g.tp_group, g.cp_group, g.ep_group if moe else (),
                dense, moe, t.micro_batch, t.seq_len, t.dtype, p.tp, p.cp, p.ep,
                p.sequence_parallel, p.recompute, p.overlap_tp_comm, p.cp_mode,
                p.overlap_param_gather, p.fsdp_impl, p.fsdp_prefetch, p.fsdp_bucket_mb,
@@ -399,10 +438,12 @@ class ChunkCostModel:
             n_units = max(1, math.ceil(count * plan.units_per_layer / plan.layers_per_unit))
             share = count / n_units  # layers per unit
             f_layer, b_layer = self.layer(stage, is_moe)
-            ag = self.comm.all_gather(g.dp_cp_group, params * share * ZERO3_PARAM_BYTES,
-                                      traits.channels)
-            rs = self.comm.reduce_scatter(g.dp_cp_group, params * share * traits.grad_bytes,
-                                          traits.channels)
+            ag = self._all_gather(g, params * share * ZERO3_PARAM_BYTES, traits.channels)
+            rs = self._reduce_scatter(g, params * share * traits.grad_bytes, traits.channels)
+            if self._offload_params:  # ZeRO-Infinity: host copies ride the unit's collectives
+                fetch, down = offload.unit_copy_s(self.comm.cluster, p,
+                                                  params * share / len(g.dp_cp_group))
+                ag, rs = ag + fetch, rs + down
             f_c += [f_layer.compute_s * share] * n_units
             f_g += [ag] * n_units
             b_c += [b_layer.compute_s * share] * n_units

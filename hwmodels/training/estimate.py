@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 from hwmodels.parallel import ParallelConfig, PipelineSchedule, TrainingConfig, num_microbatches
 from hwmodels.specs import ModelSpec
+from hwmodels.training import offload
 from hwmodels.training.comm import CommModel
 from hwmodels.training.costs import ChunkCost, ChunkCostModel, CostCache, p2p_activation_bytes
-from hwmodels.training.gradsync import finish_stage, stage_params
+from hwmodels.training.gradsync import StageEnd, finish_stage, stage_params
+from hwmodels.training.offload import OffloadTraffic
 
 # (pp, vpp, weight-gradient share of a microbatch) -> idle microbatch-stages of the critical stage
 BubbleFn = Callable[[int, int, float], float]
@@ -60,6 +62,27 @@ class IterationEstimate:
     exposed_comm_s: float  # op-level exposed comm of every microbatch + the DP/optimizer tail
     bubble_s: float  # pipeline fill/drain idle time + p2p latency on that path
     optimizer_s: float
+    offload: OffloadTraffic | None = None  # ZeRO-Offload / -Infinity traffic, when offloaded
+
+
+def offload_traffic(costs: ChunkCostModel, parallel: ParallelConfig, stage: int,
+                    microbatches: int, end: StageEnd) -> OffloadTraffic | None:
+    """The critical stage's offload traffic over one iteration (None without offload): its
+    chunks' per-microbatch copies x microbatches plus the host optimizer step; exposed = the
+    chunks' extra exposed seconds + the step's PCIe copies + the NVMe swap beyond CPU-Adam."""
+    p = parallel
+    if not offload.active(p):
+        return None
+    fetch = grads = delta = 0.0
+    for v in range(stage, p.pp * p.vpp, p.pp):
+        f, g, d_f, d_b = costs.offload_chunk(v)
+        fetch, grads, delta = fetch + f, grads + g, delta + d_f + d_b
+    step = end.offload_step or offload.offload_step(costs.comm.cluster, p, 0.0)
+    exposed = (microbatches * delta + step.host_transfer_s
+               + max(0.0, step.optimizer_s - step.cpu_optimizer_s))
+    return offload.iteration_traffic(costs.comm.cluster, p, fetch_params=fetch,
+                                     grad_params=grads, microbatches=microbatches, step=step,
+                                     exposed_s=exposed)
 
 
 def estimate_iteration(model: ModelSpec, training: TrainingConfig, parallel: ParallelConfig,
@@ -113,7 +136,8 @@ def estimate_iteration(model: ModelSpec, training: TrainingConfig, parallel: Par
                        profile=comm.profile)
     return IterationEstimate(iteration_time_s=end.end_s, compute_s=m * (f_c + b_c),
                              exposed_comm_s=m * (f_e + b_e) + end.exposed_comm_s,
-                             bubble_s=bubble, optimizer_s=end.optimizer_s)
+                             bubble_s=bubble, optimizer_s=end.optimizer_s,
+                             offload=offload_traffic(costs, p, stage, m, end))
 
 
 def _last_grad_windows(chunks: Sequence[ChunkCost], end_s: float, splits_backward: bool

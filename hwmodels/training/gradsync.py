@@ -20,6 +20,7 @@ from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
+    OffloadTarget,
     ParallelConfig,
     TrainingConfig,
     stage_layer_counts,
@@ -27,6 +28,7 @@ from hwmodels.parallel import (
 )
 from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ClusterSpec, DeviceSpec, ModelSpec
+from hwmodels.training import offload
 from hwmodels.training.comm import CommModel
 from hwmodels.training.fsdp import traits as fsdp_traits
 from hwmodels.training.placement import StageGroups
@@ -127,6 +129,8 @@ class StageEnd:
     exposed_comm_s: float  # DP reduction + embedding sync + param gather not hidden
     optimizer_s: float
     end_s: float
+    offload_step: offload.OffloadStep | None = None  # the host step, when offloaded
+    optimizer_shard: float = 0.0  # parameters of this rank's optimizer shard
 
 
 def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: CommModel,
@@ -174,11 +178,13 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     edp_shard = len(groups.expert_dp_group) if p.zero >= 1 else 1
     shard = params.dense / dp_shard + params.expert / edp_shard
     optimizer_s = adam_step_time(device, shard, profile)
-    if p.offload_optimizer and shard:
-        # ZeRO-Offload: the step runs on the host; grads go down and weights come back up
-        # over the GPU's host link (PCIe), then CPU-Adam on the node's shared CPUs
-        host_s, optimizer_s = offload_step_s(comm.cluster, shard)
-        exposed += host_s
+    step = None
+    if p.offload_optimizer is not OffloadTarget.NONE and shard:
+        # ZeRO-Offload / -Infinity: the step runs on the host (hwmodels.training.offload):
+        # PCIe copies exposed, then CPU-Adam on the node's shared CPUs (NVMe swap pipelined)
+        step = offload.offload_step(comm.cluster, p, shard)
+        optimizer_s = step.optimizer_s
+        exposed += step.host_transfer_s
     if p.zero in (1, 2):
         if not p.overlap_param_gather:
             # updated weights all-gathered before the next forward
@@ -201,7 +207,8 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
             exposed += first + contention * min(max(0.0, whole - first), compute_end_s)
     end = compute_end_s + exposed + optimizer_s
     return StageEnd(compute_end_s=compute_end_s, grad_sync_end_s=sync_end,
-                    exposed_comm_s=exposed, optimizer_s=optimizer_s, end_s=end)
+                    exposed_comm_s=exposed, optimizer_s=optimizer_s, end_s=end,
+                    offload_step=step, optimizer_shard=shard)
 
 
 def overlap_contention(parallel: ParallelConfig) -> float:

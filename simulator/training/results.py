@@ -23,6 +23,8 @@ class Breakdown:
     bubble_s: float
     optimizer_s: float
     compute_terms: dict[str, float] = field(default_factory=dict)
+    # ZeRO-Offload / -Infinity traffic of the critical stage (None: nothing offloaded)
+    offload: Any = None  # hwmodels.training.offload.OffloadTraffic
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"compute_s": self.compute_s,
@@ -30,6 +32,8 @@ class Breakdown:
                                "bubble_s": self.bubble_s, "optimizer_s": self.optimizer_s}
         if self.compute_terms:
             out["compute_terms"] = dict(self.compute_terms)
+        if self.offload is not None:
+            out["offload"] = self.offload.to_dict()
         return out
 
 
@@ -78,6 +82,8 @@ class TrainingResult:
     # the attention kernel run (hwmodels.attention_impl.resolve) and the kernel stack
     attention_kernel: str = ""
     kernel_stack: str = ""
+    # offloaded plans: the fullest node's host DRAM / NVMe need and capacity
+    host_memory: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object `fleetsim simulate train --json` prints."""
@@ -103,6 +109,8 @@ class TrainingResult:
         if self.attention_kernel:
             out["attention_kernel"] = self.attention_kernel
             out["kernel_stack"] = self.kernel_stack
+        if self.host_memory is not None:
+            out["host_memory"] = dict(self.host_memory)
         if self.message:
             out["message"] = self.message
         return out

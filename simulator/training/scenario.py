@@ -44,6 +44,8 @@ class ClusterSection:
     # efficiency profile: a path (relative to the scenario file), a bundled profile's name or
     # 'defaults'; None: the bundled profile for the device, else catalog defaults
     profile: str | None = None
+    # the node's host side for offload (hwmodels/catalog/hosts.yaml); None: the device's entry
+    host: str | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (("num_devices", 1), ("devices_per_node", 1),
@@ -57,7 +59,7 @@ class ClusterSection:
         """The ClusterSpec (device and links looked up in the catalog)."""
         kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
                                                 "nics_per_node", "topology", "oversubscription",
-                                                "nodes_per_leaf")
+                                                "nodes_per_leaf", "host")
                   if getattr(self, f) is not None}
         try:
             return build_cluster(self.device, self.num_devices, **kwargs)

@@ -25,6 +25,7 @@ from hwmodels.parallel import (
     stage_layer_counts,
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.training import offload
 from hwmodels.training.comm import CommModel
 from hwmodels.training.costs import (
     COMPUTE_TERMS,
@@ -32,7 +33,8 @@ from hwmodels.training.costs import (
     ChunkCostModel,
     p2p_activation_bytes,
 )
-from hwmodels.training.gradsync import finish_stage, stage_params
+from hwmodels.training.estimate import offload_traffic
+from hwmodels.training.gradsync import StageEnd, finish_stage, stage_params
 from hwmodels.training.placement import pipeline_groups
 from hwmodels.units import GiB
 from simulator.training.engine import TraceEvent, run_pipeline
@@ -106,6 +108,8 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     capacity = device.memory_bytes * (1.0 - MEMORY_HEADROOM)
     needed = max(memories)
     fits = needed <= capacity
+    host = _host_memory(model, cluster, p, ends)
+    host_reason = "" if host is None or host.fits else host.reason()
     counts = stage_layer_counts(model.num_layers, p)
     records = []
     for s, (stage_run, end) in enumerate(zip(run.stages, ends, strict=True)):
@@ -122,7 +126,8 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     breakdown = Breakdown(compute_s=crit.compute_s, exposed_comm_s=crit.exposed_comm_s,
                           bubble_s=crit.bubble_s, optimizer_s=crit.optimizer_s,
                           compute_terms=_compute_terms(chunk_costs, crit.stage, p.pp,
-                                                       crit.compute_s))
+                                                       crit.compute_s),
+                          offload=offload_traffic(costs, p, crit.stage, m, ends[crit.stage]))
 
     n = cluster.num_devices
     peak = device.peak(training.dtype)
@@ -133,6 +138,9 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
                                                   recompute=p.recompute)
     message = "" if fits else (f"does not fit: needs {needed / GiB:.1f} GiB of "
                                f"{capacity / GiB:.1f} GiB per device")
+    if host_reason:
+        message = "; ".join(x for x in (message, f"does not fit: {host_reason}") if x)
+        fits = False
     events: tuple[TraceEvent, ...] | None = None
     if timeline:
         events = run.events + _end_events(ends, run.stages)
@@ -164,9 +172,26 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
         attention_kernel=resolve_attention(training.attention_impl, device.name,
                                            training.kernels, flash_attention).value,
         kernel_stack=str(training.kernels),
+        host_memory=None if host is None else host.to_dict(),
     )
     check_training_result(result, scenario=scenario)  # InvariantError: a simulator bug
     return result
+
+
+def _host_memory(model: ModelSpec, cluster: ClusterSpec, p: ParallelConfig,
+                 ends: list[StageEnd]) -> offload.HostMemory | None:
+    """Host DRAM / NVMe of the fullest node's ranks (None without offload): every stage's
+    optimizer shard and, with parameter offload, its 16-bit weight shard (ZeRO-3: 1/dp)."""
+    if not offload.active(p):
+        return None
+    worst = None
+    for s, end in enumerate(ends):
+        params = stage_params(model, p, s)
+        weights = (params.dense + params.expert) / p.dp / p.cp
+        mem = offload.host_memory(cluster, p, end.optimizer_shard, weights)
+        if worst is None or mem.dram_bytes + mem.nvme_bytes > worst.dram_bytes + worst.nvme_bytes:
+            worst = mem
+    return worst
 
 
 def _compute_terms(chunk_costs: list[ChunkCost], stage: int, pp: int,
