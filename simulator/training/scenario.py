@@ -20,8 +20,8 @@ from hwmodels.frozen import FrozenMap
 from hwmodels.ops import resolve_profile
 from hwmodels.parallel import ParallelConfig, PipelineSchedule, TrainingConfig
 from hwmodels.profile import DeviceProfile
-from hwmodels.training.hetero import PoolSpec, resolve_stage_pools
 from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.training.hetero import PoolSpec, resolve_stage_pools
 from simulator.longrun.scenario import RunSpec
 from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.schema import apply_overrides, read_section, with_file
