@@ -63,7 +63,7 @@ def test_slower_inter_pool_fabric_is_slower() -> None:
             > simulate_hetero(MODEL, TRAIN, _par(), fast).iteration_time_s)
 
 
-def test_a_100_only_stage_order_matters_not_correctness() -> None:
+def test_explicit_stage_pools_put_h100_first() -> None:
     pools = (_pool("a100-80gb", 32), _pool("h100-sxm", 32))
     flipped = simulate_hetero(MODEL, TRAIN, _par(stage_pools=(1,) * 4 + (0,) * 4), pools)
     assert flipped.fits_memory and flipped.pipeline_split.startswith("h100-sxm")
