@@ -73,6 +73,13 @@ class OffloadTarget(StrEnum):
     NVME = "nvme"  # the node's NVMe drives through host buffers (ZeRO-Infinity, SC'21)
 
 
+class PoolSplit(StrEnum):
+    """How layers are split over pipeline stages that run on different device pools."""
+
+    PROPORTIONAL = "proportional"  # by each stage's per-layer time, within its memory
+    EVEN = "even"  # stage_layer_counts' split, blind to the devices (a naive launcher)
+
+
 class CPMode(StrEnum):
     RING = "ring"  # ring attention: KV blocks passed around the CP group (send/recv)
     ULYSSES = "ulysses"  # all-to-all on heads (DeepSpeed-Ulysses)
@@ -150,6 +157,10 @@ class ParallelConfig:
     moe_capacity_factor: float | None = None
     moe_imbalance: float | None = None
     ep_overlap: EPOverlap = EPOverlap.NONE
+    # Heterogeneous jobs (cluster.pools): the pool index of each pipeline stage (() = contiguous
+    # stages per pool, in pool order) and how layers are split over stages on unlike pools.
+    stage_pools: tuple[int, ...] = ()
+    pool_split: PoolSplit = PoolSplit.PROPORTIONAL
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "dp", "cp", "ep", "vpp"):
@@ -182,6 +193,13 @@ class ParallelConfig:
                 # offload both
                 raise ConfigError("offload_params needs offload_optimizer cpu|nvme",
                                   key="parallelism.offload_params", allowed=["none"])
+        _enum(self.pool_split, PoolSplit, "parallelism.pool_split")
+        if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.stage_pools):
+            raise ConfigError(f"pool indices must be integers >= 0, got {list(self.stage_pools)}",
+                              key="parallelism.stage_pools")
+        if self.stage_pools and len(self.stage_pools) != self.pp:
+            raise ConfigError(f"{len(self.stage_pools)} entries for pp {self.pp}",
+                              key="parallelism.stage_pools", allowed=f"{self.pp} pool indices")
         for name in ("first_stage_layers", "last_stage_layers", "fsdp_prefetch", "expert_tp"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)

@@ -13,12 +13,8 @@ simulated tokens/s and keeps only plans whose every stage fits memory with the r
 head-room. The result names each plan's pipeline split and the cluster's fabric, and flags a
 best plan whose MFU exceeds the best published MFU of its device class (planners.credibility).
 
-Not supported (stated, not approximated): heterogeneous pools. A cluster has one device type
-(ClusterSpec.device), so a 256 H100 + 512 A100 pool cannot be planned as one job: plan each
-homogeneous pool separately (or plan on the slower device type, a safe lower bound for a job
-that spans both with synchronous data parallelism). Per-stage device assignment for pipelines
-spanning device types needs a per-stage device in ClusterSpec and in the simulator; neither has
-it yet. Also not searched: rank orders other than the given one, CP modes other than the given
+Heterogeneous pools (A100 + H100 stages in one pipeline) are planned by planners.hetero
+(`fleetsim plan train-hetero`), not here: this search has one device type per cluster. Not searched: rank orders other than the given one, CP modes other than the given
 one, and tensor parallelism across nodes (TP is limited to divisors of devices_per_node).
 """
 

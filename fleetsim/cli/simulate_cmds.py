@@ -161,7 +161,8 @@ def simulate_train(
                                  progress_plot=progress_plot))
     from hwmodels.cluster import describe_fabric
 
-    out["fabric"] = describe_fabric(sc.cluster)
+    pools = [p.cluster for p in sc.pools] or [sc.cluster]
+    out["fabric"] = "; ".join(describe_fabric(c) for c in pools)
     with_profiles(out, sc.profiles())
     if timeline:
         from simulator.training.timeline import write_chrome_trace
@@ -175,8 +176,8 @@ def simulate_train(
     if json_out:
         emit_json(out)
         return
-    console.print(_train_table(f"{sc.name or scenario}: {sc.model.name} on "
-                               f"{sc.cluster.num_devices} x {sc.cluster.device.name}", out))
+    machines = " + ".join(f"{c.num_devices} x {c.device.name}" for c in pools)
+    console.print(_train_table(f"{sc.name or scenario}: {sc.model.name} on {machines}", out))
     console.print(f"fabric: {out['fabric']}", highlight=False, soft_wrap=True)
     print_efficiency(out)
 

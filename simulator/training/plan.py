@@ -9,6 +9,7 @@ from hwmodels.errors import ConfigError
 from hwmodels.parallel import ParallelConfig, TrainingConfig
 from hwmodels.profile import DeviceProfile
 from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.training.hetero import PoolSpec
 
 _FIELD_TYPES: tuple[tuple[str, type], ...] = (
     ("model", ModelSpec), ("cluster", ClusterSpec), ("training", TrainingConfig),
@@ -31,6 +32,9 @@ class TrainingPlan:
     timeline: bool = False
     flash_attention: bool = True
     name: str | None = None  # the scenario, named by an InvariantError
+    # a heterogeneous job: the pools its stages run on (cluster is then their union's rank
+    # space, simulator.training.hetero); () for a homogeneous job
+    pools: tuple[PoolSpec, ...] = ()
 
     def __post_init__(self) -> None:
         for name, kind in _FIELD_TYPES:

@@ -21,6 +21,7 @@ from hwmodels.ops import resolve_profile
 from hwmodels.parallel import ParallelConfig, PipelineSchedule, TrainingConfig
 from hwmodels.profile import DeviceProfile
 from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.training.hetero import PoolSpec, resolve_stage_pools
 from simulator.longrun.scenario import RunSpec
 from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.schema import apply_overrides, read_section, with_file
@@ -28,12 +29,41 @@ from simulator.training.plan import TrainingPlan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PoolSection:
+    """One entry of `cluster.pools:` (a heterogeneous job): a device type on its own nodes."""
+
+    device: str
+    num_devices: int
+    devices_per_node: int | None = None
+    intra_node: str | None = None
+    inter_node: str | None = None
+    nics_per_node: int | None = None
+    profile: str | None = None  # as cluster.profile
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("num_devices", 1), ("devices_per_node", 1), ("nics_per_node", 0)):
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ConfigError(f"must be >= {minimum}, got {value!r}",
+                                  key=f"cluster.pools.{name}")
+
+    def build(self, *, file: str | None = None) -> ClusterSpec:
+        """The pool's own ClusterSpec."""
+        kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
+                                                "nics_per_node") if getattr(self, f) is not None}
+        try:
+            return build_cluster(self.device, self.num_devices, **kwargs)
+        except ConfigError as err:
+            raise with_file(err, file) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterSection:
     """`cluster:` as written; unset fields take build_cluster's defaults (inter_node: the
     device's reference NIC, DeviceSpec.default_inter_node; nics_per_node: one per device)."""
 
-    device: str
-    num_devices: int
+    device: str | None = None
+    num_devices: int | None = None
     devices_per_node: int | None = None
     intra_node: str | None = None
     inter_node: str | None = None
@@ -46,8 +76,24 @@ class ClusterSection:
     profile: str | None = None
     # the node's host side for offload (hwmodels/catalog/hosts.yaml); None: the device's entry
     host: str | None = None
+    # a heterogeneous job: device pools instead of device/num_devices (and their links)
+    pools: tuple[PoolSection, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.pools:
+            given = [f for f in ("device", "num_devices", "devices_per_node", "intra_node",
+                                 "inter_node", "nics_per_node", "topology", "oversubscription",
+                                 "nodes_per_leaf", "profile", "host") if getattr(self, f) is not None]
+            if given:
+                raise ConfigError(f"give cluster.pools or cluster.{given[0]}, not both (each "
+                                  f"pool names its device, count, links and profile)",
+                                  key="cluster.pools")
+        else:
+            for name in ("device", "num_devices"):
+                if getattr(self, name) is None:
+                    raise ConfigError("missing required key", key=f"cluster.{name}",
+                                      allowed="cluster.device and cluster.num_devices, or "
+                                              "cluster.pools")
         for name, minimum in (("num_devices", 1), ("devices_per_node", 1),
                               ("nics_per_node", 0), ("nodes_per_leaf", 1),
                               ("oversubscription", 1)):
@@ -56,7 +102,11 @@ class ClusterSection:
                 raise ConfigError(f"must be >= {minimum}, got {value!r}", key=f"cluster.{name}")
 
     def build(self, *, file: str | None = None) -> ClusterSpec:
-        """The ClusterSpec (device and links looked up in the catalog)."""
+        """The ClusterSpec (device and links looked up in the catalog); with pools, the first
+        pool's hardware over the whole job's devices (the job's rank space and world size)."""
+        if self.pools:
+            first = self.pools[0].build(file=file)
+            return replace(first, num_devices=sum(p.num_devices for p in self.pools))
         kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
                                                 "nics_per_node", "topology", "oversubscription",
                                                 "nodes_per_leaf", "host")
@@ -92,15 +142,20 @@ class TrainingScenario:
     name: str = ""
     file: str | None = None  # where it was read from (named in later errors)
     profile: DeviceProfile | None = None  # resolved efficiency profile (None: bundled/defaults)
+    pools: tuple[PoolSpec, ...] = ()  # a heterogeneous job's pools (cluster.pools)
 
     def plan(self, *, timeline: bool = False) -> TrainingPlan:
         """The typed plan one iteration simulates (simulate_training's input)."""
         return TrainingPlan(model=self.model, cluster=self.cluster, training=self.training,
                             parallel=self.parallel, timeline=timeline, profile=self.profile,
-                            name=self.name or (str(self.file) if self.file else None))
+                            name=self.name or (str(self.file) if self.file else None),
+                            pools=self.pools)
 
     def profiles(self) -> dict[str, DeviceProfile]:
         """{device: the complete profile every cost of this scenario uses}."""
+        if self.pools:
+            return {p.cluster.device.name: resolve_profile(p.cluster.device, p.profile)
+                    for p in self.pools}
         return {self.cluster.device.name: resolve_profile(self.cluster.device, self.profile)}
 
 
@@ -142,12 +197,37 @@ def load_training_scenario(mapping: Mapping[str, Any], *, file: str | None = Non
         raise err.with_context(file=file, key="model") from None
     cluster = top.cluster.build(file=file)
     choice = profiles or NO_CHOICE
-    choice.check_devices([cluster.device], where=file)
-    profile = choice.for_device(cluster.device, top.cluster.profile, file=file,
-                                key="cluster.profile")
+    pools = _read_pools(top, choice, file)
+    choice.check_devices([p.cluster.device for p in pools] or [cluster.device], where=file)
+    profile = (pools[0].profile if pools else
+               choice.for_device(cluster.device, top.cluster.profile, file=file,
+                                 key="cluster.profile"))
+    parallel = read_parallelism(top.parallelism, cluster, file=file)
+    if parallel.stage_pools and not pools:
+        raise ConfigError("needs cluster.pools", file=file, key="parallelism.stage_pools")
+    if pools:
+        try:
+            resolve_stage_pools(parallel, pools)
+        except ConfigError as err:
+            raise with_file(err, file) from None
     return TrainingScenario(model=model, cluster=cluster, training=top.training,
-                            parallel=read_parallelism(top.parallelism, cluster, file=file),
-                            run=top.run, name=top.name, file=file, profile=profile)
+                            parallel=parallel, run=top.run, name=top.name, file=file,
+                            profile=profile, pools=pools)
+
+
+def _read_pools(top: TrainingScenarioFile, choice: ProfileChoice,
+                file: str | None) -> tuple[PoolSpec, ...]:
+    """cluster.pools as PoolSpecs with their profiles resolved (() for a homogeneous job)."""
+    if top.cluster.pools and top.run is not None:
+        raise ConfigError("a run: section is not supported with cluster.pools yet", file=file,
+                          key="run")
+    out = []
+    for i, pool in enumerate(top.cluster.pools):
+        cluster = pool.build(file=file)
+        prof = choice.for_device(cluster.device, pool.profile, file=file,
+                                 key=f"cluster.pools[{i}].profile")
+        out.append(PoolSpec(cluster=cluster, profile=prof))
+    return tuple(out)
 
 
 __all__ = ["ClusterSection", "TrainingScenario", "TrainingScenarioFile", "apply_overrides",

@@ -48,7 +48,13 @@ MEMORY_HEADROOM = DEFAULT_HEADROOM
 
 
 def simulate_training(plan: TrainingPlan) -> TrainingResult:
-    """Simulate one optimizer step of a typed plan."""
+    """Simulate one optimizer step of a typed plan (on its pools, if it has any)."""
+    if plan.pools:
+        from simulator.training.hetero import simulate_hetero
+
+        return simulate_hetero(plan.model, plan.training, plan.parallel, plan.pools,
+                               timeline=plan.timeline, flash_attention=plan.flash_attention,
+                               scenario=plan.name)
     return simulate_iteration(plan.model, plan.cluster, plan.training, plan.parallel,
                               profile=plan.profile, timeline=plan.timeline,
                               flash_attention=plan.flash_attention, scenario=plan.name)
