@@ -10,5 +10,12 @@ from planners.export.base import (
                                   kind_of,
 )
 
+from planners.export import (  # noqa: F401  (register the training exporters)
+    train_deepspeed,
+    train_megatron,
+    train_nemo,
+    train_torchtitan,
+)
+
 __all__ = ["EXPORTERS", "Artefact", "ArtefactFile", "ExportTarget", "PlanKind", "export_plan",
            "kind_of"]
