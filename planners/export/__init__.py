@@ -1,5 +1,11 @@
 """Launch artefacts for plans: `export_plan(plan, target)`; exporters register in `EXPORTERS`."""
 
+from planners.export import (  # noqa: F401  (register the training exporters)
+                                  train_deepspeed,
+                                  train_megatron,
+                                  train_nemo,
+                                  train_torchtitan,
+)
 from planners.export.base import (
                                   EXPORTERS,
                                   Artefact,
@@ -8,13 +14,6 @@ from planners.export.base import (
                                   PlanKind,
                                   export_plan,
                                   kind_of,
-)
-
-from planners.export import (  # noqa: F401  (register the training exporters)
-    train_deepspeed,
-    train_megatron,
-    train_nemo,
-    train_torchtitan,
 )
 
 __all__ = ["EXPORTERS", "Artefact", "ArtefactFile", "ExportTarget", "PlanKind", "export_plan",

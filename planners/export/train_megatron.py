@@ -35,7 +35,7 @@ def layout_string(counts: tuple[int, ...]) -> str:
 
 
 def _split_args(plan: TrainingPlan) -> list[str]:
-    p, layers = plan.parallel, plan.model.num_layers
+    p = plan.parallel
     counts = per_stage_layers(plan)
     if p.account_for_embedding_in_split or p.account_for_loss_in_split:
         out = ["--num-layers-per-virtual-pipeline-stage", str(counts[1])] if p.vpp > 1 else []
