@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from hwmodels.errors import ConfigError
