@@ -62,7 +62,7 @@ def export_cmd(
 
 def import_cmd(
     file: str = typer.Argument(..., help="Megatron argument list / torchrun line, or TOML."),
-    source: str = typer.Option(..., "--from", help="megatron"),
+    source: str = typer.Option(..., "--from", help="megatron | torchtitan"),
     device: str = typer.Option(..., "--device"),
     num_devices: int = typer.Option(None, "--num-devices", min=1,
                                     help="Default: torchrun --nnodes x --nproc-per-node."),

@@ -236,4 +236,86 @@ def _split(f: Mapping[str, Any], par: dict[str, Any], layers: int, *, file: str 
     par["schedule"] = "interleaved" if vpp > 1 else "1f1b"
 
 
-IMPORTERS: dict[str, Callable[..., dict[str, Any]]] = {"megatron": import_megatron}
+# torch.distributed.pipelining schedule names (torchtitan v0.2.2) -> fleetsim schedules
+_TITAN_SCHEDULES = {"gpipe": "gpipe", "1f1b": "1f1b", "interleaved1f1b": "interleaved",
+                    "interleavedzerobubble": "zb-h1"}
+
+
+def import_torchtitan(text: str, *, device: str, num_devices: int | None = None,
+                      file: str | None = None) -> dict[str, Any]:
+    """A training scenario mapping from a torchtitan (v0.2.2) TOML job config; [model] flavor
+    must name a fleetsim catalog model."""
+    import tomllib
+
+    try:
+        cfg = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not TOML: {err}", file=file) from None
+    model = cfg.get("model", {}).get("flavor")
+    if model not in list_models():
+        raise ConfigError(f"[model] flavor {model!r} is not a fleetsim catalog model", file=file,
+                          key="model.flavor", allowed="fleetsim models list")
+    par_in, tr = cfg.get("parallelism", {}), cfg.get("training", {})
+    ints = {k: v for k, v in par_in.items() if k.endswith(("_degree", "_layers", "_size",
+                                                           "_per_stage"))}
+    for key, value in ints.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"must be an integer, got {value!r}", file=file,
+                              key=f"parallelism.{key}")
+    rep = par_in.get("data_parallel_replicate_degree", 1)
+    shard = par_in.get("data_parallel_shard_degree", 1)
+    tp, pp, cp = (par_in.get(f"{k}_parallel_degree", 1) for k in ("tensor", "pipeline",
+                                                                   "context"))
+    if shard == -1:  # torchtitan: the rest of the world
+        if num_devices is None:
+            raise ConfigError("data_parallel_shard_degree -1 needs --num-devices", file=file,
+                              key="--num-devices")
+        shard = num_devices // (rep * tp * pp * cp)
+    dp = rep * shard
+    sched_name = str(par_in.get("pipeline_parallel_schedule", "1F1B")).lower()
+    if sched_name not in _TITAN_SCHEDULES:
+        raise ConfigError(f"pipeline schedule {sched_name!r}", file=file,
+                          key="parallelism.pipeline_parallel_schedule",
+                          allowed=", ".join(_TITAN_SCHEDULES))
+    par: dict[str, Any] = {"tp": tp, "pp": pp, "cp": cp, "dp": dp,
+                           "ep": par_in.get("expert_parallel_degree", 1),
+                           "zero": 3 if shard > 1 else 0,
+                           "schedule": _TITAN_SCHEDULES[sched_name], "vpp": 1,
+                           # v0.2.2 parallelize_llama: TP shards norms/dropout over the
+                           # sequence (SequenceParallel) whenever tp > 1
+                           "sequence_parallel": tp > 1}
+    if "expert_tensor_parallel_degree" in par_in:
+        par["expert_tp"] = par_in["expert_tensor_parallel_degree"]
+    layers = load_model(model).num_layers
+    per = par_in.get("pipeline_parallel_layers_per_stage")
+    if pp > 1 and per:
+        first = per - par_in.get("pipeline_parallel_first_stage_less_layers", 1)
+        last = per - par_in.get("pipeline_parallel_last_stage_less_layers", 1)
+        slots = (layers - first - last) // per + 2
+        par["vpp"] = max(1, slots // pp)
+        counts = [first] + [per] * (slots - 2) + [last]
+        balanced = stage_layer_counts(layers, ParallelConfig(
+            pp=pp, vpp=par["vpp"], schedule=PipelineSchedule.INTERLEAVED if par["vpp"] > 1
+            else PipelineSchedule.ONE_F_ONE_B))
+        if list(balanced) != counts:
+            par["stage_layers"] = counts
+    ac = cfg.get("activation_checkpoint", {}).get("mode", "selective")
+    par["recompute"] = {"none": "none", "selective": "selective", "full": "full"}.get(ac)
+    if par["recompute"] is None:
+        raise ConfigError(f"activation_checkpoint mode {ac!r}", file=file,
+                          key="activation_checkpoint.mode", allowed="none, selective, full")
+    par["offload_optimizer"] = bool(tr.get("enable_cpu_offload", False))
+    converters = cfg.get("model", {}).get("converters", [])
+    local = tr.get("local_batch_size", 8)
+    n = num_devices or dp * tp * pp * cp
+    return {"model": model, "cluster": {"device": device, "num_devices": n},
+            "training": {"seq_len": tr.get("seq_len", 2048),
+                         "global_batch": tr.get("global_batch_size", -1) if
+                         tr.get("global_batch_size", -1) > 0 else local * dp,
+                         "micro_batch": par_in.get("pipeline_parallel_microbatch_size", 1),
+                         "dtype": "fp8" if "float8" in converters else "bf16"},
+            "parallelism": par}
+
+
+IMPORTERS: dict[str, Callable[..., dict[str, Any]]] = {"megatron": import_megatron,
+                                                      "torchtitan": import_torchtitan}

@@ -86,6 +86,9 @@ def export_torchtitan(plan: TrainingPlan) -> Artefact:
              "torchtitan flavor (e.g. 70B) and set the tokenizer path",
              "local_batch_size = global_batch / dp; torchtitan accumulates gradients to "
              "global_batch_size")
+    if plan.parallel.tp > 1 and not plan.parallel.sequence_parallel:
+        notes += ("torchtitan's tensor parallelism always shards the sequence (SequenceParallel"
+                  "); this plan has sequence_parallel false",)
     return Artefact(target=ExportTarget.TORCHTITAN, target_version=TORCHTITAN_VERSION,
                     command=command, files=(ArtefactFile(name="job.toml", text=text),),
                     assumptions=notes, args=("--job.config_file", "job.toml"))
