@@ -12,6 +12,7 @@ from fleetsim.cli.calibrate_cmd import calibrate_cmd
 from fleetsim.cli.catalog_cmds import hw_app, models_app
 from fleetsim.cli.demo_cmd import demo_cmd
 from fleetsim.cli.estimate_cmds import estimate_app
+from fleetsim.cli.export_cmds import export_cmd, import_cmd
 from fleetsim.cli.plan_cmds import plan_app, sweep_cmd
 from fleetsim.cli.plan_hetero_cmd import plan_train_hetero_cmd
 from fleetsim.cli.simulate_cmds import simulate_app
@@ -67,6 +68,8 @@ app.command("calibrate")(calibrate_cmd)
 plan_app.command("train-hetero")(plan_train_hetero_cmd)
 app.add_typer(plan_app, name="plan")
 app.command("sweep")(sweep_cmd)
+app.command("export")(export_cmd)
+app.command("import")(import_cmd)
 app.add_typer(traces_app, name="traces")
 
 

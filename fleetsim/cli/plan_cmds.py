@@ -192,6 +192,9 @@ def plan_train_cmd(
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address."),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
+    export: str = typer.Option(None, "--export", help="Launch artefacts for the top plan: "
+                                                      "megatron | torchtitan | deepspeed | nemo."),
+    export_out: str = typer.Option(None, "--export-out", help="Directory for --export files."),
     profile: list[str] = PROFILE_OPTION,
     no_profile: bool = NO_PROFILE_OPTION,
     json_out: bool = typer.Option(False, "--json"),
@@ -211,6 +214,10 @@ def plan_train_cmd(
     from planners.train import plan_train
     from planners.train_space import TrainConstraints, UnevenPolicy
 
+    if export:
+        from planners.export import kind_of
+
+        kind_of(export, key="--export")  # an unknown target fails before the search
     choice = profile_choice(profile, no_profile)
     spec = load_device(device)
     choice.check_devices([spec], where="--device")
@@ -243,9 +250,16 @@ def plan_train_cmd(
     if not result.feasible and not allow_infeasible:
         raise result.infeasible_error()
     out = with_profiles(result.to_dict(), {spec.name: prof})
+    artefact = None
+    if export and result.feasible:
+        artefact = _export_best(result, model, device, inter_node, prof, export, export_out)
+        out["export"] = {**artefact.to_dict(), "written": export_out}
     if json_out:
         emit_json(out)
         return
+    if artefact is not None:
+        console.print(f"export ({artefact.target}, top plan): {artefact.command}", markup=False,
+                      soft_wrap=True)
     t = Table(title=f"plan train: {model} on {num_devices} x {device} — considered "
                     f"{out['considered']}, pruned {out['pruned_divisibility']} (divisibility) + "
                     f"{out['pruned_memory']} (memory), simulated {out['simulated']}")
@@ -277,6 +291,26 @@ def plan_train_cmd(
     print_efficiency(out)
     if not result.feasible:
         console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")
+
+
+def _export_best(result: Any, model: str, device: str, inter_node: str | None, prof: Any,
+                 target: str, out_dir: str | None) -> Any:
+    """The top plan's TrainingPlan exported to `target` (files written under out_dir)."""
+    from hwmodels.catalog import load_model
+    from hwmodels.cluster import build_cluster
+    from planners.export import export_plan, kind_of
+    from simulator.training.plan import TrainingPlan
+
+    kind_of(target, key="--export")
+    parallel, training = result.configs[0]
+    n = int(result.best["num_devices"])
+    cluster = build_cluster(device, n, **({"inter_node": inter_node} if inter_node else {}))
+    plan = TrainingPlan(model=load_model(model), cluster=cluster, training=training,
+                        parallel=parallel, profile=prof)
+    artefact = export_plan(plan, target, key="--export")
+    if out_dir:
+        artefact.write(out_dir)
+    return artefact
 
 
 def sweep_cmd(

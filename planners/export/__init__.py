@@ -5,6 +5,10 @@ from planners.export import (  # noqa: F401  (each registers its ExportTarget)
                                   serve_sglang,
                                   serve_trtllm,
                                   serve_vllm,
+                                  train_deepspeed,
+                                  train_megatron,
+                                  train_nemo,
+                                  train_torchtitan,
 )
 from planners.export.base import (
                                   EXPORTERS,

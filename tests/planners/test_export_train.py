@@ -1,0 +1,195 @@
+"""Training exporters against the pinned launcher definitions (tests/data/launchers/*.json,
+written by benchmarks/pin_launcher_args.py), and Megatron export -> import round trips."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import tomllib
+import yaml
+
+from hwmodels.errors import ConfigError
+from hwmodels.parallel import stage_layer_counts
+from planners.export import export_plan
+from planners.export.importers import import_megatron
+from simulator.training import load_training_scenario, simulate_training
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "launchers"
+ROOT = Path(__file__).resolve().parents[2]
+PINNED = {t: json.loads((DATA / f"{t}.json").read_text())
+          for t in ("megatron", "torchtitan", "deepspeed", "nemo")}
+TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+PLANS = {
+    "tp-pp-zero1-full": ("llama3-70b", 64, {"tp": 8, "pp": 4, "zero": 1, "recompute": "full",
+                                            "sequence_parallel": True}, 1),
+    "vpp": ("llama3-70b", 64, {"tp": 4, "pp": 4, "vpp": 2, "zero": 1}, 1),
+    "uneven-first-last": ("llama3-70b", 64, {"tp": 8, "pp": 4, "first_stage_layers": 17,
+                                             "last_stage_layers": 17}, 1),
+    "balanced-uneven": ("llama3-70b", 48, {"tp": 8, "pp": 6, "vpp": 3}, 1),
+    "cp-selective": ("llama3-8b", 32, {"tp": 2, "cp": 2, "recompute": "selective"}, 2),
+    "fsdp2": ("llama3-8b", 16, {"tp": 2, "zero": 3}, 1),
+}
+
+
+def _plan(model: str, n: int, par: dict, mb: int = 1):
+    raw = {"model": model, "cluster": {"device": "h100-sxm", "num_devices": n},
+           "training": {"seq_len": 4096, "global_batch": 256, "micro_batch": mb},
+           "parallelism": {"dp": "auto", **par}}
+    return load_training_scenario(raw).plan()
+
+
+def _megatron_parser() -> argparse.ArgumentParser:
+    """An argparse parser built from the pinned Megatron flag definitions."""
+    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag, spec in PINNED["megatron"]["flags"].items():
+        if spec["type"] == "bool":
+            ap.add_argument(flag, action="store_true")
+            continue
+        kw = {"type": {"int": int, "float": float}.get(spec["type"], str)}
+        if "choices" in spec:
+            kw["choices"] = spec["choices"]
+        if "nargs" in spec:
+            kw["nargs"] = spec["nargs"]
+        ap.add_argument(flag, **kw)
+    return ap
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_megatron_args_parse_with_pinned_parser(name):
+    art = export_plan(_plan(*PLANS[name]), "megatron")
+    flags = [a for a in art.args if a.startswith("--")]
+    assert set(flags) <= set(PINNED["megatron"]["flags"]), set(flags) - set(PINNED["megatron"]["flags"])
+    ns = _megatron_parser().parse_args(list(art.args))  # SystemExit on a bad type/choice
+    p = PLANS[name][2]
+    assert ns.tensor_model_parallel_size == p.get("tp", 1)
+    assert ns.pipeline_model_parallel_size == p.get("pp", 1)
+    tokens = shlex.split(art.command)
+    assert tokens[tokens.index("pretrain_gpt.py") + 1:] == list(art.args)
+
+
+def test_megatron_rejects_renamed_flag():
+    with pytest.raises(SystemExit):
+        _megatron_parser().parse_args(["--tensor-parallel-size", "8"])
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_megatron_round_trip_same_plan(name):
+    plan = _plan(*PLANS[name])
+    art = export_plan(plan, "megatron")
+    raw = import_megatron(art.command, device="h100-sxm")
+    back = load_training_scenario(yaml.safe_load(yaml.safe_dump(raw))).plan()
+    assert back.model == plan.model and back.training == plan.training
+    assert back.cluster == plan.cluster
+    split = ("stage_layers", "first_stage_layers", "last_stage_layers")
+    assert stage_layer_counts(back.model.num_layers, back.parallel) == \
+        stage_layer_counts(plan.model.num_layers, plan.parallel)
+    assert replace(back.parallel, **{k: getattr(plan.parallel, k) for k in split}) == plan.parallel
+
+
+def test_zero3_non_fsdp2_megatron_names_allowed_targets():
+    plan = _plan("llama3-8b", 16, {"pp": 2, "zero": 3})
+    with pytest.raises(ConfigError, match="torchtitan, deepspeed"):
+        export_plan(plan, "megatron")
+
+
+def test_llama3_405b_import_matches_hand_written_scenario():
+    raw = import_megatron((DATA / "llama3-405b-megatron.sh").read_text(), device="h100-sxm")
+    assert raw["model"] == "llama3.1-405b" and raw["cluster"]["num_devices"] == 16384
+    assert (raw["parallelism"]["tp"], raw["parallelism"]["pp"], raw["parallelism"]["cp"]) == (8, 16, 1)
+    hand = yaml.safe_load((ROOT / "simulator/scenarios/llama3-405b-16k-54d.yaml").read_text())
+    hand.pop("run")
+    # the published split without interleaving (Megatron's first/last flags need vpp | 7)
+    hand["parallelism"].update(vpp=1, schedule="1f1b")
+    raw["cluster"].update(intra_node="nvlink4", inter_node="roce-400g", devices_per_node=8)
+    imported = load_training_scenario(raw).plan()
+    written = load_training_scenario(hand).plan()
+    assert stage_layer_counts(126, imported.parallel) == (7,) + (8,) * 14 + (7,)
+    a, b = simulate_training(imported), simulate_training(written)
+    assert a.iteration_time_s == pytest.approx(b.iteration_time_s, rel=0, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["tp-pp-zero1-full", "fsdp2", "cp-selective"])
+def test_torchtitan_toml_keys_are_pinned(name):
+    plan = _plan(*PLANS[name])
+    try:
+        art = export_plan(plan, "torchtitan")
+    except ConfigError as err:
+        assert "zero" in str(err)
+        return
+    cfg = tomllib.loads(art.files[0].text)
+    pinned = PINNED["torchtitan"]["sections"]
+    for section, body in cfg.items():
+        for key, value in body.items():
+            spec = pinned[section][key]
+            if spec.get("nargs"):
+                assert isinstance(value, list)
+                continue
+            assert isinstance(value, TYPES[spec["type"]]), (section, key, value)
+            assert value in spec.get("choices", [value]), (section, key, value)
+    assert cfg["parallelism"]["tensor_parallel_degree"] == plan.parallel.tp
+
+
+def test_deepspeed_config_keys_are_pinned():
+    plan = _plan("llama3-8b", 16, {"zero": 3, "offload_optimizer": True, "fsdp_bucket_mb": 50})
+    cfg = json.loads(export_plan(plan, "deepspeed").files[0].text)
+    pin = PINNED["deepspeed"]
+    for key in ("train_batch_size", "train_micro_batch_size_per_gpu",
+                "gradient_accumulation_steps"):
+        assert isinstance(cfg[key], TYPES[pin["top"][key]["type"]])
+    assert cfg["train_batch_size"] == cfg["train_micro_batch_size_per_gpu"] * \
+        cfg["gradient_accumulation_steps"] * 16
+    for key, value in cfg["zero_optimization"].items():
+        if key == "offload_optimizer":
+            for k, v in value.items():
+                assert isinstance(v, TYPES[pin["offload_optimizer"][k]["type"]])
+            assert value["device"] in pin["offload_optimizer"]["device"]["choices"]
+            continue
+        assert isinstance(value, TYPES[pin["zero_optimization"][key]["type"]]), key
+    assert cfg["zero_optimization"]["stage"] == 3
+    assert set(cfg["bf16"]) <= set(pin["bf16"])
+
+
+def test_deepspeed_refuses_model_parallel_plans():
+    with pytest.raises(ConfigError, match="megatron, torchtitan"):
+        export_plan(_plan(*PLANS["vpp"]), "deepspeed")
+
+
+def test_nemo_overrides_are_pinned_keys():
+    art = export_plan(_plan(*PLANS["tp-pp-zero1-full"]), "nemo")
+    keys = PINNED["nemo"]["keys"]
+    for item in art.args:
+        key, _, value = item.partition("=")
+        assert key in keys, key
+        if keys[key]["type"] == "int":
+            int(value)
+        if keys[key]["type"] == "bool":
+            assert value in ("true", "false")
+
+
+@pytest.mark.parametrize("name", ["tp-pp-zero1-full", "fsdp2", "cp-selective", "vpp",
+                                  "uneven-first-last", "balanced-uneven"])
+def test_torchtitan_round_trip_same_plan(name):
+    from planners.export.importers import import_torchtitan
+
+    model, n, par, mb = PLANS[name]
+    par = {**par, "zero": 3 if par.get("zero") == 3 else 0}
+    plan = _plan(model, n, par, mb)
+    if name == "balanced-uneven":  # 4x5+5x8+4x5 virtual stages: not torchtitan's one shape
+        with pytest.raises(ConfigError, match="megatron"):
+            export_plan(plan, "torchtitan")
+        return
+    text = export_plan(plan, "torchtitan").files[0].text
+    back = load_training_scenario(import_torchtitan(text, device="h100-sxm")).plan()
+    assert back.model == plan.model and back.training == plan.training
+    split = ("stage_layers", "first_stage_layers", "last_stage_layers", "overlap_grad_reduce",
+             "overlap_param_gather", "sequence_parallel")
+    assert back.parallel.sequence_parallel == (plan.parallel.tp > 1)
+    assert stage_layer_counts(back.model.num_layers, back.parallel) == \
+        stage_layer_counts(plan.model.num_layers, plan.parallel)
+    assert replace(back.parallel, **{k: getattr(plan.parallel, k) for k in split}) == plan.parallel
