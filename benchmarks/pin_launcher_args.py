@@ -191,8 +191,11 @@ def pin_deepspeed(repo: str, rev: str) -> dict[str, Any]:
     zkeys["stage"] = {"type": "int", "choices": [0, 1, 2, 3]}  # ZeroStageEnum(int, Enum)
     okeys = keys(off["DeepSpeedZeroOffloadOptimizerConfig"])
     okeys["device"] = {"type": "str", "choices": ["none", "cpu", "nvme"]}  # OffloadDeviceEnum
+    pkeys = keys(off["DeepSpeedZeroOffloadParamConfig"])
+    pkeys["device"] = {"type": "str", "choices": ["none", "cpu", "nvme"]}
     return {"source": _source(repo, "deepspeedai/DeepSpeed", rev, paths), "top": top,
             "zero_optimization": zkeys, "offload_optimizer": okeys,
+            "offload_param": pkeys,
             "bf16": keys(prec.get("DeepSpeedBF16Config", {"enabled": {"type": "bool"}})),
             "fp16": keys(prec.get("DeepSpeedFP16Config", {"enabled": {"type": "bool"}}))}
 

@@ -195,7 +195,7 @@ def import_megatron(text: str, *, device: str, num_devices: int | None = None,
     par["zero"] = 1 if f.get("--use-distributed-optimizer") else 0
     if f.get("--use-torch-fsdp2") or f.get("--use-megatron-fsdp"):
         par.update(zero=3, fsdp_impl="fsdp2" if f.get("--use-torch-fsdp2") else "megatron")
-    par["offload_optimizer"] = bool(f.get("--optimizer-cpu-offload"))
+    par["offload_optimizer"] = "cpu" if f.get("--optimizer-cpu-offload") else "none"
     par["overlap_grad_reduce"] = bool(f.get("--overlap-grad-reduce"))
     if par["zero"] in (1, 2):
         par["overlap_param_gather"] = bool(f.get("--overlap-param-gather"))
@@ -304,7 +304,8 @@ def import_torchtitan(text: str, *, device: str, num_devices: int | None = None,
     if par["recompute"] is None:
         raise ConfigError(f"activation_checkpoint mode {ac!r}", file=file,
                           key="activation_checkpoint.mode", allowed="none, selective, full")
-    par["offload_optimizer"] = bool(tr.get("enable_cpu_offload", False))
+    cpu = bool(tr.get("enable_cpu_offload", False))  # FSDP2 CPUOffloadPolicy: both
+    par["offload_optimizer"] = par["offload_params"] = "cpu" if cpu else "none"
     converters = cfg.get("model", {}).get("converters", [])
     local = tr.get("local_batch_size", 8)
     n = num_devices or dp * tp * pp * cp

@@ -6,7 +6,7 @@ import shlex
 
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import stage_layer_counts
+from hwmodels.parallel import OffloadTarget, stage_layer_counts
 from simulator.training.plan import TrainingPlan
 
 # assumption: the rendezvous endpoint and paths are the user's; fleetsim names placeholders
@@ -47,3 +47,21 @@ def check_dtype(plan: TrainingPlan, target: str, allowed: tuple[DType, ...]) -> 
         raise ConfigError(f"{target} cannot train in {dtype}", key="training.dtype",
                           allowed=", ".join(str(d) for d in allowed))
     return dtype
+
+
+def offloads(plan: TrainingPlan) -> tuple[OffloadTarget, OffloadTarget]:
+    """(optimizer, params) offload targets of `plan` (ZeRO-Offload / ZeRO-Infinity)."""
+    p = plan.parallel
+    return OffloadTarget(str(p.offload_optimizer)), OffloadTarget(str(p.offload_params))
+
+
+def require_offloads(plan: TrainingPlan, target: str, *, optimizer: tuple[OffloadTarget, ...],
+                     params: tuple[OffloadTarget, ...], others: str) -> None:
+    """ConfigError when `target` cannot express the plan's offload targets."""
+    opt, par = offloads(plan)
+    for name, value, allowed in (("offload_optimizer", opt, optimizer),
+                                 ("offload_params", par, params)):
+        if value not in allowed:
+            raise ConfigError(f"{target} cannot offload {name.split('_')[1]} to {value}",
+                              key=f"parallelism.{name}",
+                              allowed=f"{', '.join(map(str, allowed))} (or export to {others})")

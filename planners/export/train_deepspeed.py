@@ -11,13 +11,18 @@ import json
 
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
+from hwmodels.parallel import OffloadTarget
 from planners.export.base import EXPORTERS, Artefact, ArtefactFile, ExportTarget
-from planners.export.train_common import check_dtype
+from planners.export.train_common import check_dtype, offloads
 from simulator.training.plan import TrainingPlan
 
 DEEPSPEED_VERSION = "deepspeedai/DeepSpeed@edaa7221 (2026-08-22)"
 # DeepSpeedZeroConfig defaults: reduce/allgather 5e8, stage3_prefetch 5e7 elements
 DEFAULT_BUCKET = 500_000_000
+
+
+# assumption: where the node's NVMe array is mounted; the user edits it
+NVME_PATH = "/local_nvme"
 
 
 def ds_config(plan: TrainingPlan) -> dict[str, object]:
@@ -35,8 +40,12 @@ def ds_config(plan: TrainingPlan) -> dict[str, object]:
     if p.zero == 3 and p.fsdp_bucket_mb is not None:  # DeepSpeed counts elements
         zero["stage3_prefetch_bucket_size"] = int(p.fsdp_bucket_mb * 2**20 /
                                                   (2 if dtype is DType.BF16 else 2))
-    if p.offload_optimizer:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    opt, par = offloads(plan)
+    for key, target in (("offload_optimizer", opt), ("offload_param", par)):
+        if target is not OffloadTarget.NONE:
+            zero[key] = {"device": str(target), "pin_memory": True}
+            if target is OffloadTarget.NVME:
+                zero[key]["nvme_path"] = NVME_PATH
     accum = t.global_batch // (t.micro_batch * p.dp)
     return {"train_batch_size": t.global_batch, "train_micro_batch_size_per_gpu": t.micro_batch,
             "gradient_accumulation_steps": accum, "zero_optimization": zero,

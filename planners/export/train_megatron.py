@@ -10,11 +10,13 @@ import shlex
 
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import FSDPImpl, PipelineSchedule, Recompute
+from hwmodels.parallel import FSDPImpl, OffloadTarget, PipelineSchedule, Recompute
 from planners.export.base import EXPORTERS, Artefact, ArtefactFile, ExportTarget
 from planners.export.train_common import (
     check_dtype,
+    offloads,
     per_stage_layers,
+    require_offloads,
     sbatch_script,
     torchrun_line,
 )
@@ -59,10 +61,14 @@ def _split_args(plan: TrainingPlan) -> list[str]:
 
 def _zero_args(plan: TrainingPlan) -> list[str]:
     p, m = plan.parallel, plan.model
+    # Megatron offloads optimizer state to host DRAM only (--optimizer-cpu-offload)
+    require_offloads(plan, "Megatron-LM", optimizer=(OffloadTarget.NONE, OffloadTarget.CPU),
+                     params=(OffloadTarget.NONE,), others="deepspeed")
+    offload = offloads(plan)[0] is OffloadTarget.CPU
     if p.zero in (1, 2):  # Megatron's distributed optimizer shards optimizer state and grads
         out = ["--use-distributed-optimizer"]
         out += ["--overlap-param-gather"] if p.overlap_param_gather else []
-        return out + (["--optimizer-cpu-offload"] if p.offload_optimizer else [])
+        return out + (["--optimizer-cpu-offload"] if offload else [])
     if p.zero == 3:
         impl = FSDPImpl(str(p.fsdp_impl))
         if impl is FSDPImpl.MEGATRON:
@@ -71,14 +77,14 @@ def _zero_args(plan: TrainingPlan) -> list[str]:
         # arguments.py validate_args: --use-torch-fsdp2 refuses pp > 1, ep > 1, fp16, tied
         # embeddings and CPU offload of the optimizer
         if impl is FSDPImpl.FSDP2 and p.pp == 1 and p.ep == 1 and not m.tie_embeddings \
-                and not p.offload_optimizer and str(plan.training.dtype) != "fp16":
+                and not offload and str(plan.training.dtype) != "fp16":
             return ["--use-torch-fsdp2"]
         raise ConfigError(f"Megatron-LM cannot launch this ZeRO-3 plan (fsdp_impl {impl}, pp "
                           f"{p.pp}, ep {p.ep}): --use-torch-fsdp2 needs fsdp2, pp 1, ep 1, "
                           "untied embeddings, no optimizer offload; --use-megatron-fsdp needs "
                           "fsdp_impl megatron", key="--to",
                           allowed="torchtitan, deepspeed")
-    if p.offload_optimizer:
+    if offload:
         raise ConfigError("Megatron's --optimizer-cpu-offload needs the distributed optimizer",
                           key="parallelism.offload_optimizer", allowed="zero >= 1")
     return []

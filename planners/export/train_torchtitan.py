@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import PipelineSchedule, Recompute
+from hwmodels.parallel import OffloadTarget, PipelineSchedule, Recompute
 from planners.export.base import EXPORTERS, Artefact, ArtefactFile, ExportTarget
-from planners.export.train_common import check_dtype, per_stage_layers, torchrun_line
+from planners.export.train_common import (
+    check_dtype,
+    offloads,
+    per_stage_layers,
+    torchrun_line,
+)
 from simulator.training.plan import TrainingPlan
 
 TORCHTITAN_VERSION = "pytorch/torchtitan v0.2.2 (73a0e697, 2026-02-20)"
@@ -27,6 +32,13 @@ def torchtitan_config(plan: TrainingPlan) -> dict[str, dict[str, object]]:
     if p.zero in (1, 2):
         raise ConfigError(f"torchtitan has no ZeRO-{p.zero}: it shards with FSDP2 (zero 3) or "
                           "replicates (zero 0)", key="parallelism.zero", allowed="0, 3")
+    if offloads(plan) not in ((OffloadTarget.NONE,) * 2, (OffloadTarget.CPU,) * 2):
+        # training.enable_cpu_offload is FSDP2's CPUOffloadPolicy: parameters, gradients and
+        # the optimizer step move to the host together
+        raise ConfigError("torchtitan offloads parameters and optimizer to the CPU together "
+                          f"(enable_cpu_offload), this plan has optimizer {offloads(plan)[0]}, "
+                          f"params {offloads(plan)[1]}", key="parallelism.offload_params",
+                          allowed="both none or both cpu (or export to deepspeed)")
     shard, replicate = (p.dp, 1) if p.zero == 3 else (1, p.dp)
     par: dict[str, object] = {
         "data_parallel_replicate_degree": replicate, "data_parallel_shard_degree": shard,
@@ -50,7 +62,7 @@ def torchtitan_config(plan: TrainingPlan) -> dict[str, dict[str, object]]:
     local = t.global_batch // p.dp
     training = {"local_batch_size": local, "global_batch_size": t.global_batch,
                 "seq_len": t.seq_len, "mixed_precision_param": "bfloat16",
-                "enable_cpu_offload": p.offload_optimizer}
+                "enable_cpu_offload": offloads(plan)[1] is OffloadTarget.CPU}
     rec = Recompute(str(p.recompute))
     ac = {"mode": {Recompute.NONE: "none", Recompute.SELECTIVE: "selective",
                    Recompute.FULL: "full"}[rec]}
