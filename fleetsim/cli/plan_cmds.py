@@ -38,12 +38,19 @@ def plan_checkpoint_cmd(
     seed: int = typer.Option(0, "--seed", min=0),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray executor)."),
+    modes: str = typer.Option(None, "--modes", help="Also choose the mode: sync,async,"
+                              "multilevel (default: the scenario's run.checkpoint.mode)."),
+    tiers: str = typer.Option(None, "--tiers", help="Also choose the storage tier: scenario,"
+                              "parallel-fs,lustre,object-store,nvme-local."),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     profile: list[str] = PROFILE_OPTION,
     no_profile: bool = NO_PROFILE_OPTION,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's.
+
+    With --modes and/or --tiers: the mode x storage tier x interval with the best ETTR, and
+    the runner-up of every other mode and tier.
 
     A plan that does not fit memory, or no interval making progress (ETTR 0 everywhere),
     exits 3 unless --allow-infeasible.
@@ -75,6 +82,10 @@ def plan_checkpoint_cmd(
                               hint="more devices, a larger tp/pp, recompute or ZeRO")
     fn = default_iteration_time_fn(sc)
     fn.cache[sc.parallel.dp] = it.iteration_time_s  # the same simulation, not run twice
+    if modes is not None or tiers is not None:
+        _plan_checkpoint_choice(sc, modes, tiers, seeds, seed, executor, address, fn,
+                                allow_infeasible, json_out)
+        return
     with _executor(executor, address) as ex:
         plan = plan_checkpoint_for_scenario(sc, seeds=seeds, seed=seed, executor=ex,
                                             iteration_time_fn=fn)
@@ -97,6 +108,44 @@ def plan_checkpoint_cmd(
     console.print(f"best interval {plan.best_interval_s / 60:.1f} min (ETTR {plan.best_ettr:.4f});"
                   f" Young {plan.young_interval_s / 60:.1f} min, Daly "
                   f"{plan.daly_interval_s / 60:.1f} min")
+    print_efficiency(out)
+
+
+def _plan_checkpoint_choice(sc: Any, modes: str | None, tiers: str | None, seeds: int,
+                            seed: int, executor: str, address: str | None, fn: Any,
+                            allow_infeasible: bool, json_out: bool) -> None:
+    """`plan checkpoint --modes/--tiers`: choose mode x tier x interval, print the choice."""
+    from planners.checkpoint_choice import plan_checkpoint_choice
+    from planners.checkpoint_tiers import StorageTier
+    from simulator.longrun.checkpoint import CheckpointMode
+
+    mode_list = _choices(modes, CheckpointMode, "--modes") or (sc.run.checkpoint.mode,)
+    tier_list = _choices(tiers, StorageTier, "--tiers") or (StorageTier.SCENARIO,)
+    with _executor(executor, address) as ex:
+        choice = plan_checkpoint_choice(sc, modes=mode_list, tiers=tier_list, seeds=seeds,
+                                        seed=seed, iteration_time_fn=fn, executor=ex)
+    if not choice.feasible and not allow_infeasible:
+        raise choice.infeasible_error()
+    out = with_profiles(choice.to_dict(), sc.profiles())
+    if json_out:
+        emit_json(out)
+        return
+    rows = [(r["mode"], r["tier"], f"{r['interval_s'] / 60:.1f} min", f"{r['ettr']:.4f}",
+             f"{r['goodput_tokens_per_s']:,.0f}", f"{r['stall_s']:.2f}", f"{r['write_s']:.1f}",
+             "-" if r["storage_usd_per_hour"] is None else f"{r['storage_usd_per_hour']:.2f}")
+            for r in choice.rows]
+    print_table(f"plan checkpoint: {sc.name or sc.file} — mode x tier x interval",
+                ("mode", "tier", "interval", "ETTR", "goodput tok/s", "stall s", "write s",
+                 "storage $/h"), rows)
+    b = choice.best if choice.rows else None
+    if b is not None:
+        console.print(f"choice: {b['mode']} to {b['tier']} every {b['interval_s'] / 60:.1f} min"
+                      f" (ETTR {b['ettr']:.4f}, goodput {b['goodput_tokens_per_s']:,.0f} tok/s)")
+    for key, r in choice.runner_ups().items():
+        console.print(f"runner-up {key}: {r['mode']} to {r['tier']} every "
+                      f"{r['interval_s'] / 60:.1f} min (ETTR {r['ettr']:.4f})")
+    for r in choice.rejected:
+        console.print(f"rejected tier {r['tier']}: {r['reason']}")
     print_efficiency(out)
 
 
