@@ -7,6 +7,12 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from fleetsim.cli.assumptions import (
+    add_assumptions,
+    device_fabrics,
+    print_assumptions,
+    serving_engine,
+)
 from fleetsim.cli.common import (
     NO_PROFILE_OPTION,
     PLOT_SUFFIXES,
@@ -91,7 +97,7 @@ def plan_checkpoint_cmd(
                                             iteration_time_fn=fn)
     if not plan.feasible and not allow_infeasible:
         raise plan.infeasible_error()
-    out = with_profiles(plan.to_dict(), sc.profiles())
+    out = _checkpoint_assumptions(with_profiles(plan.to_dict(), sc.profiles()), sc)
     if json_out:
         emit_json(out)
         return
@@ -109,6 +115,7 @@ def plan_checkpoint_cmd(
                   f" Young {plan.young_interval_s / 60:.1f} min, Daly "
                   f"{plan.daly_interval_s / 60:.1f} min")
     print_efficiency(out)
+    print_assumptions(out)
 
 
 def _plan_checkpoint_choice(sc: Any, modes: str | None, tiers: str | None, seeds: int,
@@ -126,7 +133,7 @@ def _plan_checkpoint_choice(sc: Any, modes: str | None, tiers: str | None, seeds
                                         seed=seed, iteration_time_fn=fn, executor=ex)
     if not choice.feasible and not allow_infeasible:
         raise choice.infeasible_error()
-    out = with_profiles(choice.to_dict(), sc.profiles())
+    out = _checkpoint_assumptions(with_profiles(choice.to_dict(), sc.profiles()), sc)
     if json_out:
         emit_json(out)
         return
@@ -147,6 +154,22 @@ def _plan_checkpoint_choice(sc: Any, modes: str | None, tiers: str | None, seeds
     for r in choice.rejected:
         console.print(f"rejected tier {r['tier']}: {r['reason']}")
     print_efficiency(out)
+    print_assumptions(out)
+
+
+def _checkpoint_assumptions(out: dict[str, Any], sc: Any) -> dict[str, Any]:
+    """plan checkpoint's assumptions: the job's fabric, the long-run engine, failures, storage."""
+    c, ck = sc.cluster, sc.run.checkpoint
+    fabric = (f"{c.num_devices} x {c.device.name}, {c.intra_node.name} intra-node, "
+              f"{c.inter_node.name} inter-node")
+    failures = sc.run.failures
+    return add_assumptions(
+        out, fabric=fabric,
+        engine="training iteration simulator + long-run failure/checkpoint simulator",
+        failures=getattr(failures, "model", failures),
+        storage=f"write {ck.storage_write_bandwidth / 1e12:g} TB/s, read "
+                f"{ck.storage_read_bandwidth / 1e12:g} TB/s (run.checkpoint; --tiers replaces)",
+        checkpoint_mode=str(ck.mode))
 
 
 def _int_list(text: str | None, key: str) -> list[int] | None:
@@ -289,7 +312,10 @@ def plan_train_cmd(
                             inter_node=inter_node, profile=prof)
     if not result.feasible and not allow_infeasible:
         raise result.infeasible_error()
-    out = with_profiles(result.to_dict(), {spec.name: prof})
+    out = add_assumptions(with_profiles(result.to_dict(), {spec.name: prof}),
+                          fabric=result.to_dict()["fabric"],
+                          engine="training iteration simulator (simulator.training)",
+                          dtype=dtype)
     if json_out:
         emit_json(out)
         return
@@ -314,6 +340,7 @@ def plan_train_cmd(
     if warning:
         console.print(warning, style="bold yellow", markup=False)
     print_efficiency(out)
+    print_assumptions(out)
     if not result.feasible:
         console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")
 
@@ -478,7 +505,8 @@ def plan_gpu_mix_cmd(
     if plot:
         fig = plot_gpu_mix(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
-    out = with_profiles(plan.to_dict(), used)
+    out = add_assumptions(with_profiles(plan.to_dict(), used), fabric=device_fabrics(names),
+                          engine=serving_engine(), router=router, trace=trace)
     if json_out:
         emit_json(out)
         return
@@ -492,6 +520,7 @@ def plan_gpu_mix_cmd(
                       f"${out['best_single_cost_usd_per_hour']:.2f}/h"
                       + (f"; the mix saves {saving:.1%}" if saving is not None else ""))
     print_efficiency(out)
+    print_assumptions(out)
     if not plan.meets_slo:
         console.print(f"INFEASIBLE: SLO attainment {out['slo_attainment']:.1%} is below the "
                       f"target {slo_target:.1%}")
@@ -552,6 +581,11 @@ def plan_power_cmd(
         out["notes"] = {**(out.get("notes") or {}), "profile": note}
         if choice.given:
             err_console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    add_assumptions(out, fabric="none (a power plan: no communication is modelled)",
+                    engine=("synthetic lockstep training load (planners.power_load)" if training
+                            else serving_engine()),
+                    server=server, load="training" if training else trace,
+                    policy=f"POLCA t1={t1:g} t2={t2:g} latency {latency_s:g} s")
     if json_out:
         emit_json(out)
         return
@@ -563,7 +597,11 @@ def plan_power_cmd(
     print_table("impact of capping", ("priority", "metric", "uncapped", "capped", "change"),
                 ((r["priority"], r["metric"], r["uncapped"], r["capped"], f"{r['change']:+.2%}")
                  for r in out["impact"]))
+    if "nameplate_floor" in out["notes"]:
+        console.print(f"nameplate floor: {out['notes']['nameplate_floor']}", highlight=False,
+                      soft_wrap=True, markup=False)
     print_efficiency(out)
+    print_assumptions(out)
     if not plan.feasible:
         console.print("INFEASIBLE: not even one server fits; probes rejected: "
                       + ", ".join(f"{n} by {k}" for k, n in plan.rejections().items()))
@@ -646,8 +684,12 @@ def plan_serve_cmd(
         from planners.sweep import write_results
 
         write_results(res.plans, out)
+    names = [d.strip() for d in devices.split(",") if d.strip()]
+    result = add_assumptions(with_profiles(res.to_dict(), used), fabric=device_fabrics(names),
+                             engine=serving_engine(), schedulers=schedulers, trace=trace,
+                             disaggregation=disagg or "none")
     if json_out:
-        emit_json(with_profiles(res.to_dict(), used))
+        emit_json(result)
         return
     counts = res.counts()
     t = Table(title=f"plan serve: {model} — " + ", ".join(f"{k} {v}" for k, v in counts.items()
@@ -664,6 +706,7 @@ def plan_serve_cmd(
                   f"{r['cost_usd_per_hour']:.2f}", f"{r['goodput_rps']:.2f}/s",
                   "-" if confirmed is None or confirmed != confirmed else f"{confirmed:.1%}")
     console.print(t)
-    print_efficiency(with_profiles({}, used))
+    print_efficiency(result)
+    print_assumptions(result)
     if not res.feasible:
         console.print(f"INFEASIBLE: no configuration meets the SLO; {res.describe_rejections()}")
