@@ -75,3 +75,13 @@ def test_nothing_feasible_exits_3_with_a_reason(name: str) -> None:
     code, out, err = _run(INFEASIBLE[name])
     assert code == 3, (code, out[-400:], err[-400:])
     assert len(err.strip()) > 20 and "Traceback" not in err
+
+
+def test_gpu_mix_accepts_a_tpot_only_slo() -> None:
+    code, out, _ = _run((*SMALL["gpu-mix"], "--json"))
+    d = json.loads(out)
+    assert code == 0 and d["slo"]["ttft_s"] is None and d["slo"]["tpot_s"] == 0.1
+    assert d["meets_slo"] and d["slo_attainment"] >= 0.95
+    code, _, err = _run(("plan", "gpu-mix", "--model", "llama3-8b", "--trace",
+                         "azure-conv-2023-sample", "--devices", "h100-sxm"))
+    assert code == 2 and "slo" in err.lower()  # neither SLO: bad input, not a plan
