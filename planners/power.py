@@ -510,7 +510,15 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
         return evaluated[n]
 
     lo = max(1, nameplate)
-    if not visit(lo):  # even nameplate fails (e.g. a tight impact limit): search downwards
+    floor_why: tuple[str, ...] = ()
+    if not visit(lo) and nameplate >= 1:  # capping at nameplate broke a limit: the floor
+        floor_why = tuple(limit_violations(rows[lo], limits, policy, bin_s))
+        evaluated[lo], rows[lo] = _nameplate_row(spec, profile, lo, high_priority_fraction,
+                                                 budget_w, bin_s, limits,
+                                                 (0,) * lo if kind == "training"
+                                                 else tuple(int(x) for x in shift_pool[:lo]))
+        hi = lo + 1  # the capped search above nameplate already failed at nameplate
+    elif not evaluated[lo]:  # not even one server (nameplate 0): search downwards
         hi, lo = lo, 0
     else:
         step, hi = 1, lo + 1
@@ -543,7 +551,33 @@ def plan_power(budget_kw: float, server: str | ServerSpec | Mapping[str, Any] = 
                                             "simulation (first order; engine queueing under "
                                             "the cap is not re-simulated)",
                             "servers_load": "inference: one trace replay per server shape, "
-                                            "circularly shifted per server; training: lockstep"})
+                                            "circularly shifted per server; training: lockstep",
+                            **_floor_note(nameplate, floor_why)})
+
+
+# Nameplate provisioning (servers x nameplate_w <= budget) is deployable without any capping,
+# so it is the floor of "servers deployable": capping only ever adds servers above it.
+UNCAPPED = CappingPolicy(t1=1.0, t2=1.0, low_freq=(1.0, 1.0), high_freq=1.0, hysteresis=0.0,
+                         latency_s=0.0)
+
+
+def _nameplate_row(spec: ServerSpec, profile: LoadProfile, n: int, high_fraction: float,
+                   budget_w: float, bin_s: float, limits: ImpactLimits,
+                   shifts: tuple[int, ...]) -> tuple[bool, RowResult]:
+    """The nameplate row run with capping off: (within limits, the row) — its summed
+    nameplate fits the budget, so the row never needs a cap."""
+    return evaluate_row(RowTask(server=spec, profile=profile, servers=n,
+                                high=int(round(high_fraction * n)), budget_w=budget_w,
+                                policy=UNCAPPED, limits=limits, bin_s=bin_s, shifts=shifts))
+
+
+def _floor_note(nameplate: int, why: tuple[str, ...]) -> dict[str, str]:
+    """The plan's note when the nameplate floor replaced a capped row that broke a limit."""
+    if not why:
+        return {}
+    return {"nameplate_floor": f"capping {nameplate} servers broke {'; '.join(why)}; the "
+                               f"nameplate count runs uncapped instead (its nameplate sum fits "
+                               f"the budget), so no fewer servers than nameplate are planned"}
 
 
 def plot_power(plan: PowerPlan, *, ax: Any = None) -> Any:

@@ -7,6 +7,12 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from fleetsim.cli.assumptions import (
+    add_assumptions,
+    device_fabrics,
+    print_assumptions,
+    serving_engine,
+)
 from fleetsim.cli.common import (
     NO_PROFILE_OPTION,
     PLOT_SUFFIXES,
@@ -38,12 +44,19 @@ def plan_checkpoint_cmd(
     seed: int = typer.Option(0, "--seed", min=0),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address (ray executor)."),
+    modes: str = typer.Option(None, "--modes", help="Also choose the mode: sync,async,"
+                              "multilevel (default: the scenario's run.checkpoint.mode)."),
+    tiers: str = typer.Option(None, "--tiers", help="Also choose the storage tier: scenario,"
+                              "parallel-fs,lustre,object-store,nvme-local."),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
     profile: list[str] = PROFILE_OPTION,
     no_profile: bool = NO_PROFILE_OPTION,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """The checkpoint interval that maximizes simulated ETTR, beside Young's and Daly's.
+
+    With --modes and/or --tiers: the mode x storage tier x interval with the best ETTR, and
+    the runner-up of every other mode and tier.
 
     A plan that does not fit memory, or no interval making progress (ETTR 0 everywhere),
     exits 3 unless --allow-infeasible.
@@ -75,12 +88,16 @@ def plan_checkpoint_cmd(
                               hint="more devices, a larger tp/pp, recompute or ZeRO")
     fn = default_iteration_time_fn(sc)
     fn.cache[sc.parallel.dp] = it.iteration_time_s  # the same simulation, not run twice
+    if modes is not None or tiers is not None:
+        _plan_checkpoint_choice(sc, modes, tiers, seeds, seed, executor, address, fn,
+                                allow_infeasible, json_out)
+        return
     with _executor(executor, address) as ex:
         plan = plan_checkpoint_for_scenario(sc, seeds=seeds, seed=seed, executor=ex,
                                             iteration_time_fn=fn)
     if not plan.feasible and not allow_infeasible:
         raise plan.infeasible_error()
-    out = with_profiles(plan.to_dict(), sc.profiles())
+    out = _checkpoint_assumptions(with_profiles(plan.to_dict(), sc.profiles()), sc)
     if json_out:
         emit_json(out)
         return
@@ -98,6 +115,61 @@ def plan_checkpoint_cmd(
                   f" Young {plan.young_interval_s / 60:.1f} min, Daly "
                   f"{plan.daly_interval_s / 60:.1f} min")
     print_efficiency(out)
+    print_assumptions(out)
+
+
+def _plan_checkpoint_choice(sc: Any, modes: str | None, tiers: str | None, seeds: int,
+                            seed: int, executor: str, address: str | None, fn: Any,
+                            allow_infeasible: bool, json_out: bool) -> None:
+    """`plan checkpoint --modes/--tiers`: choose mode x tier x interval, print the choice."""
+    from planners.checkpoint_choice import plan_checkpoint_choice
+    from planners.checkpoint_tiers import StorageTier
+    from simulator.longrun.checkpoint import CheckpointMode
+
+    mode_list = _choices(modes, CheckpointMode, "--modes") or (sc.run.checkpoint.mode,)
+    tier_list = _choices(tiers, StorageTier, "--tiers") or (StorageTier.SCENARIO,)
+    with _executor(executor, address) as ex:
+        choice = plan_checkpoint_choice(sc, modes=mode_list, tiers=tier_list, seeds=seeds,
+                                        seed=seed, iteration_time_fn=fn, executor=ex)
+    if not choice.feasible and not allow_infeasible:
+        raise choice.infeasible_error()
+    out = _checkpoint_assumptions(with_profiles(choice.to_dict(), sc.profiles()), sc)
+    if json_out:
+        emit_json(out)
+        return
+    rows = [(r["mode"], r["tier"], f"{r['interval_s'] / 60:.1f} min", f"{r['ettr']:.4f}",
+             f"{r['goodput_tokens_per_s']:,.0f}", f"{r['stall_s']:.2f}", f"{r['write_s']:.1f}",
+             "-" if r["storage_usd_per_hour"] is None else f"{r['storage_usd_per_hour']:.2f}")
+            for r in choice.rows]
+    print_table(f"plan checkpoint: {sc.name or sc.file} — mode x tier x interval",
+                ("mode", "tier", "interval", "ETTR", "goodput tok/s", "stall s", "write s",
+                 "storage $/h"), rows)
+    b = choice.best if choice.rows else None
+    if b is not None:
+        console.print(f"choice: {b['mode']} to {b['tier']} every {b['interval_s'] / 60:.1f} min"
+                      f" (ETTR {b['ettr']:.4f}, goodput {b['goodput_tokens_per_s']:,.0f} tok/s)")
+    for key, r in choice.runner_ups().items():
+        console.print(f"runner-up {key}: {r['mode']} to {r['tier']} every "
+                      f"{r['interval_s'] / 60:.1f} min (ETTR {r['ettr']:.4f})")
+    for r in choice.rejected:
+        console.print(f"rejected tier {r['tier']}: {r['reason']}")
+    print_efficiency(out)
+    print_assumptions(out)
+
+
+def _checkpoint_assumptions(out: dict[str, Any], sc: Any) -> dict[str, Any]:
+    """plan checkpoint's assumptions: the job's fabric, the long-run engine, failures, storage."""
+    c, ck = sc.cluster, sc.run.checkpoint
+    fabric = (f"{c.num_devices} x {c.device.name}, {c.intra_node.name} intra-node, "
+              f"{c.inter_node.name} inter-node")
+    failures = sc.run.failures
+    return add_assumptions(
+        out, fabric=fabric,
+        engine="training iteration simulator + long-run failure/checkpoint simulator",
+        failures=getattr(failures, "model", failures),
+        storage=f"write {ck.storage_write_bandwidth / 1e12:g} TB/s, read "
+                f"{ck.storage_read_bandwidth / 1e12:g} TB/s (run.checkpoint; --tiers replaces)",
+        checkpoint_mode=str(ck.mode))
 
 
 def _int_list(text: str | None, key: str) -> list[int] | None:
@@ -249,7 +321,10 @@ def plan_train_cmd(
                             inter_node=inter_node, profile=prof)
     if not result.feasible and not allow_infeasible:
         raise result.infeasible_error()
-    out = with_profiles(result.to_dict(), {spec.name: prof})
+    out = add_assumptions(with_profiles(result.to_dict(), {spec.name: prof}),
+                          fabric=result.to_dict()["fabric"],
+                          engine="training iteration simulator (simulator.training)",
+                          dtype=dtype)
     artefact = None
     if export and result.feasible:
         artefact = _export_best(result, model, device, inter_node, prof, export, export_out)
@@ -289,6 +364,7 @@ def plan_train_cmd(
     if warning:
         console.print(warning, style="bold yellow", markup=False)
     print_efficiency(out)
+    print_assumptions(out)
     if not result.feasible:
         console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")
 
@@ -473,7 +549,8 @@ def plan_gpu_mix_cmd(
     if plot:
         fig = plot_gpu_mix(plan)
         atomic_write(plot, lambda p: fig.savefig(p, dpi=110))
-    out = with_profiles(plan.to_dict(), used)
+    out = add_assumptions(with_profiles(plan.to_dict(), used), fabric=device_fabrics(names),
+                          engine=serving_engine(), router=router, trace=trace)
     if json_out:
         emit_json(out)
         return
@@ -487,6 +564,7 @@ def plan_gpu_mix_cmd(
                       f"${out['best_single_cost_usd_per_hour']:.2f}/h"
                       + (f"; the mix saves {saving:.1%}" if saving is not None else ""))
     print_efficiency(out)
+    print_assumptions(out)
     if not plan.meets_slo:
         console.print(f"INFEASIBLE: SLO attainment {out['slo_attainment']:.1%} is below the "
                       f"target {slo_target:.1%}")
@@ -547,6 +625,11 @@ def plan_power_cmd(
         out["notes"] = {**(out.get("notes") or {}), "profile": note}
         if choice.given:
             err_console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    add_assumptions(out, fabric="none (a power plan: no communication is modelled)",
+                    engine=("synthetic lockstep training load (planners.power_load)" if training
+                            else serving_engine()),
+                    server=server, load="training" if training else trace,
+                    policy=f"POLCA t1={t1:g} t2={t2:g} latency {latency_s:g} s")
     if json_out:
         emit_json(out)
         return
@@ -558,7 +641,11 @@ def plan_power_cmd(
     print_table("impact of capping", ("priority", "metric", "uncapped", "capped", "change"),
                 ((r["priority"], r["metric"], r["uncapped"], r["capped"], f"{r['change']:+.2%}")
                  for r in out["impact"]))
+    if "nameplate_floor" in out["notes"]:
+        console.print(f"nameplate floor: {out['notes']['nameplate_floor']}", highlight=False,
+                      soft_wrap=True, markup=False)
     print_efficiency(out)
+    print_assumptions(out)
     if not plan.feasible:
         console.print("INFEASIBLE: not even one server fits; probes rejected: "
                       + ", ".join(f"{n} by {k}" for k, n in plan.rejections().items()))
@@ -648,9 +735,14 @@ def plan_serve_cmd(
 
         write_results(res.plans, out)
     artefact = _serve_export(res, model, export, export_out, choice) if export else None
+    names = [d.strip() for d in devices.split(",") if d.strip()]
+    result = add_assumptions(with_profiles(res.to_dict(), used), fabric=device_fabrics(names),
+                             engine=serving_engine(), schedulers=schedulers, trace=trace,
+                             disaggregation=disagg or "none")
+    if artefact is not None:
+        result["export"] = artefact.to_dict()
     if json_out:
-        extra = {"export": artefact.to_dict()} if artefact is not None else {}
-        emit_json(with_profiles({**res.to_dict(), **extra}, used))
+        emit_json(result)
         return
     counts = res.counts()
     t = Table(title=f"plan serve: {model} — " + ", ".join(f"{k} {v}" for k, v in counts.items()
@@ -667,7 +759,8 @@ def plan_serve_cmd(
                   f"{r['cost_usd_per_hour']:.2f}", f"{r['goodput_rps']:.2f}/s",
                   "-" if confirmed is None or confirmed != confirmed else f"{confirmed:.1%}")
     console.print(t)
-    print_efficiency(with_profiles({}, used))
+    print_efficiency(result)
+    print_assumptions(result)
     if not res.feasible:
         console.print(f"INFEASIBLE: no configuration meets the SLO; {res.describe_rejections()}")
     if artefact is not None:
