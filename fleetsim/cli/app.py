@@ -13,6 +13,7 @@ from fleetsim.cli.catalog_cmds import hw_app, models_app
 from fleetsim.cli.demo_cmd import demo_cmd
 from fleetsim.cli.estimate_cmds import estimate_app
 from fleetsim.cli.plan_cmds import plan_app, sweep_cmd
+from fleetsim.cli.plan_spot_cmd import plan_spot_cmd
 from fleetsim.cli.simulate_cmds import simulate_app
 from fleetsim.cli.traces_cmds import traces_app
 from fleetsim.cli.validate_cmds import validate_cmd
@@ -63,6 +64,7 @@ app.add_typer(simulate_app, name="simulate")
 app.command("validate")(validate_cmd)
 app.command("demo")(demo_cmd)
 app.command("calibrate")(calibrate_cmd)
+plan_app.command("spot")(plan_spot_cmd)
 app.add_typer(plan_app, name="plan")
 app.command("sweep")(sweep_cmd)
 app.add_typer(traces_app, name="traces")
