@@ -110,8 +110,10 @@ def plan_spot(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int 
                          mttf_s=1.0 / rate_s if rate_s > 0 else cfg.checkpoint.interval_s * 1e6)
     spot = _figures(_with(cfg, interval_s=ck.best_interval_s), job, fn, seeds=seeds, seed=seed)
     od_cfg = _with(cfg, fraction=0.0)
-    od = _figures(_with(od_cfg, interval_s=_daly_s(od_cfg, job)), job, fn, seeds=seeds,
-                  seed=seed)
+    # nothing fails on demand: checkpointing less often than the spot plan cannot lose work
+    od_interval = (_daly_s(od_cfg, job) if _rate_per_s(od_cfg, job) > 0
+                   else max(cfg.checkpoint.interval_s, ck.best_interval_s))
+    od = _figures(_with(od_cfg, interval_s=od_interval), job, fn, seeds=seeds, seed=seed)
     base = cfg.spot.mean_rate_per_node_s()
     rows = []
     for f in sweep_factors:
