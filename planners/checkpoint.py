@@ -105,20 +105,22 @@ def _run_candidates(tasks: list[_Candidate], executor: Executor | None
 
 def plan_checkpoint(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTimeFn, *,
                     intervals_s: tuple[float, ...] | None = None, seeds: int = 4,
-                    seed: int = 0, executor: Executor | None = None) -> CheckpointPlan:
+                    seed: int = 0, executor: Executor | None = None,
+                    mttf_s: float | None = None) -> CheckpointPlan:
     """Simulate each candidate interval over `seeds` runs; best = highest mean ETTR.
 
     With an executor the candidates run as its tasks (iteration_time_s must then pickle);
-    without one they run here, in order."""
-    if cfg.failures is None:
+    without one they run here, in order. mttf_s replaces the failure model's job MTTF for
+    Young/Daly (plan spot: failures and preemptions together)."""
+    if cfg.failures is None and mttf_s is None:
         raise ConfigError("nothing fails, so any interval is optimal", key="run.failures")
     if seeds < 1:
         raise ConfigError(f"must be >= 1, got {seeds}", key="seeds")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"must be an integer >= 0, got {seed!r}", key="seed")
-    mttf = 1.0 / cfg.failures.job_rate_per_s(num_gpus=job.num_gpus,
-                                             gpus_per_node=job.gpus_per_node,
-                                             nodes_per_leaf=job.nodes_per_leaf)
+    mttf = mttf_s if mttf_s is not None else 1.0 / cfg.failures.job_rate_per_s(
+        num_gpus=job.num_gpus, gpus_per_node=job.gpus_per_node,
+        nodes_per_leaf=job.nodes_per_leaf)
     stall = max(cfg.checkpoint.stall_s, 1e-3)
     restart = cfg.detection_s + cfg.restart_s + cfg.checkpoint.read_s
     young = young_interval_s(stall_s=stall, mttf_s=mttf)

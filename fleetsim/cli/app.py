@@ -15,6 +15,7 @@ from fleetsim.cli.estimate_cmds import estimate_app
 from fleetsim.cli.export_cmds import export_cmd, import_cmd
 from fleetsim.cli.plan_cmds import plan_app, sweep_cmd
 from fleetsim.cli.plan_hetero_cmd import plan_train_hetero_cmd
+from fleetsim.cli.plan_spot_cmd import plan_spot_cmd
 from fleetsim.cli.simulate_cmds import simulate_app
 from fleetsim.cli.traces_cmds import traces_app
 from fleetsim.cli.validate_cmds import validate_cmd
@@ -66,6 +67,7 @@ app.command("validate")(validate_cmd)
 app.command("demo")(demo_cmd)
 app.command("calibrate")(calibrate_cmd)
 plan_app.command("train-hetero")(plan_train_hetero_cmd)
+plan_app.command("spot")(plan_spot_cmd)
 app.add_typer(plan_app, name="plan")
 app.command("sweep")(sweep_cmd)
 app.command("export")(export_cmd)

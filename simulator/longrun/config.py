@@ -9,6 +9,7 @@ from hwmodels._compat import StrEnum
 from hwmodels.errors import ConfigError
 from simulator.longrun.checkpoint import CheckpointPolicy
 from simulator.longrun.failures import FailureModel, num_nodes_of
+from simulator.longrun.spot import SpotConfig
 from simulator.longrun.stragglers import StragglerSpec
 from simulator.schema import Seconds, yaml_key
 
@@ -95,6 +96,7 @@ class RunConfig(RunSettings):
 
     failures: FailureModel | None  # None: nothing fails
     checkpoint: CheckpointPolicy
+    spot: SpotConfig | None = None  # None: every node on-demand, never preempted
 
     def check_job(self, job: JobShape, *, file: str | None = None) -> None:
         """Checks that need the job: spares within the cluster, min_dp within dp."""
@@ -102,6 +104,13 @@ class RunConfig(RunSettings):
             raise ConfigError(f"{self.spares} spare nodes exceed the cluster's {job.num_nodes} "
                               "nodes", file=file, key="run.spares",
                               allowed=f"0..{job.num_nodes}")
+        if self.spot is not None and self.spot.events:
+            n_spot = self.spot.spot_nodes(job.num_nodes)
+            bad = [node for _, node, _ in self.spot.events if node >= n_spot]
+            if bad:
+                raise ConfigError(f"node {bad[0]} is not one of the job's {n_spot} spot nodes",
+                                  file=file, key="run.spot.trace",
+                                  allowed=f"0..{n_spot - 1}" if n_spot else "no node: fraction 0")
         if self.min_dp > job.dp:
             raise ConfigError(f"min_dp {self.min_dp} exceeds dp {job.dp}", file=file,
                               key="run.min_dp", allowed=f"1..{job.dp}")

@@ -32,6 +32,7 @@ from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
 from simulator.longrun.failures import FailureSampler, Scope
 from simulator.longrun.invariants import check_run_result
 from simulator.longrun.results import LOST_KEYS, RunResult
+from simulator.longrun.spot import PREEMPTION, PreemptionSource, spot_outcome
 from simulator.longrun.stragglers import StragglerKind
 
 IterationTimeFn = Callable[[int], float]
@@ -54,10 +55,14 @@ _EPS = 1e-9
 
 @dataclass(frozen=True, slots=True)
 class _Failure:
-    """Interrupt cause: a failure that took `lost_nodes` node slots out of the job."""
+    """Interrupt cause: a failure that took `lost_nodes` node slots out of the job; an
+    announced one (a preemption) needs no detection, and with save_s set an emergency
+    checkpoint of that many seconds is taken before the restart."""
 
     cause: str
     lost_nodes: tuple[int, ...]
+    announced: bool = False
+    save_s: float | None = None
 
 
 class _RateChange:
@@ -78,7 +83,8 @@ class _Run:
         self._iteration_time_fn = iteration_time_s
         self._base_cache: dict[int, float] = {}
         self.t_full = self._base(job.dp)
-        ss_fail, ss_strag, ss_repair = np.random.SeedSequence(seed).spawn(3)
+        # the 4th child is the spot stream: the first three are those of a run without spot
+        ss_fail, ss_strag, ss_repair, ss_spot = np.random.SeedSequence(seed).spawn(4)
         self.seed = seed
         self.env = simpy.Environment()
         n = job.num_nodes
@@ -125,8 +131,11 @@ class _Run:
                           else cfg.token_budget / job.tokens_per_iteration)
         self.end_s = (cfg.duration_s if cfg.duration_s is not None
                       else BUDGET_ONLY_CAP * self.budget_it * self.t_full)
+        self._init_spot(ss_spot)
         self.train_proc = self.env.process(self._train())
         self.fail_proc = self.env.process(self._failures()) if self.sampler else None
+        self.spot_proc = (self.env.process(self._preemptions())
+                          if self.spot_src is not None else None)
         st = cfg.stragglers
         if st is not None and st.kind is StragglerKind.TRANSIENT and st.fraction > 0:
             self.env.process(self._episodes())
@@ -218,6 +227,8 @@ class _Run:
         horizon = self.end_s
         if self.sampler is not None:
             horizon = min(horizon, self.sampler.next_failure()[0])
+        if self.spot_src is not None:
+            horizon = min(horizon, self.spot_src.next_time(self.present))
         cycle_s = self.k * t_it + ck.stall_s
         n = math.floor((horizon - self.env.now) / cycle_s) - 1
         if math.isfinite(self.budget_it):
@@ -355,7 +366,9 @@ class _Run:
         if take.size:
             self.interruptions["straggler_eviction"] += 1
             self.interruption_log.append((self.env.now, "straggler_eviction"))
+            self._spot_spend()
             self.present[take] = False
+            self._spot_replan()
             self.env.process(self._repair(int(take.size), self._evict_repair_s()))
         self._fill_slots()
         self._open(Phase.RESTART)
@@ -388,9 +401,15 @@ class _Run:
         return self.durable_it, False
 
     def _recover(self, failure: _Failure):  # type: ignore[no-untyped-def]
+        rework0 = self.lost["rework"]
+        if failure.save_s is not None:
+            failure = (yield from self._emergency_save(failure)) or failure
         restore_it, from_memory = self._restore_point(failure)
         self._rollback(restore_it)
         self.mem_it = restore_it
+        if failure.cause == PREEMPTION:
+            self.spot_lost_work_s += self.lost["rework"] - rework0
+        detect_s = 0.0 if failure.announced else self.cfg.detection_s
         deadline: float | None = None
         while True:
             try:
@@ -398,7 +417,7 @@ class _Run:
                     yield from self._acquire_nodes()
                     ck = self.cfg.checkpoint
                     load_s = ck.memory_load_s if from_memory else ck.read_s
-                    deadline = self.env.now + self.cfg.detection_s + self.cfg.restart_s + load_s
+                    deadline = self.env.now + detect_s + self.cfg.restart_s + load_s
                     self._open(Phase.RESTART)
                 yield self.env.timeout(deadline - self.env.now)
                 self._close()
@@ -408,6 +427,8 @@ class _Run:
                     continue  # a slowdown change does not disturb a restart
                 self._close()
                 deadline = None
+                detect_s = max(detect_s, 0.0 if intr.cause.announced else self.cfg.detection_s)
+                rework0 = self.lost["rework"]
                 again, mem = self._restore_point(intr.cause)
                 if again < restore_it - _EPS:
                     restore_it, from_memory = again, mem
@@ -415,6 +436,8 @@ class _Run:
                     self.mem_it = restore_it
                 else:
                     from_memory = from_memory and mem
+                if intr.cause.cause == PREEMPTION:
+                    self.spot_lost_work_s += self.lost["rework"] - rework0
 
     def _fill_slots(self) -> None:
         missing = np.flatnonzero(~self.present)
@@ -422,7 +445,9 @@ class _Run:
         if take.size == 0:
             return
         self.pool -= int(take.size)
+        self._spot_spend()
         self.present[take] = True
+        self._spot_back(take)
         self.slot_epoch[take] += 1
         if self.cfg.stragglers is not None:
             self.slow[take] = self.cfg.stragglers.draw_nodes(self.strag_rng, int(take.size))
@@ -451,6 +476,104 @@ class _Run:
         self.pool += nodes
         if self.spare_event is not None and not self.spare_event.triggered:
             self.spare_event.succeed()
+
+    # ------------------------------------------------------------ spot preemptions
+
+    def _init_spot(self, ss_spot: np.random.SeedSequence) -> None:
+        """Spot slots are the job's last round(fraction * nodes) node slots."""
+        spot, n = self.cfg.spot, self.job.num_nodes
+        self.spot_src: PreemptionSource | None = None
+        self.spot_lost_work_s = 0.0
+        self.emergency_checkpoints = 0
+        self.preempted_nodes = 0
+        self.spot_gone_since = np.full(n, np.nan)  # preempted slot: billing stopped at
+        self.spot_gone_s = 0.0
+        self.in_spot_handler = False
+        if spot is None:
+            return
+        slots = np.arange(n - spot.spot_nodes(n), n, dtype=np.int64)
+        if slots.size and (spot.rate_per_node_s > 0 or spot.events):
+            self.spot_src = PreemptionSource(spot, spot_slots=slots,
+                                             rng=np.random.default_rng(ss_spot))
+
+    def _spot_spend(self) -> None:
+        if self.spot_src is not None:
+            self.spot_src.spend(self.env.now, self.present)
+
+    def _spot_replan(self) -> None:
+        if (self.spot_src is not None and not self.in_spot_handler
+                and self.spot_proc is not None and self.spot_proc.is_alive):
+            self.spot_proc.interrupt("replan")
+
+    def _spot_back(self, slots: np.ndarray) -> None:
+        """Filled slots that were preempted are billed again from now."""
+        gone = slots[~np.isnan(self.spot_gone_since[slots])]
+        if gone.size:
+            self.spot_gone_s += float(np.maximum(
+                0.0, self.env.now - self.spot_gone_since[gone]).sum())
+            self.spot_gone_since[gone] = np.nan
+        self._spot_replan()
+
+    def _preemptions(self):  # type: ignore[no-untyped-def]
+        src = self.spot_src
+        assert src is not None  # only started with a source
+        while True:
+            t = src.next_time(self.present)
+            try:
+                if math.isinf(t):
+                    yield self.env.event()  # no spot node present: wait for a replan
+                else:
+                    yield self.env.timeout(max(0.0, t - self.env.now))
+            except simpy.Interrupt:
+                continue
+            self.in_spot_handler = True
+            try:
+                self._on_preemption(src.take(self.env.now, self.present))
+            finally:
+                self.in_spot_handler = False
+
+    def _on_preemption(self, hit: np.ndarray) -> None:
+        """Notice for `hit`: the slots leave now, billing stops when the warning ends."""
+        spot, now = self.cfg.spot, self.env.now
+        assert spot is not None
+        if hit.size == 0:
+            return
+        self.present[hit] = False
+        self.spot_gone_since[hit] = now + spot.warning_s
+        if self.sampler is not None:
+            self.sampler.set_nodes(hit, now, present=False)
+            self._replan()
+        if math.isfinite(spot.replacement_s):
+            self.env.process(self._repair(int(hit.size), spot.warning_s + spot.replacement_s))
+        self.preempted_nodes += int(hit.size)
+        self.interruptions[PREEMPTION] += 1
+        self.interruption_log.append((now, PREEMPTION))
+        save_s = self.cfg.checkpoint.write_s
+        if self.train_proc.is_alive:
+            self.train_proc.interrupt(_Failure(
+                PREEMPTION, tuple(int(n) for n in hit), announced=True,
+                save_s=save_s if spot.warning_s >= save_s else None))
+
+    def _emergency_save(self, failure: _Failure):  # type: ignore[no-untyped-def]
+        """Persist the state inside the warning window; returns the failure that aborted
+        the save (None: saved, nothing since the notice is lost)."""
+        assert failure.save_s is not None
+        end = self.env.now + failure.save_s
+        self._open(Phase.CHECKPOINT)
+        while True:
+            try:
+                yield self.env.timeout(max(0.0, end - self.env.now))
+                break
+            except simpy.Interrupt as intr:
+                if isinstance(intr.cause, _Failure):
+                    self._close()
+                    return intr.cause
+        self._close()
+        self.pending = []
+        self.durable_it = self.mem_it = self.it
+        self._collapse()
+        self.emergency_checkpoints += 1
+        return None
 
     # ------------------------------------------------------------ failures and stragglers
 
@@ -487,7 +610,9 @@ class _Run:
                 sampler.renew_unit(comp_i, unit, now)
             if hit.size == 0:
                 return
+            self._spot_spend()
             self.present[hit] = False
+            self._spot_replan()
             sampler.set_nodes(hit, now, present=False)
             self.env.process(self._repair(int(hit.size), comp.repair_s))
             lost = tuple(int(n) for n in hit)
@@ -573,7 +698,26 @@ class _Run:
             progress_tokens=tuple(i * tokens_per_it for i in its),
             interruption_events=tuple(self.interruption_log),
             downtime_spans=tuple(self.downtime_log),
+            spot=self._spot_result(wall, tokens),
         )
+
+    def _spot_result(self, wall: float, tokens: float):  # type: ignore[no-untyped-def]
+        """The bill: spot slots while held (not between a preemption and the refill),
+        on-demand slots and hot spares for the whole run."""
+        spot = self.cfg.spot
+        if spot is None:
+            return None
+        n = self.job.num_nodes
+        n_spot = spot.spot_nodes(n)
+        open_gone = self.spot_gone_since[~np.isnan(self.spot_gone_since)]
+        gone_s = self.spot_gone_s + float(np.maximum(0.0, wall - open_gone).sum())
+        return spot_outcome(spot, preemptions=self.preempted_nodes,
+                            emergency_checkpoints=self.emergency_checkpoints,
+                            lost_work_s=self.spot_lost_work_s,
+                            spot_node_s=n_spot * wall - gone_s,
+                            on_demand_node_s=(n - n_spot + self.cfg.spares) * wall,
+                            gpus_per_node=self.job.gpus_per_node, tokens=tokens,
+                            time_to_train_s=self.time_to_train_s)
 
 
 def simulate_longrun(cfg: RunConfig, job: JobShape, iteration_time_s: IterationTimeFn, *,

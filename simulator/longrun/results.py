@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels.frozen import FrozenMap
+from simulator.longrun.spot import SpotOutcome
 
 LOST_KEYS = ("restart", "rework", "checkpoint", "stragglers", "waiting_spare", "elastic")
 
@@ -72,6 +73,7 @@ class RunResult:
     progress_tokens: tuple[float, ...] = ()
     interruption_events: tuple[tuple[float, str], ...] = ()  # (time_s, cause), as counted
     downtime_spans: tuple[tuple[float, float, str], ...] = ()  # (start_s, end_s, phase)
+    spot: SpotOutcome | None = None  # with run.spot: preemptions and the bill
 
     @property
     def num_interruptions(self) -> int:
@@ -102,11 +104,19 @@ class RunResult:
             "restart_overhead_s": self.restart_overhead_s,
             "min_dp_seen": self.min_dp_seen,
             "seed": self.seed,
+            **({"spot": self.spot.to_dict()} if self.spot is not None else {}),
         }
 
     def progress_df(self) -> pd.DataFrame:
         """Progress (tokens kept) against wall-clock time, one row per change point."""
         return pd.DataFrame({"t_s": self.progress_t_s, "tokens": self.progress_tokens})
+
+
+def _mean_spot(runs: tuple[RunResult, ...]) -> dict[str, float | None]:
+    """Mean over seeds of every spot field (None when any seed has None)."""
+    rows = [r.spot.to_dict() for r in runs if r.spot is not None]
+    return {k: None if any(row[k] is None for row in rows)
+            else float(np.mean([row[k] for row in rows])) for k in rows[0]}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +168,7 @@ class RunSummary:
             "time_lost_s": {k: float(np.mean([r.time_lost_s[k] for r in self.runs]))
                             for k in self.runs[0].time_lost_s},
             "seeds": n,
+            **({"spot": _mean_spot(self.runs)} if self.runs[0].spot is not None else {}),
         }
 
     def to_df(self) -> pd.DataFrame:

@@ -48,6 +48,7 @@ from simulator.longrun.checkpoint_modes import CHECKPOINT_MODES
 from simulator.longrun.closed_form import daly_interval_s, young_interval_s
 from simulator.longrun.config import JobShape, RunConfig, RunSettings
 from simulator.longrun.failure_models import FailuresSpec, build_failure_model
+from simulator.longrun.spot import SpotSpec, lossy_rate_per_s
 from simulator.schema import Bytes, BytesPerSecond, Seconds, read_section, with_file
 
 CK = "run.checkpoint"
@@ -137,17 +138,23 @@ class RunSpec(RunSettings):
 
     failures: FailuresSpec | Literal[False, "none"] = field(default_factory=FailuresSpec)
     checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
+    spot: SpotSpec | None = None  # preemptible capacity (simulator/longrun/spot.py)
 
     def resolve(self, job: JobShape, *, file: str | None = None) -> RunConfig:
         """The RunConfig for `job` (checks that need the job included)."""
         failures = (build_failure_model(self.failures, file=file)
                     if isinstance(self.failures, FailuresSpec) else None)
-        mttf_s = (1.0 / failures.job_rate_per_s(num_gpus=job.num_gpus,
-                                                gpus_per_node=job.gpus_per_node,
-                                                nodes_per_leaf=job.nodes_per_leaf)
-                  if failures is not None else float("inf"))
+        rate_s = (failures.job_rate_per_s(num_gpus=job.num_gpus,
+                                          gpus_per_node=job.gpus_per_node,
+                                          nodes_per_leaf=job.nodes_per_leaf)
+                  if failures is not None else 0.0)
+        spot = self.spot.resolve(file=file) if self.spot is not None else None
+        if spot is not None:  # preemptions the warning cannot cover lose work like failures
+            no_spot = self.checkpoint.policy(job, mttf_s=float("inf"), file=file)
+            rate_s += lossy_rate_per_s(spot, job.num_nodes, save_s=no_spot.write_s)
+        mttf_s = 1.0 / rate_s if rate_s > 0 else float("inf")
         settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunSettings)}
-        cfg = RunConfig(**settings, failures=failures,
+        cfg = RunConfig(**settings, failures=failures, spot=spot,
                         checkpoint=self.checkpoint.policy(job, mttf_s=mttf_s, file=file))
         cfg.check_job(job, file=file)
         return cfg

@@ -1,0 +1,138 @@
+"""plan_spot: the checkpoint interval for a spot run, spot vs on-demand cost and time to
+train, and the break-even preemption rate where on-demand becomes cheaper.
+
+The interval starts from Young/Daly on the combined failure + preemption rate and is chosen
+by plan_checkpoint's simulated candidates (same seeds for every candidate). The on-demand
+baseline is the same job with run.spot.fraction 0 (no preemptions, on-demand prices) at the
+Daly interval of its failures alone. The sweep runs each rate at its own combined-rate Daly
+interval (no inner search, to keep it cheap).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from hwmodels.errors import ConfigError
+from planners.checkpoint import GRID_FACTORS, CheckpointPlan, plan_checkpoint
+from simulator.longrun.closed_form import daly_interval_s
+from simulator.longrun.config import JobShape, RunConfig
+from simulator.longrun.engine import IterationTimeFn
+from simulator.longrun.simulate import simulate_many
+
+# Preemption rates of the break-even sweep, as multiples of the planned rate (x0 included).
+SWEEP_FACTORS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpotPlan:
+    """The chosen interval, spot and on-demand figures, the sweep and the break-even rate."""
+
+    preemptions_per_node_hour: float
+    checkpoint: CheckpointPlan
+    spot: dict[str, Any]
+    on_demand: dict[str, Any]
+    sweep: tuple[dict[str, Any], ...]
+    break_even_preemptions_per_node_hour: float | None  # None: spot cheaper over the sweep
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"preemptions_per_node_hour": self.preemptions_per_node_hour,
+                "checkpoint_interval_s": self.checkpoint.best_interval_s,
+                "young_interval_s": self.checkpoint.young_interval_s,
+                "daly_interval_s": self.checkpoint.daly_interval_s,
+                "combined_mttf_s": self.checkpoint.mttf_s,
+                "spot": self.spot, "on_demand": self.on_demand, "sweep": list(self.sweep),
+                "break_even_preemptions_per_node_hour":
+                    self.break_even_preemptions_per_node_hour,
+                "checkpoint_table": [dict(r) for r in self.checkpoint.rows]}
+
+
+def _rate_per_s(cfg: RunConfig, job: JobShape) -> float:
+    """Failures plus preemptions per second of the whole job."""
+    fail = (cfg.failures.job_rate_per_s(num_gpus=job.num_gpus, gpus_per_node=job.gpus_per_node,
+                                        nodes_per_leaf=job.nodes_per_leaf)
+            if cfg.failures is not None else 0.0)
+    spot = cfg.spot
+    return fail + (spot.mean_rate_per_node_s() * spot.spot_nodes(job.num_nodes)
+                   if spot is not None else 0.0)
+
+
+def _daly_s(cfg: RunConfig, job: JobShape) -> float:
+    rate = _rate_per_s(cfg, job)
+    if rate <= 0:
+        return cfg.checkpoint.interval_s
+    return daly_interval_s(stall_s=max(cfg.checkpoint.stall_s, 1e-3), mttf_s=1.0 / rate)
+
+
+def _figures(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int,
+             seed: int) -> dict[str, Any]:
+    """Mean over seeds: time to train, cost, cost per million tokens, ETTR, interval."""
+    runs = simulate_many(cfg, job, fn, seeds=seeds, seed=seed).runs
+    ttt = [r.time_to_train_s for r in runs]
+    spots = [r.spot for r in runs if r.spot is not None]
+    per_mtok = [s.cost_per_million_tokens_usd for s in spots]
+    return {"time_to_train_s": None if None in ttt else float(np.mean(ttt)),
+            "cost_usd": float(np.mean([s.cost_usd for s in spots])),
+            "cost_per_million_tokens_usd": None if None in per_mtok else float(np.mean(per_mtok)),
+            "ettr": float(np.mean([r.ettr for r in runs])),
+            "preemptions": float(np.mean([s.preemptions for s in spots])),
+            "emergency_checkpoints": float(np.mean([s.emergency_checkpoints for s in spots])),
+            "lost_work_s": float(np.mean([s.lost_work_s for s in spots])),
+            "checkpoint_interval_s": runs[0].checkpoint_interval_s}
+
+
+def _with(cfg: RunConfig, *, rate_per_node_s: float | None = None,
+          fraction: float | None = None, interval_s: float | None = None) -> RunConfig:
+    spot = cfg.spot
+    assert spot is not None
+    if rate_per_node_s is not None:
+        spot = replace(spot, rate_per_node_s=rate_per_node_s, events=())
+    if fraction is not None:
+        spot = replace(spot, fraction=fraction)
+    ck = cfg.checkpoint if interval_s is None else replace(cfg.checkpoint, interval_s=interval_s)
+    return replace(cfg, spot=spot, checkpoint=ck)
+
+
+def plan_spot(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int = 2,
+              seed: int = 0, sweep_factors: tuple[float, ...] = SWEEP_FACTORS) -> SpotPlan:
+    """Choose the interval for cfg's preemption rate, compare with on-demand, sweep rates."""
+    if cfg.spot is None:
+        raise ConfigError("needs a run.spot section", key="run.spot")
+    if cfg.token_budget is None:
+        raise ConfigError("time to train needs a token budget", key="run.token_budget")
+    rate_s = _rate_per_s(cfg, job)
+    daly = _daly_s(cfg, job)
+    ck = plan_checkpoint(cfg, job, fn, intervals_s=tuple(f * daly for f in GRID_FACTORS),
+                         seeds=seeds, seed=seed,
+                         mttf_s=1.0 / rate_s if rate_s > 0 else cfg.checkpoint.interval_s * 1e6)
+    spot = _figures(_with(cfg, interval_s=ck.best_interval_s), job, fn, seeds=seeds, seed=seed)
+    od_cfg = _with(cfg, fraction=0.0)
+    # nothing fails on demand: checkpointing less often than the spot plan cannot lose work
+    od_interval = (_daly_s(od_cfg, job) if _rate_per_s(od_cfg, job) > 0
+                   else max(cfg.checkpoint.interval_s, ck.best_interval_s))
+    od = _figures(_with(od_cfg, interval_s=od_interval), job, fn, seeds=seeds, seed=seed)
+    base = cfg.spot.mean_rate_per_node_s()
+    rows = []
+    for f in sweep_factors:
+        r_cfg = _with(cfg, rate_per_node_s=f * base)
+        fig = _figures(_with(r_cfg, interval_s=_daly_s(r_cfg, job)), job, fn, seeds=seeds,
+                       seed=seed)
+        rows.append({"preemptions_per_node_hour": f * base * 3600.0, **fig})
+    return SpotPlan(preemptions_per_node_hour=base * 3600.0, checkpoint=ck, spot=spot,
+                    on_demand=od, sweep=tuple(rows),
+                    break_even_preemptions_per_node_hour=_break_even(rows, od["cost_usd"]))
+
+
+def _break_even(rows: list[dict[str, Any]], od_cost: float) -> float | None:
+    """First rate where spot costs as much as on-demand, interpolated between sweep rows."""
+    for a, b in zip(rows, rows[1:], strict=False):
+        if a["cost_usd"] < od_cost <= b["cost_usd"]:
+            x0, x1 = a["preemptions_per_node_hour"], b["preemptions_per_node_hour"]
+            w = (od_cost - a["cost_usd"]) / (b["cost_usd"] - a["cost_usd"])
+            return x0 + w * (x1 - x0)
+    if rows and rows[0]["cost_usd"] >= od_cost:
+        return rows[0]["preemptions_per_node_hour"]
+    return None if not rows or math.isfinite(rows[-1]["cost_usd"]) else None
