@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from fleetsim.cli.common import console, emit_json
+from fleetsim.cli.assumptions import add_assumptions, print_assumptions
+from fleetsim.cli.common import console, emit_json, with_profiles
 from hwmodels.errors import ConfigError
 
 
@@ -21,6 +22,19 @@ def _prices(values: list[str] | None) -> dict[str, float]:
         if not sep or out.get(name.strip(), -1.0) < 0:
             raise ConfigError(f"expected DEVICE=USD_PER_HOUR, got {item!r}", key="--price")
     return out
+
+
+def _with_assumptions(out: dict, pools: tuple) -> dict:  # type: ignore[type-arg]
+    """Each pool's fabric and efficiency profile (bundled per device, as simulated)."""
+    from hwmodels.cluster import describe_fabric
+    from hwmodels.ops import resolve_profile
+
+    profiles = {p.cluster.device.name: resolve_profile(p.cluster.device, p.profile)
+                for p in pools}
+    out = with_profiles(out, profiles)
+    return add_assumptions(out, fabric="; ".join(describe_fabric(p.cluster) for p in pools),
+                           engine="training iteration simulator (simulator.training.hetero)",
+                           cross_pool_p2p="priced on both pools' NICs, the slower wins")
 
 
 def plan_train_hetero_cmd(
@@ -41,9 +55,10 @@ def plan_train_hetero_cmd(
     """
     from planners.hetero import parse_pools, plan_hetero
 
-    plan = plan_hetero(model, parse_pools(pools), seq_len=seq_len, global_batch=global_batch,
+    pools_spec = parse_pools(pools)
+    plan = plan_hetero(model, pools_spec, seq_len=seq_len, global_batch=global_batch,
                        micro_batch=micro_batch, prices=_prices(price))
-    out = plan.to_dict()
+    out = _with_assumptions(plan.to_dict(), pools_spec)
     if json_out:
         emit_json(out)
         return
@@ -59,6 +74,7 @@ def plan_train_hetero_cmd(
                       f"{r.tokens_per_s:,.0f}", f"{r.mfu:.3f}", f"{r.usd_per_mtoken:.3f}",
                       r.pipeline_split)
     console.print(table)
+    print_assumptions(out)
     verdict = "wins" if out["hetero_wins"] else "does NOT win"
     console.print(f"hetero {verdict}: {out['speedup']:.3f}x the best single-job baseline "
                   f"({out['best_baseline']}); {plan.simulated} plans simulated",

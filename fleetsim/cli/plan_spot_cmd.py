@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import typer
 
-from fleetsim.cli.common import console, emit_json, load_scenario_file
+from fleetsim.cli.assumptions import add_assumptions, print_assumptions
+from fleetsim.cli.common import console, emit_json, load_scenario_file, with_profiles
 from hwmodels.errors import ConfigError
+
+
+def _with_assumptions(out: dict, sc: object, cfg: object) -> dict:  # type: ignore[type-arg]
+    """Fabric, engine and profile of the iteration the long runs are built on, and the spot
+    market terms the answer rests on."""
+    import math
+
+    from hwmodels.cluster import describe_fabric
+    from hwmodels.ops import resolve_profile
+
+    plan = sc.plan()  # type: ignore[attr-defined]
+    dev = plan.cluster.device
+    out = with_profiles(out, {dev.name: resolve_profile(dev, plan.profile)})
+    spot = cfg.spot  # type: ignore[attr-defined]
+    return add_assumptions(out, fabric=describe_fabric(plan.cluster),
+                           engine="long-run simulator (simulator.longrun) over one simulated "
+                                  "training iteration", warning_s=spot.warning_s,
+                           replacement_s=("never" if math.isinf(spot.replacement_s)
+                                          else spot.replacement_s), spot_fraction=spot.fraction)
 
 
 def plan_spot_cmd(
@@ -46,7 +66,7 @@ def plan_spot_cmd(
     sc = load_training_scenario(apply_overrides(raw, sets), file=scenario)
     cfg, job = run_config(sc)
     plan = plan_spot(cfg, job, default_iteration_time_fn(sc), seeds=seeds, seed=seed)
-    out = plan.to_dict()
+    out = _with_assumptions(plan.to_dict(), sc, cfg)
     if json_out:
         emit_json(out)
         return
@@ -63,3 +83,4 @@ def plan_spot_cmd(
     console.print("  break-even: on-demand cheaper above "
                   + (f"{be:.4g} preemptions per node-hour" if be is not None else
                      f"no swept rate (up to {plan.sweep[-1]['preemptions_per_node_hour']:g})"))
+    print_assumptions(out)

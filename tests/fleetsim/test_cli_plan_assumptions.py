@@ -25,6 +25,9 @@ SMALL = {
                 "--devices", "h100-sxm", "--slo-tpot", "0.1", "--end-s", "30"),
     "power": ("plan", "power", "--budget-kw", "30", "--training"),
     "checkpoint": ("plan", "checkpoint", LONG, "--seeds", "1", "--set", "run.duration=1d"),
+    "spot": ("plan", "spot", "simulator/scenarios/llama3-70b-h100-spot.yaml", "--seeds", "1"),
+    "train-hetero": ("plan", "train-hetero", "--model", "llama3-8b", "--pools",
+                     "a100-80gb:16,h100-sxm:16", "--global-batch", "32", "--seq-len", "2048"),
 }
 
 
@@ -54,6 +57,11 @@ def test_assumptions_name_the_inputs_they_rest_on() -> None:
     assert "roce-400g" in a["fabric"] and a["failures"] == "llama3"
     a = json.loads(_run((*SMALL["train"], "--json"))[1])["assumptions"]
     assert "ib-hdr" in a["fabric"] and a["dtype"] == "bf16"
+    a = json.loads(_run((*SMALL["spot"], "--json"))[1])["assumptions"]
+    assert "h100-sxm" in a["fabric"] and a["warning_s"] == 120.0
+    a = json.loads(_run((*SMALL["train-hetero"], "--json"))[1])["assumptions"]
+    assert "a100-80gb" in a["fabric"] and "h100-sxm" in a["fabric"]
+    assert "a100-80gb:" in a["profile"] and "h100-sxm:" in a["profile"]
 
 
 INFEASIBLE = {
