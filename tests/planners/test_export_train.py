@@ -114,6 +114,23 @@ def test_llama3_405b_import_matches_hand_written_scenario():
     assert a.iteration_time_s == pytest.approx(b.iteration_time_s, rel=0, abs=1e-9)
 
 
+def test_llama3_405b_scenario_as_written_round_trips_through_megatron_layout():
+    """The bundled 405B scenario (vpp 4, balanced 126-layer split) exports as a pipeline layout
+    and imports back to a plan that simulates identically."""
+    hand = yaml.safe_load((ROOT / "simulator/scenarios/llama3-405b-16k-54d.yaml").read_text())
+    hand.pop("run")
+    written = load_training_scenario(hand).plan()
+    args = list(export_plan(written, "megatron").args)
+    assert "--pipeline-model-parallel-layout" in args
+    raw = import_megatron(export_plan(written, "megatron").command, device="h100-sxm")
+    raw["cluster"].update(intra_node="nvlink4", inter_node="roce-400g", devices_per_node=8)
+    imported = load_training_scenario(raw).plan()
+    assert (imported.parallel.vpp, stage_layer_counts(126, imported.parallel)) == \
+        (4, stage_layer_counts(126, written.parallel))
+    a, b = simulate_training(imported), simulate_training(written)
+    assert a.iteration_time_s == pytest.approx(b.iteration_time_s, rel=0, abs=1e-9)
+
+
 @pytest.mark.parametrize("name", ["tp-pp-zero1-full", "fsdp2", "cp-selective"])
 def test_torchtitan_toml_keys_are_pinned(name):
     plan = _plan(*PLANS[name])
