@@ -101,6 +101,11 @@ class Artefact:
         if root.exists() and not root.is_dir():
             raise ConfigError(f"{root} exists and is not a directory", key="--out",
                               allowed="a directory path")
+        parent = root.absolute().parent
+        if not root.exists() and not parent.is_dir():
+            raise ConfigError(f"{parent} is not an existing directory (the artefact directory "
+                              f"is created, its parents are not)", key="--out",
+                              allowed="a path under an existing directory")
         files = [*self.files, ArtefactFile(name="launch.sh", text=_launch_sh(self))]
         written = []
         for f in files:

@@ -660,6 +660,79 @@ case("calibrate-import-unknown-device", "calibrate", "--from-measurements", "{tm
      "--device", "tpu-v5e", "--out", "{tmp}/p.json", files=VIDUR_MIN)
 
 
+# --- issue 17: export / import, heterogeneous pools, offload, spot
+GPT3, AZURE = "{sc}/gpt3-175b-a100.yaml", "{sc}/llama2-70b-h100-azure.yaml"
+case("export-megatron-json", "export", GPT3, "--to", "megatron", "--json", expect=0)
+case("export-unknown-target", "export", GPT3, "--to", "slurm-magic")
+case("export-serving-target-for-training", "export", GPT3, "--to", "vllm")
+case("export-training-target-for-serving", "export", AZURE, "--to", "megatron")
+case("export-missing-scenario", "export", "{tmp}/nope.yaml", "--to", "megatron")
+case("export-out-under-a-file", "export", GPT3, "--to", "megatron", "--out", "{tmp}/afile/x",
+     files=FILE)
+case("export-torchtitan-zero1", "export", GPT3, "--to", "torchtitan")
+case("export-deepspeed-pipeline", "export", GPT3, "--to", "deepspeed")
+case("export-trtllm-lacks-scheduler", "export", "{sc}/deepseek-v3-h200-ep16-serve.yaml",
+     "--to", "trtllm")
+case("export-bad-set", "export", GPT3, "--to", "megatron", "--set", "parallelism.tp=zero")
+case("plan-train-export-serving-target", *PT, "--export", "vllm")
+case("plan-train-export-unknown", *PT, "--export", "nope")
+case("plan-serve-export-training-target", "plan", "serve", "--model", "llama3-8b",
+     "--export", "megatron")
+MEG = ("pretrain_gpt.py --tensor-model-parallel-size 2 --pipeline-model-parallel-size 1 "
+       "--num-layers 32 --hidden-size 4096 --ffn-hidden-size 14336 --num-attention-heads 32 "
+       "--micro-batch-size 1 --global-batch-size 16 --seq-length 2048 --vocab-size 128256 "
+       "--bf16\n")
+case("import-megatron-ok", "import", "{tmp}/m.sh", "--from", "megatron", "--device",
+     "h100-sxm", "--num-devices", "8", "--json", files={"m.sh": MEG}, expect=0)
+case("import-megatron-unknown-flag", "import", "{tmp}/m.sh", "--from", "megatron", "--device",
+     "h100-sxm", "--num-devices", "8", files={"m.sh": MEG.replace("--bf16", "--warp-drive 9")})
+case("import-megatron-wrong-type", "import", "{tmp}/m.sh", "--from", "megatron", "--device",
+     "h100-sxm", "--num-devices", "8",
+     files={"m.sh": MEG.replace("--num-layers 32", "--num-layers two")})
+case("import-megatron-no-device-count", "import", "{tmp}/m.sh", "--from", "megatron",
+     "--device", "h100-sxm", files={"m.sh": MEG})
+case("import-unknown-format", "import", "{tmp}/m.sh", "--from", "deepspeed", "--device",
+     "h100-sxm", files={"m.sh": MEG})
+case("import-unknown-device", "import", "{tmp}/m.sh", "--from", "megatron", "--device",
+     "quantum", "--num-devices", "8", files={"m.sh": MEG})
+case("import-missing-file", "import", "{tmp}/nope.sh", "--from", "megatron", "--device",
+     "h100-sxm", "--num-devices", "8")
+case("import-torchtitan-not-toml", "import", "{tmp}/j.toml", "--from", "torchtitan",
+     "--device", "h100-sxm", "--num-devices", "8", files={"j.toml": "[parallelism\nx = = 1\n"})
+HET = ("plan", "train-hetero", "--model", "llama3-8b", "--global-batch", "32", "--pools")
+case("plan-hetero-no-count", *HET, "a100-80gb,h100-sxm:16")
+case("plan-hetero-zero-count", *HET, "a100-80gb:0,h100-sxm:16")
+case("plan-hetero-one-pool", *HET, "h100-sxm:16")
+case("plan-hetero-unknown-device", *HET, "a100-80gb:16,quantum:16")
+case("plan-hetero-bad-price", *HET, "a100-80gb:16,h100-sxm:16", "--price", "h100-sxm=cheap")
+POOLS = [{"device": "a100-80gb", "num_devices": 4}, {"device": "h100-sxm", "num_devices": 4}]
+train_case("scenario-pools-and-device", _train(cluster__pools=POOLS))
+train_case("scenario-pools-zero-devices", _train(
+    cluster={"pools": [{"device": "a100-80gb", "num_devices": 0}, POOLS[1]]}))
+train_case("scenario-stage-pools-wrong-length", _train(cluster={"pools": POOLS},
+                                                       parallelism__stage_pools=[0, 1, 1]))
+train_case("scenario-stage-pools-unknown-pool", _train(cluster={"pools": POOLS},
+                                                       parallelism__stage_pools=[0, 7]))
+train_case("scenario-offload-unknown-target", _train(parallelism__offload_optimizer="disk"))
+train_case("scenario-offload-params-without-zero3",
+           _train(parallelism__zero=1, parallelism__offload_optimizer="cpu",
+                  parallelism__offload_params="cpu"))
+train_case("scenario-offload-params-without-optimizer",
+           _train(parallelism__zero=3, parallelism__offload_params="nvme"))
+train_case("scenario-unknown-host", _train(cluster__host="dgx-z9000"))
+SPOT = {"preemptions_per_node_hour": 0.01, "price_usd_per_gpu_hour": 2.5,
+        "on_demand_price_usd_per_gpu_hour": 6.0}
+train_case("scenario-spot-negative-rate", _run(run__spot={**SPOT,
+                                                          "preemptions_per_node_hour": -1}))
+train_case("scenario-spot-negative-warning", _run(run__spot={**SPOT, "warning_s": -5}))
+train_case("scenario-spot-fraction-above-one", _run(run__spot={**SPOT, "fraction": 1.5}))
+train_case("scenario-spot-no-price", _run(run__spot={"preemptions_per_node_hour": 0.01}))
+case("plan-spot-no-spot-section", "plan", "spot", "{tmp}/t.yaml", files={"t.yaml": _y(_run())})
+case("plan-spot-negative-rate", "plan", "spot", "{sc}/llama3-70b-h100-spot.yaml",
+     "--preemptions-per-node-hour", "-1")
+case("plan-spot-zero-seeds", "plan", "spot", "{sc}/llama3-70b-h100-spot.yaml", "--seeds", "0")
+
+
 # --------------------------------------------------------------------------------- runner
 
 @dataclass(frozen=True)
@@ -734,6 +807,7 @@ def test_campaign_is_big_and_covers_every_command() -> None:
     for needed in ("hw list", "hw show", "models list", "models show", "estimate step",
                    "simulate train", "simulate serve", "validate", "demo", "calibrate",
                    "plan train", "plan serve", "plan gpu-mix", "plan power", "plan checkpoint",
+                   "plan spot", "plan train-hetero", "export", "import",
                    "sweep", "traces stats", "traces synth"):
         assert needed in commands, needed
 
