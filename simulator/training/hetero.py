@@ -44,12 +44,13 @@ from hwmodels.training.placement import pipeline_groups
 from hwmodels.units import GiB
 from simulator.training.engine import TraceEvent, run_pipeline
 from simulator.training.invariants import check_training_result
-from simulator.training.results import Breakdown, StageRecord, TrainingResult
-from simulator.training.schedules import Op, OpKind, build_schedule, max_inflight, splits_backward
+from simulator.training.results import Breakdown, TrainingResult
+from simulator.training.schedules import Op, OpKind, build_schedule, splits_backward
 from simulator.training.simulate import (
     _compute_terms,
     _end_events,
     _op_table,
+    _stage_records,
     simulate_iteration,
 )
 
@@ -181,15 +182,7 @@ def simulate_pools(model: ModelSpec, training: TrainingConfig, parallel: Paralle
     tight = max(range(p.pp), key=lambda s: (memories[s] / capacities[s], -s))
     fits = all(x <= c for x, c in zip(memories, capacities, strict=True))
     counts = stage_layer_counts(model.num_layers, p)
-    records = []
-    for s, (stage_run, end) in enumerate(zip(run.stages, ends, strict=True)):
-        exposed = stage_run.exposed_comm_s + end.exposed_comm_s
-        busy = stage_run.compute_s + exposed + end.optimizer_s
-        records.append(StageRecord(
-            stage=s, compute_s=stage_run.compute_s, exposed_comm_s=exposed,
-            bubble_s=max(0.0, iteration_s - busy), optimizer_s=end.optimizer_s,
-            end_s=end.end_s, memory_gib=memories[s] / GiB,
-            max_inflight_microbatches=max_inflight(ops[s]), layers=counts[s]))
+    records = _stage_records(run, ends, iteration_s, memories, ops, p, counts)  # vpp is 1
     crit = min(records, key=lambda r: (r.bubble_s, r.stage))
     breakdown = Breakdown(compute_s=crit.compute_s, exposed_comm_s=crit.exposed_comm_s,
                           bubble_s=crit.bubble_s, optimizer_s=crit.optimizer_s,

@@ -9,6 +9,9 @@ its collectives are costed on the real groups that pipeline's ranks belong to.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from hwmodels import flops
 from hwmodels.attention_impl import resolve as resolve_attention
 from hwmodels.errors import ConfigError
@@ -117,16 +120,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     host = _host_memory(model, cluster, p, ends)
     host_reason = "" if host is None or host.fits else host.reason()
     counts = stage_layer_counts(model.num_layers, p)
-    records = []
-    for s, (stage_run, end) in enumerate(zip(run.stages, ends, strict=True)):
-        exposed = stage_run.exposed_comm_s + end.exposed_comm_s
-        busy = stage_run.compute_s + exposed + end.optimizer_s
-        records.append(StageRecord(
-            stage=s, compute_s=stage_run.compute_s, exposed_comm_s=exposed,
-            bubble_s=max(0.0, iteration_s - busy), optimizer_s=end.optimizer_s,
-            end_s=end.end_s, memory_gib=memories[s] / GiB,
-            max_inflight_microbatches=max_inflight(ops[s]),
-            layers=sum(counts[c * p.pp + s] for c in range(p.vpp))))
+    records = _stage_records(run, ends, iteration_s, memories, ops, p, counts)
     # the critical stage: the busiest one (least idle); ties -> the lowest index
     crit = min(records, key=lambda r: (r.bubble_s, r.stage))
     breakdown = Breakdown(compute_s=crit.compute_s, exposed_comm_s=crit.exposed_comm_s,
@@ -243,3 +237,21 @@ def _end_events(ends: list, stages: tuple) -> tuple[TraceEvent, ...]:  # type: i
             out.append(TraceEvent(track=f"stage {s}", name="optimizer", start_s=t,
                                   duration_s=end.optimizer_s, category="optimizer"))
     return tuple(out)
+
+
+def _stage_records(run: Any, ends: Sequence[StageEnd], iteration_s: float,
+                   memories: Sequence[float], ops: Sequence[Sequence[Op]], p: ParallelConfig,
+                   counts: Sequence[int]) -> list[StageRecord]:
+    """One StageRecord per pipeline stage (compute, exposed comm, idle, optimizer, memory,
+    layers summed over its virtual stages); shared with the heterogeneous simulation."""
+    records = []
+    for s, (stage_run, end) in enumerate(zip(run.stages, ends, strict=True)):
+        exposed = stage_run.exposed_comm_s + end.exposed_comm_s
+        busy = stage_run.compute_s + exposed + end.optimizer_s
+        records.append(StageRecord(
+            stage=s, compute_s=stage_run.compute_s, exposed_comm_s=exposed,
+            bubble_s=max(0.0, iteration_s - busy), optimizer_s=end.optimizer_s,
+            end_s=end.end_s, memory_gib=memories[s] / GiB,
+            max_inflight_microbatches=max_inflight(ops[s]),
+            layers=sum(counts[c * p.pp + s] for c in range(p.vpp))))
+    return records
