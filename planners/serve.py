@@ -598,6 +598,7 @@ def _confirm(plans: pd.DataFrame, cands: list[ServeCandidate], model: ModelSpec,
                 new["goodput_rps"] = min(target, metrics["attainment"] * target)
                 new["requests_per_usd"] = new["goodput_rps"] * 3600.0 / new["cost_usd_per_hour"]
                 new["goodput_rps_per_gpu"] = new["goodput_rps"] / new["gpus"]
+            new = {k: v for k, v in new.items() if k in plans.columns}  # mix columns if searched
             plans.loc[i, list(new)] = pd.Series(new)
         plans = _rank(plans, rank_by)
     return plans, sims
