@@ -16,7 +16,9 @@ from planners.export import export_plan
 from planners.serve import plan_serve
 from planners.serve_pd_mix import PoolMix, enumerate_mixed, pair_link
 from planners.serve_space import ServeCandidate, feasibility
+from simulator.serving.assemble import cluster_options
 from simulator.serving.cluster_config import Role
+from simulator.serving.scenario import load_serving_scenario
 from traces.readers import read_trace
 
 # a small search the golden case also uses (llama3-8b, TP1, vLLM, 1:1): seconds, not minutes
@@ -64,6 +66,11 @@ def test_serving_plan_of_a_mixed_pair_has_both_pools_and_exports_two_commands(mi
                                                                          int(row["decode_tp"]))
     assert groups[Role.PREFILL].count == units and groups[Role.DECODE].count == units
     assert plan.disagg_link == "ib-hdr"  # A100's HDR NIC is slower than H100's NDR
+    intra, inter, _, _ = cluster_options(plan, plan.replica_groups()).transfer
+    assert intra.bandwidth_Bps == inter.bandwidth_Bps == pytest.approx(22e9)  # never NVLink
+    sc = load_serving_scenario(mixed.scenario(rank))  # `--export`'s mapping re-runs the same
+    assert [(g.device.name, g.tp, g.count) for g in sc.groups] == [
+        (g.device.name, g.tp, g.count) for g in plan.replica_groups()]
     art = export_plan(plan, "vllm")
     assert art.command.count("vllm serve") == 2
     pools = art.extra["pools"]
