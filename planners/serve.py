@@ -53,6 +53,7 @@ from planners.serve_eval import (
     unit_slots,
     window_digest,
 )
+from planners.serve_pd_mix import PoolMix, enumerate_mixed
 from planners.serve_space import (
     DEFAULT_CHUNK_SIZES,
     DEFAULT_DEVICES,
@@ -63,6 +64,7 @@ from planners.serve_space import (
     DEFAULT_TP,
     ServeCandidate,
     enumerate_candidates,
+    parse_ratios,
 )
 from planners.sweep import _atomic
 from simulator.profiles import ProfileChoice
@@ -102,11 +104,15 @@ PHASE1_FRACTION = 0.1  # share of units (most promising first) simulated before 
 PHASE1_MIN = 8
 CANDIDATE_COLUMNS = ("device", "tp", "pp", "placement", "pd_ratio", "scheduler",
                      "token_budget", "max_num_seqs")
-PLAN_COLUMNS = (*CANDIDATE_COLUMNS, "unit_gpus", "unit_rate_rps", "unit_cost_usd_per_hour",
+# the decode pool of a mixed pair ("device"/"tp" are then the prefill pool's); these columns
+# appear only in searches given --prefill-devices / --decode-devices
+MIX_COLUMNS = ("decode_device", "decode_tp")
+DEPLOYMENT_COLUMNS = ("unit_gpus", "unit_rate_rps", "unit_cost_usd_per_hour",
                 "unit_requests_per_usd", "units", "gpus", "cost_usd_per_hour",
                 "target_rate_rps", "goodput_rps", "meets_workload", "requests_per_usd",
                 "goodput_rps_per_gpu", "attainment_at_unit_rate", "ttft_q_s", "tpot_q_s",
                 "confirmed", "confirmed_attainment")
+PLAN_COLUMNS = (*CANDIDATE_COLUMNS, *DEPLOYMENT_COLUMNS)
 
 
 class SimCache:
@@ -262,20 +268,22 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 def _cand_row(c: ServeCandidate) -> dict[str, Any]:
     return {"device": c.device, "tp": c.tp, "pp": c.pp, "placement": str(c.placement),
             "pd_ratio": c.pd_ratio, "scheduler": c.scheduler, "token_budget": c.token_budget,
-            "max_num_seqs": c.max_num_seqs}
+            "max_num_seqs": c.max_num_seqs, "decode_device": c.decode_device_name,
+            "decode_tp": c.decode_tp_degree}
 
 
 def deployment_points(plans: pd.DataFrame) -> pd.DataFrame:
     """(cost, goodput) of deploying 1..units of each planned unit: the trade-off curve."""
     rows = []
+    cand_cols = [c for c in (*CANDIDATE_COLUMNS, *MIX_COLUMNS) if c in plans.columns]
     for _, r in plans.iterrows():
         for k in range(1, int(r["units"]) + 1):
-            rows.append({**{c: r[c] for c in CANDIDATE_COLUMNS}, "units": k,
+            rows.append({**{c: r[c] for c in cand_cols}, "units": k,
                          "gpus": k * int(r["unit_gpus"]),
                          "cost_usd_per_hour": k * float(r["unit_cost_usd_per_hour"]),
                          "goodput_rps": min(float(r["target_rate_rps"]),
                                             k * float(r["unit_rate_rps"]))})
-    cols = [*CANDIDATE_COLUMNS, "units", "gpus", "cost_usd_per_hour", "goodput_rps"]
+    cols = [*cand_cols, "units", "gpus", "cost_usd_per_hour", "goodput_rps"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -332,7 +340,8 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
                gpu_memory_utilization: float = 0.9, prune_by_estimate: bool = True,
                executor: Executor | None = None,
                cache: SimCache | None = None, seed: int = 0,
-               profiles: ProfileChoice | None = None) -> ServePlanResult:
+               profiles: ProfileChoice | None = None,
+               pool_mix: PoolMix | None = None) -> ServePlanResult:
     """Plan serving `model` for the requests in `workload_df` (traces.read_trace frame).
 
     The workload's rate is its mean arrival rate unless target_rate_rps is given; prompts of
@@ -345,7 +354,8 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
     of units first, then skip units that could not beat the best even at ESTIMATE_OPTIMISM x
     their closed-form rate (listed in `pruned`). cache: a SimCache shared across calls.
     profiles: the user's --profile / --no-profile (every estimate and simulation of a device
-    uses its profile; None: bundled, else catalog defaults).
+    uses its profile; None: bundled, else catalog defaults). pool_mix: also search mixed
+    prefill/decode pairs of its devices and TP (None: same-device pairs only, as before).
     """
     start = time.perf_counter()
     for key, value in (("confirm_top", confirm_top), ("confirm_extra_units", confirm_extra_units)):
@@ -365,7 +375,9 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
                           key="window_requests")
     gpu_cap = _limit(max_gpus, "max_gpus")
     usd_cap = _limit(budget_usd_per_hour, "budget_usd_per_hour")
-    price = _prices(devices, prices)
+    mix = pool_mix if pool_mix is not None else PoolMix()
+    same = _prices(devices, prices)
+    price = {**same, **_prices(mix.devices(), prices)}
     workload = workload_df.sort_values("arrival_time_s", kind="stable").reset_index(drop=True)
     too_long = workload["input_tokens"] >= spec.max_seq_len  # every engine drops these
     workload = workload.loc[~too_long].reset_index(drop=True)
@@ -374,13 +386,21 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
     window = workload.iloc[:window_requests].reset_index(drop=True)
     longest = int((workload["input_tokens"] + workload["output_tokens"]).max())
     keep, pruned = enumerate_candidates(
-        spec, devices=list(price), tp=tp, pp=pp, schedulers=schedulers, chunk_sizes=chunk_sizes,
+        spec, devices=list(same), tp=tp, pp=pp, schedulers=schedulers, chunk_sizes=chunk_sizes,
         max_num_seqs=max_num_seqs, max_batch_tokens=max_batch_tokens,
         disaggregation=disaggregation, colocated=colocated, dtype=dtype,
         min_kv_tokens=min(longest, spec.max_seq_len),
         gpu_memory_utilization=gpu_memory_utilization)
+    mixed_keep, mixed_pruned = enumerate_mixed(
+        spec, mix, tp=tp, pp=pp, ratios=parse_ratios(disaggregation),
+        max_num_seqs=max_num_seqs, max_batch_tokens=max_batch_tokens, dtype=dtype,
+        min_kv_tokens=min(longest, spec.max_seq_len),
+        gpu_memory_utilization=gpu_memory_utilization)
+    keep, pruned = keep + mixed_keep, pruned + mixed_pruned
+    cand_cols = [*CANDIDATE_COLUMNS, *(MIX_COLUMNS if mix.enabled else ())]
     # A unit whose smallest deployment is over the limits is never worth simulating.
-    affordable = [c for c in keep if c.gpus <= gpu_cap and c.gpus * price[c.device] <= usd_cap]
+    affordable = [c for c in keep if c.gpus <= gpu_cap
+                  and c.unit_cost_usd_per_hour(price) <= usd_cap]
     over = [c for c in keep if c not in set(affordable)]
     pruned_rows = [{**_cand_row(p.candidate), "reason": p.reason} for p in pruned]
     pruned_rows += [{**_cand_row(c), "reason": "one unit exceeds max_gpus / budget"}
@@ -415,7 +435,8 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
     def score(i: int, rate: float) -> float:
         """The ranking key of unit i at `rate` (deployments meeting the workload first)."""
         c = affordable[i]
-        d = _deployment(c, rate, {}, target, price[c.device], gpu_cap, usd_cap)
+        d = _deployment(c, rate, {}, target, c.unit_cost_usd_per_hour(price), gpu_cap,
+                        usd_cap)
         return float(d[metric]) + (1e6 if d["meets_workload"] else 0.0)
 
     # Phase 1: the most promising units by estimate; phase 2: the rest unless even an
@@ -457,10 +478,12 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
         if out.rate_rps <= 0:
             pruned_rows.append({**_cand_row(c), "reason": "misses the SLO even nearly unloaded"})
             continue
-        rows.append({**_deployment(c, out.rate_rps, out.metrics, target, price[c.device],
-                                   gpu_cap, usd_cap), "_index": len(cands)})
+        rows.append({**_deployment(c, out.rate_rps, out.metrics, target,
+                                   c.unit_cost_usd_per_hour(price), gpu_cap, usd_cap),
+                     "_index": len(cands)})
         cands.append(c)
-    plans = _rank(pd.DataFrame(rows, columns=[*PLAN_COLUMNS, "_index"]), rank_by)
+    plans = _rank(pd.DataFrame(rows, columns=[*cand_cols, *DEPLOYMENT_COLUMNS, "_index"]),
+                  rank_by)
     if confirm_top > 0 and not plans.empty:
         requests = (scale_trace(workload, target / trace_rate)
                     if abs(target / trace_rate - 1.0) > 1e-12 else workload)
@@ -472,7 +495,7 @@ def plan_serve(model: ModelSpec | str | Mapping[str, Any], workload_df: pd.DataF
     cands = [cands[int(i)] for i in plans.pop("_index")]
     return ServePlanResult(
         plans=plans, pareto=pareto_front(deployment_points(plans)),
-        pruned=pd.DataFrame(pruned_rows, columns=[*CANDIDATE_COLUMNS, "reason"]),
+        pruned=pd.DataFrame(pruned_rows, columns=[*cand_cols, "reason"]),
         candidates=tuple(cands),
         workload={"requests": float(len(workload)), "trace_rate_rps": trace_rate,
                   "excluded_prompt_too_long": float(too_long.sum()),
@@ -499,11 +522,10 @@ def _fits(cap: float, per_unit: float) -> int | float:
 
 
 def _deployment(c: ServeCandidate, rate_rps: float, metrics: Mapping[str, float],
-                target: float, price: float, gpu_cap: float, usd_cap: float,
+                target: float, unit_cost: float, gpu_cap: float, usd_cap: float,
                 units: int | None = None) -> dict[str, Any]:
     """Units to carry `target` req/s (capped by the limits, or as given) and what they cost
-    and deliver."""
-    unit_cost = c.gpus * price
+    (unit_cost: USD per hour of one unit, every pool priced by its device) and deliver."""
     needed = math.ceil(target / rate_rps - 1e-9)
     if units is None:
         units = min(needed, _fits(gpu_cap, c.gpus), _fits(usd_cap, unit_cost))
@@ -561,19 +583,22 @@ def _confirm(plans: pd.DataFrame, cands: list[ServeCandidate], model: ModelSpec,
                         or (units + 1) * float(row["unit_cost_usd_per_hour"]) > usd_cap:
                     break
                 units += 1
-            price = float(row["unit_cost_usd_per_hour"]) / c.gpus
+            unit_cost = float(row["unit_cost_usd_per_hour"])
+            if not c.mixed:  # per-device price and back, bit for bit as before mixed pairs
+                unit_cost = c.gpus * (unit_cost / c.gpus)
             rate = float(row["unit_rate_rps"])
             if ok and units > int(row["units"]):  # the window over-rated the unit: derate it
                 rate = target / units  # to what the full workload showed units of it carry
             new = _deployment(c, rate, {
                 "attainment": row["attainment_at_unit_rate"], "ttft_q_s": row["ttft_q_s"],
-                "tpot_q_s": row["tpot_q_s"]}, target, price, gpu_cap, usd_cap, units=units)
+                "tpot_q_s": row["tpot_q_s"]}, target, unit_cost, gpu_cap, usd_cap, units=units)
             new.update(confirmed=True, confirmed_attainment=metrics["attainment"],
                        meets_workload=bool(ok), _index=row["_index"])
             if not ok:  # what the simulated deployment actually delivered within the SLO
                 new["goodput_rps"] = min(target, metrics["attainment"] * target)
                 new["requests_per_usd"] = new["goodput_rps"] * 3600.0 / new["cost_usd_per_hour"]
                 new["goodput_rps_per_gpu"] = new["goodput_rps"] / new["gpus"]
+            new = {k: v for k, v in new.items() if k in plans.columns}  # mix columns if searched
             plans.loc[i, list(new)] = pd.Series(new)
         plans = _rank(plans, rank_by)
     return plans, sims

@@ -25,6 +25,7 @@ from hwmodels.errors import ConfigError
 from hwmodels.memory import kv_cache_capacity
 from hwmodels.specs import ModelSpec
 from hwmodels.step import StepCostModel
+from planners.serve_pd_mix import pair_link
 from planners.serve_space import ServeCandidate
 from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.serving import (
@@ -150,6 +151,11 @@ def unit_mapping(model_ref: Any, cand: ServeCandidate, slo: SLO, *, units: int =
     if cand.disaggregated:  # the short form: both pools of cluster.device with serving.tp/pp
         serving["disaggregation"] = {"prefill_replicas": cand.prefill_replicas * units,
                                      "decode_replicas": cand.decode_replicas * units}
+        if cand.mixed:  # the long form: each pool its device and tp, KV over the slower NIC
+            serving["disaggregation"].update(
+                prefill={"device": cand.device, "tp": cand.tp},
+                decode={"device": cand.decode_device_name, "tp": cand.decode_tp_degree},
+                link=pair_link(cand.device, cand.decode_device_name))
     else:
         serving["replicas"] = units
     out: dict[str, Any] = {
@@ -173,8 +179,9 @@ def unit_plan(model: ModelSpec, cand: ServeCandidate, slo: SLO, *, units: int = 
     device = load_device(cand.device)
     cfg, groups = parse_serving_section(serving, device=device,
                                            num_devices=cand.gpus * units, profiles=profiles)
+    link = None if cfg.disaggregation is None else cfg.disaggregation.link
     return ServingPlan(model=model, device=device, serving=cfg, groups=groups,
-                       slo_ttft_s=slo.ttft_s, slo_tpot_s=slo.tpot_s,
+                       slo_ttft_s=slo.ttft_s, slo_tpot_s=slo.tpot_s, disagg_link=link,
                        profile=(profiles or NO_CHOICE).for_device(device))
 
 
@@ -200,11 +207,17 @@ def estimate_unit_rate(model: ModelSpec, cand: ServeCandidate, *, input_mean: fl
     """Requests/s one unit serves at saturation, from hwmodels.step: decode runs B sequences
     per step (B limited by max_num_seqs, the KV cache at mean context, and the TPOT target);
     each request costs its prefill plus output_mean / B decode steps. Disaggregated: the lesser
-    of the prefill pool's and the decode pool's rates. Used only to bracket the search."""
+    of the prefill pool's and the decode pool's rates (a mixed pair: each on its own device and
+    TP). Used only to bracket the search."""
     device = load_device(cand.device)
     cost = StepCostModel(model, device, tp=cand.tp, pp=cand.pp, dtype=dtype,
                          profile=(profiles or NO_CHOICE).for_device(device))
-    kv = kv_cache_capacity(model, device, tp=cand.tp, pp=cand.pp, dtype=dtype,
+    prefill_cost = cost
+    if cand.mixed:
+        device = load_device(cand.decode_device_name)
+        cost = StepCostModel(model, device, tp=cand.decode_tp_degree, pp=cand.pp, dtype=dtype,
+                             profile=(profiles or NO_CHOICE).for_device(device))
+    kv = kv_cache_capacity(model, device, tp=cand.decode_tp_degree, pp=cand.pp, dtype=dtype,
                            gpu_memory_utilization=gpu_memory_utilization)
     ctx = input_mean + output_mean / 2.0
     batch = max(1.0, min(float(cand.max_num_seqs), kv.tokens / (input_mean + output_mean)))
@@ -217,7 +230,8 @@ def estimate_unit_rate(model: ModelSpec, cand: ServeCandidate, *, input_mean: fl
     t_dec = decode_step(batch)
     prefill_units = input_mean * input_mean / 2.0
     if cand.disaggregated:
-        prefill_rate = cand.prefill_replicas / cost.time_s(input_mean, prefill_units, 0.0, 0.0)
+        prefill_rate = cand.prefill_replicas / prefill_cost.time_s(input_mean, prefill_units,
+                                                                   0.0, 0.0)
         decode_rate = cand.decode_replicas * batch / (max(output_mean - 1.0, 1.0) * t_dec)
         return min(prefill_rate, decode_rate)
     marginal_prefill = cost.time_s(input_mean, prefill_units, batch, batch * ctx) - t_dec
@@ -293,10 +307,11 @@ def unit_slots(model: ModelSpec, cand: ServeCandidate, *, input_mean: float,
                output_mean: float, max_batch_tokens: int = 8192, dtype: str = "bf16",
                gpu_memory_utilization: float = 0.9) -> float:
     """Requests a unit holds at once: per decoding replica min(max_num_seqs, KV tokens /
-    tokens per request); a disaggregated unit adds a prefill batch (max_batch_tokens of
-    prompts) per prefill replica."""
-    kv = kv_cache_capacity(model, load_device(cand.device), tp=cand.tp, pp=cand.pp,
-                           dtype=dtype, gpu_memory_utilization=gpu_memory_utilization)
+    tokens per request, on the decode pool's device); a disaggregated unit adds a prefill
+    batch (max_batch_tokens of prompts) per prefill replica."""
+    kv = kv_cache_capacity(model, load_device(cand.decode_device_name),
+                           tp=cand.decode_tp_degree, pp=cand.pp, dtype=dtype,
+                           gpu_memory_utilization=gpu_memory_utilization)
     per_replica = min(float(cand.max_num_seqs), kv.tokens / max(input_mean + output_mean, 1.0))
     if not cand.disaggregated:
         return max(per_replica, 1.0)

@@ -12,7 +12,7 @@ largest request rate a unit sustains and deploys as many units as the workload n
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hwmodels._compat import StrEnum
@@ -51,10 +51,34 @@ class ServeCandidate:
     max_num_seqs: int = 256
     prefill_replicas: int = 0  # 0 and 0: co-located (one replica)
     decode_replicas: int = 0
+    # a mixed pair's decode pool (None: the prefill pool's device / tp); pp is shared
+    decode_device: str | None = None
+    decode_tp: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.decode_device is None) != (self.decode_tp is None):
+            raise ConfigError("a mixed pair needs both decode_device and decode_tp",
+                              key="decode_device")
+        if self.decode_device is not None and not self.prefill_replicas:
+            raise ConfigError("a decode pool of its own needs prefill:decode replicas",
+                              key="decode_device", allowed="prefill_replicas >= 1")
 
     @property
     def disaggregated(self) -> bool:
         return self.prefill_replicas > 0
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the decode pool has its own device / TP (a heterogeneous P/D pair)."""
+        return self.decode_device is not None
+
+    @property
+    def decode_device_name(self) -> str:
+        return self.device if self.decode_device is None else self.decode_device
+
+    @property
+    def decode_tp_degree(self) -> int:
+        return self.tp if self.decode_tp is None else self.decode_tp
 
     @property
     def placement(self) -> Placement:
@@ -68,7 +92,23 @@ class ServeCandidate:
     @property
     def gpus(self) -> int:
         """Devices in one unit."""
+        if self.mixed:
+            return (self.prefill_replicas * self.tp + self.decode_replicas
+                    * self.decode_tp_degree) * self.pp
         return self.replicas * self.tp * self.pp
+
+    def unit_cost_usd_per_hour(self, price: Mapping[str, float]) -> float:
+        """USD per hour of one unit: each pool's devices x its device's price."""
+        if self.mixed:
+            return (self.prefill_replicas * self.tp * self.pp * price[self.device]
+                    + self.decode_replicas * self.decode_tp_degree * self.pp
+                    * price[self.decode_device_name])
+        return self.gpus * price[self.device]
+
+    def pools_label(self) -> str:
+        """Both pools of a mixed pair: 'P h100-sxm TP2 x1 : D a100-80gb TP4 x2'."""
+        return (f"P {self.device} TP{self.tp} x{self.prefill_replicas} : "
+                f"D {self.decode_device_name} TP{self.decode_tp_degree} x{self.decode_replicas}")
 
     @property
     def pd_ratio(self) -> str:
@@ -76,6 +116,9 @@ class ServeCandidate:
 
     def label(self) -> str:
         """Short human-readable name (tables, plots, error messages)."""
+        if self.mixed:
+            return (f"{self.pools_label()} pp{self.pp} {self.scheduler}/{self.token_budget} "
+                    f"seqs{self.max_num_seqs}")
         pd_ = f" P:D={self.pd_ratio}" if self.disaggregated else ""
         return (f"{self.device} tp{self.tp}pp{self.pp} {self.scheduler}/{self.token_budget} "
                 f"seqs{self.max_num_seqs}{pd_}")

@@ -668,6 +668,16 @@ def plan_serve_cmd(
     chunk_sizes: str = typer.Option("512,2048", "--chunk-sizes"),
     max_num_seqs: str = typer.Option("128,256", "--max-num-seqs"),
     disagg: str = typer.Option("1:1,1:2", "--disagg", help="Prefill:decode ratios ('' = none)."),
+    prefill_devices: str = typer.Option(None, "--prefill-devices",
+                                        help="Mixed P/D pairs: prefill pool devices, e.g. "
+                                             "h100-sxm (needs --decode-devices)."),
+    decode_devices: str = typer.Option(None, "--decode-devices",
+                                       help="Mixed P/D pairs: decode pool devices, e.g. "
+                                            "a100-80gb,l40s."),
+    prefill_tp: str = typer.Option(None, "--prefill-tp",
+                                   help="TP of a mixed pair's prefill pool (default: --tp)."),
+    decode_tp: str = typer.Option(None, "--decode-tp",
+                                  help="TP of a mixed pair's decode pool (default: --tp)."),
     colocated: bool = typer.Option(True, "--colocated/--no-colocated"),
     rate: float = typer.Option(None, "--rate", help="Target request rate (default: trace's)."),
     rank_by: str = typer.Option("usd", "--rank-by", help="usd | gpu"),
@@ -700,7 +710,12 @@ def plan_serve_cmd(
         fleetsim plan serve --model llama2-70b --slo-ttft 2 --slo-tpot 0.2 --out plans.csv
     """
     from planners.serve import plan_serve
+    from planners.serve_pd_mix import PoolMix
 
+    mix = PoolMix(prefill_devices=_names(prefill_devices),
+                  decode_devices=_names(decode_devices),
+                  prefill_tp=_opt_tuple(_int_list(prefill_tp, "--prefill-tp")),
+                  decode_tp=_opt_tuple(_int_list(decode_tp, "--decode-tp")))
     _check_serve_export(export, export_out)
     check_output(plot, option="--plot", suffixes=PLOT_SUFFIXES, mkdir=mkdir)
     check_output(out, option="--out", suffixes=RESULTS_SUFFIXES, mkdir=mkdir)
@@ -725,7 +740,7 @@ def plan_serve_cmd(
                          max_num_seqs=tuple(_int_list(max_num_seqs, "--max-num-seqs") or ()),
                          disaggregation=ratios, colocated=colocated, target_rate_rps=rate,
                          rank_by=rank_by, confirm_top=confirm_top, executor=ex, seed=seed,
-                         profiles=choice)
+                         profiles=choice, pool_mix=mix)
     if not res.feasible and not allow_infeasible:
         raise res.infeasible_error()
     if plot:
@@ -735,7 +750,8 @@ def plan_serve_cmd(
 
         write_results(res.plans, out)
     artefact = _serve_export(res, model, export, export_out, choice) if export else None
-    names = [d.strip() for d in devices.split(",") if d.strip()]
+    names = list(dict.fromkeys([*(d.strip() for d in devices.split(",") if d.strip()),
+                                *mix.devices()]))
     result = add_assumptions(with_profiles(res.to_dict(), used), fabric=device_fabrics(names),
                              engine=serving_engine(), schedulers=schedulers, trace=trace,
                              disaggregation=disagg or "none")
@@ -750,8 +766,7 @@ def plan_serve_cmd(
     for c in ("#", "configuration", "rate/unit", "units x GPUs", "$/h", "goodput", "confirmed"):
         t.add_column(c)
     for i, (_, r) in enumerate(res.plans.head(10).iterrows(), 1):
-        disagg = f" P:D {r['pd_ratio']}" if str(r.get("placement", "")).startswith("dis") else ""
-        config = (f"{r['device']} TP{r['tp']} PP{r['pp']}{disagg} {r['scheduler']} "
+        config = (f"{_serve_shape(r)} {r['scheduler']} "
                   f"budget {r['token_budget']} seqs {r['max_num_seqs']}")
         confirmed = r.get("confirmed_attainment")
         t.add_row(str(i), config, f"{r['unit_rate_rps']:.2f}/s",
@@ -771,6 +786,27 @@ def plan_serve_cmd(
         for note in artefact.assumptions:
             console.print(f"  assumption: {note}", highlight=False, markup=False,
                           soft_wrap=True)
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    """'a,b' -> ('a', 'b'); None -> ()."""
+    return tuple(d.strip() for d in (text or "").split(",") if d.strip())
+
+
+def _opt_tuple(values: list[int] | None) -> tuple[int, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def _serve_shape(r: Any) -> str:
+    """A plan row's replica shape; a mixed pair shows both pools
+    ('P h100-sxm TP2 x1 : D a100-80gb TP4 x2 PP1')."""
+    disagg = str(r.get("placement", "")).startswith("dis")
+    dev, dtp = r.get("decode_device"), r.get("decode_tp")
+    if disagg and isinstance(dev, str) and (dev != r["device"] or int(dtp) != int(r["tp"])):
+        p, d = (int(x) for x in str(r["pd_ratio"]).split(":"))
+        return f"P {r['device']} TP{r['tp']} x{p} : D {dev} TP{int(dtp)} x{d} PP{r['pp']}"
+    pd_ = f" P:D {r['pd_ratio']}" if disagg else ""
+    return f"{r['device']} TP{r['tp']} PP{r['pp']}{pd_}"
 
 
 def _check_serve_export(export: str | None, export_out: str | None) -> None:
