@@ -141,6 +141,7 @@ class PlanResult:
     not_simulated: int = 0  # estimated candidates left out by simulate_top / top_k
     fabric: str = ""  # the cluster's fabric in words (hwmodels.cluster.describe_fabric)
     credibility: Credibility | None = None  # best plan's MFU vs the best published one
+    pruned_unlaunchable: int = 0  # plans no training stack runs (train_space.launchable)
 
     @property
     def best(self) -> pd.Series:
@@ -156,6 +157,7 @@ class PlanResult:
         """Candidates rejected, per reason (what an empty table is made of)."""
         return {"divisibility": self.pruned_divisibility,
                 "memory": self.pruned_memory + self.rejected_memory,
+                "unlaunchable": self.pruned_unlaunchable,
                 "simulation_failed": self.failed, "not_simulated": self.not_simulated}
 
     def describe_rejections(self) -> str:
@@ -171,7 +173,8 @@ class PlanResult:
 
     def counts(self) -> dict[str, int | float]:
         return {"considered": self.considered, "pruned_divisibility": self.pruned_divisibility,
-                "pruned_memory": self.pruned_memory, "estimated": self.estimated,
+                "pruned_memory": self.pruned_memory,
+                "pruned_unlaunchable": self.pruned_unlaunchable, "estimated": self.estimated,
                 "simulated": self.simulated, "failed": self.failed,
                 "rejected_memory": self.rejected_memory, "not_simulated": self.not_simulated,
                 "elapsed_s": self.elapsed_s}
@@ -260,6 +263,7 @@ def _merge(results: list[PlanResult], top_k: int) -> PlanResult:
         considered=sum(r.considered for r in results),
         pruned_divisibility=sum(r.pruned_divisibility for r in results),
         pruned_memory=sum(r.pruned_memory for r in results),
+        pruned_unlaunchable=sum(r.pruned_unlaunchable for r in results),
         estimated=sum(r.estimated for r in results),
         simulated=sum(r.simulated for r in results), failed=sum(r.failed for r in results),
         rejected_memory=sum(r.rejected_memory for r in results),
@@ -324,7 +328,8 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
     return PlanResult(plans=plans, configs=tuple(configs[:top_k]), estimates=table,
                       considered=counts.considered,
                       pruned_divisibility=counts.pruned_divisibility,
-                      pruned_memory=counts.pruned_memory, estimated=len(candidates),
+                      pruned_memory=counts.pruned_memory,
+                      pruned_unlaunchable=counts.pruned_unlaunchable, estimated=len(candidates),
                       simulated=simulated, failed=len(failures),
                       rejected_memory=rejected, elapsed_s=time.perf_counter() - start,
                       failures=tuple(failures), not_simulated=not_simulated,

@@ -187,10 +187,31 @@ class SpaceCounts:
     considered: int = 0
     pruned_divisibility: int = 0
     pruned_memory: int = 0
+    pruned_unlaunchable: int = 0  # settings no training stack runs (see launchable())
 
     @property
     def kept(self) -> int:
-        return self.considered - self.pruned_divisibility - self.pruned_memory
+        return (self.considered - self.pruned_divisibility - self.pruned_memory
+                - self.pruned_unlaunchable)
+
+
+def launchable(parallel: ParallelConfig) -> str:
+    """'' when some training stack runs `parallel`, else why none does.
+
+    ZeRO-2 (gradients sharded, weights replicated) with pipeline parallelism: DeepSpeed's
+    PipelineEngine asserts ZeRO stage < 2 ("ZeRO-2 and ZeRO-3 are incompatible with pipeline
+    parallelism", deepspeed/runtime/pipe/engine.py @edaa7221); Megatron-LM's distributed
+    optimizer keeps a full fp32 main-grad buffer (megatron/core/distributed param-and-grad
+    buffers; bf16 turns on accumulate_allreduce_grads_in_fp32, megatron/training/arguments.py
+    @d98e8a64), which is ZeRO-1's memory, not ZeRO-2's; PyTorch pipelining accumulates
+    unsharded FSDP gradients until the last microbatch. The planner would otherwise rank a
+    memory saving no launcher delivers.
+    """
+    if parallel.zero == 2 and parallel.pp > 1:
+        return ("ZeRO-2 with pipeline parallelism: no stack shards gradients across "
+                "microbatches of a pipeline (DeepSpeed refuses it, Megatron's distributed "
+                "optimizer keeps full fp32 grads = zero 1)")
+    return ""
 
 
 def _tp_values(model: ModelSpec, cluster: ClusterSpec, c: TrainConstraints) -> list[int]:
@@ -322,6 +343,9 @@ def enumerate_candidates(model: ModelSpec, cluster: ClusterSpec, *, seq_len: int
                 plan = replace(base, overlap_grad_reduce=c.overlap_grad_reduce,
                                overlap_param_gather=c.overlap_param_gather,
                                overlap_tp_comm=c.overlap_tp_comm, **v)  # type: ignore[arg-type]
+                if launchable(plan):
+                    counts.pruned_unlaunchable += 1
+                    continue
                 if peak_memory_bytes(model, training, plan,
                                      flash_attention=c.flash_attention) > capacity:
                     counts.pruned_memory += 1

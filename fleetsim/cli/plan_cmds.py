@@ -337,7 +337,8 @@ def plan_train_cmd(
                       soft_wrap=True)
     t = Table(title=f"plan train: {model} on {num_devices} x {device} — considered "
                     f"{out['considered']}, pruned {out['pruned_divisibility']} (divisibility) + "
-                    f"{out['pruned_memory']} (memory), simulated {out['simulated']}")
+                    f"{out['pruned_memory']} (memory) + {out['pruned_unlaunchable']} (unlaunchable), "
+                    f"simulated {out['simulated']}")
     t.add_column("#")
     for c in ("plan", "pipeline split", "tokens/s", "MFU", "memory GiB"):
         t.add_column(c)

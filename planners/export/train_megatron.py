@@ -65,7 +65,13 @@ def _zero_args(plan: TrainingPlan) -> list[str]:
     require_offloads(plan, "Megatron-LM", optimizer=(OffloadTarget.NONE, OffloadTarget.CPU),
                      params=(OffloadTarget.NONE,), others="deepspeed")
     offload = offloads(plan)[0] is OffloadTarget.CPU
-    if p.zero in (1, 2):  # Megatron's distributed optimizer shards optimizer state and grads
+    if p.zero == 2:
+        # the distributed optimizer reduce-scatters grads but keeps the full fp32 main-grad
+        # buffer (ZeRO-1's memory): a ZeRO-2 plan would need more HBM than was simulated
+        raise ConfigError("Megatron-LM has no ZeRO-2: its distributed optimizer keeps full fp32 "
+                          "gradients (zero 1's memory)", key="parallelism.zero",
+                          allowed="zero 0, 1 or 3 for megatron; zero 2 (pp 1): deepspeed")
+    if p.zero == 1:  # Megatron's distributed optimizer shards optimizer state (and the step)
         out = ["--use-distributed-optimizer"]
         out += ["--overlap-param-gather"] if p.overlap_param_gather else []
         return out + (["--optimizer-cpu-offload"] if offload else [])

@@ -210,3 +210,12 @@ def test_torchtitan_round_trip_same_plan(name):
     assert stage_layer_counts(back.model.num_layers, back.parallel) == \
         stage_layer_counts(plan.model.num_layers, plan.parallel)
     assert replace(back.parallel, **{k: getattr(plan.parallel, k) for k in split}) == plan.parallel
+
+
+def test_megatron_refuses_zero2_it_cannot_launch():
+    """Megatron's distributed optimizer keeps full fp32 grads: a ZeRO-2 plan would need more
+    HBM than simulated, so the exporter names the target that has ZeRO-2."""
+    plan = _plan("llama3-8b", 16, {"zero": 2})
+    with pytest.raises(ConfigError, match="deepspeed"):
+        export_plan(plan, "megatron")
+    assert export_plan(plan, "deepspeed").command

@@ -23,7 +23,7 @@ from hwmodels.parallel import (
 )
 from planners.executors import LocalExecutor
 from planners.train import TrainEstimator, plan_train, plan_train_on
-from planners.train_space import Candidate, TrainConstraints, enumerate_candidates
+from planners.train_space import Candidate, TrainConstraints, enumerate_candidates, launchable
 from simulator.training.simulate import simulate_iteration
 from simulator.training.validation import load_published, row_setup
 
@@ -63,7 +63,9 @@ def test_never_returns_invalid_or_oom_plan(layers, heads, kv_div, head_dim, n, b
     res = plan_train_on(model, cluster, seq_len=seq, global_batch=batch, constraints=c,
                         top_k=5, simulate_top=6)
     capacity = cluster.device.memory_bytes * (1 - headroom)
-    assert res.considered == res.pruned_divisibility + res.pruned_memory + res.estimated
+    assert res.considered == (res.pruned_divisibility + res.pruned_memory
+                              + res.pruned_unlaunchable + res.estimated)
+    assert all(not launchable(p) for p, _ in res.configs)
     assert len(res.plans) <= 5
     for parallel, training in res.configs:
         check_plan(model, cluster, training, parallel)  # raises on any divisibility breach
