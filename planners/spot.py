@@ -19,7 +19,7 @@ import numpy as np
 from hwmodels.errors import ConfigError
 from planners.checkpoint import GRID_FACTORS, CheckpointPlan, plan_checkpoint
 from simulator.longrun.closed_form import daly_interval_s
-from simulator.longrun.config import JobShape, RunConfig
+from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
 from simulator.longrun.engine import IterationTimeFn
 from simulator.longrun.simulate import simulate_many
 
@@ -37,6 +37,8 @@ class SpotPlan:
     on_demand: dict[str, Any]
     sweep: tuple[dict[str, Any], ...]
     break_even_preemptions_per_node_hour: float | None  # None: spot cheaper over the sweep
+    shortage: ShortagePolicy  # what the job does while preempted slots are away (chosen)
+    by_shortage: dict[str, dict[str, Any]]  # spot figures per policy tried (or its error)
 
     def to_dict(self) -> dict[str, Any]:
         return {"preemptions_per_node_hour": self.preemptions_per_node_hour,
@@ -47,7 +49,8 @@ class SpotPlan:
                 "spot": self.spot, "on_demand": self.on_demand, "sweep": list(self.sweep),
                 "break_even_preemptions_per_node_hour":
                     self.break_even_preemptions_per_node_hour,
-                "checkpoint_table": [dict(r) for r in self.checkpoint.rows]}
+                "checkpoint_table": [dict(r) for r in self.checkpoint.rows],
+                "shortage": str(self.shortage), "by_shortage": self.by_shortage}
 
 
 def _rate_per_s(cfg: RunConfig, job: JobShape) -> float:
@@ -108,7 +111,10 @@ def plan_spot(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int 
     ck = plan_checkpoint(cfg, job, fn, intervals_s=tuple(f * daly for f in GRID_FACTORS),
                          seeds=seeds, seed=seed,
                          mttf_s=1.0 / rate_s if rate_s > 0 else cfg.checkpoint.interval_s * 1e6)
-    spot = _figures(_with(cfg, interval_s=ck.best_interval_s), job, fn, seeds=seeds, seed=seed)
+    shortage, by_shortage = _choose_shortage(_with(cfg, interval_s=ck.best_interval_s), job,
+                                             fn, seeds=seeds, seed=seed)
+    cfg = replace(cfg, shortage=shortage)
+    spot = by_shortage[str(shortage)]
     od_cfg = _with(cfg, fraction=0.0)
     # nothing fails on demand: checkpointing less often than the spot plan cannot lose work
     od_interval = (_daly_s(od_cfg, job) if _rate_per_s(od_cfg, job) > 0
@@ -123,7 +129,32 @@ def plan_spot(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int 
         rows.append({"preemptions_per_node_hour": f * base * 3600.0, **fig})
     return SpotPlan(preemptions_per_node_hour=base * 3600.0, checkpoint=ck, spot=spot,
                     on_demand=od, sweep=tuple(rows),
-                    break_even_preemptions_per_node_hour=_break_even(rows, od["cost_usd"]))
+                    break_even_preemptions_per_node_hour=_break_even(rows, od["cost_usd"]),
+                    shortage=shortage, by_shortage=by_shortage)
+
+
+def _choose_shortage(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int,
+                     seed: int) -> tuple[ShortagePolicy, dict[str, dict[str, Any]]]:
+    """The elastic re-plan decision for a spot run: wait for replacement nodes, or go on with
+    fewer data-parallel replicas (down to run.min_dp) while preempted slots are away. Both
+    run on the same seeds; the cheaper per trained token wins (ties: the scenario's own)."""
+    figs: dict[str, dict[str, Any]] = {}
+    for policy in ShortagePolicy:
+        try:
+            figs[str(policy)] = _figures(replace(cfg, shortage=policy), job, fn, seeds=seeds,
+                                         seed=seed)
+        except ConfigError as err:  # e.g. an elastic shrink that would run faster: say why
+            figs[str(policy)] = {"error": err.message}
+
+    def key(p: ShortagePolicy) -> tuple[float, int]:
+        f = figs[str(p)]
+        cost = f.get("cost_per_million_tokens_usd")
+        return (math.inf if cost is None else cost, 0 if p is cfg.shortage else 1)
+
+    usable = [p for p in ShortagePolicy if "error" not in figs[str(p)]]
+    if not usable:
+        raise ConfigError(f"no shortage policy runs: {figs}", key="run.on_shortage")
+    return min(usable, key=key), figs
 
 
 def _break_even(rows: list[dict[str, Any]], od_cost: float) -> float | None:

@@ -79,6 +79,12 @@ def plan_spot_cmd(
         console.print(f"  {name:9s} time to train {ttt / 3600 if ttt else float('nan'):.2f} h, "
                       f"cost ${f['cost_usd']:,.0f}, ${f['cost_per_million_tokens_usd'] or 0:.4f}"
                       f" per M tokens, ETTR {f['ettr']:.4f}")
+    others = ", ".join(
+        f"{k}: " + (f"${f['cost_per_million_tokens_usd'] or 0:.4f}/M tokens" if "error" not in f
+                    else f"not run ({f['error']})")
+        for k, f in plan.by_shortage.items() if k != str(plan.shortage))
+    console.print(f"  while preempted: {plan.shortage} (cheapest per token; {others})",
+                  highlight=False, markup=False)
     be = plan.break_even_preemptions_per_node_hour
     console.print("  break-even: on-demand cheaper above "
                   + (f"{be:.4g} preemptions per node-hour" if be is not None else

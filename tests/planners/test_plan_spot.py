@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from hwmodels.errors import ConfigError
 from planners.spot import plan_spot
@@ -40,3 +41,23 @@ def test_spot_cheaper_but_slower_and_break_even_above_the_rate():
 def test_needs_a_token_budget():
     with pytest.raises(ConfigError, match="token_budget"):
         plan_spot(_cfg(0.02, budget=None), JOB, _it, seeds=1)
+
+
+def test_plan_spot_chooses_the_shortage_policy_by_cost_per_token():
+    """Elastic re-planning: wait vs shrink data parallelism while preempted slots are away,
+    both simulated on the same seeds; the chosen one is the cheapest per trained token."""
+    from simulator.longrun.simulate import default_iteration_time_fn, run_config
+    from simulator.training import apply_overrides, load_training_scenario
+
+    path = "simulator/scenarios/llama3-70b-h100-spot.yaml"
+    raw = yaml.safe_load(open(path).read())
+    sc = load_training_scenario(apply_overrides(raw, ["run.spot.preemptions_per_node_hour=0.05"]),
+                                file=path)
+    cfg, job = run_config(sc)
+    plan = plan_spot(cfg, job, default_iteration_time_fn(sc), seeds=1, sweep_factors=(1.0,))
+    figs = plan.by_shortage
+    assert set(figs) == {"wait", "elastic"}
+    costs = {k: f["cost_per_million_tokens_usd"] for k, f in figs.items() if "error" not in f}
+    assert str(plan.shortage) == min(costs, key=costs.get)
+    assert plan.spot == figs[str(plan.shortage)]
+    assert plan.to_dict()["shortage"] == str(plan.shortage)
