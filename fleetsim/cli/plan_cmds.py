@@ -327,13 +327,17 @@ def plan_train_cmd(
                           dtype=dtype)
     artefact = None
     if export and result.feasible:
-        artefact = _export_best(result, model, device, inter_node, prof, export, export_out)
-        out["export"] = {**artefact.to_dict(), "written": export_out}
+        artefact, rank, skipped = _export_best(result, model, device, inter_node, prof, export,
+                                               export_out)
+        out["export"] = {**artefact.to_dict(), "written": export_out, "plan_rank": rank,
+                         "skipped": skipped}
     if json_out:
         emit_json(out)
         return
     if artefact is not None:
-        console.print(f"export ({artefact.target}, top plan): {artefact.command}", markup=False,
+        console.print(f"export ({artefact.target}, plan #{rank}"
+                      + (f"; better plans not launchable there: {'; '.join(skipped)}" if skipped
+                         else "") + f"): {artefact.command}", markup=False,
                       soft_wrap=True)
     t = Table(title=f"plan train: {model} on {num_devices} x {device} — considered "
                     f"{out['considered']}, pruned {out['pruned_divisibility']} (divisibility) + "
@@ -371,23 +375,34 @@ def plan_train_cmd(
 
 
 def _export_best(result: Any, model: str, device: str, inter_node: str | None, prof: Any,
-                 target: str, out_dir: str | None) -> Any:
-    """The top plan's TrainingPlan exported to `target` (files written under out_dir)."""
+                 target: str, out_dir: str | None) -> tuple[Any, int, list[str]]:
+    """The best ranked plan `target` can launch, exported (files written under out_dir), its
+    rank, and why each better plan could not be (e.g. a schedule the launcher lacks)."""
     from hwmodels.catalog import load_model
     from hwmodels.cluster import build_cluster
     from planners.export import export_plan, kind_of
     from simulator.training.plan import TrainingPlan
 
     kind_of(target, key="--export")
-    parallel, training = result.configs[0]
-    n = int(result.best["num_devices"])
-    cluster = build_cluster(device, n, **({"inter_node": inter_node} if inter_node else {}))
-    plan = TrainingPlan(model=load_model(model), cluster=cluster, training=training,
-                        parallel=parallel, profile=prof)
-    artefact = export_plan(plan, target, key="--export")
-    if out_dir:
-        artefact.write(out_dir)
-    return artefact
+    skipped: list[str] = []
+    for rank, ((parallel, training), (_, row)) in enumerate(
+            zip(result.configs, result.plans.iterrows(), strict=True), 1):
+        cluster = build_cluster(device, int(row["num_devices"]),
+                                **({"inter_node": inter_node} if inter_node else {}))
+        plan = TrainingPlan(model=load_model(model), cluster=cluster, training=training,
+                            parallel=parallel, profile=prof)
+        try:
+            artefact = export_plan(plan, target, key="--export")
+        except ConfigError as err:
+            skipped.append(f"#{rank}: {err.message}")
+            continue
+        if out_dir:
+            artefact.write(out_dir)
+        return artefact, rank, skipped
+    raise ConfigError(f"none of the {len(skipped)} ranked plans can be launched by {target} "
+                      f"({skipped[0] if skipped else 'no plans'})", key="--export",
+                      allowed="another --export target, or constrain the search (e.g. "
+                              "--schedules 1f1b,interleaved, --zero 0,1)")
 
 
 def sweep_cmd(

@@ -97,3 +97,29 @@ def test_plan_train_export(cli, tmp_path):
     args = res["export"]["args"]
     assert args[args.index("--tensor-model-parallel-size") + 1] == str(top["tp"])
     assert (tmp_path / "x" / "launch.sh").exists()
+
+
+PT_PP = ("plan", "train", "--model", "gpt-7.5b", "--device", "a100-80gb", "--num-devices",
+         "64", "--seq-len", "2048", "--global-batch", "512", "--tp", "8", "--pp", "2",
+         "--zero", "1", "--recompute", "none", "--micro-batches", "4", "--uneven", "none")
+
+
+def test_plan_train_export_takes_the_best_plan_the_launcher_runs(cli, tmp_path):
+    """Megatron has no zb-h1 flag: with zb-h1 ranked first, the export is of the best plan
+    Megatron can launch, and says which it skipped and why."""
+    code, out, err = cli(*PT_PP, "--schedules", "zb-h1,1f1b", "--top-k", "4", "--export",
+                         "megatron", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    exp = res["export"]
+    rank = exp["plan_rank"]
+    schedules = [p["schedule"] for p in res["plans"]]
+    assert rank >= 2 and schedules[rank - 1] == "1f1b"
+    assert all(s == "zb-h1" for s in schedules[:rank - 1])
+    assert len(exp["skipped"]) == rank - 1
+    assert all("zb-h1" in s for s in exp["skipped"])
+
+
+def test_plan_train_export_nothing_launchable_exit_2(cli):
+    code, _, err = cli(*PT_PP, "--schedules", "zb-h1", "--top-k", "2", "--export", "megatron")
+    assert code == 2 and "none of the 2 ranked plans" in err and len(err.splitlines()) == 1
