@@ -93,6 +93,17 @@ _EXIT = (typer.Exit, *(m.Exit for m in _MODS if hasattr(m, "Exit")))
 _ABORT = (typer.Abort, *(m.Abort for m in _MODS if hasattr(m, "Abort")))
 
 
+def _has_option(command: object, argv: list[str] | None, option: str) -> bool:
+    """Whether the subcommand `argv` names takes `option` (so an error may suggest it)."""
+    cmd = command
+    for token in argv if argv is not None else sys.argv[1:]:
+        sub = getattr(cmd, "commands", {}).get(token)
+        if sub is None:
+            break
+        cmd = sub
+    return any(option in getattr(p, "opts", ()) for p in getattr(cmd, "params", ()))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr, never a traceback. Exit codes: 2 bad input,
     3 infeasible plan (unless --allow-infeasible) or a calibrated profile that loses to the
@@ -101,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="fleetsim", standalone_mode=False)
     except InfeasibleError as err:
-        print(f"fleetsim: infeasible: {err} (pass --allow-infeasible for the report)",
-              file=sys.stderr)
+        hint = (" (pass --allow-infeasible for the report)"
+                if _has_option(command, argv, "--allow-infeasible") else "")
+        print(f"fleetsim: infeasible: {err}{hint}", file=sys.stderr)
         return InfeasibleError.exit_code
     except ProfileRejectedError as err:
         print(f"fleetsim: rejected: {err}", file=sys.stderr)

@@ -105,3 +105,13 @@ def test_plan_gpu_mix_no_type_serves_exits_3(cli) -> None:
                        "azure-conv-2023-sample", "--devices", "l4", "--slo-ttft", "1e-6",
                        "--slo-tpot", "1e-6")
     assert code == 3 and "no instance type serves" in err, err
+
+
+def test_infeasible_hint_only_names_options_the_command_has(cli):
+    """plan train-hetero has no --allow-infeasible: its exit-3 line must not suggest it."""
+    code, _, err = cli("plan", "train-hetero", "--model", "llama3.1-405b", "--pools",
+                       "l4:8,a10g:8", "--global-batch", "16")
+    assert code == 3 and "allow-infeasible" not in err and len(err.splitlines()) == 1
+    code, _, err = cli("plan", "train", "--model", "llama3.1-405b", "--device", "l4",
+                       "--num-devices", "8", "--seq-len", "8192", "--global-batch", "8")
+    assert code == 3 and "--allow-infeasible" in err
