@@ -18,10 +18,11 @@ import numpy as np
 
 from hwmodels.errors import ConfigError
 from planners.checkpoint import GRID_FACTORS, CheckpointPlan, plan_checkpoint
+from planners.replan import ReplannedIterationTime, replanned
 from simulator.longrun.closed_form import daly_interval_s
 from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
 from simulator.longrun.engine import IterationTimeFn
-from simulator.longrun.simulate import simulate_many
+from simulator.longrun.simulate import SimulatedIterationTime, simulate_many
 
 # Preemption rates of the break-even sweep, as multiples of the planned rate (x0 included).
 SWEEP_FACTORS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
@@ -37,7 +38,7 @@ class SpotPlan:
     on_demand: dict[str, Any]
     sweep: tuple[dict[str, Any], ...]
     break_even_preemptions_per_node_hour: float | None  # None: spot cheaper over the sweep
-    shortage: ShortagePolicy  # what the job does while preempted slots are away (chosen)
+    shortage: str  # wait | elastic | replan: what the job does while slots are away
     by_shortage: dict[str, dict[str, Any]]  # spot figures per policy tried (or its error)
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,7 +51,7 @@ class SpotPlan:
                 "break_even_preemptions_per_node_hour":
                     self.break_even_preemptions_per_node_hour,
                 "checkpoint_table": [dict(r) for r in self.checkpoint.rows],
-                "shortage": str(self.shortage), "by_shortage": self.by_shortage}
+                "shortage": self.shortage, "by_shortage": self.by_shortage}
 
 
 def _rate_per_s(cfg: RunConfig, job: JobShape) -> float:
@@ -111,21 +112,22 @@ def plan_spot(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int 
     ck = plan_checkpoint(cfg, job, fn, intervals_s=tuple(f * daly for f in GRID_FACTORS),
                          seeds=seeds, seed=seed,
                          mttf_s=1.0 / rate_s if rate_s > 0 else cfg.checkpoint.interval_s * 1e6)
-    shortage, by_shortage = _choose_shortage(_with(cfg, interval_s=ck.best_interval_s), job,
-                                             fn, seeds=seeds, seed=seed)
-    cfg = replace(cfg, shortage=shortage)
-    spot = by_shortage[str(shortage)]
-    od_cfg = _with(cfg, fraction=0.0)
+    od_cfg = _with(cfg, fraction=0.0)  # the scenario's own shortage policy
+    options = _policies(_with(cfg, interval_s=ck.best_interval_s), job, fn)
+    shortage, by_shortage = _choose_shortage(options, default=str(cfg.shortage), seeds=seeds,
+                                             seed=seed)
+    spot = by_shortage[shortage]
+    run_cfg, run_job, run_fn = options[shortage]
     # nothing fails on demand: checkpointing less often than the spot plan cannot lose work
     od_interval = (_daly_s(od_cfg, job) if _rate_per_s(od_cfg, job) > 0
                    else max(cfg.checkpoint.interval_s, ck.best_interval_s))
     od = _figures(_with(od_cfg, interval_s=od_interval), job, fn, seeds=seeds, seed=seed)
     base = cfg.spot.mean_rate_per_node_s()
     rows = []
-    for f in sweep_factors:
-        r_cfg = _with(cfg, rate_per_node_s=f * base)
-        fig = _figures(_with(r_cfg, interval_s=_daly_s(r_cfg, job)), job, fn, seeds=seeds,
-                       seed=seed)
+    for f in sweep_factors:  # under the chosen policy
+        r_cfg = _with(run_cfg, rate_per_node_s=f * base)
+        fig = _figures(_with(r_cfg, interval_s=_daly_s(r_cfg, run_job)), run_job, run_fn,
+                       seeds=seeds, seed=seed)
         rows.append({"preemptions_per_node_hour": f * base * 3600.0, **fig})
     return SpotPlan(preemptions_per_node_hour=base * 3600.0, checkpoint=ck, spot=spot,
                     on_demand=od, sweep=tuple(rows),
@@ -133,25 +135,37 @@ def plan_spot(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int 
                     shortage=shortage, by_shortage=by_shortage)
 
 
-def _choose_shortage(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int,
-                     seed: int) -> tuple[ShortagePolicy, dict[str, dict[str, Any]]]:
-    """The elastic re-plan decision for a spot run: wait for replacement nodes, or go on with
-    fewer data-parallel replicas (down to run.min_dp) while preempted slots are away. Both
-    run on the same seeds; the cheaper per trained token wins (ties: the scenario's own)."""
+def _policies(cfg: RunConfig, job: JobShape, fn: IterationTimeFn
+              ) -> dict[str, tuple[RunConfig, JobShape, IterationTimeFn]]:
+    """What the job can do while preempted slots are away: wait for replacements, shrink
+    data parallelism (elastic, down to min_dp), or re-plan its pipeline layout on the nodes
+    left (planners/replan.py; needs the iteration simulator's specs, i.e. a scenario's fn)."""
+    out: dict[str, tuple[RunConfig, JobShape, IterationTimeFn]] = {
+        str(p): (replace(cfg, shortage=p), job, fn) for p in ShortagePolicy}
+    if isinstance(fn, SimulatedIterationTime):
+        out["replan"] = replanned(cfg, job, fn)
+    return out
+
+
+def _choose_shortage(options: dict[str, tuple[RunConfig, JobShape, IterationTimeFn]], *,
+                     default: str, seeds: int, seed: int
+                     ) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Every policy on the same seeds; the cheapest per trained token wins (ties: the
+    scenario's own). A policy that cannot run says why instead of a figure."""
     figs: dict[str, dict[str, Any]] = {}
-    for policy in ShortagePolicy:
+    for name, (c, j, f) in options.items():
         try:
-            figs[str(policy)] = _figures(replace(cfg, shortage=policy), job, fn, seeds=seeds,
-                                         seed=seed)
-        except ConfigError as err:  # e.g. an elastic shrink that would run faster: say why
-            figs[str(policy)] = {"error": err.message}
+            figs[name] = _figures(c, j, f, seeds=seeds, seed=seed)
+        except ConfigError as err:  # e.g. a shrink that would run faster than the full job
+            figs[name] = {"error": err.message}
+        if isinstance(f, ReplannedIterationTime) and "error" not in figs[name]:
+            figs[name]["plans_by_nodes"] = {str(k): v for k, v in sorted(f.chosen.items())}
 
-    def key(p: ShortagePolicy) -> tuple[float, int]:
-        f = figs[str(p)]
-        cost = f.get("cost_per_million_tokens_usd")
-        return (math.inf if cost is None else cost, 0 if p is cfg.shortage else 1)
+    def key(name: str) -> tuple[float, int]:
+        cost = figs[name].get("cost_per_million_tokens_usd")
+        return (math.inf if cost is None else cost, 0 if name == default else 1)
 
-    usable = [p for p in ShortagePolicy if "error" not in figs[str(p)]]
+    usable = [n for n in options if "error" not in figs[n]]
     if not usable:
         raise ConfigError(f"no shortage policy runs: {figs}", key="run.on_shortage")
     return min(usable, key=key), figs

@@ -82,7 +82,7 @@ def plan_spot_cmd(
     others = ", ".join(
         f"{k}: " + (f"${f['cost_per_million_tokens_usd'] or 0:.4f}/M tokens" if "error" not in f
                     else f"not run ({f['error']})")
-        for k, f in plan.by_shortage.items() if k != str(plan.shortage))
+        for k, f in plan.by_shortage.items() if k != plan.shortage)
     console.print(f"  while preempted: {plan.shortage} (cheapest per token; {others})",
                   highlight=False, markup=False)
     be = plan.break_even_preemptions_per_node_hour

@@ -56,7 +56,7 @@ def test_plan_spot_chooses_the_shortage_policy_by_cost_per_token():
     cfg, job = run_config(sc)
     plan = plan_spot(cfg, job, default_iteration_time_fn(sc), seeds=1, sweep_factors=(1.0,))
     figs = plan.by_shortage
-    assert set(figs) == {"wait", "elastic"}
+    assert set(figs) == {"wait", "elastic", "replan"}
     costs = {k: f["cost_per_million_tokens_usd"] for k, f in figs.items() if "error" not in f}
     assert str(plan.shortage) == min(costs, key=costs.get)
     assert plan.spot == figs[str(plan.shortage)]
