@@ -26,6 +26,9 @@ from simulator.longrun.simulate import SimulatedIterationTime, simulate_many
 
 # Preemption rates of the break-even sweep, as multiples of the planned rate (x0 included).
 SWEEP_FACTORS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+# The sweep stops after the first rate whose spot cost exceeds this multiple of on-demand's
+# (or that never finishes): higher rates only cost more, and hopeless runs are the slow ones.
+SWEEP_STOP_COST_RATIO = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +132,8 @@ def plan_spot(cfg: RunConfig, job: JobShape, fn: IterationTimeFn, *, seeds: int 
         fig = _figures(_with(r_cfg, interval_s=_daly_s(r_cfg, run_job)), run_job, run_fn,
                        seeds=seeds, seed=seed)
         rows.append({"preemptions_per_node_hour": f * base * 3600.0, **fig})
+        if fig["time_to_train_s"] is None or fig["cost_usd"] > SWEEP_STOP_COST_RATIO * od["cost_usd"]:
+            break  # cost only grows with the rate: past this the break-even is already found
     return SpotPlan(preemptions_per_node_hour=base * 3600.0, checkpoint=ck, spot=spot,
                     on_demand=od, sweep=tuple(rows),
                     break_even_preemptions_per_node_hour=_break_even(rows, od["cost_usd"]),
