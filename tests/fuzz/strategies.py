@@ -126,6 +126,10 @@ def training_scenario(c: Chooser) -> dict[str, Any]:
         par["vpp"] = vpp
     if c.boolean():
         par["overlap_grad_reduce"] = c.boolean()
+    if par["zero"] >= 1 and c.choice((False, False, True)):  # ZeRO-Offload / ZeRO-Infinity
+        par["offload_optimizer"] = c.choice(("cpu", "nvme", True))
+        if par["zero"] == 3 and c.boolean():
+            par["offload_params"] = c.choice(("cpu", "nvme"))
     devices = tp * pp * cp * dp
     device = c.choice(TRAIN_DEVICES)
     dtype = c.choice(("bf16", "bf16", "fp8")) if device in FP8_DEVICES else "bf16"
@@ -164,6 +168,12 @@ def longrun_scenario(c: Chooser) -> dict[str, Any]:
                            c.choice(("wait", "elastic")), "seed": c.integer(0, 5)}
     if c.boolean():
         run["seeds"] = c.integer(1, 3)
+    if c.choice((False, False, True)):  # preemptible capacity
+        run["spot"] = {"preemptions_per_node_hour": c.choice((0.0, 0.001, 0.05, 1.0)),
+                       "warning_s": c.choice(("0s", "30s", "120s")),
+                       "replacement_s": c.choice(("5m", "1h", "never")),
+                       "fraction": c.choice((0.0, 0.5, 1.0)),
+                       "price_usd_per_gpu_hour": 2.0, "on_demand_price_usd_per_gpu_hour": 5.0}
     sc["run"] = run
     sc["name"] = "fuzz-longrun"
     return sc
@@ -314,7 +324,9 @@ def shipped_scenario(c: Chooser) -> dict[str, Any]:
         return sc
     par = sc["parallelism"]
     par["zero"] = c.integer(0, 3) if par.get("zero", 0) else par.get("zero", 0)
-    par["recompute"] = c.choice(RECOMPUTE_NAMES)
+    # DualPipe-style overlap needs the activations it overlaps (no full recompute)
+    par["recompute"] = c.choice(RECOMPUTE_NAMES if par.get("ep_overlap") != "dualpipe"
+                                else ("none", "selective"))
     if "run" in sc:
         run = sc["run"]
         run["duration"] = c.choice(("1d", "3d", "7d"))
@@ -441,7 +453,10 @@ def mutation(c: Chooser, sc: dict[str, Any], kind: str) -> Mutation:
                  "list_for_scalar": [1, 2]}[how]
         return Mutation(p, value, f"{how} at {'.'.join(map(str, p))}")
     if how == "null":
-        key = c.choice(NON_NULL[kind])
+        keys = NON_NULL[kind]
+        if "pools" in sc.get("cluster", {}):  # pools make cluster.device/num_devices optional
+            keys = tuple(k for k in keys if not k.startswith("cluster.")) or keys
+        key = c.choice(keys)
         return Mutation(_dotted(key), None, f"null {key}")
     if how == "bad_enum":
         key = c.choice(sorted(BAD_ENUMS[kind]))
