@@ -100,12 +100,32 @@ def notes(plan: ServingPlan, pools: tuple[sc.Pool, ...]) -> list[str]:
             out.append(f"pool '{p.name}' spans {p.nodes} nodes: launch it under MPI/Slurm "
                        "(trtllm-llmapi-launch) across them")
     if plan.disaggregated:
-        out.append("context (prefill) and generation (decode) servers need `trtllm-serve "
-                   "disaggregated -c` with their URLs (not generated) or --to dynamo-k8s; "
+        out.append(f"the orchestrator (`trtllm-serve disaggregated --config_file {DISAGG_FILE}`) lists "
+                   "every context (prefill) and generation (decode) server as "
+                   "<POOL>_HOST_<i>:port: replace them with the hosts each replica runs on; "
                    "prefill pools set disable_overlap_scheduler")
     if any(p.replicas > 1 for p in pools):
         out.append(f"each replica is its own server behind a router (fleetsim: {sv.router})")
     return out
+
+
+# `trtllm-serve disaggregated -c FILE` orchestrator config: hostname, port, backend and the
+# context/generation servers' num_instances + urls (TensorRT-LLM examples/disaggregated/
+# README.md @c3c3d76e, pinned in tests/data/launchers/trtllm.json "disaggregated_config")
+DISAGG_FILE = "trtllm-disaggregated.yaml"
+
+
+def disaggregated_config(plan: ServingPlan, pools: tuple[sc.Pool, ...], *, port: int
+                         ) -> dict[str, object]:
+    """The orchestrator's YAML: one URL per replica of each prefill / decode pool."""
+    def servers(role: Role) -> dict[str, object]:
+        urls = [f"{p.name.upper()}_HOST_{i}:{port}" for p in pools if p.role is role
+                for i in range(p.replicas)]
+        return {"num_instances": len(urls), "urls": urls}
+
+    return {"hostname": "0.0.0.0", "port": port, "backend": "pytorch",
+            "context_servers": servers(Role.PREFILL),
+            "generation_servers": servers(Role.DECODE)}
 
 
 @EXPORTERS.register(ExportTarget.TRTLLM)
@@ -119,7 +139,13 @@ def export_trtllm(plan: ServingPlan, *, model_path: str | None = None,
     files = tuple(ArtefactFile(name=options_file(p), text=yaml.safe_dump(
         llm_api_options(plan, p), sort_keys=False)) for p in pools)
     assumptions = [*([guess] if guess else []), *notes(plan, pools)]
+    command = sc.multi_pool_command(pools, argvs)
+    if plan.disaggregated:
+        files += (ArtefactFile(name=DISAGG_FILE, text=yaml.safe_dump(
+            disaggregated_config(plan, pools, port=port), sort_keys=False)),)
+        command += ("\n# orchestrator (OpenAI endpoint), once the servers above are up\n"
+                    + sc.join(["trtllm-serve", "disaggregated", "--config_file", DISAGG_FILE]))
     return Artefact(target=ExportTarget.TRTLLM, target_version=TRTLLM_VERSION,
-                    command=sc.multi_pool_command(pools, argvs), args=tuple(argvs[0]),
+                    command=command, args=tuple(argvs[0]),
                     files=files, assumptions=tuple(assumptions),
                     extra={"pools": sc.pools_extra(pools, argvs)})

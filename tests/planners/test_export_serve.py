@@ -57,11 +57,16 @@ def test_every_pool_command_conforms_to_the_pinned_flags(path: Path, target: str
     for pool in art.extra["pools"]:
         assert check_command(pool["command"], pin) == [], pool["command"]
         assert shlex.split(pool["command"]) == pool["args"]
-    for line in art.command.splitlines():  # launch.sh: comments and the pool lines only
+    for line in art.command.splitlines():  # launch.sh: comments, pool lines, orchestrator
+        if line.startswith("trtllm-serve disaggregated"):
+            assert check_command(line, pin["disaggregated"]) == [], line
+            continue
         assert line.startswith("#") or check_command(line, pin) == []
     if target == "trtllm":
         for f in art.files:
-            assert check_mapping(yaml.safe_load(f.text), pin["llm_args"]) == [], f.text
+            fields = (pin["disaggregated_config"] if f.name == "trtllm-disaggregated.yaml"
+                      else pin["llm_args"])
+            assert check_mapping(yaml.safe_load(f.text), fields) == [], f.text
 
 
 def test_llama3_70b_disagg_vllm_pools() -> None:
@@ -153,7 +158,8 @@ def test_trtllm_yaml_follows_the_plan() -> None:
     assert pre["scheduler_config"]["capacity_scheduler_policy"] == "GUARANTEED_NO_EVICT"
     assert pre["disable_overlap_scheduler"] is True and "disable_overlap_scheduler" not in dec
     assert pre["cache_transceiver_config"] == {"backend": "DEFAULT"}
-    assert [f.name for f in art.files] == ["trtllm-prefill.yaml", "trtllm-decode.yaml"]
+    assert [f.name for f in art.files] == ["trtllm-prefill.yaml", "trtllm-decode.yaml",
+                                           "trtllm-disaggregated.yaml"]
 
 
 # --- engine presets and settings a target lacks ----------------------------------------------
@@ -272,7 +278,8 @@ def test_artefact_write(tmp_path: Path) -> None:
     art = export_plan(_plan(), "trtllm")
     written = art.write(tmp_path / "out")
     names = sorted(p.name for p in written)
-    assert names == ["launch.sh", "trtllm-decode.yaml", "trtllm-prefill.yaml"]
+    assert names == ["launch.sh", "trtllm-decode.yaml", "trtllm-disaggregated.yaml",
+                     "trtllm-prefill.yaml"]
     sh = (tmp_path / "out" / "launch.sh").read_text()
     assert sh.count("trtllm-serve meta-llama/Meta-Llama-3-70B") == 2
     assert "# assumption:" in sh
@@ -323,3 +330,18 @@ def test_pin_recheck_script_finds_renamed_names(tmp_path: Path) -> None:
     src = tmp_path / "serve.py"
     src.write_text(renamed)
     assert mod.main(["trtllm", f"A={src}"]) == 1
+
+
+def test_trtllm_disaggregated_orchestrator_lists_every_replica() -> None:
+    """A disaggregated plan gets `trtllm-serve disaggregated -c FILE` with one context URL per
+    prefill replica and one generation URL per decode replica (12 + 4 on the Mooncake scenario)."""
+    art = export_plan(_plan(DISAGG), "trtllm")
+    cfg = yaml.safe_load(next(f.text for f in art.files if f.name == "trtllm-disaggregated.yaml"))
+    assert cfg["context_servers"]["num_instances"] == len(cfg["context_servers"]["urls"]) == 12
+    assert cfg["generation_servers"]["num_instances"] == 4
+    assert art.command.splitlines()[-1] == ("trtllm-serve disaggregated --config_file "
+                                            "trtllm-disaggregated.yaml")
+    pin = load_pin(PIN["trtllm"])
+    broken = {**pin["disaggregated_config"]}
+    broken.pop("generation_servers")  # a renamed key upstream must fail the check
+    assert check_mapping(cfg, broken) != []
