@@ -104,9 +104,11 @@ def export_sglang(plan: ServingPlan, *, model_path: str | None = None,
     sc.check_scheduler(plan, ExportTarget.SGLANG)
     pools = sc.pools_of(plan)
     model, guess = sc.model_path(plan, model_path)
-    argvs = [["python", "-m", "sglang.launch_server", *engine_args(plan, p, model=model)[:2],
-              "--host", "0.0.0.0", "--port", str(port), *engine_args(plan, p, model=model)[2:]]
-             for p in pools]
+    argvs = []
+    for p in pools:  # --model-path first, then host and port, then the engine's own flags
+        args = engine_args(plan, p, model=model)
+        argvs.append(["python", "-m", "sglang.launch_server", *args[:2], "--host", "0.0.0.0",
+                      "--port", str(port), *args[2:]])
     assumptions = [*([guess] if guess else []), *notes(plan, pools)]
     return Artefact(target=ExportTarget.SGLANG, target_version=SGLANG_VERSION,
                     command=sc.multi_pool_command(pools, argvs), args=tuple(argvs[0]),
