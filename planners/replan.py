@@ -19,7 +19,7 @@ from hwmodels.errors import ConfigError
 from hwmodels.parallel import PipelineSchedule, Recompute
 from planners.train import TrainEstimator
 from planners.train_space import TrainConstraints, UnevenPolicy, enumerate_candidates
-from simulator.longrun.config import JobShape, RunConfig
+from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
 from simulator.longrun.simulate import SimulatedIterationTime
 from simulator.training import simulate_iteration
 
@@ -59,7 +59,13 @@ class ReplannedIterationTime:
             (PipelineSchedule.ONE_F_ONE_B,),
             recompute=tuple(dict.fromkeys((Recompute(str(p.recompute)), Recompute.FULL))),
             micro_batches=(b.training.micro_batch,), uneven=UnevenPolicy.MEGATRON,
-            sequence_parallel=(p.sequence_parallel,))
+            sequence_parallel=(p.sequence_parallel,),
+            # everything else as the scenario runs it: only PP, DP and recompute move
+            ep=(p.ep,), fsdp_impl=(p.fsdp_impl,) if p.zero == 3 else None,
+            offload_optimizer=(p.offload_optimizer,), offload_params=(p.offload_params,),
+            cp_mode=p.cp_mode, rank_order=p.rank_order,
+            overlap_grad_reduce=p.overlap_grad_reduce,
+            overlap_param_gather=p.overlap_param_gather, overlap_tp_comm=p.overlap_tp_comm)
         cands, _ = enumerate_candidates(b.model, cluster, seq_len=b.training.seq_len,
                                         global_batch=b.training.global_batch,
                                         constraints=space, dtype=b.training.dtype)
@@ -84,8 +90,6 @@ def replanned(cfg: RunConfig, job: JobShape, fn: SimulatedIterationTime
               ) -> tuple[RunConfig, JobShape, ReplannedIterationTime]:
     """The run in node units with re-planning: one replica per node, min_dp converted to the
     same number of GPUs (rounded up to nodes), elastic on shortage."""
-    from simulator.longrun.config import ShortagePolicy
-
     gpn = job.gpus_per_node
     nodes = job.num_gpus // gpn
     if nodes * gpn != job.num_gpus:
