@@ -139,6 +139,10 @@ def plan_hetero(model: ModelSpec | str, pools: Sequence[PoolSpec], *, seq_len: i
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     training = TrainingConfig(seq_len=seq_len, global_batch=global_batch, micro_batch=micro_batch)
     prices = dict(prices or {})
+    for name, usd in prices.items():
+        if isinstance(usd, bool) or not isinstance(usd, (int, float)) or not usd >= 0:
+            raise ConfigError(f"price must be >= 0 USD per device-hour, got {usd!r}",
+                              key=f"prices.{name}")
     pools = tuple(pools)
     dpn = min(p.cluster.devices_per_node for p in pools)
     simulated = 0

@@ -130,6 +130,20 @@ def parse_kv_list(items: list[str] | None, *, option: str) -> dict[str, str]:
     return out
 
 
+def parse_prices(items: list[str] | None) -> dict[str, float] | None:
+    """--price DEVICE=USD_PER_HOUR (repeatable) -> {device: price}; None when not given (the
+    planners check the values against their own rules)."""
+    if not items:
+        return None
+    out = {}
+    for k, v in parse_kv_list(items, option="--price").items():
+        try:
+            out[k] = float(v)
+        except ValueError:
+            raise ConfigError(f"expected a number for {k}, got '{v}'", key="--price") from None
+    return out
+
+
 class scenario_errors:  # noqa: N801 - used as a lowercase context manager
     """Attach the scenario file to any ConfigError raised without one (e.g. by check_plan)."""
 

@@ -24,6 +24,7 @@ from fleetsim.cli.common import (
     err_console,
     load_scenario_file,
     mkdir_option,
+    parse_prices,
     print_efficiency,
     print_table,
     profile_choice,
@@ -486,20 +487,6 @@ def _workload(trace: str, start_s: float | None, end_s: float | None,
     return df
 
 
-def _prices(items: list[str] | None) -> dict[str, float] | None:
-    from fleetsim.cli.common import parse_kv_list
-
-    if not items:
-        return None
-    out = {}
-    for k, v in parse_kv_list(items, option="--price").items():
-        try:
-            out[k] = float(v)
-        except ValueError:
-            raise ConfigError(f"expected a number for {k}, got '{v}'", key="--price") from None
-    return out
-
-
 @plan_app.command("gpu-mix")
 def plan_gpu_mix_cmd(
     model: str = typer.Option(..., "--model"),
@@ -551,7 +538,7 @@ def plan_gpu_mix_cmd(
         plan = plan_gpu_mix(model, df, devices=[d.strip() for d in devices.split(",") if d],
                             tp_options=tuple(_int_list(tp, "--tp") or (1,)),
                             slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, slo_target=slo_target,
-                            prices=_prices(price), solver=solver, window_s=window_s,
+                            prices=parse_prices(price), solver=solver, window_s=window_s,
                             router=router, executor=ex, seed=seed, profiles=choice)
     if not plan.meets_slo and not allow_infeasible:
         from hwmodels.errors import InfeasibleError
@@ -748,7 +735,7 @@ def plan_serve_cmd(
         res = plan_serve(model, df, slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot,
                          slo_percentile=slo_percentile,
                          devices=[d.strip() for d in devices.split(",") if d.strip()],
-                         prices=_prices(price), max_gpus=max_gpus, budget_usd_per_hour=budget,
+                         prices=parse_prices(price), max_gpus=max_gpus, budget_usd_per_hour=budget,
                          tp=tuple(_int_list(tp, "--tp") or ()),
                          pp=tuple(_int_list(pp, "--pp") or ()),
                          schedulers=tuple(s.strip() for s in schedulers.split(",") if s.strip()),

@@ -6,22 +6,7 @@ import typer
 from rich.table import Table
 
 from fleetsim.cli.assumptions import add_assumptions, print_assumptions
-from fleetsim.cli.common import console, emit_json, with_profiles
-from hwmodels.errors import ConfigError
-
-
-def _prices(values: list[str] | None) -> dict[str, float]:
-    """--price DEVICE=USD_PER_HOUR (repeatable) over the catalog's price_usd_per_hour."""
-    out: dict[str, float] = {}
-    for item in values or []:
-        name, sep, usd = item.partition("=")
-        try:
-            out[name.strip()] = float(usd)
-        except ValueError:
-            sep = ""
-        if not sep or out.get(name.strip(), -1.0) < 0:
-            raise ConfigError(f"expected DEVICE=USD_PER_HOUR, got {item!r}", key="--price")
-    return out
+from fleetsim.cli.common import console, emit_json, parse_prices, with_profiles
 
 
 def _with_assumptions(out: dict, pools: tuple) -> dict:  # type: ignore[type-arg]
@@ -57,7 +42,7 @@ def plan_train_hetero_cmd(
 
     pools_spec = parse_pools(pools)
     plan = plan_hetero(model, pools_spec, seq_len=seq_len, global_batch=global_batch,
-                       micro_batch=micro_batch, prices=_prices(price))
+                       micro_batch=micro_batch, prices=parse_prices(price))
     out = _with_assumptions(plan.to_dict(), pools_spec)
     if json_out:
         emit_json(out)
