@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 from hwmodels import flops
-from hwmodels.catalog import load_link
 from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time, resolve_profile
@@ -27,7 +26,7 @@ from hwmodels.parallel import (
     virtual_stage_layers,
 )
 from hwmodels.profile import ElementwiseKind
-from hwmodels.specs import ClusterSpec, DeviceSpec, ModelSpec
+from hwmodels.specs import DeviceSpec, ModelSpec
 from hwmodels.training import offload
 from hwmodels.training.comm import CommModel
 from hwmodels.training.fsdp import traits as fsdp_traits
@@ -48,15 +47,6 @@ ADAM_ELEMENTS_PER_LAUNCH = 320 * 2048 * 32
 ADAM_PASSES = 2
 # 16-bit model weights all-gathered after a distributed-optimizer step.
 PARAM_GATHER_BYTES = 2.0
-# ZeRO-Offload CPU-Adam throughput: Ren et al., "ZeRO-Offload" (USENIX ATC'21), Table 3
-# (Adam latency, PyTorch CPU vs DeepSpeed CPU-Adam): ~0.22 s per 1B parameters for CPU-Adam on
-# the paper's DGX-2 host (2x Xeon Platinum 8168). The figure is recalled from the paper's
-# table, not re-measured; one host's CPUs are shared by every rank of its node.
-CPU_ADAM_PARAMS_PER_S = 1e9 / 0.22
-# Offload traffic per parameter over the host link: 16-bit grads down, 16-bit weights up
-# (ZeRO-Offload Sec. 4.1: fp16 gradients to CPU, updated fp16 parameters back).
-OFFLOAD_GRAD_BYTES = 2.0
-OFFLOAD_PARAM_BYTES = 2.0
 
 
 def grad_reduce_bytes(dtype: DType) -> float:
@@ -241,17 +231,6 @@ def _first_bucket_gather_s(comm: CommModel, ranks: tuple[int, ...], nparams: flo
         return 0.0
     n_buckets = max(1, math.ceil(nparams / bucket_params))
     return comm.all_gather(ranks, nparams / n_buckets * PARAM_GATHER_BYTES)
-
-
-def offload_step_s(cluster: ClusterSpec, shard_params: float) -> tuple[float, float]:
-    """(host-link transfer seconds, CPU-Adam seconds) of a ZeRO-Offload step on one rank's
-    shard: grads down + weights up at the host link's bandwidth x efficiency (catalog
-    links.yaml), and CPU-Adam at CPU_ADAM_PARAMS_PER_S shared by the node's ranks."""
-    link = load_link(cluster.device.host_link)
-    bw = link.bandwidth_Bps * link.efficiency
-    transfer = shard_params * (OFFLOAD_GRAD_BYTES + OFFLOAD_PARAM_BYTES) / bw
-    ranks_per_node = max(1, min(cluster.devices_per_node, cluster.num_devices))
-    return transfer, shard_params * ranks_per_node / CPU_ADAM_PARAMS_PER_S
 
 
 def _embedding_peer(groups: StageGroups, parallel: ParallelConfig) -> tuple[int, ...]:
