@@ -20,6 +20,7 @@ from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError, UnknownNameError
 from hwmodels.frozen import FrozenMap
 from hwmodels.specs import DeviceKind, DeviceSpec, LinkKind, LinkSpec, ModelSpec
+from hwmodels.topology import SWITCH_FABRIC, ScaleUpFabric, ScaleUpKind, WrapRule
 from hwmodels.units import GiB
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
@@ -186,7 +187,48 @@ _DEVICE_KEYS = {"vendor", "kind", "peak_tflops", "memory_gib", "memory_bw_gbps",
                 "scale_up_link", "scale_up_bw_gbps", "host_link", "default_inter_node", "tdp_w",
                 "idle_w", "price_usd_per_hour", "gemm_efficiency", "memory_efficiency",
                 "attention_efficiency", "kernel_overhead_us", "devices_per_node", "source",
-                "notes", "aliases"}
+                "notes", "aliases", "scale_up_fabric", "alt_scale_up_links"}
+_FABRIC_KEYS = {"kind", "link_gbps", "max_dims", "wrap", "size", "edges", "source", "notes"}
+
+
+def fabric_from_entry(name: str, raw: Any, file: Path | str) -> ScaleUpFabric:
+    """ScaleUpFabric from a device entry's `scale_up_fabric:` mapping (link_gbps per link per
+    direction; torus: max_dims, wrap rule; graph: size and edges [a, b, gbps])."""
+    key = f"{name}.scale_up_fabric"
+    if raw is None:
+        return SWITCH_FABRIC
+    if not isinstance(raw, Mapping):
+        raise ConfigError("expected a mapping (kind, link_gbps, ...)", file=str(file), key=key,
+                          allowed=sorted(_FABRIC_KEYS))
+    f = _Fields(raw, file, key, _FABRIC_KEYS)
+    kind = f.enum("kind", ScaleUpKind, "switch")
+    wrap = f.enum("wrap", WrapRule, "full-axis")
+
+    def ints(field: str) -> tuple[int, ...]:
+        value = raw.get(field) or []
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int)
+                                              or v < 1 for v in value):
+            raise ConfigError(f"expected a list of positive integers, got {value!r}",
+                              file=str(file), key=f"{key}.{field}")
+        return tuple(value)
+
+    edges: list[tuple[int, int, float]] = []
+    for edge in raw.get("edges") or []:
+        if not (isinstance(edge, list) and len(edge) == 3 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in edge)):
+            raise ConfigError(f"expected [a, b, gbps], got {edge!r}", file=str(file),
+                              key=f"{key}.edges")
+        edges.append((int(edge[0]), int(edge[1]), float(edge[2]) * 1e9))
+    try:
+        return ScaleUpFabric(kind=kind, link_bw_Bps=f.num("link_gbps", 0.0, positive=False) * 1e9,
+                             max_dims=ints("max_dims"), wrap=wrap, edges=tuple(edges),
+                             graph_size=int(f.num("size", 0.0, positive=False)),
+                             source=f.text("source", ""))
+    except ConfigError as err:
+        if err.file:
+            raise
+        raise ConfigError(err.message, file=str(file), key=key + "." + (err.key or "")
+                          .split(".")[-1], allowed=err.allowed) from None
 
 
 def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> DeviceSpec:
@@ -216,6 +258,9 @@ def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> 
             attention_efficiency=f.num("attention_efficiency", 0.55),
             kernel_overhead_s=f.num("kernel_overhead_us", 4.0, positive=False) * 1e-6,
             devices_per_node=int(f.num("devices_per_node", 8)),
+            scale_up_fabric=fabric_from_entry(name, entry.get("scale_up_fabric"), file),
+            alt_scale_up_links=tuple(str(n).lower()
+                                     for n in entry.get("alt_scale_up_links") or ()),
             source=f.text("source", ""),
         )
     except ConfigError as err:

@@ -26,6 +26,7 @@ import networkx as nx
 
 from hwmodels.errors import ConfigError
 from hwmodels.specs import ClusterSpec, DeviceSpec, LinkKind, LinkSpec, Topology
+from hwmodels.topology import ScaleUpKind, ScaleUpTopology, build_topology
 
 # One switch hop on an InfiniBand NDR fabric (NVIDIA Quantum-2 QM9700 datasheet, 2022:
 # port-to-port latency ~130 ns); crossing the spine adds two hops (leaf->spine->leaf).
@@ -67,6 +68,7 @@ def build_cluster(
     nodes_per_leaf: int = 32,
     name: str = "",
     host: str = "",
+    slice_shape: Sequence[int] | None = None,
 ) -> ClusterSpec:
     """A ClusterSpec from catalog names or specs.
 
@@ -74,6 +76,10 @@ def build_cluster(
     inter_node to the device's reference NIC (DeviceSpec.default_inter_node);
     nics_per_node=0 means one NIC per device. A scale-out NIC faster than the device's host
     (PCIe) link is a ConfigError on clusters of more than one node (key cluster.inter_node).
+    intra_node must be the device's own scale-up link (taken at the device's own figure), one
+    of its alt_scale_up_links, or a host (PCIe) link (then the node is a PCIe switch); the
+    node's scale-up topology follows the device's fabric (hwmodels.topology); slice_shape
+    gives a torus slice's dims (TPU), product = devices_per_node.
     """
     dev = _resolve_device(device)
     try:
@@ -87,14 +93,7 @@ def build_cluster(
                        ("cluster.nodes_per_leaf", nodes_per_leaf)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"expected an integer, got {value!r}", key=key)
-    if intra_node is None:
-        intra = _resolve_link(dev.scale_up_link, "cluster.intra_node")
-        if intra.bandwidth_Bps != dev.scale_up_bw_Bps:
-            # links.yaml: a device's own scale_up_bw_gbps wins when devices share a fabric
-            # name (e.g. an MI250X GCD gets less Infinity Fabric than an MI300X).
-            intra = dataclasses.replace(intra, bandwidth_Bps=dev.scale_up_bw_Bps)
-    else:
-        intra = _resolve_link(intra_node, "cluster.intra_node")
+    intra, scale_up = _scale_up(dev, intra_node, num_devices, devices_per_node, slice_shape)
     if host:
         from hwmodels.hosts import load_host
 
@@ -116,9 +115,52 @@ def build_cluster(
         name=name,
         host_link=host_pcie,
         host=host.lower(),
+        scale_up=scale_up,
     )
     check_host_link(cluster)
     return cluster
+
+
+def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: int,
+              devices_per_node: int | None, slice_shape: Sequence[int] | None
+              ) -> tuple[LinkSpec, ScaleUpTopology | None]:
+    """The node's scale-up LinkSpec and topology (None: a switch, the model before topologies).
+
+    The device's own link (by default, or named) is taken at the device's own bandwidth: the
+    catalog link is shared by devices of one family (an MI250X GCD has less Infinity Fabric
+    than an MI300X). A host link makes the node a PCIe switch. Any other scale-up link is one
+    the device does not have: ConfigError.
+    """
+    own = _resolve_link(dev.scale_up_link, "cluster.intra_node")
+    if intra_node is None or (not isinstance(intra_node, LinkSpec)
+                              and str(intra_node).lower() == own.name):
+        intra = own
+        if intra.bandwidth_Bps != dev.scale_up_bw_Bps:
+            intra = dataclasses.replace(intra, bandwidth_Bps=dev.scale_up_bw_Bps)
+    else:
+        intra = _resolve_link(intra_node, "cluster.intra_node")
+        allowed = {own.name, *(n.lower() for n in dev.alt_scale_up_links)}
+        if not isinstance(intra_node, LinkSpec) and intra.kind is not LinkKind.HOST \
+                and intra.name not in allowed:
+            from hwmodels.catalog import list_links, load_link
+
+            hosts = [n for n in list_links() if load_link(n).kind is LinkKind.HOST]
+            raise ConfigError(
+                f"{dev.name} has no {intra.name} link (its scale-up link is {own.name})",
+                key="cluster.intra_node", allowed=sorted(allowed) + hosts)
+    dpn = devices_per_node if devices_per_node is not None else dev.devices_per_node
+    fabric = dev.scale_up_fabric
+    if intra.kind is LinkKind.HOST or intra.name != own.name or fabric.kind is ScaleUpKind.SWITCH:
+        if slice_shape is not None:
+            raise ConfigError(f"slice_shape applies to torus fabrics; {dev.name} over "
+                              f"{intra.name} is a switch", key="cluster.slice_shape")
+        return intra, None
+    if not isinstance(dpn, int) or isinstance(dpn, bool) or dpn < 1:
+        return intra, None  # ClusterSpec reports the bad devices_per_node
+    size = dpn
+    if fabric.kind is ScaleUpKind.TORUS and isinstance(num_devices, int) and 0 < num_devices < dpn:
+        size = num_devices  # a slice smaller than the pod is its own torus
+    return intra, build_topology(fabric, size, intra.bandwidth_Bps, slice_shape)
 
 
 # InfiniBand generations, fastest first (links.yaml): the fallback default NIC of a device
@@ -333,21 +375,47 @@ def _group_info(cluster: ClusterSpec, ranks: tuple[int, ...] | range,
         node_nics = min(sum(c / max(on_rail.get(i, 0), c) for i, c in rails.items())
                         for rails in nodes.values())
     extra_lat = 2 * SWITCH_HOP_LATENCY_S if spans else 0.0
+    intra_bw, hops = _scale_up_share(cluster, ranks, rpn)
     return GroupInfo(
         size=len(ranks),
         num_nodes=len(nodes),
         ranks_per_node=rpn,
         min_ranks_per_node=min_rpn,
-        intra_bw_Bps=intra.bandwidth_Bps,
+        intra_bw_Bps=intra_bw,
         inter_bw_Bps=rank_nics * inter.bandwidth_Bps / oversub,
         node_inter_bw_Bps=node_nics * inter.bandwidth_Bps / oversub,
-        intra_latency_s=intra.latency_s,
+        intra_latency_s=intra.latency_s * hops,
         inter_latency_s=inter.latency_s + extra_lat,
         intra_efficiency=intra.efficiency,
         inter_efficiency=inter.efficiency,
         spans_leaves=spans,
         intra_link=intra.name,
     )
+
+
+def _scale_up_share(cluster: ClusterSpec, ranks: tuple[int, ...] | range,
+                    ranks_per_node: int) -> tuple[float, int]:
+    """(per-rank scale-up bandwidth, hops per ring step) of the group on its least-served node.
+
+    A switch (or no topology) gives every rank the link's full figure; a mesh, torus or link
+    graph bounds it by the links among the group's members (hwmodels.topology). A group with
+    one rank per node never uses the scale-up fabric for itself: the full figure.
+    """
+    topo = cluster.scale_up
+    if topo is None or topo.is_switch or ranks_per_node < 2:
+        return cluster.intra_node.bandwidth_Bps, 1
+    dpn = cluster.devices_per_node
+    by_node: dict[int, list[int]] = {}
+    for r in ranks:
+        by_node.setdefault(r // dpn, []).append(r % dpn)
+    worst_bw, worst_hops = math.inf, 1
+    for locals_ in by_node.values():
+        if len(locals_) < 2:
+            continue
+        bw = topo.group_bandwidth_Bps(locals_)
+        if bw < worst_bw:
+            worst_bw, worst_hops = bw, topo.group_hops(locals_)
+    return worst_bw, worst_hops
 
 
 def _spans_leaves(cluster: ClusterSpec, nodes: dict[int, dict[int, int]]) -> bool:
@@ -378,6 +446,9 @@ def _leaf_key(cluster: ClusterSpec, node: int, rail: int) -> tuple[str, int, int
 def cluster_graph(cluster: ClusterSpec) -> nx.Graph:
     """The cluster as a frozen graph (devices, NVSwitches, NICs, leaves, spine); cached.
 
+    A node whose scale-up fabric is a mesh, torus or link graph (ClusterSpec.scale_up) has
+    device-device edges, one per link, instead of an NVSwitch.
+
     Edges carry bandwidth_Bps (per direction) and latency_s; leaf-spine edges also carry
     `ports` (NICs below the leaf) and have their bandwidth divided by the oversubscription.
     """
@@ -400,9 +471,12 @@ def _cluster_graph(cluster: ClusterSpec) -> nx.Graph:
     edges: list[tuple] = []
     ports: dict[tuple, int] = {}
     num_nodes = cluster.num_nodes
+    topo = cluster.scale_up
+    switched = topo is None or topo.is_switch
     for node in range(num_nodes):
         sw = ("nvswitch", node)
-        nodes.append((sw, {"kind": "switch", "node": node}))
+        if switched:
+            nodes.append((sw, {"kind": "switch", "node": node}))
         for i in range(nics):
             nic = ("nic", node, i)
             leaf = _leaf_key(cluster, node, i)
@@ -413,7 +487,13 @@ def _cluster_graph(cluster: ClusterSpec) -> nx.Graph:
         for local in range(min(dpn, cluster.num_devices - first)):
             dev = ("device", first + local)
             nodes.append((dev, {"kind": "device", "node": node, "local": local}))
-            edges.append((dev, sw, su))
+            if switched:
+                edges.append((dev, sw, su))
+            else:  # point-to-point scale-up links (mesh, torus, link graph)
+                for peer, bw in topo.neighbours()[local].items():
+                    if local < peer < min(dpn, cluster.num_devices - first):
+                        edges.append((dev, ("device", first + peer), {
+                            "bandwidth_Bps": bw, "latency_s": half_intra, "kind": "scale_up"}))
             base = local * nics // dpn
             for i in range(base, base + own_nics):
                 edges.append((dev, ("nic", node, i), nic_edge))
@@ -446,6 +526,9 @@ def bottleneck_bandwidth(cluster: ClusterSpec, ranks: Ranks) -> float:
         by_node.setdefault(cluster.node_of(r), []).append(r)
     node_ids = sorted(by_node)
     if len(node_ids) == 1:
+        if cluster.scale_up is not None and not cluster.scale_up.is_switch:
+            dpn = cluster.devices_per_node
+            return cluster.scale_up.group_bandwidth_Bps([r % dpn for r in key])
         return min(g[("device", r)][("nvswitch", node_ids[0])]["bandwidth_Bps"] for r in key)
     net = nx.subgraph_view(g, filter_node=lambda n: n[0] != "nvswitch")
     paths: list[list[tuple]] = []

@@ -11,6 +11,7 @@ from hwmodels._compat import StrEnum
 from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.frozen import FrozenMap
+from hwmodels.topology import SWITCH_FABRIC, ScaleUpFabric, ScaleUpTopology
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -74,6 +75,11 @@ class DeviceSpec:
     # Fixed per-kernel overhead (launch + tail), seconds.
     kernel_overhead_s: float = 4e-6
     devices_per_node: int = 8
+    # how the scale-up links are laid out (hwmodels.topology): NVSwitch-style switch by default
+    scale_up_fabric: ScaleUpFabric = SWITCH_FABRIC
+    # other scale-up links a node of this device may be built with (besides scale_up_link and
+    # any host/PCIe link), e.g. an NVLink bridge on a PCIe card
+    alt_scale_up_links: tuple[str, ...] = ()
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -280,6 +286,8 @@ class ClusterSpec:
     host_link: LinkSpec | None = None
     # the node's host side (hwmodels/catalog/hosts.yaml) for offload; "": the device's entry
     host: str = ""
+    # the node's (TPU: the slice's) scale-up topology; None: a switch at intra_node's bandwidth
+    scale_up: ScaleUpTopology | None = None
 
     def __post_init__(self) -> None:
         _positive(self, "num_devices", "devices_per_node", "oversubscription", "nodes_per_leaf")

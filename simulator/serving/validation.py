@@ -41,8 +41,10 @@ efficiencies are the catalog's unless `profiles` names a profile for the row's d
 
 from __future__ import annotations
 
+import io
 from collections.abc import Collection, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -57,10 +59,21 @@ from simulator.serving.validation_e2e import KERNEL_ONLY, simulate_row
 
 
 def load_published() -> pd.DataFrame:
-    """The bundled published serving measurements."""
-    path = resources.files("simulator") / "data" / "serving_published.csv"
-    with resources.as_file(path) as p:
-        return pd.read_csv(p)
+    """The bundled published serving measurements: serving_published.csv first, then every
+    serving_published_<accelerator>.csv (issue 18; comment lines cite their sources)."""
+    folder = resources.files("simulator") / "data"
+    with resources.as_file(folder) as d:
+        files = sorted(Path(d).glob("serving_published*.csv"),
+                       key=lambda f: (f.name != "serving_published.csv", f.name))
+        frames = [_read_rows(f) for f in files]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    """A CSV whose lines starting with '#' are comments ('#' inside a field is kept)."""
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines(keepends=True)
+             if not ln.startswith("#")]
+    return pd.read_csv(io.StringIO("".join(lines)))
 
 
 class _CostModels:

@@ -76,6 +76,8 @@ class ClusterSection:
     profile: str | None = None
     # the node's host side for offload (hwmodels/catalog/hosts.yaml); None: the device's entry
     host: str | None = None
+    # a torus slice's shape (TPU: [16, 16] for a v5e pod); product = devices_per_node
+    slice_shape: tuple[int, ...] | None = None
     # a heterogeneous job: device pools instead of device/num_devices (and their links)
     pools: tuple[PoolSection, ...] = ()
 
@@ -83,7 +85,8 @@ class ClusterSection:
         if self.pools:
             given = [f for f in ("device", "num_devices", "devices_per_node", "intra_node",
                                  "inter_node", "nics_per_node", "topology", "oversubscription",
-                                 "nodes_per_leaf", "profile", "host") if getattr(self, f) is not None]
+                                 "nodes_per_leaf", "profile", "host", "slice_shape")
+                     if getattr(self, f) is not None]
             if given:
                 raise ConfigError(f"give cluster.pools or cluster.{given[0]}, not both (each "
                                   f"pool names its device, count, links and profile)",
@@ -109,7 +112,7 @@ class ClusterSection:
             return replace(first, num_devices=sum(p.num_devices for p in self.pools))
         kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
                                                 "nics_per_node", "topology", "oversubscription",
-                                                "nodes_per_leaf", "host")
+                                                "nodes_per_leaf", "host", "slice_shape")
                   if getattr(self, f) is not None}
         try:
             return build_cluster(self.device, self.num_devices, **kwargs)

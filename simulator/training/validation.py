@@ -408,10 +408,38 @@ _TABLE_SETUPS: dict[str, Callable[[pd.Series], RowSetup]] = {
 }
 
 
+# Modules that set up rows of further accelerators (issue 18): each defines
+# TABLE_SETUPS: dict[source -> (row -> RowSetup)] for the rows of its own CSV
+# (simulator/data/training_published_<name>.csv). A module not present is skipped.
+ACCEL_MODULES = ("simulator.training.validation_tpu", "simulator.training.validation_amd",
+                 "simulator.training.validation_ascend", "simulator.training.validation_gaudi")
+
+
+@functools.cache
+def _accel_setups() -> dict[str, Callable[[pd.Series], RowSetup]]:
+    """TABLE_SETUPS of every ACCEL_MODULES module that exists (one table per source)."""
+    setups: dict[str, Callable[[pd.Series], RowSetup]] = {}
+    for name in ACCEL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        for source, setup in module.TABLE_SETUPS.items():
+            if source in setups or source in _TABLE_SETUPS:
+                raise ValueError(f"validation table {source} set up twice ({name})")
+            setups[source] = setup
+    return setups
+
+
 def row_setup(row: pd.Series) -> RowSetup:
     """Model, cluster, training and plan of one published row (assumptions in the docstring)."""
     notes = str(row.notes)
     source = str(row.source)
+    accel = _accel_setups()
+    if source in accel:
+        return accel[source](row)
     if source.startswith(MOE_PREFIX):
         setup_moe = _moe_row_setup()
         if setup_moe is None:
