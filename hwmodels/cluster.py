@@ -93,6 +93,11 @@ def build_cluster(
                        ("cluster.nodes_per_leaf", nodes_per_leaf)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"expected an integer, got {value!r}", key=key)
+    if devices_per_node is None:
+        devices_per_node = dev.devices_per_node
+    if dev.scale_up_fabric.kind is ScaleUpKind.TORUS and isinstance(num_devices, int) \
+            and not isinstance(num_devices, bool) and 0 < num_devices < devices_per_node:
+        devices_per_node = num_devices  # a slice smaller than the pod is its own torus (node)
     intra, scale_up = _scale_up(dev, intra_node, num_devices, devices_per_node, slice_shape)
     if host:
         from hwmodels.hosts import load_host
@@ -104,8 +109,7 @@ def build_cluster(
     cluster = ClusterSpec(
         device=dev,
         num_devices=num_devices,
-        devices_per_node=devices_per_node if devices_per_node is not None
-        else dev.devices_per_node,
+        devices_per_node=devices_per_node,
         intra_node=intra,
         inter_node=inter,
         nics_per_node=nics_per_node,
@@ -157,10 +161,7 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
         return intra, None
     if not isinstance(dpn, int) or isinstance(dpn, bool) or dpn < 1:
         return intra, None  # ClusterSpec reports the bad devices_per_node
-    size = dpn
-    if fabric.kind is ScaleUpKind.TORUS and isinstance(num_devices, int) and 0 < num_devices < dpn:
-        size = num_devices  # a slice smaller than the pod is its own torus
-    return intra, build_topology(fabric, size, intra.bandwidth_Bps, slice_shape)
+    return intra, build_topology(fabric, dpn, intra.bandwidth_Bps, slice_shape)
 
 
 # InfiniBand generations, fastest first (links.yaml): the fallback default NIC of a device
