@@ -251,7 +251,8 @@ class ParallelConfig:
 
 def _check_shard_size(p: ParallelConfig) -> None:
     """fsdp_shard_size: an integer >= 1 dividing dp, with zero 3 (the sharded model states it
-    groups; ZeRO-1/2's replicated weights have no shard group to shrink)."""
+    groups; ZeRO-1/2's replicated weights have no shard group to shrink: DeepSpeed's hpZ
+    secondary weight partition is a different scheme, not modelled) and ep 1."""
     n = p.fsdp_shard_size
     key = "parallelism.fsdp_shard_size"
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -263,6 +264,11 @@ def _check_shard_size(p: ParallelConfig) -> None:
     if p.dp % n:
         raise ConfigError(f"{n} does not divide dp {p.dp}", key=key,
                           allowed=[d for d in range(1, p.dp + 1) if p.dp % d == 0])
+    if p.ep > 1 or (p.expert_tp is not None and p.expert_tp != p.tp):
+        # assumption: expert-parallel hybrid sharding (its own expert shard/replica grid) is
+        # not modelled; experts then shard like dense parameters
+        raise ConfigError(f"hybrid sharding with ep {p.ep} / expert_tp {p.expert_tp} is not "
+                          "modelled", key=key, allowed="ep: 1 and expert_tp unset or = tp")
 
 
 def shard_group_size(parallel: ParallelConfig) -> int:
