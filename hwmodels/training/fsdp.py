@@ -143,8 +143,9 @@ FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
     # with backward, in fp32 main grads unless --grad-reduce-in-bf16 (the guide recommends
     # it; Megatron-LM's default accumulates and reduces fp32 grads with --bf16). Hybrid
     # sharding: --num-distributed-optimizer-instances with --outer-dp-sharding-strategy
-    # no_shard; its outer all-reduce taken once per step (assumption: as Megatron DDP syncs
-    # grads on the last microbatch only).
+    # no_shard; "outer data-parallel gradients are all-reduced during the last backward pass
+    # before the optimization step" (Megatron-FSDP user guide, Data-Parallel Sharding
+    # Strategies, Megatron-LM 2026): once per step.
     FSDPImpl.MEGATRON: FSDPTraits(channels=None, gathers_per_layer=1,
                                   regather_on_recompute=False, prefetch=1, grad_bytes=4.0),
     # Explicit ideal: NCCL multi-ring, every gather (and backward reduce-scatter) hidden behind
