@@ -6,7 +6,8 @@ buckets become ready while the backward of its last microbatch runs (layers fini
 order, uniformly over that op) and go out one at a time on the stage's DP channel; without it
 they all start after the stage's last backward. ZeRO-0 all-reduces, ZeRO-1/2 (Megatron's
 distributed optimizer) reduce-scatter and all-gather the updated 16-bit weights after the step,
-ZeRO-3 reduces per microbatch inside the ops (hwmodels.training.costs), so nothing is left here.
+ZeRO-3 reduces per microbatch inside the ops (hwmodels.training.costs), so nothing is left here
+but, with hybrid sharding (fsdp_shard_size), the all-reduce of the grad shards across replicas.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hwmodels.parallel import (
     OffloadTarget,
     ParallelConfig,
     TrainingConfig,
+    num_microbatches,
     stage_layer_counts,
     virtual_stage_layers,
 )
@@ -158,6 +160,10 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
                     channel_free = begin + t_bucket
                     overlapped_s += max(0.0, min(channel_free, compute_end_s) - begin)
             sync_end = max(sync_end, channel_free)
+    elif len(groups.replica_group) > 1:
+        channel_free, overlapped_s = _replica_all_reduce(
+            comm, groups, params, training, p, last_grad_window, compute_end_s)
+        sync_end = max(sync_end, channel_free)
     # the backward's kernels ran slower beside those buckets (SM/HBM contention)
     exposed = sync_end - compute_end_s + contention * overlapped_s
     # tied word embeddings: first and last stage all-reduce their copies' grads (Megatron
@@ -199,6 +205,61 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     return StageEnd(compute_end_s=compute_end_s, grad_sync_end_s=sync_end,
                     exposed_comm_s=exposed, optimizer_s=optimizer_s, end_s=end,
                     offload_step=step, optimizer_shard=shard)
+
+
+def replica_all_reduce_s(comm: CommModel, groups: StageGroups, params: StageParams,
+                        parallel: ParallelConfig, chunk: int) -> float:
+    """Seconds of one chunk's cross-replica all-reduce of the grad shard (hybrid sharding;
+    0 without replicas), all its buckets back to back."""
+    n_buckets, t_bucket = _replica_buckets(comm, groups, params, parallel, chunk)
+    return n_buckets * t_bucket
+
+
+def _replica_buckets(comm: CommModel, groups: StageGroups, params: StageParams,
+                     parallel: ParallelConfig, chunk: int) -> tuple[int, float]:
+    """(buckets, seconds per bucket) of one chunk's cross-replica all-reduce."""
+    nparams = params.dense_per_chunk[chunk] + params.expert_per_chunk[chunk]
+    if len(groups.replica_group) <= 1 or nparams <= 0:
+        return 0, 0.0
+    t = fsdp_traits(parallel)
+    n_buckets = max(1, math.ceil(nparams / (t.reduce_bucket_params or BUCKET_MIN_PARAMS)))
+    size = nparams / n_buckets / len(groups.dp_cp_group) * t.grad_bytes
+    return n_buckets, comm.all_reduce(groups.replica_group, size)
+
+
+def _replica_all_reduce(comm: CommModel, groups: StageGroups, params: StageParams,
+                        training: TrainingConfig, parallel: ParallelConfig,
+                        last_grad_window: dict[int, tuple[float, float]],
+                        compute_end_s: float) -> tuple[float, float]:
+    """Hybrid sharding: each rank's reduce-scattered grad shard (1/len(shard group) of the
+    chunk) all-reduced across the replica group, the last microbatch's buckets as its
+    backward frees them (overlap_grad_reduce), on the stage's DP channel.
+    Returns (when the channel is free, seconds of it beside the backward's compute).
+
+    Once per step for stacks that all-reduce at the accumulation boundary (DeepSpeed MiCS);
+    stacks that all-reduce after every microbatch (FSDPTraits.replica_reduce_per_microbatch:
+    PyTorch FSDP1/FSDP2 as torchtitan runs them) also carry the earlier microbatches'
+    all-reduces, queued on the channel from the iteration's start (assumption: they hide
+    behind the compute before the last backward when the channel keeps up).
+    Buckets: the stack's reduce bucket (DeepSpeed 5e8) or Megatron's 40M parameters of the
+    unsharded chunk (assumption: FSDP2 all-reduces per unit; buckets only move alpha terms)."""
+    t = fsdp_traits(parallel)
+    channel_free = overlapped_s = 0.0
+    if t.replica_reduce_per_microbatch:
+        per_mb = sum(replica_all_reduce_s(comm, groups, params, parallel, c)
+                     for c in range(len(params.dense_per_chunk)))
+        channel_free = (max(1, num_microbatches(training, parallel)) - 1) * per_mb
+        overlapped_s = min(channel_free, compute_end_s)
+    for chunk in sorted(last_grad_window, key=lambda c: last_grad_window[c][0]):
+        start, end = last_grad_window[chunk]
+        n_buckets, t_bucket = _replica_buckets(comm, groups, params, parallel, chunk)
+        for k in range(n_buckets):
+            ready = (start + (end - start) * (k + 1) / n_buckets
+                     if parallel.overlap_grad_reduce else compute_end_s)
+            begin = max(channel_free, ready)
+            channel_free = begin + t_bucket
+            overlapped_s += max(0.0, min(channel_free, compute_end_s) - begin)
+    return channel_free, overlapped_s
 
 
 def overlap_contention(parallel: ParallelConfig) -> float:
