@@ -33,6 +33,7 @@ from hwmodels.parallel import (
     Recompute,
     TrainingConfig,
     num_microbatches,
+    shard_group_size,
     stage_layer_counts,
     virtual_stage_layers,
 )
@@ -366,9 +367,12 @@ def _stage_memory(model: ModelSpec, training: TrainingConfig, parallel: Parallel
     p, t = parallel, training
     params = _stage_params(model, p, stage)
     w_b, g_b, o_b = _training_param_bytes(t.dtype)
-    dense_shard = p.dp * p.cp  # Megatron shards over the DP x CP group (same weights)
+    # Megatron shards over the DP x CP group (same weights); hybrid sharding (zero 3,
+    # fsdp_shard_size) over one shard group of it, the other groups holding replicas
+    shard_dp = shard_group_size(p)
+    dense_shard = shard_dp * p.cp
     # expert-data-parallel group: the stage's tp*cp*dp ranks over expert_tp * ep (Megatron)
-    expert_shard = max(1, p.tp * p.dp * p.cp // (_expert_tp(p) * p.ep))
+    expert_shard = max(1, p.tp * shard_dp * p.cp // (_expert_tp(p) * p.ep))
     shard = (params.dense / dense_shard + params.expert / expert_shard)
     full = params.dense + params.expert
     weights = (shard if p.zero >= 3 else full) * w_b

@@ -146,6 +146,11 @@ class ParallelConfig:
     # ZeRO-3 / FSDP knobs (None: the fsdp_impl stack's default, costs.FSDP_TRAITS)
     fsdp_prefetch: int | None = None  # layers whose gathers may be in flight ahead of compute
     fsdp_bucket_mb: float | None = None  # gather/reduce bucket size (DeepSpeed prefetch bucket)
+    # Hybrid sharding (zero 3 only): model states sharded over groups of fsdp_shard_size
+    # consecutive DP ranks (x cp), replicated across the dp / fsdp_shard_size groups, whose
+    # grads are all-reduced (PyTorch HSDP / torchtitan dp_shard x dp_replicate, DeepSpeed MiCS
+    # mics_shard_size, MaxText ici_fsdp x dcn_data). None: shard over all of DP.
+    fsdp_shard_size: int | None = None
     # ZeRO-Offload / ZeRO-Infinity (hwmodels.training.offload): optimizer state + step on the
     # host (cpu) or its state on NVMe (nvme); true/false read as cpu/none (the old bool key)
     offload_optimizer: OffloadTarget | bool = OffloadTarget.NONE
@@ -225,6 +230,8 @@ class ParallelConfig:
         if (self.first_stage_layers or self.last_stage_layers) and self.pp == 1:
             raise ConfigError("first/last_stage_layers need pp > 1",
                               key="parallelism.first_stage_layers")
+        if self.fsdp_shard_size is not None:
+            _check_shard_size(self)
         for name, low in (("fsdp_bucket_mb", 0.0), ("moe_capacity_factor", 0.0),
                           ("moe_imbalance", 1.0)):
             value = getattr(self, name)
@@ -240,6 +247,38 @@ class ParallelConfig:
     @property
     def world_size(self) -> int:
         return self.tp * self.pp * self.dp * self.cp
+
+
+def _check_shard_size(p: ParallelConfig) -> None:
+    """fsdp_shard_size: an integer >= 1 dividing dp, with zero 3 (the sharded model states it
+    groups; ZeRO-1/2's replicated weights have no shard group to shrink: DeepSpeed's hpZ
+    secondary weight partition is a different scheme, not modelled) and ep 1."""
+    n = p.fsdp_shard_size
+    key = "parallelism.fsdp_shard_size"
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"must be an integer >= 1, got {n!r}", key=key,
+                          allowed="a divisor of dp, node, slice or null")
+    if p.zero != 3:
+        raise ConfigError(f"hybrid sharding needs zero: 3, got zero {p.zero}", key=key,
+                          allowed=["null", "zero: 3"])
+    if p.dp % n:
+        raise ConfigError(f"{n} does not divide dp {p.dp}", key=key,
+                          allowed=[d for d in range(1, p.dp + 1) if p.dp % d == 0])
+    if p.ep > 1 or (p.expert_tp is not None and p.expert_tp != p.tp):
+        # assumption: expert-parallel hybrid sharding (its own expert shard/replica grid) is
+        # not modelled; experts then shard like dense parameters
+        raise ConfigError(f"hybrid sharding with ep {p.ep} / expert_tp {p.expert_tp} is not "
+                          "modelled", key=key, allowed="ep: 1 and expert_tp unset or = tp")
+
+
+def shard_group_size(parallel: ParallelConfig) -> int:
+    """DP ranks one ZeRO-3 shard group spans (dp unless hybrid sharding narrows it)."""
+    return parallel.dp if parallel.fsdp_shard_size is None else parallel.fsdp_shard_size
+
+
+def replica_count(parallel: ParallelConfig) -> int:
+    """Hybrid-sharding replicas: shard groups holding the same model states (1 without)."""
+    return parallel.dp // shard_group_size(parallel)
 
 
 def _enum(value: object, cls: type[StrEnum], key: str) -> None:

@@ -6,7 +6,8 @@ buckets become ready while the backward of its last microbatch runs (layers fini
 order, uniformly over that op) and go out one at a time on the stage's DP channel; without it
 they all start after the stage's last backward. ZeRO-0 all-reduces, ZeRO-1/2 (Megatron's
 distributed optimizer) reduce-scatter and all-gather the updated 16-bit weights after the step,
-ZeRO-3 reduces per microbatch inside the ops (hwmodels.training.costs), so nothing is left here.
+ZeRO-3 reduces per microbatch inside the ops (hwmodels.training.costs), so nothing is left here
+but, with hybrid sharding (fsdp_shard_size), the all-reduce of the grad shards across replicas.
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
                     channel_free = begin + t_bucket
                     overlapped_s += max(0.0, min(channel_free, compute_end_s) - begin)
             sync_end = max(sync_end, channel_free)
+    elif len(groups.replica_group) > 1:
+        channel_free, overlapped_s = _replica_all_reduce(
+            comm, groups, params, p, last_grad_window, compute_end_s)
+        sync_end = max(sync_end, channel_free)
     # the backward's kernels ran slower beside those buckets (SM/HBM contention)
     exposed = sync_end - compute_end_s + contention * overlapped_s
     # tied word embeddings: first and last stage all-reduce their copies' grads (Megatron
@@ -199,6 +204,40 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     return StageEnd(compute_end_s=compute_end_s, grad_sync_end_s=sync_end,
                     exposed_comm_s=exposed, optimizer_s=optimizer_s, end_s=end,
                     offload_step=step, optimizer_shard=shard)
+
+
+def _replica_all_reduce(comm: CommModel, groups: StageGroups, params: StageParams,
+                        parallel: ParallelConfig, last_grad_window: dict[int, tuple[float, float]],
+                        compute_end_s: float) -> tuple[float, float]:
+    """Hybrid sharding: each rank's reduce-scattered grad shard (1/len(shard group) of the
+    chunk) all-reduced across the replica group once per step, bucket by bucket as the last
+    microbatch's backward frees them (overlap_grad_reduce), on the stage's DP channel.
+    Returns (when the channel is free, seconds of it beside the backward's compute).
+
+    Once per step as MaxText (grads accumulated, then one DCN reduction) and DeepSpeed MiCS
+    (all-reduce across replication groups at the accumulation boundary) run it; PyTorch FSDP2
+    HSDP does the same with set_requires_all_reduce(False) on the earlier microbatches.
+    Buckets: the stack's reduce bucket (DeepSpeed 5e8) or Megatron's 40M parameters of the
+    unsharded chunk (assumption: FSDP2 all-reduces per unit; buckets only move alpha terms)."""
+    shard_ranks = len(groups.dp_cp_group)
+    t = fsdp_traits(parallel)
+    bucket = t.reduce_bucket_params or BUCKET_MIN_PARAMS
+    channel_free = overlapped_s = 0.0
+    for chunk in sorted(last_grad_window, key=lambda c: last_grad_window[c][0]):
+        start, end = last_grad_window[chunk]
+        nparams = params.dense_per_chunk[chunk] + params.expert_per_chunk[chunk]
+        if nparams <= 0:
+            continue
+        n_buckets = max(1, math.ceil(nparams / bucket))
+        size = nparams / n_buckets / shard_ranks * t.grad_bytes
+        t_bucket = comm.all_reduce(groups.replica_group, size)
+        for k in range(n_buckets):
+            ready = (start + (end - start) * (k + 1) / n_buckets
+                     if parallel.overlap_grad_reduce else compute_end_s)
+            begin = max(channel_free, ready)
+            channel_free = begin + t_bucket
+            overlapped_s += max(0.0, min(channel_free, compute_end_s) - begin)
+    return channel_free, overlapped_s
 
 
 def overlap_contention(parallel: ParallelConfig) -> float:

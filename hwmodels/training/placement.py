@@ -10,6 +10,12 @@ degree expert_tp != tp the experts have their own grid over the stage's tp*cp*dp
 innermost, then EP, then expert-DP (Megatron-core parallel_state: the expert RankGenerator with
 tp=expert_tensor_parallel_size, order "tp-ep-dp-pp", expert_data_parallel_size = world_size //
 (etp * ep * pp)).
+
+Hybrid sharding (ParallelConfig.fsdp_shard_size = S, zero 3): the data ranks split into dp / S
+shard groups of S consecutive DP coordinates (x all of CP), as torchtitan's mesh puts
+dp_shard inside dp_replicate and PyTorch's HSDP device mesh (replicate, shard) does; the
+ZeRO-3 gathers and reduce-scatters run inside the shard group (dp_cp_group then names it) and
+the replica group (same shard position in every shard group, strided) all-reduces the grads.
 """
 
 from __future__ import annotations
@@ -31,10 +37,15 @@ class StageGroups:
     tp_group: tuple[int, ...]
     cp_group: tuple[int, ...]
     dp_group: tuple[int, ...]  # data-parallel replicas of this rank (same tp/cp/pp coords)
-    dp_cp_group: tuple[int, ...]  # gradient-reduction group of dense params (dp x cp)
+    # gradient-reduction / ZeRO sharding group of dense params (dp x cp; with hybrid
+    # sharding the shard group: fsdp_shard_size consecutive DP ranks x cp)
+    dp_cp_group: tuple[int, ...]
     ep_group: tuple[int, ...]
     expert_dp_group: tuple[int, ...]  # gradient-reduction group of expert params
     expert_tp_group: tuple[int, ...] = ()  # ranks splitting one expert's GEMMs (() = tp_group)
+    # hybrid sharding: the ranks holding the same shard in the other shard groups, whose
+    # grads are all-reduced once per step (() without hybrid sharding)
+    replica_group: tuple[int, ...] = ()
     next_rank: int | None  # same coordinates on stage + 1 (None on the last stage)
     prev_rank: int | None
 
@@ -49,9 +60,12 @@ class Mesh:
     def rank(self, **coords: int) -> int:
         return sum(self.strides[d] * coords.get(d, 0) for d in _DENSE_DIMS)
 
-    def group(self, vary: tuple[str, ...], **fixed: int) -> tuple[int, ...]:
-        """Ranks obtained by varying `vary` dimensions with the others fixed, sorted."""
-        ranges = [range(self.sizes[d]) for d in vary]
+    def group(self, vary: tuple[str, ...], limit: dict[str, range] | None = None,
+              **fixed: int) -> tuple[int, ...]:
+        """Ranks obtained by varying `vary` dimensions with the others fixed, sorted; `limit`
+        narrows a varied dimension to a range of its coordinates."""
+        limit = limit or {}
+        ranges = [limit.get(d, range(self.sizes[d])) for d in vary]
         out = []
         for combo in itertools.product(*ranges):
             coords = dict(fixed)
@@ -114,6 +128,12 @@ def stage_groups(parallel: ParallelConfig, stage: int) -> StageGroups:
     if parallel.expert_tp is not None and parallel.expert_tp != parallel.tp:
         ep_group, edp_group, etp_group = _expert_grid(
             mesh.group(("tp", "cp", "dp"), pp=s), parallel.expert_tp, parallel.ep)
+    replicas: tuple[int, ...] = ()
+    if parallel.fsdp_shard_size is not None:
+        # ep 1 and expert_tp = tp (ParallelConfig checks): experts shard like dense params
+        shard = parallel.fsdp_shard_size
+        data = edp_group = mesh.group(("cp", "dp"), {"dp": range(shard)}, pp=s)
+        replicas = mesh.group(("dp",), {"dp": range(0, parallel.dp, shard)}, pp=s)
     return StageGroups(
         stage=s,
         rank=mesh.rank(pp=s),
@@ -124,6 +144,7 @@ def stage_groups(parallel: ParallelConfig, stage: int) -> StageGroups:
         ep_group=ep_group,
         expert_dp_group=edp_group,
         expert_tp_group=etp_group,
+        replica_group=replicas,
         next_rank=mesh.rank(pp=s + 1) if s + 1 < parallel.pp else None,
         prev_rank=mesh.rank(pp=s - 1) if s > 0 else None,
     )
