@@ -36,7 +36,6 @@ def main(path: str) -> None:
     for r in rows:
         notes = r["notes"]
         rid = re.search(r"id=(\S+?);", notes).group(1)
-        slices = int(re.search(r"(\d+)x v5", notes).group(1))
         device = "tpu-v5e" if r["source"] == "MAXTEXT-V5E" else "tpu-v5p"
         if device != "tpu-v5e":
             out.writerow([r["source"], rid, device, r["metric"], r["value"], "",
