@@ -40,8 +40,8 @@ Assumptions (the CSV comment lines cite the sources):
 - Slices: v5e-256 = one 16x16 pod with wraparound on both axes; v5p-N = N/2 chips (N
   TensorCores, 2 per chip) in the GCP slice shape with the short axes first (4x4x4, 4x4x8,
   4x8x8, 8x8x8), so tensor parallelism lies along a full, wrapped axis as MaxText's
-  device-mesh builder places it. Slices talk over the chip's DCN link (links.yaml dcn-v5e /
-  dcn-v5p: the per-chip share of the hosts' NICs, one "NIC" per chip).
+  device-mesh builder places it. Slices talk over the DCN (links.yaml): v5e slices have one
+  100 Gbps NIC per 4 chips (dcn-v5e), v5p chips their 50 Gbps share each (dcn-v5p).
 """
 
 from __future__ import annotations
@@ -90,6 +90,9 @@ SLICE_SHAPES: dict[str, dict[int, tuple[int, ...]]] = {
                 1024: (8, 8, 16), 2048: (8, 16, 16)},
 }
 DCN_LINK = {"tpu-v5e": "dcn-v5e", "tpu-v5p": "dcn-v5p"}
+# Chips per DCN NIC: v5e hosts have 8 chips and 2 x 100 Gbps NICs (GCP TPU v6e docs' v5e column);
+# dcn-v5p is already the per-chip share (links.yaml).
+CHIPS_PER_NIC = {"tpu-v5e": 4, "tpu-v5p": 1}
 REMAT = {"full": Recompute.FULL, "minimal": Recompute.SELECTIVE}
 
 
@@ -156,7 +159,8 @@ def tpu_slices(device: str, num_chips: int, slices: int) -> ClusterSpec:
         raise ConfigError(f"{num_chips} chips in {slices} slices of {device}",
                           key="n_devices", allowed=sorted(SLICE_SHAPES[device]))
     return build_cluster(device, num_chips, devices_per_node=per_slice, intra_node="ici",
-                         inter_node=DCN_LINK[device], slice_shape=list(shape))
+                         inter_node=DCN_LINK[device], slice_shape=list(shape),
+                         nics_per_node=per_slice // CHIPS_PER_NIC[device])
 
 
 def _note(notes: str, key: str) -> str:

@@ -30,6 +30,8 @@ TPUS = {
     "tpu-v5p": (459, 95, 2765, 90, (16, 16, 24), WrapRule.MULTIPLE_OF_4, "dcn-v5p", 6.25),
     "tpu-v6e": (918, 32, 1600, 90, (16, 16), WrapRule.FULL_AXIS, "dcn-v6e", 12.5),
 }
+# chips per DCN link entry (links.yaml: v5e/v6e per NIC as published, v4/v5p per chip)
+CHIPS_PER_NIC = {"tpu-v4": 1, "tpu-v5e": 4, "tpu-v5p": 1, "tpu-v6e": 2}
 
 
 @pytest.mark.parametrize("name", sorted(TPUS))
@@ -46,7 +48,8 @@ def test_entry_matches_published_figures(name: str) -> None:
     assert dev.devices_per_node == math.prod(dims)  # the largest slice
     assert dev.default_inter_node == dcn
     nic = load_link(dcn)
-    assert nic.kind is LinkKind.SCALE_OUT and nic.bandwidth_Bps == dcn_gbs * 1e9
+    assert nic.kind is LinkKind.SCALE_OUT
+    assert nic.bandwidth_Bps == dcn_gbs * 1e9 * CHIPS_PER_NIC[name]
     assert nic.bandwidth_Bps <= load_link(dev.host_link).bandwidth_Bps
 
 
@@ -86,15 +89,17 @@ def test_default_cluster_is_the_largest_slice() -> None:
 
 
 def test_two_v5e_slices_over_dcn() -> None:
-    """512 chips = 2 slices of 256: DP across slices gets the slice's DCN share per chip."""
-    c = build_cluster("tpu-v5e", 512, devices_per_node=256, slice_shape=[16, 16])
-    assert c.num_nodes == 2 and c.inter_node.name == "dcn-v5e" and c.nics == 256
+    """512 chips = 2 slices of 256 with 64 NICs of 100 Gbps each (32 hosts x 2): a slice's DCN
+    is 800 GB/s (6.4 Tbps), 3.125 GB/s per chip when every chip's DP group crosses at once."""
+    c = build_cluster("tpu-v5e", 512, devices_per_node=256, slice_shape=[16, 16],
+                      nics_per_node=64)
+    assert c.num_nodes == 2 and c.inter_node.name == "dcn-v5e" and c.nics == 64
     across = group_info(c, [0, 256])
-    assert across.num_nodes == 2 and across.inter_bw_Bps == 3.125e9
+    assert across.num_nodes == 2 and across.inter_bw_Bps == 12.5e9  # one NIC, alone
     pod = group_info(c, range(256))
-    assert pod.num_nodes == 1 and pod.node_inter_bw_Bps == 256 * 3.125e9  # 6.4 Tbps = 800 GB/s
+    assert pod.num_nodes == 1 and pod.node_inter_bw_Bps == 800e9
     every = group_info(c, range(512))
-    assert every.inter_bw_Bps == 3.125e9  # the DCN, not ICI, bounds a group spanning slices
+    assert every.inter_bw_Bps == 3.125e9  # all 256 chips of a slice share its 64 NICs
 
 
 @settings(max_examples=40, deadline=None)
