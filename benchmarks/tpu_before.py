@@ -8,7 +8,7 @@ Closest setup at the base: tpu-v5e as one flat 256-chip node (switch at the cata
 no torus); several slices as nodes of 256 over the device's default NIC (eth-100g, there being
 no DCN link) with ZeRO-3 over every chip (no hybrid sharding), the TP collectives ideally
 overlapped (overlap_tp_comm, the only TP-overlap knob), the same model, batch and recompute.
-tpu-v5p is not in the base catalog: those rows are "not expressible". Uses only names the base
+tpu-v5p and tpu-v6e are not in the base catalog: those rows are "not expressible". Uses only names the base
 has (no import of this branch's modules).
 """
 
@@ -26,6 +26,7 @@ from hwmodels.specs import ModelSpec
 from simulator.training.simulate import simulate_iteration
 
 REMAT = {"full": Recompute.FULL, "minimal": Recompute.SELECTIVE}
+DEVICES = {"MAXTEXT-V5E": "tpu-v5e", "MAXTEXT-V5P": "tpu-v5p", "MAXTEXT-V6E": "tpu-v6e"}
 
 
 def main(path: str) -> None:
@@ -36,10 +37,10 @@ def main(path: str) -> None:
     for r in rows:
         notes = r["notes"]
         rid = re.search(r"id=(\S+?);", notes).group(1)
-        device = "tpu-v5e" if r["source"] == "MAXTEXT-V5E" else "tpu-v5p"
+        device = DEVICES[r["source"]]
         if device != "tpu-v5e":
             out.writerow([r["source"], rid, device, r["metric"], r["value"], "",
-                          "not expressible: no tpu-v5p in the base catalog"])
+                          f"not expressible: no {device} in the base catalog"])
             continue
         n, tp, dp = int(r["n_devices"]), int(r["tp"]), int(r["dp"])
         seq = int(r["seq_len"])

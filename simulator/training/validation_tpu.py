@@ -5,6 +5,12 @@ MaxText's own performance tables; each row's model, slices and plan are rebuilt 
 config scripts that produced them (MaxText commit 76bd53b0f, 2023-12-15, the commit that
 published both READMEs with their scripts).
 
+MAXTEXT-V6E rows are the Trillium recipes of AI-Hypercomputer/tpu-recipes (MaxText tag
+tpu-recipes-v0.1.4): catalog Llama 3.1 8B / 70B, ZeRO-3 over one v6e slice, the log line's
+Tokens/s/device as the value; their remat_policy custom (decoder input and q/k/v projections
+offloaded to host memory, the MLP recomputed) runs as full recompute (2-3% more recompute than
+MaxText does) and the host-offload PCIe traffic is not modelled.
+
 Assumptions (the CSV comment lines cite the sources):
 - Model: MaxText's default decoder at that commit (MaxText/configs/base.yml + pyconfig.py):
   base_emb_dim 2560, base_num_heads 8, base_mlp_dim 8192, base_num_decoder_layers 16,
@@ -72,6 +78,7 @@ from simulator.training.validation import RowSetup
 DATA_FILE = "training_published_tpu.csv"
 V5E_SOURCE = "MAXTEXT-V5E"
 V5P_SOURCE = "MAXTEXT-V5P"
+V6E_SOURCE = "MAXTEXT-V6E"
 
 # MaxText base.yml at 76bd53b0f (2023-12-15): the scale-1 decoder
 BASE_EMB_DIM = 2560
@@ -88,12 +95,15 @@ SLICE_SHAPES: dict[str, dict[int, tuple[int, ...]]] = {
     "tpu-v5e": {256: (16, 16)},
     "tpu-v5p": {64: (4, 4, 4), 128: (4, 4, 8), 256: (4, 8, 8), 512: (8, 8, 8),
                 1024: (8, 8, 16), 2048: (8, 16, 16)},
+    "tpu-v6e": {128: (8, 16), 256: (16, 16)},  # tpu-recipes: v6e-128 = 8x16 topology
 }
-DCN_LINK = {"tpu-v5e": "dcn-v5e", "tpu-v5p": "dcn-v5p"}
+DCN_LINK = {"tpu-v5e": "dcn-v5e", "tpu-v5p": "dcn-v5p", "tpu-v6e": "dcn-v6e"}
 # Chips per DCN NIC: v5e hosts have 8 chips and 2 x 100 Gbps NICs (GCP TPU v6e docs' v5e column);
 # dcn-v5p is already the per-chip share (links.yaml).
-CHIPS_PER_NIC = {"tpu-v5e": 4, "tpu-v5p": 1}
-REMAT = {"full": Recompute.FULL, "minimal": Recompute.SELECTIVE}
+CHIPS_PER_NIC = {"tpu-v5e": 4, "tpu-v5p": 1, "tpu-v6e": 2}  # v6e: 4 x 200 Gbps per 8-chip host
+# custom (tpu-recipes v6e rows): decoder input and q/k/v (+ out_proj) offloaded to host, the
+# MLP recomputed -> full (recomputes q/k/v/out too: ~2-3% more work than MaxText does)
+REMAT = {"full": Recompute.FULL, "minimal": Recompute.SELECTIVE, "custom": Recompute.FULL}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,7 +230,41 @@ def maxtext_setup(row: pd.Series) -> RowSetup:
                     flash_attention=True, config=config)
 
 
+def recipe_setup(row: pd.Series) -> RowSetup:
+    """One tpu-recipes Trillium row: a catalog Llama on one v6e slice, ZeRO-3 over the slice
+    (assumptions in the module docstring)."""
+    from hwmodels.catalog import load_model
+
+    notes = str(row.notes)
+    device = "tpu-v6e"
+    n, dp = int(row.n_devices), int(row.dp)
+    remat = _note(notes, "remat_policy")
+    if remat not in REMAT:
+        raise ConfigError(f"unknown remat_policy {remat!r}", key="notes.remat_policy",
+                          allowed=sorted(REMAT))
+    if int(row.tp) != 1 or dp != n:
+        raise ConfigError("the v6e recipes run FSDP over the slice (tp 1, dp = chips)",
+                          key="tp/dp")
+    plan = ParallelConfig(dp=dp, zero=3, fsdp_impl=FSDPImpl.IDEAL, recompute=REMAT[remat],
+                          overlap_grad_reduce=True, overlap_param_gather=True)
+    training = TrainingConfig(seq_len=int(row.seq_len), global_batch=int(row.global_batch),
+                              micro_batch=int(row.microbatch), dtype=DType.BF16,
+                              attention_impl=AttentionImpl.AUTO, kernels=KernelStack.FUSED)
+    model = load_model(str(row.model))
+    got = (int(row.layers), int(row.hidden), int(row.heads), int(row.ffn), int(row.vocab))
+    want = (model.num_layers, model.hidden_size, model.num_heads, model.ffn_hidden_size,
+            model.vocab_size)
+    if got != want:
+        raise ConfigError(f"{row.model}: columns {got} differ from the catalog's {want}",
+                          key="layers/hidden/heads/ffn/vocab")
+    shape = SLICE_SHAPES[device][n]
+    config = f"1x v6e-{n} {'x'.join(map(str, shape))} fsdp{dp} {plan.recompute} (custom)"
+    return RowSetup(model=model, cluster=tpu_slices(device, n, 1), training=training,
+                    parallel=plan, flash_attention=True, config=config)
+
+
 TABLE_SETUPS: dict[str, Callable[[pd.Series], RowSetup]] = {
     V5E_SOURCE: maxtext_setup,
     V5P_SOURCE: maxtext_setup,
+    V6E_SOURCE: recipe_setup,
 }
