@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass, field, replace
 
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import PipelineSchedule, Recompute
+from hwmodels.parallel import ParallelConfig, PipelineSchedule, Recompute
+from hwmodels.training.placement import node_shard_size
 from planners.train import TrainEstimator
 from planners.train_space import TrainConstraints, UnevenPolicy, enumerate_candidates
 from simulator.longrun.config import JobShape, RunConfig, ShortagePolicy
@@ -62,6 +63,7 @@ class ReplannedIterationTime:
             sequence_parallel=(p.sequence_parallel,),
             # everything else as the scenario runs it: only PP, DP and recompute move
             ep=(p.ep,), fsdp_impl=(p.fsdp_impl,) if p.zero == 3 else None,
+            fsdp_shard=_shard_policy(p, gpn),
             offload_optimizer=(p.offload_optimizer,), offload_params=(p.offload_params,),
             cp_mode=p.cp_mode, rank_order=p.rank_order,
             overlap_grad_reduce=p.overlap_grad_reduce,
@@ -84,6 +86,15 @@ class ReplannedIterationTime:
                               f"{per_replica} GPUs a replica; no re-plan fits)",
                               key="run.min_dp")
         return best, label
+
+
+def _shard_policy(parallel: ParallelConfig, devices_per_node: int) -> tuple[str | int, ...]:
+    """The scenario's ZeRO-3 shard groups as a search constraint: all of DP, one node (when
+    that is what it runs), else its size."""
+    k = parallel.fsdp_shard_size
+    if k is None:
+        return ("all",)
+    return ("node",) if k == node_shard_size(parallel, devices_per_node) else (k,)
 
 
 def replanned(cfg: RunConfig, job: JobShape, fn: SimulatedIterationTime

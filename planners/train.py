@@ -40,6 +40,7 @@ from hwmodels.parallel import (
     ParallelConfig,
     TrainingConfig,
     describe_split,
+    shard_group_size,
     stage_layer_counts,
 )
 from hwmodels.profile import DeviceProfile
@@ -316,6 +317,12 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
     table = table.iloc[order].reset_index(drop=True)
     table.insert(len(PLAN_COLUMNS) + 1, "est_rank", np.arange(1, len(table) + 1))
     ranked = [candidates[i] for i in order]
+    if tuple(c.fsdp_shard) != ("all",):
+        # hybrid-sharding searches: DP ranks per ZeRO-3 shard group (dp = all of DP, 0 = not
+        # ZeRO-3); other searches keep their columns
+        table.insert(int(table.columns.get_loc("fsdp_impl")) + 1, "fsdp_shard_size",
+                     [shard_group_size(x.parallel) if x.parallel.zero == 3 else 0
+                      for x in ranked])
     plans, configs, failures, rejected = _simulate(spec, cluster, ranked[:n_sim],
                                                    table.iloc[:n_sim], seq_len, batch, dt, c,
                                                    executor, estimator.profile)
@@ -381,7 +388,8 @@ def _simulate(model: ModelSpec, cluster: ClusterSpec, ranked: list[Candidate],
 def _describe(c: Candidate) -> str:
     p = c.parallel
     return (f"tp{p.tp} pp{p.pp} vpp{p.vpp} dp{p.dp} cp{p.cp} ep{p.ep} mb{c.micro_batch} "
-            f"zero{p.zero} {p.recompute} {p.schedule} sp={p.sequence_parallel}")
+            f"zero{p.zero} {p.recompute} {p.schedule} sp={p.sequence_parallel}"
+            + (f" shard{p.fsdp_shard_size}" if p.fsdp_shard_size else ""))
 
 
 def fabric_of(cluster: ClusterSpec) -> str:

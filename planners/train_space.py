@@ -9,7 +9,8 @@ the last holds the output layer) and, for an uneven split, on the first of the s
 most layers (more layers than the ends and nearly as many microbatches in flight).
 Redundant plans are never generated: SP without TP, any schedule but 1F1B with pp = 1, vpp > 1
 without the interleaved schedule, the interleaved schedule with one virtual stage (= 1F1B), an
-FSDP stack or offload that the ZeRO stage does not read.
+FSDP stack or offload that the ZeRO stage does not read. ZeRO-3 plans can also be tried with
+hybrid sharding (constraints.fsdp_shard: shard groups of one node, replicated across nodes).
 
 Pipeline splits (UnevenPolicy, default MEGATRON): the even split where pp*vpp divides the
 layers; with vpp = 1 also the balanced split of any pp (first/last stages one layer lighter:
@@ -46,6 +47,7 @@ from hwmodels.parallel import (
     stage_layer_counts,
 )
 from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.training.placement import node_shard_size
 
 DEFAULT_MICRO_BATCHES = (1, 2, 4, 8)
 # Interleaving beyond ~8 chunks per stage buys little bubble and costs p2p (Narayanan et al.
@@ -92,6 +94,12 @@ class TrainConstraints:
     zero: Sequence[int] = (0, 1, 2, 3)
     # FSDP stacks tried for ZeRO-3 plans (None: ParallelConfig's default stack only)
     fsdp_impl: Sequence[FSDPImpl | str] | None = None
+    # ZeRO-3 shard groups tried (hybrid sharding, ParallelConfig.fsdp_shard_size): "all" =
+    # over all of DP, "node" = the DP ranks of one node (a TPU slice; only on jobs of > 1
+    # node), integers = that many DP ranks (where they divide dp). Default "all" only: adding
+    # "node" by default grows every multi-node ZeRO-3 search (and the pinned plan goldens'
+    # counts); `plan train --fsdp-shard all,node` asks for it.
+    fsdp_shard: Sequence[str | int] = ("all",)
     # ZeRO-Offload tried on ZeRO >= 1 plans (none|cpu|nvme; True/False = cpu/none), and
     # ZeRO-Infinity parameter offload on ZeRO-3 plans that offload the optimizer
     offload_optimizer: Sequence[bool | OffloadTarget | str] = (False,)
@@ -145,6 +153,14 @@ class TrainConstraints:
                                _enums(self.fsdp_impl, FSDPImpl, "constraints.fsdp_impl"))
         object.__setattr__(self, "uneven",
                            _enums((self.uneven,), UnevenPolicy, "constraints.uneven")[0])
+        shard = tuple(dict.fromkeys(self.fsdp_shard))
+        if not shard or any(v not in ("all", "node") and (isinstance(v, bool) or not
+                                                          isinstance(v, int) or v < 1)
+                            for v in shard):
+            raise ConfigError(f"bad shard groups {list(self.fsdp_shard)!r}",
+                              key="constraints.fsdp_shard",
+                              allowed="all, node or integers >= 1")
+        object.__setattr__(self, "fsdp_shard", shard)
 
 
 def _offload(value: object, key: str) -> OffloadTarget:
@@ -212,6 +228,30 @@ def launchable(parallel: ParallelConfig) -> str:
                 "microbatches of a pipeline (DeepSpeed refuses it, Megatron's distributed "
                 "optimizer keeps full fp32 grads = zero 1)")
     return ""
+
+
+def shard_sizes(c: TrainConstraints, cluster: ClusterSpec, base: ParallelConfig
+                ) -> tuple[int | None, ...]:
+    """The ZeRO-3 shard sizes searched on one structure (None = all of DP): "node" only on a
+    multi-node job and where one node holds 2..dp-1 DP ranks of a shard group (1 is ZeRO-0's
+    replication, dp is "all"); hybrid sharding with ep > 1 or expert_tp is not modelled."""
+    out: list[int | None] = []
+    hybrid_ok = base.ep == 1 and base.expert_tp in (None, base.tp)
+    for v in c.fsdp_shard:
+        if v == "all":
+            k = None
+        elif not hybrid_ok:
+            continue
+        elif v == "node":
+            if cluster.num_devices <= cluster.devices_per_node:
+                continue
+            k = node_shard_size(base, cluster.devices_per_node)
+        else:
+            k = int(v)
+        if k is not None and (k >= base.dp or k < 2 or base.dp % k):
+            continue  # not hybrid: the whole DP group, replication, or not a divisor
+        out.append(k)
+    return tuple(dict.fromkeys(out)) or (None,)
 
 
 def _tp_values(model: ModelSpec, cluster: ClusterSpec, c: TrainConstraints) -> list[int]:
@@ -339,10 +379,14 @@ def enumerate_candidates(model: ModelSpec, cluster: ClusterSpec, *, seq_len: int
             except ConfigError:
                 counts.pruned_divisibility += len(variants)
                 continue
-            for v in variants:
+            shards = shard_sizes(c, cluster, base)
+            counts.considered += (len(shards) - 1) * sum(x["zero"] == 3 for x in variants)
+            for v, shard in ((x, k) for x in variants
+                             for k in (shards if x["zero"] == 3 else (None,))):
                 plan = replace(base, overlap_grad_reduce=c.overlap_grad_reduce,
                                overlap_param_gather=c.overlap_param_gather,
-                               overlap_tp_comm=c.overlap_tp_comm, **v)  # type: ignore[arg-type]
+                               overlap_tp_comm=c.overlap_tp_comm, fsdp_shard_size=shard,
+                               **v)  # type: ignore[arg-type]
                 if launchable(plan):
                     counts.pruned_unlaunchable += 1
                     continue

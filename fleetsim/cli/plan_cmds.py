@@ -197,6 +197,20 @@ def _choices(text: str | None, enum_cls: type, key: str) -> tuple[Any, ...] | No
     return tuple(enum_cls(v) for v in values)
 
 
+def _shard_list(text: str) -> tuple[str | int, ...]:
+    """--fsdp-shard all,node,16 -> ("all", "node", 16)."""
+    out: list[str | int] = []
+    for part in (x.strip() for x in text.split(",") if x.strip()):
+        if part in ("all", "node", "slice"):
+            out.append("node" if part == "slice" else part)
+        elif part.isdigit() and int(part) >= 1:
+            out.append(int(part))
+        else:
+            raise ConfigError(f"bad shard group {part!r}", key="--fsdp-shard",
+                              allowed="all, node, slice or integers >= 1")
+    return tuple(out)
+
+
 def _zero_list(text: str) -> tuple[int, ...]:
     try:
         values = [int(v) for v in text.split(",")]
@@ -252,6 +266,10 @@ def plan_train_cmd(
     fsdp_impl: str = typer.Option(None, "--fsdp-impl",
                                   help="FSDP stacks for ZeRO-3 plans, e.g. fsdp2,deepspeed "
                                        "(default: the plan default)."),
+    fsdp_shard: str = typer.Option("all", "--fsdp-shard",
+                                   help="ZeRO-3 shard groups: all (over all of DP), node "
+                                        "(hybrid sharding: one node / TPU slice, replicated "
+                                        "across), or DP-rank counts, e.g. all,node,16."),
     offload: bool = typer.Option(False, "--offload/--no-offload",
                                  help="Also search ZeRO-Offload (optimizer on cpu|nvme, ZeRO >= 1) and "
                                       "ZeRO-Infinity (parameters on cpu|nvme, ZeRO-3)."),
@@ -309,6 +327,7 @@ def plan_train_cmd(
         recompute=_choices(recompute, Recompute, "--recompute") or (),
         schedules=_choices(schedules, PipelineSchedule, "--schedules") or (),
         fsdp_impl=_choices(fsdp_impl, FSDPImpl, "--fsdp-impl"),
+        fsdp_shard=_shard_list(fsdp_shard),
         offload_optimizer=("none", "cpu", "nvme") if offload else (False,),
         offload_params=("none", "cpu", "nvme") if offload else ("none",),
         uneven=(_choices(uneven, UnevenPolicy, "--uneven") or (UnevenPolicy.MEGATRON,))[0],
@@ -349,6 +368,8 @@ def plan_train_cmd(
         t.add_column(c)
     for i, row in enumerate(out["plans"], 1):
         stack = f" {row['fsdp_impl']}" if row["fsdp_impl"] else ""
+        if row.get("fsdp_shard_size") and row["fsdp_shard_size"] != row["dp"]:
+            stack += f" shard{row['fsdp_shard_size']}"  # hybrid sharding
         plan = (f"tp{row['tp']} pp{row['pp']} vpp{row['vpp']} dp{row['dp']} cp{row['cp']} "
                 f"ep{row['ep']} mb{row['micro_batch']} zero{row['zero']}{stack} "
                 f"recompute={row['recompute']} {row['schedule']}"

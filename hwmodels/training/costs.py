@@ -125,13 +125,15 @@ class CostCache:
     ends: dict[tuple[Any, ...], tuple[_LayerPhase, _LayerPhase]] = field(default_factory=dict)
     # ZeRO-3 exposed (forward, backward) of one chunk shape under a scheduled FSDP stack
     zero3: dict[tuple[Any, ...], tuple[float, float]] = field(default_factory=dict)
-    # (tp, cp, dp, pp, ep, rank_order, stage) -> that stage's rank groups
+    # (tp, cp, dp, pp, ep, expert_tp, fsdp_shard_size, rank_order, stage) -> that stage's
+    # rank groups
     groups: dict[tuple[Any, ...], StageGroups] = field(default_factory=dict)
 
     def stage_groups(self, parallel: ParallelConfig, stage: int) -> StageGroups:
         """placement.stage_groups, memoized (plans of a search share a few shapes)."""
         p = parallel
-        key = (p.tp, p.cp, p.dp, p.pp, p.ep, p.expert_tp, p.rank_order, stage)
+        key = (p.tp, p.cp, p.dp, p.pp, p.ep, p.expert_tp, p.fsdp_shard_size, p.rank_order,
+               stage)
         hit = self.groups.get(key)
         if hit is None:
             hit = self.groups[key] = stage_groups(p, stage)

@@ -73,6 +73,9 @@ class FSDPTraits:
     # tensors on the compute stream (read + write of the unit's bytes), and in forward the
     # previous unit's all-gather buffer is kept until the next copy-out (one more unit live)
     copy_out: bool = False
+    # hybrid sharding (fsdp_shard_size): the cross-replica grad all-reduce runs after every
+    # microbatch's reduce-scatter (True) or once, at the accumulation boundary (False)
+    replica_reduce_per_microbatch: bool = False
 
 
 FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
@@ -100,7 +103,10 @@ FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
     # ahead as fit the 5e7-element prefetch bucket (at least the next one) within 1e9 live
     # parameters; the recompute's gather is kept for the backward when the layer is within
     # max_reuse_distance (1e9 parameters), else gathered again; grads reduced in 5e8-element
-    # buckets in the 16-bit model dtype (communication_data_type default).
+    # buckets in the 16-bit model dtype (communication_data_type default). Hybrid sharding is
+    # MiCS (mics_shard_size): MiCS_Optimizer.allreduce_mics_shard_grads all-reduces the grad
+    # shards across replication groups only at the accumulation boundary
+    # (deepspeed/runtime/zero/mics.py), once per step.
     FSDPImpl.DEEPSPEED: FSDPTraits(
         channels=None, gathers_per_layer=4, regather_on_recompute=True, prefetch=1,
         prefetch_params=DS_PREFETCH_BUCKET_PARAMS, max_live_params=DS_MAX_LIVE_PARAMS,
@@ -113,8 +119,13 @@ FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
     # runs inside the FSDP unit, so the backward's one gather also serves the recompute; grads
     # reduce-scattered per block after its backward in the bf16 param dtype (MixedPrecision
     # reduce_dtype = bf16 in llm-foundry's PURE mixed precision).
+    # HYBRID_SHARD / FSDP2 on a 2D (replicate, shard) mesh: reduce-scatter, then all-reduce
+    # across replicas, in every backward unless the trainer opts out (FSDP2
+    # set_requires_all_reduce(False), pytorch/pytorch#126166, 2024; FSDP1 no_sync skips
+    # both); torchtitan v0.2.2 calls neither (git grep of its tree), so it all-reduces every
+    # microbatch: replica_reduce_per_microbatch.
     FSDPImpl.FSDP1: FSDPTraits(channels=None, gathers_per_layer=1, regather_on_recompute=False,
-                               prefetch=1, grad_bytes=2.0),
+                               prefetch=1, grad_bytes=2.0, replica_reduce_per_microbatch=True),
     # PyTorch FSDP2 (fully_shard, per-parameter DTensor sharding; docs "FSDP Prefetch
     # Nuances"): implicit forward prefetch of the next module (all-gathers on their own
     # stream), explicit backward prefetch of one module, reduce-scatter on a separate stream
@@ -124,12 +135,17 @@ FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
     # previous all-gather result only after the next copy-out (copy_out). The copy-in of the
     # local shard runs on the all-gather stream and is small (1/dp of the unit): not charged.
     FSDPImpl.FSDP2: FSDPTraits(channels=None, gathers_per_layer=1, regather_on_recompute=False,
-                               prefetch=1, grad_bytes=2.0, copy_out=True),
+                               prefetch=1, grad_bytes=2.0, copy_out=True,
+                               replica_reduce_per_microbatch=True),
     # Megatron-FSDP (megatron/core/distributed/fsdp; --use-megatron-fsdp, user guide): one
     # bucket per fsdp unit module (TransformerLayer), all-gathers overlapped with forward one
     # unit ahead (--fsdp-double-buffer: two buffers), grad reduce-scatter per unit overlapped
     # with backward, in fp32 main grads unless --grad-reduce-in-bf16 (the guide recommends
-    # it; Megatron-LM's default accumulates and reduces fp32 grads with --bf16).
+    # it; Megatron-LM's default accumulates and reduces fp32 grads with --bf16). Hybrid
+    # sharding: --num-distributed-optimizer-instances with --outer-dp-sharding-strategy
+    # no_shard; "outer data-parallel gradients are all-reduced during the last backward pass
+    # before the optimization step" (Megatron-FSDP user guide, Data-Parallel Sharding
+    # Strategies, Megatron-LM 2026): once per step.
     FSDPImpl.MEGATRON: FSDPTraits(channels=None, gathers_per_layer=1,
                                   regather_on_recompute=False, prefetch=1, grad_bytes=4.0),
     # Explicit ideal: NCCL multi-ring, every gather (and backward reduce-scatter) hidden behind

@@ -23,6 +23,7 @@ from hwmodels.parallel import (
     OffloadTarget,
     ParallelConfig,
     TrainingConfig,
+    num_microbatches,
     stage_layer_counts,
     virtual_stage_layers,
 )
@@ -161,7 +162,7 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
             sync_end = max(sync_end, channel_free)
     elif len(groups.replica_group) > 1:
         channel_free, overlapped_s = _replica_all_reduce(
-            comm, groups, params, p, last_grad_window, compute_end_s)
+            comm, groups, params, training, p, last_grad_window, compute_end_s)
         sync_end = max(sync_end, channel_free)
     # the backward's kernels ran slower beside those buckets (SM/HBM contention)
     exposed = sync_end - compute_end_s + contention * overlapped_s
@@ -206,31 +207,52 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
                     offload_step=step, optimizer_shard=shard)
 
 
+def replica_all_reduce_s(comm: CommModel, groups: StageGroups, params: StageParams,
+                        parallel: ParallelConfig, chunk: int) -> float:
+    """Seconds of one chunk's cross-replica all-reduce of the grad shard (hybrid sharding;
+    0 without replicas), all its buckets back to back."""
+    n_buckets, t_bucket = _replica_buckets(comm, groups, params, parallel, chunk)
+    return n_buckets * t_bucket
+
+
+def _replica_buckets(comm: CommModel, groups: StageGroups, params: StageParams,
+                     parallel: ParallelConfig, chunk: int) -> tuple[int, float]:
+    """(buckets, seconds per bucket) of one chunk's cross-replica all-reduce."""
+    nparams = params.dense_per_chunk[chunk] + params.expert_per_chunk[chunk]
+    if len(groups.replica_group) <= 1 or nparams <= 0:
+        return 0, 0.0
+    t = fsdp_traits(parallel)
+    n_buckets = max(1, math.ceil(nparams / (t.reduce_bucket_params or BUCKET_MIN_PARAMS)))
+    size = nparams / n_buckets / len(groups.dp_cp_group) * t.grad_bytes
+    return n_buckets, comm.all_reduce(groups.replica_group, size)
+
+
 def _replica_all_reduce(comm: CommModel, groups: StageGroups, params: StageParams,
-                        parallel: ParallelConfig, last_grad_window: dict[int, tuple[float, float]],
+                        training: TrainingConfig, parallel: ParallelConfig,
+                        last_grad_window: dict[int, tuple[float, float]],
                         compute_end_s: float) -> tuple[float, float]:
     """Hybrid sharding: each rank's reduce-scattered grad shard (1/len(shard group) of the
-    chunk) all-reduced across the replica group once per step, bucket by bucket as the last
-    microbatch's backward frees them (overlap_grad_reduce), on the stage's DP channel.
+    chunk) all-reduced across the replica group, the last microbatch's buckets as its
+    backward frees them (overlap_grad_reduce), on the stage's DP channel.
     Returns (when the channel is free, seconds of it beside the backward's compute).
 
-    Once per step as MaxText (grads accumulated, then one DCN reduction) and DeepSpeed MiCS
-    (all-reduce across replication groups at the accumulation boundary) run it; PyTorch FSDP2
-    HSDP does the same with set_requires_all_reduce(False) on the earlier microbatches.
+    Once per step for stacks that all-reduce at the accumulation boundary (DeepSpeed MiCS);
+    stacks that all-reduce after every microbatch (FSDPTraits.replica_reduce_per_microbatch:
+    PyTorch FSDP1/FSDP2 as torchtitan runs them) also carry the earlier microbatches'
+    all-reduces, queued on the channel from the iteration's start (assumption: they hide
+    behind the compute before the last backward when the channel keeps up).
     Buckets: the stack's reduce bucket (DeepSpeed 5e8) or Megatron's 40M parameters of the
     unsharded chunk (assumption: FSDP2 all-reduces per unit; buckets only move alpha terms)."""
-    shard_ranks = len(groups.dp_cp_group)
     t = fsdp_traits(parallel)
-    bucket = t.reduce_bucket_params or BUCKET_MIN_PARAMS
     channel_free = overlapped_s = 0.0
+    if t.replica_reduce_per_microbatch:
+        per_mb = sum(replica_all_reduce_s(comm, groups, params, parallel, c)
+                     for c in range(len(params.dense_per_chunk)))
+        channel_free = (max(1, num_microbatches(training, parallel)) - 1) * per_mb
+        overlapped_s = min(channel_free, compute_end_s)
     for chunk in sorted(last_grad_window, key=lambda c: last_grad_window[c][0]):
         start, end = last_grad_window[chunk]
-        nparams = params.dense_per_chunk[chunk] + params.expert_per_chunk[chunk]
-        if nparams <= 0:
-            continue
-        n_buckets = max(1, math.ceil(nparams / bucket))
-        size = nparams / n_buckets / shard_ranks * t.grad_bytes
-        t_bucket = comm.all_reduce(groups.replica_group, size)
+        n_buckets, t_bucket = _replica_buckets(comm, groups, params, parallel, chunk)
         for k in range(n_buckets):
             ready = (start + (end - start) * (k + 1) / n_buckets
                      if parallel.overlap_grad_reduce else compute_end_s)

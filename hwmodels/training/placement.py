@@ -148,3 +148,18 @@ def stage_groups(parallel: ParallelConfig, stage: int) -> StageGroups:
         next_rank=mesh.rank(pp=s + 1) if s + 1 < parallel.pp else None,
         prev_rank=mesh.rank(pp=s - 1) if s > 0 else None,
     )
+
+
+def node_shard_size(parallel: ParallelConfig, devices_per_node: int) -> int:
+    """The largest shard size (a divisor of dp) whose every shard group, with its TP/CP
+    siblings, stays inside one node (a TPU slice): `fsdp_shard_size: node`. 1 when one DP
+    rank's model-parallel group already fills the node."""
+    mesh = build_mesh(parallel)
+    best = 1
+    for k in range(2, parallel.dp + 1):
+        if parallel.dp % k == 0 and all(
+                len({r // devices_per_node for r in mesh.group(
+                    ("tp", "cp", "dp"), {"dp": range(j, j + k)}, pp=s)}) == 1
+                for j in range(0, parallel.dp, k) for s in range(parallel.pp)):
+            best = k
+    return best

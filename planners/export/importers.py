@@ -48,11 +48,13 @@ MEGATRON_VALUE = {
     "--num-attention-heads": int, "--num-query-groups": int, "--kv-channels": int,
     "--num-experts": int, "--moe-router-topk": int, "--moe-ffn-hidden-size": int,
     "--vocab-size": int, "--fp8-format": str,
+    "--num-distributed-optimizer-instances": int, "--outer-dp-sharding-strategy": str,
 }
 MEGATRON_BOOL = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf16",
                            "--fp16", "--use-torch-fsdp2", "--use-megatron-fsdp",
                            "--optimizer-cpu-offload", "--overlap-grad-reduce"})
-_CHOICES = {"--recompute-granularity": ("full", "selective"), "--fp8-format": ("e4m3", "hybrid")}
+_CHOICES = {"--recompute-granularity": ("full", "selective"), "--fp8-format": ("e4m3", "hybrid"),
+            "--outer-dp-sharding-strategy": ("no_shard", "optim")}
 
 
 def megatron_tokens(text: str) -> list[str]:
@@ -195,6 +197,7 @@ def import_megatron(text: str, *, device: str, num_devices: int | None = None,
     par["zero"] = 1 if f.get("--use-distributed-optimizer") else 0
     if f.get("--use-torch-fsdp2") or f.get("--use-megatron-fsdp"):
         par.update(zero=3, fsdp_impl="fsdp2" if f.get("--use-torch-fsdp2") else "megatron")
+    _megatron_hsdp(f, par, num_devices, file=file)
     par["offload_optimizer"] = "cpu" if f.get("--optimizer-cpu-offload") else "none"
     par["overlap_grad_reduce"] = bool(f.get("--overlap-grad-reduce"))
     if par["zero"] in (1, 2):
@@ -206,6 +209,30 @@ def import_megatron(text: str, *, device: str, num_devices: int | None = None,
             "training": {"seq_len": f["--seq-length"], "global_batch": f["--global-batch-size"],
                          "micro_batch": f.get("--micro-batch-size", 1), "dtype": dtype},
             "parallelism": par}
+
+
+def _megatron_hsdp(f: Mapping[str, Any], par: dict[str, Any], num_devices: int, *,
+                   file: str | None) -> None:
+    """Megatron-FSDP HSDP (--num-distributed-optimizer-instances R > 1 with
+    --outer-dp-sharding-strategy no_shard) -> fsdp_shard_size = dp / R; HFSDP (outer optim
+    sharding) is not modelled."""
+    instances = f.get("--num-distributed-optimizer-instances", 1)
+    if instances <= 1:
+        return
+    if not f.get("--use-megatron-fsdp"):
+        # the distributed optimizer replicated over instances (partial ZeRO-1): not modelled
+        raise ConfigError(f"--num-distributed-optimizer-instances {instances} without "
+                          "--use-megatron-fsdp is not modelled", file=file,
+                          key="--num-distributed-optimizer-instances", allowed="1")
+    outer = f.get("--outer-dp-sharding-strategy", "no_shard")
+    if outer != "no_shard":
+        raise ConfigError(f"--outer-dp-sharding-strategy {outer} (Hybrid-FSDP) is not modelled",
+                          file=file, key="--outer-dp-sharding-strategy", allowed="no_shard")
+    dp = num_devices // (par["tp"] * par["pp"] * par["cp"])
+    if dp % instances:
+        raise ConfigError(f"{instances} instances do not divide dp {dp}", file=file,
+                          key="--num-distributed-optimizer-instances")
+    par["fsdp_shard_size"] = dp // instances
 
 
 def _split(f: Mapping[str, Any], par: dict[str, Any], layers: int, *, file: str | None) -> None:
@@ -284,6 +311,8 @@ def import_torchtitan(text: str, *, device: str, num_devices: int | None = None,
                            # v0.2.2 parallelize_llama: TP shards norms/dropout over the
                            # sequence (SequenceParallel) whenever tp > 1
                            "sequence_parallel": tp > 1}
+    if shard > 1 and rep > 1:  # HSDP: shard within dp_shard, replicate across dp_replicate
+        par["fsdp_shard_size"] = shard
     if "expert_tensor_parallel_degree" in par_in:
         par["expert_tp"] = par_in["expert_tensor_parallel_degree"]
     layers = load_model(model).num_layers

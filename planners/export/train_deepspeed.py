@@ -41,6 +41,18 @@ def ds_config(plan: TrainingPlan) -> dict[str, object]:
         zero["stage3_prefetch_bucket_size"] = int(p.fsdp_bucket_mb * 2**20 /
                                                   (2 if dtype is DType.BF16 else 2))
     opt, par = offloads(plan)
+    if p.fsdp_shard_size is not None:
+        # hybrid sharding = MiCS: model states partitioned over mics_shard_size ranks and
+        # replicated across the groups, grads all-reduced across them at the accumulation
+        # boundary (deepspeed/runtime/zero/mics.py). Not ZeRO++ hpZ (zero_hpz_partition_size:
+        # a secondary copy of the weights per node, states still sharded over all of DP).
+        # MiCS refuses offload ("Local sharding has no support for CPU offloading").
+        if (opt, par) != (OffloadTarget.NONE, OffloadTarget.NONE):
+            raise ConfigError("DeepSpeed MiCS (hybrid sharding) does not offload",
+                              key="parallelism.fsdp_shard_size",
+                              allowed="no offload, or fsdp_shard_size null")
+        zero["mics_shard_size"] = p.fsdp_shard_size
+        zero["mics_hierarchical_params_gather"] = False
     for key, target in (("offload_optimizer", opt), ("offload_param", par)):
         if target is not OffloadTarget.NONE:
             zero[key] = {"device": str(target), "pin_memory": True}
@@ -63,6 +75,9 @@ def export_deepspeed(plan: TrainingPlan) -> Artefact:
                + " ".join(args))
     notes = ("train.py is the user's script calling deepspeed.initialize",
              "hostfile lists the nodes ('host slots=G' per line)")
+    if plan.parallel.fsdp_shard_size is not None:
+        notes += ("mics_shard_size: train.py must build the model under "
+                  "deepspeed.zero.MiCS_Init (not deepspeed.zero.Init) for MiCS sharding",)
     return Artefact(target=ExportTarget.DEEPSPEED, target_version=DEEPSPEED_VERSION,
                     command=command, args=args, assumptions=notes,
                     files=(ArtefactFile(name="ds_config.json",

@@ -10,7 +10,7 @@ import shlex
 
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import FSDPImpl, OffloadTarget, PipelineSchedule, Recompute
+from hwmodels.parallel import FSDPImpl, OffloadTarget, PipelineSchedule, Recompute, replica_count
 from planners.export.base import EXPORTERS, Artefact, ArtefactFile, ExportTarget
 from planners.export.train_common import (
     check_dtype,
@@ -78,8 +78,18 @@ def _zero_args(plan: TrainingPlan) -> list[str]:
     if p.zero == 3:
         impl = FSDPImpl(str(p.fsdp_impl))
         if impl is FSDPImpl.MEGATRON:
-            return ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",
-                    "optim_grads_params"]
+            out = ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",
+                   "optim_grads_params"]
+            if p.fsdp_shard_size is not None:
+                # Megatron-FSDP HSDP (megatron/core/distributed/fsdp README): the outer DP
+                # (replica) size and no sharding across it; the inner (shard) DP is deduced
+                out += ["--num-distributed-optimizer-instances", str(replica_count(p)),
+                        "--outer-dp-sharding-strategy", "no_shard"]
+            return out
+        if p.fsdp_shard_size is not None:
+            raise ConfigError("Megatron-LM's --use-torch-fsdp2 shards over all of DP (no "
+                              "hybrid sharding)", key="parallelism.fsdp_shard_size",
+                              allowed="fsdp_impl megatron, or --to torchtitan / deepspeed")
         # arguments.py validate_args: --use-torch-fsdp2 refuses pp > 1, ep > 1, fp16, tied
         # embeddings and CPU offload of the optimizer
         if impl is FSDPImpl.FSDP2 and p.pp == 1 and p.ep == 1 and not m.tie_embeddings \

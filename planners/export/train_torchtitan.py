@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import OffloadTarget, PipelineSchedule, Recompute
+from hwmodels.parallel import (
+    OffloadTarget,
+    PipelineSchedule,
+    Recompute,
+    replica_count,
+    shard_group_size,
+)
 from planners.export.base import EXPORTERS, Artefact, ArtefactFile, ExportTarget
 from planners.export.train_common import (
     check_dtype,
@@ -39,7 +45,9 @@ def torchtitan_config(plan: TrainingPlan) -> dict[str, dict[str, object]]:
                           f"(enable_cpu_offload), this plan has optimizer {offloads(plan)[0]}, "
                           f"params {offloads(plan)[1]}", key="parallelism.offload_params",
                           allowed="both none or both cpu (or export to deepspeed)")
-    shard, replicate = (p.dp, 1) if p.zero == 3 else (1, p.dp)
+    # zero 3 shards over dp_shard (x cp, torchtitan's dp_shard_cp mesh) and, with hybrid
+    # sharding, replicates over dp_replicate, the outer mesh dim (HSDP); zero 0 replicates
+    shard, replicate = (shard_group_size(p), replica_count(p)) if p.zero == 3 else (1, p.dp)
     par: dict[str, object] = {
         "data_parallel_replicate_degree": replicate, "data_parallel_shard_degree": shard,
         "tensor_parallel_degree": p.tp, "pipeline_parallel_degree": p.pp,

@@ -42,7 +42,8 @@ class SimulatedIterationTime:
     executors can ship it to worker processes (the cache travels with it).
 
     Fewer replicas keep the global batch (each does more microbatches) on fewer devices; when
-    the batch does not divide over the smaller dp, the time scales as dp_full / dp.
+    the batch does not divide over the smaller dp, the time scales as dp_full / dp. With
+    hybrid sharding (fsdp_shard_size) only whole shard groups run.
     """
 
     __slots__ = ("cache", "cluster", "model", "parallel", "profile", "training")
@@ -64,12 +65,19 @@ class SimulatedIterationTime:
                 cache[dp] = simulate_iteration(self.model, self.cluster, self.training,
                                                parallel, profile=self.profile
                                                ).iteration_time_s
+            elif (shard := parallel.fsdp_shard_size) is not None and dp % shard and dp > shard:
+                # hybrid sharding: a shard group missing a rank cannot run; the job goes on
+                # with its whole shard groups (replicas), the same global batch
+                cache[dp] = self(dp // shard * shard)
             else:
                 per_replica = parallel.tp * parallel.pp * parallel.cp
+                # fewer ranks than one shard group: they shard over what is left
+                shrunk = replace(parallel, dp=dp, fsdp_shard_size=None) if (
+                    parallel.fsdp_shard_size is not None and dp < parallel.fsdp_shard_size) \
+                    else replace(parallel, dp=dp)
                 try:
                     c = replace(self.cluster, num_devices=dp * per_replica)
-                    cache[dp] = simulate_iteration(self.model, c, self.training,
-                                                   replace(parallel, dp=dp),
+                    cache[dp] = simulate_iteration(self.model, c, self.training, shrunk,
                                                    profile=self.profile).iteration_time_s
                 except ConfigError:
                     # the batch does not split over dp replicas: same work on fewer replicas

@@ -22,6 +22,7 @@ from hwmodels.parallel import ParallelConfig, PipelineSchedule, TrainingConfig
 from hwmodels.profile import DeviceProfile
 from hwmodels.specs import ClusterSpec, ModelSpec
 from hwmodels.training.hetero import PoolSpec, resolve_stage_pools
+from hwmodels.training.placement import node_shard_size
 from simulator.longrun.scenario import RunSpec
 from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.schema import apply_overrides, read_section, with_file
@@ -166,7 +167,8 @@ def read_parallelism(raw: Mapping[str, Any], cluster: ClusterSpec, *,
                      file: str | None = None) -> ParallelConfig:
     """ParallelConfig from `parallelism:`, with the scenario sugar: dp: auto fills
     num_devices/(tp*pp*cp), vpp > 1 defaults to the interleaved schedule, rank_order may be a
-    'tp-cp-ep-dp-pp' string."""
+    'tp-cp-ep-dp-pp' string, fsdp_shard_size: node (or slice) = the DP ranks one node holds
+    (hwmodels.training.placement.node_shard_size)."""
     values = dict(raw)
     auto = values.get("dp", "auto") == "auto"
     if auto:
@@ -177,14 +179,24 @@ def read_parallelism(raw: Mapping[str, Any], cluster: ClusterSpec, *,
     order = values.get("rank_order")
     if isinstance(order, str):
         values["rank_order"] = [x.strip() for x in order.replace(",", "-").split("-")]
+    # fsdp_shard_size (node | slice: the DP ranks of one node, a TPU slice) is checked
+    # against dp once dp: auto is resolved
+    shard = values.pop("fsdp_shard_size", None)
     parallel = read_section(values, ParallelConfig, file=file, section="parallelism")
-    if not auto:
-        return parallel
-    denom = parallel.tp * parallel.pp * parallel.cp
-    if cluster.num_devices % denom:
-        raise ConfigError(f"dp: auto needs num_devices {cluster.num_devices} divisible by "
-                          f"tp*pp*cp = {denom}", file=file, key="parallelism.dp")
-    return replace(parallel, dp=cluster.num_devices // denom)
+    if auto:
+        denom = parallel.tp * parallel.pp * parallel.cp
+        if cluster.num_devices % denom:
+            raise ConfigError(f"dp: auto needs num_devices {cluster.num_devices} divisible by "
+                              f"tp*pp*cp = {denom}", file=file, key="parallelism.dp")
+        parallel = replace(parallel, dp=cluster.num_devices // denom)
+    if shard is not None:
+        if shard in ("node", "slice"):
+            shard = node_shard_size(parallel, cluster.devices_per_node)
+        try:
+            parallel = replace(parallel, fsdp_shard_size=shard)
+        except ConfigError as err:
+            raise with_file(err, file) from None
+    return parallel
 
 
 def load_training_scenario(mapping: Mapping[str, Any], *, file: str | None = None,
