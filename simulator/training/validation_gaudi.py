@@ -12,6 +12,12 @@ Foundry):
   activation checkpointing unless the notes say AC, bf16; the batch sizes are those of the
   H100 benchmarking table (the blog gives none). On HPU the graph compiler fuses elementwise
   ops (lazy mode), so kernels are `compiled` rather than llm-foundry's eager CUDA kernels.
+
+Assumptions for MLPERF31-GAUDI2 (MLCommons Training v3.1, Intel-HabanaLabs GPT-3 175B on 256 /
+384 Gaudi 2): the submission's plan (TP8, PP8 / PP6, DP4 / DP8, micro batch 2, global batch
+2048, FP8 GEMMs, sequence parallel, selective recompute, ZeRO 0, DeepSpeed's 1F1B pipeline,
+fused SDPA), the catalog gpt3-175b (vocab 51200), TP collectives not overlapped (Megatron-
+DeepSpeed on HPU has no fused TP communication); 3 scale-out ports of 100 GbE per card.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.dtypes import DType
 from hwmodels.parallel import (
@@ -28,7 +35,9 @@ from hwmodels.parallel import (
     FSDPImpl,
     KernelStack,
     ParallelConfig,
+    PipelineSchedule,
     Recompute,
+    TPOverlapImpl,
     TrainingConfig,
 )
 from hwmodels.specs import ClusterSpec
@@ -63,6 +72,23 @@ def _foundry_gaudi2_setup(row: pd.Series) -> RowSetup:
                     config=f"FSDP dp{dp} mb{micro} {recompute}")
 
 
+def _mlperf_gaudi2_setup(row: pd.Series) -> RowSetup:
+    """One MLPerf Training v3.1 GPT-3 175B row on Gaudi 2 (module docstring)."""
+    tp, pp, dp, micro = int(row.tp), int(row.pp), int(row.dp), int(row.microbatch)
+    plan = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=0, sequence_parallel=tp > 1,
+                          recompute=Recompute.SELECTIVE,
+                          schedule=PipelineSchedule.ONE_F_ONE_B, overlap_grad_reduce=True,
+                          tp_comm_overlap_impl=TPOverlapImpl.NONE)
+    training = TrainingConfig(seq_len=int(row.seq_len), global_batch=int(row.global_batch),
+                              micro_batch=micro, dtype=DType.FP8,
+                              attention_impl=AttentionImpl.AUTO, kernels=KernelStack.COMPILED)
+    return RowSetup(model=load_model(str(row.model)),
+                    cluster=hls_cluster("gaudi2", int(row.n_devices)), training=training,
+                    parallel=plan, flash_attention=True,
+                    config=f"tp{tp} pp{pp} dp{dp} mb{micro} sp fp8 selective")
+
+
 TABLE_SETUPS: dict[str, Callable[[pd.Series], RowSetup]] = {
     "DATABRICKS-GAUDI2": _foundry_gaudi2_setup,
+    "MLPERF31-GAUDI2": _mlperf_gaudi2_setup,
 }
