@@ -201,8 +201,16 @@ class ParallelConfig:
         _enum(self.ep_overlap, EPOverlap, "parallelism.ep_overlap")
         if self.tp_comm_overlap_impl is not None:
             _enum(self.tp_comm_overlap_impl, TPOverlapImpl, "parallelism.tp_comm_overlap_impl")
-            object.__setattr__(self, "tp_comm_overlap_impl",
-                               TPOverlapImpl(str(self.tp_comm_overlap_impl)))
+            impl = TPOverlapImpl(str(self.tp_comm_overlap_impl))
+            object.__setattr__(self, "tp_comm_overlap_impl", impl)
+            if impl in (TPOverlapImpl.TE_USERBUFFERS, TPOverlapImpl.MINDSPEED_MC2) and \
+                    self.tp > 1 and not self.sequence_parallel:
+                # MindSpeed mc2.md: --use-ascend-mc2 needs --sequence-parallel; Megatron-Bridge
+                # comm_overlap.py: tp_comm_overlap needs sequence_parallel
+                raise ConfigError(f"tp_comm_overlap_impl {impl} needs sequence_parallel: true",
+                                  key="parallelism.tp_comm_overlap_impl",
+                                  allowed=["sequence_parallel: true", "none", "ideal",
+                                           "xla-collective-matmul"])
         for name in ("offload_optimizer", "offload_params"):
             object.__setattr__(self, name, _offload(getattr(self, name), f"parallelism.{name}"))
         if self.offload_params is not OffloadTarget.NONE:

@@ -318,7 +318,7 @@ class ChunkCostModel:
             ep_f_exp = ep_b_exp = pair / 2
 
         def exposed_tp(gemm_s: float) -> float:
-            return tp_overlap.exposed_tp_s(tp_s, gemm_s, p.tp_overlap)
+            return tp_overlap.exposed_tp_s(tp_s, gemm_s, p.tp_overlap, p.tp)
 
         def exposed_cp(attn_s: float, comm_s: float) -> float:
             return max(0.0, comm_s - attn_s) if cp_overlap else comm_s
