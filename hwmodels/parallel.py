@@ -65,6 +65,18 @@ class EPOverlap(StrEnum):
     DUALPIPE = "dualpipe"  # DeepSeek-V3 DualPipe-style: one microbatch's a2a behind another's
 
 
+class TPOverlapImpl(StrEnum):
+    """How tensor-parallel collectives are overlapped with the GEMMs that produce or consume
+    them (ParallelConfig.tp_comm_overlap_impl; per-implementation achievable overlap and
+    chunking overhead in hwmodels.training.tp_overlap.TP_OVERLAP_TRAITS)."""
+
+    NONE = "none"  # collectives on the critical path
+    TE_USERBUFFERS = "te-userbuffers"  # Transformer Engine userbuffers (chunked AG/RS + GEMM)
+    MINDSPEED_MC2 = "mindspeed-mc2"  # Ascend MC2 fused matmul+all-reduce / AG-matmul / matmul-RS
+    XLA_COLLECTIVE_MATMUL = "xla-collective-matmul"  # XLA decomposed collective matmul (Wang 2023)
+    IDEAL = "ideal"  # every TP collective hidden unless longer than the layer's GEMMs
+
+
 class OffloadTarget(StrEnum):
     """Where ZeRO-Offload / ZeRO-Infinity keep a kind of state (DeepSpeed's offload `device`)."""
 
@@ -131,6 +143,9 @@ class ParallelConfig:
     overlap_grad_reduce: bool = True
     overlap_param_gather: bool = True
     overlap_tp_comm: bool = False
+    # which TP-overlap implementation (None: ideal when overlap_tp_comm, else none, the
+    # behaviour before this field); a value given here wins over overlap_tp_comm
+    tp_comm_overlap_impl: TPOverlapImpl | None = None
     rank_order: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
     # Uneven pipeline stages (Megatron's decoder_first/last_pipeline_num_layers; an explicit
     # list of layers per stage, or per virtual stage in chunk-major order v = chunk * pp + s).
@@ -184,6 +199,18 @@ class ParallelConfig:
         if self.vpp > 1 and self.schedule is not PipelineSchedule.INTERLEAVED:
             raise ConfigError("vpp > 1 needs schedule: interleaved", key="parallelism.vpp")
         _enum(self.ep_overlap, EPOverlap, "parallelism.ep_overlap")
+        if self.tp_comm_overlap_impl is not None:
+            _enum(self.tp_comm_overlap_impl, TPOverlapImpl, "parallelism.tp_comm_overlap_impl")
+            impl = TPOverlapImpl(str(self.tp_comm_overlap_impl))
+            object.__setattr__(self, "tp_comm_overlap_impl", impl)
+            if impl in (TPOverlapImpl.TE_USERBUFFERS, TPOverlapImpl.MINDSPEED_MC2) and \
+                    self.tp > 1 and not self.sequence_parallel:
+                # MindSpeed mc2.md: --use-ascend-mc2 needs --sequence-parallel; Megatron-Bridge
+                # comm_overlap.py: tp_comm_overlap needs sequence_parallel
+                raise ConfigError(f"tp_comm_overlap_impl {impl} needs sequence_parallel: true",
+                                  key="parallelism.tp_comm_overlap_impl",
+                                  allowed=["sequence_parallel: true", "none", "ideal",
+                                           "xla-collective-matmul"])
         for name in ("offload_optimizer", "offload_params"):
             object.__setattr__(self, name, _offload(getattr(self, name), f"parallelism.{name}"))
         if self.offload_params is not OffloadTarget.NONE:
@@ -243,6 +270,14 @@ class ParallelConfig:
                                   f"got {value!r}", key=f"parallelism.{name}")
             if low == 0.0 and value == 0:
                 raise ConfigError(f"must be > 0, got {value!r}", key=f"parallelism.{name}")
+
+    @property
+    def tp_overlap(self) -> TPOverlapImpl:
+        """The TP-overlap implementation in effect: the one named, else ideal when
+        overlap_tp_comm is set (the v0 behaviour), else none."""
+        if self.tp_comm_overlap_impl is not None:
+            return self.tp_comm_overlap_impl
+        return TPOverlapImpl.IDEAL if self.overlap_tp_comm else TPOverlapImpl.NONE
 
     @property
     def world_size(self) -> int:

@@ -29,7 +29,7 @@ from hwmodels.parallel import (
 )
 from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import ModelSpec
-from hwmodels.training import fsdp, offload
+from hwmodels.training import fsdp, offload, tp_overlap
 from hwmodels.training import moe as moe_terms
 from hwmodels.training.comm import CommModel
 from hwmodels.training.fsdp import FSDP_TRAITS as FSDP_TRAITS  # re-exported
@@ -284,7 +284,7 @@ class ChunkCostModel:
         g = self.groups[stage]
         key = (g.tp_group, g.cp_group, g.ep_group if moe else (), t.micro_batch, t.seq_len,
                t.dtype, p.tp, p.cp, p.ep if moe else 1, p.sequence_parallel, p.recompute,
-               p.overlap_tp_comm, p.cp_mode, moe, t.attention_impl, t.kernels,
+               p.tp_overlap, p.cp_mode, moe, t.attention_impl, t.kernels,
                (g.expert_tp_group, p.expert_tp, p.moe_imbalance, p.moe_capacity_factor,
                 p.ep_overlap) if moe else ())
         hit = self.cache.layers.get(key)
@@ -318,7 +318,7 @@ class ChunkCostModel:
             ep_f_exp = ep_b_exp = pair / 2
 
         def exposed_tp(gemm_s: float) -> float:
-            return max(0.0, tp_s - gemm_s) if p.overlap_tp_comm else tp_s
+            return tp_overlap.exposed_tp_s(tp_s, gemm_s, p.tp_overlap, p.tp)
 
         def exposed_cp(attn_s: float, comm_s: float) -> float:
             return max(0.0, comm_s - attn_s) if cp_overlap else comm_s
@@ -405,7 +405,7 @@ class ChunkCostModel:
         t = self.training
         key = ("zero3", self._offload_params, p.offload_params, g.dp_cp_group, g.tp_group, g.cp_group, g.ep_group if moe else (),
                dense, moe, t.micro_batch, t.seq_len, t.dtype, p.tp, p.cp, p.ep,
-               p.sequence_parallel, p.recompute, p.overlap_tp_comm, p.cp_mode,
+               p.sequence_parallel, p.recompute, p.tp_overlap, p.cp_mode,
                p.overlap_param_gather, p.fsdp_impl, p.fsdp_prefetch, p.fsdp_bucket_mb,
                t.attention_impl, t.kernels, p.expert_tp, p.moe_imbalance,
                p.moe_capacity_factor, p.ep_overlap)
