@@ -33,6 +33,8 @@ class EngineName(StrEnum):
     VLLM = "vllm-0.6"
     SGLANG = "sglang"
     TRTLLM = "trtllm"
+    JETSTREAM_PYTORCH = "jetstream-pytorch"
+    JETSTREAM_MAXTEXT = "jetstream-maxtext"
 
 
 # Unset serving.engine: today's kernels + flat STEP_OVERHEAD_S, so results and goldens stay put.
@@ -45,6 +47,15 @@ class AllReduceImpl(StrEnum):
 
     NCCL = "nccl"
     CUSTOM = "custom"
+
+
+class KVAttention(StrEnum):
+    """What a decode step's attention reads: the live context of each sequence (paged /
+    ragged kernels), or every slot's whole preallocated cache of max_cache_len tokens
+    (fixed-shape XLA engines: JetStream's einsum over the cache with a mask)."""
+
+    PAGED = "paged"
+    PREALLOCATED = "preallocated"
 
 
 class Transport(StrEnum):
@@ -98,9 +109,18 @@ class EngineProfile:
     max_batch_tokens: int = 8192
     default_scheduler: str = "vllm"
     supported_schedulers: tuple[str, ...] = SCHEDULER_NAMES
+    # fixed-shape engines (JetStream): decode attention over the preallocated cache, decode
+    # steps padded to all max_num_seqs slots, prompts padded up to a bucket and prefilled
+    # one at a time (hwmodels.step applies them)
+    kv_attention: KVAttention = KVAttention.PAGED
+    max_cache_len: int = 0  # preallocated cache per slot (tokens) when max_model_len is unset
+    fixed_decode_batch: bool = False
+    prefill_buckets: tuple[int, ...] = ()  # ascending; a prompt is padded to the first >= it
+    prefill_sequential: bool = False
 
     def __post_init__(self) -> None:
         key = f"engines.{self.name}"
+        self._check_shapes(key)
         for f in ("cpu_fixed_s", "cpu_per_seq_s", "graph_launch_s", "launch_s_per_kernel",
                   "allreduce_latency_s", "custom_allreduce_max_bytes", "transport_step_s",
                   "transport_per_seq_s"):
@@ -128,7 +148,7 @@ class EngineProfile:
                                   key=f"{key}.{f}")
             object.__setattr__(self, f, float(value))
         for f, kinds in (("tp_allreduce", AllReduceImpl), ("transport", Transport),
-                         ("admission", Admission)):
+                         ("admission", Admission), ("kv_attention", KVAttention)):
             try:
                 object.__setattr__(self, f, kinds(str(getattr(self, f))))
             except ValueError:
@@ -143,6 +163,43 @@ class EngineProfile:
         object.__setattr__(self, "supported_schedulers", scheds)
         if not isinstance(self.source, str) or not self.source.strip():
             raise ConfigError("every engine preset names its source", key=f"{key}.source")
+
+    def _check_shapes(self, key: str) -> None:
+        """The fixed-shape fields: integers, ascending buckets, a cache length when
+        preallocated."""
+        for f in ("fixed_decode_batch", "prefill_sequential"):
+            if not isinstance(getattr(self, f), bool):
+                raise ConfigError(f"must be true or false, got {getattr(self, f)!r}",
+                                  key=f"{key}.{f}")
+        cache = self.max_cache_len
+        if isinstance(cache, bool) or not isinstance(cache, int) or cache < 0:
+            raise ConfigError(f"must be an integer >= 0, got {cache!r}",
+                              key=f"{key}.max_cache_len")
+        if str(self.kv_attention) == KVAttention.PREALLOCATED and cache < 1:
+            raise ConfigError("a preallocated cache needs max_cache_len >= 1 (tokens per "
+                              "slot)", key=f"{key}.max_cache_len")
+        raw = self.prefill_buckets
+        buckets = tuple(raw) if isinstance(raw, (list, tuple)) else None
+        if buckets is None or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
+                                  for b in buckets) \
+                or any(a >= b for a, b in zip(buckets, buckets[1:], strict=False)):
+            raise ConfigError(f"must be ascending integers >= 1, got {raw!r}",
+                              key=f"{key}.prefill_buckets")
+        object.__setattr__(self, "prefill_buckets", buckets)
+
+    @property
+    def reshapes_batch(self) -> bool:
+        """True when the engine runs other shapes than the live batch (fixed-shape engines)."""
+        return (self.kv_attention is KVAttention.PREALLOCATED or self.fixed_decode_batch
+                or bool(self.prefill_buckets) or self.prefill_sequential)
+
+    def padded_prompt_len(self, tokens: float) -> float:
+        """A prompt of `tokens` padded up to the first bucket >= it (none: unchanged; longer
+        than the last bucket: unchanged, JetStream truncates instead - not modelled)."""
+        for b in self.prefill_buckets:
+            if b >= tokens:
+                return float(b)
+        return float(tokens)
 
     def check_scheduler(self, scheduler: object, *, file: str | None = None,
                         key: str = "serving.scheduler") -> None:
@@ -161,6 +218,8 @@ def _profile_from_entry(name: str, entry: Mapping[str, Any], file: Path) -> Engi
     kwargs = dict(entry)
     if "supported_schedulers" in kwargs:
         kwargs["supported_schedulers"] = tuple(kwargs["supported_schedulers"] or ())
+    if isinstance(kwargs.get("prefill_buckets"), list):
+        kwargs["prefill_buckets"] = tuple(kwargs["prefill_buckets"])
     try:
         return EngineProfile(name=name, **kwargs)
     except ConfigError as err:
@@ -207,4 +266,4 @@ def describe_engine(name: str | None) -> str:
 
 
 __all__ = ["DEFAULT_ENGINE", "Admission", "AllReduceImpl", "EngineName", "EngineProfile",
-           "Transport", "describe_engine", "engine_profiles", "list_engines", "load_engine"]
+           "KVAttention", "Transport", "describe_engine", "engine_profiles", "list_engines", "load_engine"]
