@@ -33,8 +33,6 @@ class EngineName(StrEnum):
     VLLM = "vllm-0.6"
     SGLANG = "sglang"
     TRTLLM = "trtllm"
-    JETSTREAM_PYTORCH = "jetstream-pytorch"
-    JETSTREAM_MAXTEXT = "jetstream-maxtext"
 
 
 # Unset serving.engine: today's kernels + flat STEP_OVERHEAD_S, so results and goldens stay put.
