@@ -4,7 +4,10 @@ An EngineProfile says how much host (CPU) work one iteration costs and how much 
 behind the GPU step (async output processing, multi-step / overlapped scheduling), what kernel
 launches cost with and without CUDA graphs, how fused its element-wise kernels are, which decode
 attention kernel and TP all-reduce it uses, its worker transport, its admission / eviction
-policy and its batch-limit defaults. Presets live in hwmodels/catalog/engines.yaml, each with a
+policy and its batch-limit defaults, and for fixed-shape engines (JetStream on TPU) which
+shapes it really runs: decode attention over the whole preallocated cache (kv_attention,
+max_cache_len), decode padded to every slot (fixed_decode_batch), prompts padded up to a
+bucket and prefilled one at a time. Presets live in hwmodels/catalog/engines.yaml, each with a
 `source:`; `serving.engine` selects one (unset: DEFAULT_ENGINE = kernel-only, exactly the step
 model before engine profiles: kernels + STEP_OVERHEAD_S). hwmodels.step.StepCostModel applies it.
 """
@@ -54,6 +57,15 @@ class KVAttention(StrEnum):
 
     PAGED = "paged"
     PREALLOCATED = "preallocated"
+
+
+class Sampler(StrEnum):
+    """How the next token is picked: gather the vocab-parallel logits and run softmax /
+    top-k / top-p over them (vLLM's Sampler), or greedy argmax on each TP rank's vocab shard
+    with a (max, index) all-reduce per row (JetStream's jnp.argmax under XLA SPMD)."""
+
+    FULL = "full"
+    GREEDY_SHARDED = "greedy-sharded"
 
 
 class Transport(StrEnum):
@@ -115,6 +127,7 @@ class EngineProfile:
     fixed_decode_batch: bool = False
     prefill_buckets: tuple[int, ...] = ()  # ascending; a prompt is padded to the first >= it
     prefill_sequential: bool = False
+    sampler: Sampler = Sampler.FULL
 
     def __post_init__(self) -> None:
         key = f"engines.{self.name}"
@@ -146,7 +159,8 @@ class EngineProfile:
                                   key=f"{key}.{f}")
             object.__setattr__(self, f, float(value))
         for f, kinds in (("tp_allreduce", AllReduceImpl), ("transport", Transport),
-                         ("admission", Admission), ("kv_attention", KVAttention)):
+                         ("admission", Admission), ("kv_attention", KVAttention),
+                         ("sampler", Sampler)):
             try:
                 object.__setattr__(self, f, kinds(str(getattr(self, f))))
             except ValueError:
@@ -264,4 +278,4 @@ def describe_engine(name: str | None) -> str:
 
 
 __all__ = ["DEFAULT_ENGINE", "Admission", "AllReduceImpl", "EngineName", "EngineProfile",
-           "KVAttention", "Transport", "describe_engine", "engine_profiles", "list_engines", "load_engine"]
+           "KVAttention", "Sampler", "Transport", "describe_engine", "engine_profiles", "list_engines", "load_engine"]

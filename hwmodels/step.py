@@ -35,6 +35,15 @@ limit costs its small-message latency plus NCCL's size-dependent part (never mor
 overhead_s is then 0 and the breakdown gains ENGINE_BREAKDOWN_KEYS (all parts sum to time_s).
 With engine_overhead too, the profile's fitted coefficients replace the preset's CPU and
 transport numbers (they were measured with the transport in them).
+
+A fixed-shape engine (EngineProfile.reshapes_batch: JetStream's XLA engines) runs other shapes
+than the live batch, and the step is priced as it runs them: a decode step covers all
+`decode_slots` rows (default the preset's max_num_seqs; the serving simulator passes
+serving.max_num_seqs) and, with kv_attention preallocated, each row's attention reads the whole
+cache of `cache_len` tokens (default the preset's max_cache_len; serving.max_model_len) whatever
+its live context; a prompt of the step is padded up to its bucket (the batch's mean prompt
+when several share a step: exact for equal lengths), and with prefill_sequential k prompts cost
+k single-prompt prefills (JetStream prefills one request per call).
 """
 
 from __future__ import annotations
@@ -49,7 +58,13 @@ from hwmodels import layers, ops, serving_moe
 from hwmodels.cluster import build_cluster, group_info
 from hwmodels.collectives import CollectiveOp, collective_time_for_group
 from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, kv_cache_dtype, parse_dtype
-from hwmodels.engine_profiles import AllReduceImpl, EngineProfile, KVAttention, load_engine
+from hwmodels.engine_profiles import (
+    AllReduceImpl,
+    EngineProfile,
+    KVAttention,
+    Sampler,
+    load_engine,
+)
 from hwmodels.errors import ConfigError
 from hwmodels.flops import attention_core_flops
 from hwmodels.profile import DeviceProfile, ElementwiseKind
@@ -69,6 +84,9 @@ ENGINE_OVERHEAD_COEFFS = ("fixed_s", "per_seq_s", "tp_fixed_s", "tp_per_seq_s")
 # Sampler traffic per logit: read bf16 logits, write and re-read fp32 probabilities (softmax,
 # top-k/top-p) - vLLM's Sampler on the gathered logits.
 SAMPLER_BYTES_PER_LOGIT = 2.0 + 4.0 + 4.0
+# Greedy sampling on vocab shards (engines with sampler greedy-sharded): each row's local
+# (max value fp32, index int32) pair is all-reduced across the TP ranks.
+GREEDY_BYTES_PER_ROW = 4.0 + 4.0
 # Bounded memo sizes (entries); a full memo is cleared, not evicted one by one.
 MEMO_MAX_ENTRIES = 1 << 18
 
@@ -216,6 +234,7 @@ class StepCostModel:
         # kernel factors an engine changes (1: the kernels as the profile measured them)
         self._elt_factor = self._attn_d_factor = 1.0
         self._custom_ar = False
+        self._greedy_sharded = eng is not None and eng.sampler is Sampler.GREEDY_SHARDED
         self.breakdown_keys = BREAKDOWN_KEYS + (ENGINE_BREAKDOWN_KEYS if eng else ())
         if eng is not None:
             self._setup_engine(eng, engine_overhead is not None)
@@ -346,10 +365,16 @@ class StepCostModel:
             result = (0.0, 0.0)
         else:
             gemm = ops.gemm_time(d, rows, m.vocab_size / self.tp, m.hidden_size, self.act_dtype, p)
-            gather = self._comm(self._tp_group, CollectiveOp.ALL_GATHER,
-                                rows * m.vocab_size * self.elt)
-            sampler = ops._memory(d, p, rows * m.vocab_size * SAMPLER_BYTES_PER_LOGIT,
-                                  ElementwiseKind.SOFTMAX)
+            if self._greedy_sharded:  # argmax over this rank's shard, (max, index) all-reduce
+                gather = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE,
+                                    rows * GREEDY_BYTES_PER_ROW)
+                sampler = ops._memory(d, p, rows * m.vocab_size / self.tp * self.elt,
+                                      ElementwiseKind.SOFTMAX)
+            else:
+                gather = self._comm(self._tp_group, CollectiveOp.ALL_GATHER,
+                                    rows * m.vocab_size * self.elt)
+                sampler = ops._memory(d, p, rows * m.vocab_size * SAMPLER_BYTES_PER_LOGIT,
+                                      ElementwiseKind.SOFTMAX)
             result = (gemm + gather + sampler, 2.0 * rows * m.vocab_size * m.hidden_size)
         if len(self._rows_memo) >= MEMO_MAX_ENTRIES:
             self._rows_memo.clear()
