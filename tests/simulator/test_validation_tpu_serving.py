@@ -79,7 +79,7 @@ def test_before_figures_cover_every_row() -> None:
     assert (before.before_pred > before.published).all()  # the base over-predicted all
 
 
-SCENARIO = ROOT / "simulator" / "scenarios" / "llama2-7b-tpu-v5e-jetstream-serve.yaml"
+SCENARIO = Path(__file__).parent / "data" / "llama2-7b-tpu-v5e-jetstream-serve.yaml"
 
 
 def _tpot_p50(engine: str, rate: float) -> float:
@@ -94,7 +94,7 @@ def _tpot_p50(engine: str, rate: float) -> float:
 
 
 def test_jetstream_decode_step_does_not_shrink_with_load() -> None:
-    """The bundled v5e scenario: JetStream's TPOT is the 96-slot full-cache step whether 1 or
+    """The v5e scenario (tests/simulator/data): JetStream's TPOT is the 96-slot full-cache step whether 1 or
     8 requests/s arrive; a paged engine's TPOT falls with its live batch."""
     low, high = _tpot_p50("jetstream-pytorch", 0.5), _tpot_p50("jetstream-pytorch", 8.0)
     assert low == pytest.approx(high, rel=0.1)
