@@ -4,7 +4,10 @@ An EngineProfile says how much host (CPU) work one iteration costs and how much 
 behind the GPU step (async output processing, multi-step / overlapped scheduling), what kernel
 launches cost with and without CUDA graphs, how fused its element-wise kernels are, which decode
 attention kernel and TP all-reduce it uses, its worker transport, its admission / eviction
-policy and its batch-limit defaults. Presets live in hwmodels/catalog/engines.yaml, each with a
+policy and its batch-limit defaults, and for fixed-shape engines (JetStream on TPU) which
+shapes it really runs: decode attention over the whole preallocated cache (kv_attention,
+max_cache_len), decode padded to every slot (fixed_decode_batch), prompts padded up to a
+bucket and prefilled one at a time. Presets live in hwmodels/catalog/engines.yaml, each with a
 `source:`; `serving.engine` selects one (unset: DEFAULT_ENGINE = kernel-only, exactly the step
 model before engine profiles: kernels + STEP_OVERHEAD_S). hwmodels.step.StepCostModel applies it.
 """
@@ -45,6 +48,24 @@ class AllReduceImpl(StrEnum):
 
     NCCL = "nccl"
     CUSTOM = "custom"
+
+
+class KVAttention(StrEnum):
+    """What a decode step's attention reads: the live context of each sequence (paged /
+    ragged kernels), or every slot's whole preallocated cache of max_cache_len tokens
+    (fixed-shape XLA engines: JetStream's einsum over the cache with a mask)."""
+
+    PAGED = "paged"
+    PREALLOCATED = "preallocated"
+
+
+class Sampler(StrEnum):
+    """How the next token is picked: gather the vocab-parallel logits and run softmax /
+    top-k / top-p over them (vLLM's Sampler), or greedy argmax on each TP rank's vocab shard
+    with a (max, index) all-reduce per row (JetStream's jnp.argmax under XLA SPMD)."""
+
+    FULL = "full"
+    GREEDY_SHARDED = "greedy-sharded"
 
 
 class Transport(StrEnum):
@@ -98,9 +119,19 @@ class EngineProfile:
     max_batch_tokens: int = 8192
     default_scheduler: str = "vllm"
     supported_schedulers: tuple[str, ...] = SCHEDULER_NAMES
+    # fixed-shape engines (JetStream): decode attention over the preallocated cache, decode
+    # steps padded to all max_num_seqs slots, prompts padded up to a bucket and prefilled
+    # one at a time (hwmodels.step applies them)
+    kv_attention: KVAttention = KVAttention.PAGED
+    max_cache_len: int = 0  # preallocated cache per slot (tokens) when max_model_len is unset
+    fixed_decode_batch: bool = False
+    prefill_buckets: tuple[int, ...] = ()  # ascending; a prompt is padded to the first >= it
+    prefill_sequential: bool = False
+    sampler: Sampler = Sampler.FULL
 
     def __post_init__(self) -> None:
         key = f"engines.{self.name}"
+        self._check_shapes(key)
         for f in ("cpu_fixed_s", "cpu_per_seq_s", "graph_launch_s", "launch_s_per_kernel",
                   "allreduce_latency_s", "custom_allreduce_max_bytes", "transport_step_s",
                   "transport_per_seq_s"):
@@ -128,7 +159,8 @@ class EngineProfile:
                                   key=f"{key}.{f}")
             object.__setattr__(self, f, float(value))
         for f, kinds in (("tp_allreduce", AllReduceImpl), ("transport", Transport),
-                         ("admission", Admission)):
+                         ("admission", Admission), ("kv_attention", KVAttention),
+                         ("sampler", Sampler)):
             try:
                 object.__setattr__(self, f, kinds(str(getattr(self, f))))
             except ValueError:
@@ -143,6 +175,43 @@ class EngineProfile:
         object.__setattr__(self, "supported_schedulers", scheds)
         if not isinstance(self.source, str) or not self.source.strip():
             raise ConfigError("every engine preset names its source", key=f"{key}.source")
+
+    def _check_shapes(self, key: str) -> None:
+        """The fixed-shape fields: integers, ascending buckets, a cache length when
+        preallocated."""
+        for f in ("fixed_decode_batch", "prefill_sequential"):
+            if not isinstance(getattr(self, f), bool):
+                raise ConfigError(f"must be true or false, got {getattr(self, f)!r}",
+                                  key=f"{key}.{f}")
+        cache = self.max_cache_len
+        if isinstance(cache, bool) or not isinstance(cache, int) or cache < 0:
+            raise ConfigError(f"must be an integer >= 0, got {cache!r}",
+                              key=f"{key}.max_cache_len")
+        if str(self.kv_attention) == KVAttention.PREALLOCATED and cache < 1:
+            raise ConfigError("a preallocated cache needs max_cache_len >= 1 (tokens per "
+                              "slot)", key=f"{key}.max_cache_len")
+        raw = self.prefill_buckets
+        buckets = tuple(raw) if isinstance(raw, (list, tuple)) else None
+        if buckets is None or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
+                                  for b in buckets) \
+                or any(a >= b for a, b in zip(buckets, buckets[1:], strict=False)):
+            raise ConfigError(f"must be ascending integers >= 1, got {raw!r}",
+                              key=f"{key}.prefill_buckets")
+        object.__setattr__(self, "prefill_buckets", buckets)
+
+    @property
+    def reshapes_batch(self) -> bool:
+        """True when the engine runs other shapes than the live batch (fixed-shape engines)."""
+        return (self.kv_attention is KVAttention.PREALLOCATED or self.fixed_decode_batch
+                or bool(self.prefill_buckets) or self.prefill_sequential)
+
+    def padded_prompt_len(self, tokens: float) -> float:
+        """A prompt of `tokens` padded up to the first bucket >= it (none: unchanged; longer
+        than the last bucket: unchanged, JetStream truncates instead - not modelled)."""
+        for b in self.prefill_buckets:
+            if b >= tokens:
+                return float(b)
+        return float(tokens)
 
     def check_scheduler(self, scheduler: object, *, file: str | None = None,
                         key: str = "serving.scheduler") -> None:
@@ -161,6 +230,8 @@ def _profile_from_entry(name: str, entry: Mapping[str, Any], file: Path) -> Engi
     kwargs = dict(entry)
     if "supported_schedulers" in kwargs:
         kwargs["supported_schedulers"] = tuple(kwargs["supported_schedulers"] or ())
+    if isinstance(kwargs.get("prefill_buckets"), list):
+        kwargs["prefill_buckets"] = tuple(kwargs["prefill_buckets"])
     try:
         return EngineProfile(name=name, **kwargs)
     except ConfigError as err:
@@ -207,4 +278,4 @@ def describe_engine(name: str | None) -> str:
 
 
 __all__ = ["DEFAULT_ENGINE", "Admission", "AllReduceImpl", "EngineName", "EngineProfile",
-           "Transport", "describe_engine", "engine_profiles", "list_engines", "load_engine"]
+           "KVAttention", "Sampler", "Transport", "describe_engine", "engine_profiles", "list_engines", "load_engine"]

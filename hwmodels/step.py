@@ -35,6 +35,15 @@ limit costs its small-message latency plus NCCL's size-dependent part (never mor
 overhead_s is then 0 and the breakdown gains ENGINE_BREAKDOWN_KEYS (all parts sum to time_s).
 With engine_overhead too, the profile's fitted coefficients replace the preset's CPU and
 transport numbers (they were measured with the transport in them).
+
+A fixed-shape engine (EngineProfile.reshapes_batch: JetStream's XLA engines) runs other shapes
+than the live batch, and the step is priced as it runs them: a decode step covers all
+`decode_slots` rows (default the preset's max_num_seqs; the serving simulator passes
+serving.max_num_seqs) and, with kv_attention preallocated, each row's attention reads the whole
+cache of `cache_len` tokens (default the preset's max_cache_len; serving.max_model_len) whatever
+its live context; a prompt of the step is padded up to its bucket (the batch's mean prompt
+when several share a step: exact for equal lengths), and with prefill_sequential k prompts cost
+k single-prompt prefills (JetStream prefills one request per call).
 """
 
 from __future__ import annotations
@@ -49,7 +58,13 @@ from hwmodels import layers, ops, serving_moe
 from hwmodels.cluster import build_cluster, group_info
 from hwmodels.collectives import CollectiveOp, collective_time_for_group
 from hwmodels.dtypes import BYTES_PER_ELEMENT, DType, kv_cache_dtype, parse_dtype
-from hwmodels.engine_profiles import AllReduceImpl, EngineProfile, load_engine
+from hwmodels.engine_profiles import (
+    AllReduceImpl,
+    EngineProfile,
+    KVAttention,
+    Sampler,
+    load_engine,
+)
 from hwmodels.errors import ConfigError
 from hwmodels.flops import attention_core_flops
 from hwmodels.profile import DeviceProfile, ElementwiseKind
@@ -69,6 +84,9 @@ ENGINE_OVERHEAD_COEFFS = ("fixed_s", "per_seq_s", "tp_fixed_s", "tp_per_seq_s")
 # Sampler traffic per logit: read bf16 logits, write and re-read fp32 probabilities (softmax,
 # top-k/top-p) - vLLM's Sampler on the gathered logits.
 SAMPLER_BYTES_PER_LOGIT = 2.0 + 4.0 + 4.0
+# Greedy sampling on vocab shards (engines with sampler greedy-sharded): each row's local
+# (max value fp32, index int32) pair is all-reduced across the TP ranks.
+GREEDY_BYTES_PER_ROW = 4.0 + 4.0
 # Bounded memo sizes (entries); a full memo is cleared, not evicted one by one.
 MEMO_MAX_ENTRIES = 1 << 18
 
@@ -81,6 +99,41 @@ ENGINE_BREAKDOWN_KEYS = ("cpu_s", "launch_s", "transport_s")
 NON_LAYER_KERNELS = 5
 # NCCL all-reduce size standing for its latency floor (the small-message plateau).
 ALLREDUCE_FLOOR_BYTES = 4096.0
+
+
+@dataclass(frozen=True, slots=True)
+class _FixedShape:
+    """What a fixed-shape engine (EngineProfile.reshapes_batch, e.g. JetStream) runs instead of
+    the live batch: `slots` decode rows (0: the live ones), `cache_len` KV entries read per
+    row (0: the live context)."""
+
+    engine: EngineProfile
+    slots: int
+    cache_len: int
+
+    @staticmethod
+    def of(eng: EngineProfile | None, decode_slots: int | None,
+           cache_len: int | None) -> _FixedShape | None:
+        """None unless `eng` reshapes batches; slots / cache default to the preset's."""
+        if eng is None or not eng.reshapes_batch:
+            return None
+        for key, value in (("decode_slots", decode_slots), ("cache_len", cache_len)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ConfigError(f"must be an integer >= 1, got {value!r}", key=key)
+        slots = (decode_slots or eng.max_num_seqs) if eng.fixed_decode_batch else 0
+        preallocated = eng.kv_attention is KVAttention.PREALLOCATED
+        return _FixedShape(engine=eng, slots=slots,
+                           cache_len=(cache_len or eng.max_cache_len) if preallocated else 0)
+
+    def decode(self, seqs: float, context_sum: float) -> tuple[float, float]:
+        """(decode rows, KV entries read) of a decode step of `seqs` live sequences."""
+        if seqs == 0:
+            return 0.0, 0.0
+        rows = max(float(self.slots), seqs)
+        if self.cache_len:
+            return rows, rows * self.cache_len
+        return rows, context_sum * rows / seqs  # padded rows: the live mean context
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,7 +199,8 @@ class StepCostModel:
                  step_overhead_s: float = STEP_OVERHEAD_S,
                  engine_overhead: str | None = None, ep: int = 1, dp_attention: bool = False,
                  moe_imbalance: float | None = None,
-                 engine: EngineProfile | str | None = None) -> None:
+                 engine: EngineProfile | str | None = None,
+                 decode_slots: int | None = None, cache_len: int | None = None) -> None:
         for key, value in (("tp", tp), ("pp", pp)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"must be an integer >= 1, got {value!r}", key=key)
@@ -180,9 +234,11 @@ class StepCostModel:
         # kernel factors an engine changes (1: the kernels as the profile measured them)
         self._elt_factor = self._attn_d_factor = 1.0
         self._custom_ar = False
+        self._greedy_sharded = eng is not None and eng.sampler is Sampler.GREEDY_SHARDED
         self.breakdown_keys = BREAKDOWN_KEYS + (ENGINE_BREAKDOWN_KEYS if eng else ())
         if eng is not None:
             self._setup_engine(eng, engine_overhead is not None)
+        self._shape = _FixedShape.of(eng, decode_slots, cache_len)
         self.act_dtype = DType.FP32 if self.dtype in (DType.FP32, DType.TF32) else DType.BF16
         self.elt = BYTES_PER_ELEMENT[self.act_dtype]
         self.stages = _stage_layer_counts(model, pp)
@@ -309,10 +365,16 @@ class StepCostModel:
             result = (0.0, 0.0)
         else:
             gemm = ops.gemm_time(d, rows, m.vocab_size / self.tp, m.hidden_size, self.act_dtype, p)
-            gather = self._comm(self._tp_group, CollectiveOp.ALL_GATHER,
-                                rows * m.vocab_size * self.elt)
-            sampler = ops._memory(d, p, rows * m.vocab_size * SAMPLER_BYTES_PER_LOGIT,
-                                  ElementwiseKind.SOFTMAX)
+            if self._greedy_sharded:  # argmax over this rank's shard, (max, index) all-reduce
+                gather = self._comm(self._tp_group, CollectiveOp.ALL_REDUCE,
+                                    rows * GREEDY_BYTES_PER_ROW)
+                sampler = ops._memory(d, p, rows * m.vocab_size / self.tp * self.elt,
+                                      ElementwiseKind.SOFTMAX)
+            else:
+                gather = self._comm(self._tp_group, CollectiveOp.ALL_GATHER,
+                                    rows * m.vocab_size * self.elt)
+                sampler = ops._memory(d, p, rows * m.vocab_size * SAMPLER_BYTES_PER_LOGIT,
+                                      ElementwiseKind.SOFTMAX)
             result = (gemm + gather + sampler, 2.0 * rows * m.vocab_size * m.hidden_size)
         if len(self._rows_memo) >= MEMO_MAX_ENTRIES:
             self._rows_memo.clear()
@@ -347,8 +409,32 @@ class StepCostModel:
     def _parts(self, prefill_tokens: float, prefill_attn_units: float, decode_seqs: float,
                decode_context_sum: float, prefill_seqs: float,
                prefill_cached_sum: float) -> tuple[float, ...]:
+        """The step's parts (see _live_parts) as a fixed-shape engine runs it: decode padded
+        to its slots over the whole preallocated cache, prompts padded to their bucket and,
+        when prefilled one at a time, priced as that many single-prompt steps."""
+        shape = self._shape
+        if shape is None:
+            return self._live_parts(prefill_tokens, prefill_attn_units, decode_seqs,
+                                    decode_context_sum, prefill_seqs, prefill_cached_sum)
+        n, ctx = shape.decode(decode_seqs, decode_context_sum)
+        if prefill_tokens == 0:
+            return self._live_parts(0, 0.0, n, ctx, 0, 0)
+        k = prefill_seqs or 1
+        new = shape.engine.padded_prompt_len(prefill_tokens / k)
+        cached = prefill_cached_sum / k
+        one_units = new * (cached + new / 2.0)  # causal pairs of the padded prompt
+        if not shape.engine.prefill_sequential or k == 1:
+            return self._live_parts(k * new, k * one_units, n, ctx, k, k * cached)
+        one = self._live_parts(new, one_units, 0, 0.0, 1, cached)
+        rest = self._live_parts(0, 0.0, n, ctx, 0, 0) if n else (0.0,) * len(one)
+        return tuple(k * a + b for a, b in zip(one, rest, strict=True))
+
+    def _live_parts(self, prefill_tokens: float, prefill_attn_units: float,
+                    decode_seqs: float, decode_context_sum: float, prefill_seqs: float,
+                    prefill_cached_sum: float) -> tuple[float, ...]:
         """(gemm, attn prefill, attn decode, elementwise, tp comm, pp comm, logits, overhead,
-        stage_s, flops) of one step; the first eight sum to time_s."""
+        stage_s, flops) of one step of exactly these sums; the first eight sum to time_s
+        (+ the engine's terms after flops)."""
         m, d, p = self.model, self.device, self.profile
         tokens = float(prefill_tokens + decode_seqs)
         if tokens == 0:

@@ -37,7 +37,9 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
                              kv_dtype=sv.kv_dtype, profile=group.profile,
                              intra_link=plan.intra_node, inter_link=plan.inter_node,
                              engine_overhead=sv.engine_overhead, ep=sv.ep,
-                             dp_attention=sv.dp_attention, engine=plan.engine_of(group))
+                             dp_attention=sv.dp_attention, engine=plan.engine_of(group),
+                             # fixed-shape engines (JetStream): slots and preallocated cache
+                             decode_slots=sv.max_num_seqs, cache_len=sv.max_model_len)
     except ConfigError as err:  # an engine the profile has not fitted: name the scenario
         if err.key in ("serving.engine_overhead", "serving.engine"):
             raise err.with_context(file=plan.file) from None

@@ -65,19 +65,29 @@ def _clients(row: pd.Series) -> ClientsSpec:
                           "num_requests": conc + int(row.num_requests)})
 
 
-def _serving_keys(row: pd.Series) -> dict[str, int]:
+# `serving` column keys that state the published run's numerics (not an engine flag): applied
+# to the kernel-only prediction too, and the only keys whose value is a name, not an integer.
+NUMERIC_KEYS = ("kv_dtype",)
+
+
+def _serving_keys(row: pd.Series) -> dict[str, int | str]:
     """The row's `serving` column ('key=int;key=int'): engine flags the published run used
-    (e.g. vLLM --num-scheduler-steps 10), applied with the engine preset only."""
+    (e.g. vLLM --num-scheduler-steps 10), applied with the engine preset only; NUMERIC_KEYS
+    (kv_dtype=int8) take a dtype name."""
     raw = row.get("serving")
     if raw is None or (isinstance(raw, float) and pd.isna(raw)) or not str(raw).strip():
         return {}
-    out: dict[str, int] = {}
+    out: dict[str, int | str] = {}
     for item in str(raw).split(";"):
         key, sep, value = item.partition("=")
-        if not sep or not value.strip().isdigit():
+        key, value = key.strip(), value.strip()
+        if sep and key in NUMERIC_KEYS and value:
+            out[key] = value
+            continue
+        if not sep or not value.isdigit():
             raise ConfigError(f"expected key=integer, got {item!r}", key="serving",
                               file="serving_published.csv")
-        out[key.strip()] = int(value)
+        out[key] = int(value)
     return out
 
 
@@ -88,9 +98,11 @@ def simulate_row(row: pd.Series, profile: DeviceProfile, engine: str | None) -> 
                           allowed=E2E_METRICS)
     device = load_device(row.device)
     section: dict[str, Any] = {"replicas": 1, "tp": int(row.tp), "dtype": str(row.precision)}
+    keys = _serving_keys(row)
+    section.update({k: keys.pop(k) for k in NUMERIC_KEYS if k in keys})  # e.g. int8 KV
     if engine is not None:
         section["engine"] = engine
-        section.update(_serving_keys(row))  # the published run's own engine flags
+        section.update(keys)  # the published run's own engine flags
     cfg, groups = parse_serving_section(section, device=device, num_devices=int(row.tp),
                                         profile=profile)
     plan = ServingPlan(model=load_model(row.model), device=device, serving=cfg, groups=groups,
