@@ -25,6 +25,8 @@ the KV dtype) and is asserted as such so a change in KV capacity shows up here.
 
 from __future__ import annotations
 
+from importlib import resources
+
 import pandas as pd
 import pytest
 
@@ -46,6 +48,7 @@ def test_first_token_latency_within_20pct(result) -> None:
 
 def test_mha_model_throughput_within_10pct(result) -> None:
     df, _ = result
+    df = df[df.source.str.startswith("TRTLLM")]  # the TensorRT-LLM tables (NVIDIA GPUs)
     mha = df[(df.metric == "out_tokens_per_s_per_gpu") & df.model.isin(["gpt-j-6b", "llama2-7b"])]
     assert len(mha) == 16
     assert mha.error_kernel_only_pct.abs().mean() <= 10.0
@@ -54,7 +57,10 @@ def test_mha_model_throughput_within_10pct(result) -> None:
 
 def test_all_rows_mape_and_known_gqa_bound(result) -> None:
     df, summary = result
-    assert summary["ALL"]["rows"] == 81
+    # serving_published.csv holds 81 rows; serving_published_<accelerator>.csv add their own
+    main = pd.read_csv(resources.files("simulator") / "data" / "serving_published.csv")
+    assert len(main) == 81
+    assert summary["ALL"]["rows"] == len(df) >= 81
     trt = df[df.source.str.startswith("TRTLLM")]
     assert len(trt) == 49
     err = trt.error_kernel_only_pct
