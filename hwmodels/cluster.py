@@ -93,6 +93,11 @@ def build_cluster(
                        ("cluster.nodes_per_leaf", nodes_per_leaf)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"expected an integer, got {value!r}", key=key)
+    if devices_per_node is None:
+        devices_per_node = dev.devices_per_node
+    if dev.scale_up_fabric.kind is ScaleUpKind.TORUS and isinstance(num_devices, int) \
+            and not isinstance(num_devices, bool) and 0 < num_devices < devices_per_node:
+        devices_per_node = num_devices  # a slice smaller than the pod is its own torus (node)
     intra, scale_up = _scale_up(dev, intra_node, num_devices, devices_per_node, slice_shape)
     if host:
         from hwmodels.hosts import load_host
@@ -104,8 +109,7 @@ def build_cluster(
     cluster = ClusterSpec(
         device=dev,
         num_devices=num_devices,
-        devices_per_node=devices_per_node if devices_per_node is not None
-        else dev.devices_per_node,
+        devices_per_node=devices_per_node,
         intra_node=intra,
         inter_node=inter,
         nics_per_node=nics_per_node,
@@ -129,7 +133,8 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
     The device's own link (by default, or named) is taken at the device's own bandwidth: the
     catalog link is shared by devices of one family (an MI250X GCD has less Infinity Fabric
     than an MI300X). A host link makes the node a PCIe switch. Any other scale-up link is one
-    the device does not have: ConfigError.
+    the device does not have: ConfigError. A scale-out link (devices talking through their
+    NICs, as a KV transfer between pools does) is a switch as well.
     """
     own = _resolve_link(dev.scale_up_link, "cluster.intra_node")
     if intra_node is None or (not isinstance(intra_node, LinkSpec)
@@ -140,27 +145,24 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
     else:
         intra = _resolve_link(intra_node, "cluster.intra_node")
         allowed = {own.name, *(n.lower() for n in dev.alt_scale_up_links)}
-        if not isinstance(intra_node, LinkSpec) and intra.kind is not LinkKind.HOST \
+        if not isinstance(intra_node, LinkSpec) and intra.kind is LinkKind.SCALE_UP \
                 and intra.name not in allowed:
             from hwmodels.catalog import list_links, load_link
 
-            hosts = [n for n in list_links() if load_link(n).kind is LinkKind.HOST]
+            others = [n for n in list_links() if load_link(n).kind is not LinkKind.SCALE_UP]
             raise ConfigError(
                 f"{dev.name} has no {intra.name} link (its scale-up link is {own.name})",
-                key="cluster.intra_node", allowed=sorted(allowed) + hosts)
+                key="cluster.intra_node", allowed=sorted(allowed) + others)
     dpn = devices_per_node if devices_per_node is not None else dev.devices_per_node
     fabric = dev.scale_up_fabric
-    if intra.kind is LinkKind.HOST or intra.name != own.name or fabric.kind is ScaleUpKind.SWITCH:
+    if intra.name != own.name or fabric.kind is ScaleUpKind.SWITCH:
         if slice_shape is not None:
             raise ConfigError(f"slice_shape applies to torus fabrics; {dev.name} over "
                               f"{intra.name} is a switch", key="cluster.slice_shape")
         return intra, None
     if not isinstance(dpn, int) or isinstance(dpn, bool) or dpn < 1:
         return intra, None  # ClusterSpec reports the bad devices_per_node
-    size = dpn
-    if fabric.kind is ScaleUpKind.TORUS and isinstance(num_devices, int) and 0 < num_devices < dpn:
-        size = num_devices  # a slice smaller than the pod is its own torus
-    return intra, build_topology(fabric, size, intra.bandwidth_Bps, slice_shape)
+    return intra, build_topology(fabric, dpn, intra.bandwidth_Bps, slice_shape)
 
 
 # InfiniBand generations, fastest first (links.yaml): the fallback default NIC of a device

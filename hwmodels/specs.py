@@ -298,6 +298,10 @@ class ClusterSpec:
                 f"{self.devices_per_node}", key="cluster.num_devices")
         if self.oversubscription < 1:
             raise ConfigError("must be >= 1", key="cluster.oversubscription")
+        if self.scale_up is not None and self.scale_up.size != self.devices_per_node:
+            raise ConfigError(f"scale-up topology of {self.scale_up.size} devices on nodes of "
+                              f"{self.devices_per_node}", key="cluster.devices_per_node",
+                              allowed=[self.scale_up.size])
 
     @property
     def num_nodes(self) -> int:
