@@ -1,7 +1,7 @@
 """Ascend 910B training rows (training_published_ascend.csv): every row runs its published plan
 on the HCCS-mesh cluster, and the errors are reported and bounded.
 
-The bounds are regressions guards at today's accuracy (MAPE 22.6%, worst +53% on Llama 3 8B
+The bounds are regressions guards at today's accuracy (MAPE 22.5%, worst +53% on Llama 3 8B
 TP8), not fidelity targets: the rows are validation only and no constant is set from them.
 """
 
