@@ -19,6 +19,7 @@ import yaml
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError, UnknownNameError
 from hwmodels.frozen import FrozenMap
+from hwmodels.packaging import PackageSpec, package_from_entry, package_view
 from hwmodels.specs import DeviceKind, DeviceSpec, LinkKind, LinkSpec, ModelSpec
 from hwmodels.topology import SWITCH_FABRIC, ScaleUpFabric, ScaleUpKind, WrapRule
 from hwmodels.units import GiB
@@ -100,7 +101,30 @@ def clear_cache() -> None:
 
 
 def list_devices() -> list[str]:
-    return sorted(_entries("devices"))
+    """Catalog device names, the package views derived from die entries included."""
+    return sorted({*_entries("devices"), *_package_views()})
+
+
+def _package_views() -> dict[str, str]:
+    """Derived package name -> its die entry (hwmodels.packaging; `package.package_name`)."""
+    out: dict[str, str] = {}
+    for name, (_, entry) in _entries("devices").items():
+        raw = entry.get("package")
+        if isinstance(raw, Mapping) and raw.get("package_name"):
+            out[str(raw["package_name"]).lower()] = name
+    return out
+
+
+def load_package(name: str) -> PackageSpec:
+    """The `package:` of a device entry (a single die when it has none)."""
+    dev = load_device(name)
+    views = _package_views()
+    key = views.get(dev.name, dev.name)
+    path, entry = _entries("devices")[key]
+    pkg = package_from_entry(key, entry.get("package"), str(path))
+    if dev.name in views:  # the derived package view is itself the whole package
+        return PackageSpec(dies=pkg.dies, die_link_Bps=pkg.die_link_Bps)
+    return pkg
 
 
 def list_links() -> list[str]:
@@ -187,7 +211,7 @@ _DEVICE_KEYS = {"vendor", "kind", "peak_tflops", "memory_gib", "memory_bw_gbps",
                 "scale_up_link", "scale_up_bw_gbps", "host_link", "default_inter_node", "tdp_w",
                 "idle_w", "price_usd_per_hour", "gemm_efficiency", "memory_efficiency",
                 "attention_efficiency", "kernel_overhead_us", "devices_per_node", "source",
-                "notes", "aliases", "scale_up_fabric", "alt_scale_up_links"}
+                "notes", "aliases", "scale_up_fabric", "alt_scale_up_links", "package"}
 _FABRIC_KEYS = {"kind", "link_gbps", "max_dims", "wrap", "size", "edges", "source", "notes"}
 
 
@@ -234,6 +258,7 @@ def fabric_from_entry(name: str, raw: Any, file: Path | str) -> ScaleUpFabric:
 def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> DeviceSpec:
     """DeviceSpec from a devices.yaml entry (units: TFLOP/s, GiB, GB/s, W, USD/h, us)."""
     f = _Fields(entry, file, name, _DEVICE_KEYS)
+    package_from_entry(name, entry.get("package"), str(file))  # a bad package: key exits 2 here
     peak = f.dtype_table("peak_tflops", 1e12)
     if not peak:
         raise ConfigError("missing required key", file=str(file), key=f"{name}.peak_tflops",
@@ -301,12 +326,18 @@ def load_device(name: str) -> DeviceSpec:
     entries = _entries("devices")
     key = name.lower()
     if key not in entries:
+        views = _package_views()
+        if key in views:
+            die_name = views[key]
+            path, entry = entries[die_name]
+            pkg = package_from_entry(die_name, entry.get("package"), str(path))
+            return package_view(load_device(die_name), pkg, key)
         for cand, (_, entry) in entries.items():
             if key in [str(a).lower() for a in entry.get("aliases", [])]:
                 key = cand
                 break
         else:
-            raise UnknownNameError("device", name, entries)
+            raise UnknownNameError("device", name, {**entries, **views})
     path, entry = entries[key]
     return device_from_entry(key, entry, path)
 

@@ -16,7 +16,8 @@ The bounds, per kind:
   AllReduce cost over several axes). A group whose members sit s hops apart on an axis shares
   those links with its s SPMD siblings: the axis gives (2 or 1) x link / s, one step s hops.
 - graph: the group's members' links to each other, min over members of the sum (a member can
-  send on all its in-group links at once); a group whose induced subgraph is not connected
+  send on all its in-group links at once) and over every split of the group in two of the
+  links across it (ring traffic crosses each split both ways); a group whose induced subgraph is not connected
   falls back to one ring routed over shortest paths (its bottleneck link / hops).
 Local indices map to torus coordinates row-major with axis 0 fastest (rank r of a slice with
 dims (X, Y) sits at x = r % X, y = r // X), so the fastest-varying parallel dim (TP in the
@@ -230,7 +231,7 @@ def _graph_bw(topo: ScaleUpTopology, members: tuple[int, ...]) -> tuple[float, i
     group = set(members)
     incident = [sum(bw for peer, bw in adj[m].items() if peer in group) for m in members]
     if min(incident) > 0 and _connected(adj, group):
-        return min(incident), 1
+        return min(min(incident), _min_cut(adj, members)), 1
     # Not connected among themselves: one ring over the members, routed on shortest paths.
     import networkx as nx
 
@@ -248,6 +249,28 @@ def _graph_bw(topo: ScaleUpTopology, members: tuple[int, ...]) -> tuple[float, i
         best = min(best, min(g[u][v]["bw"] for u, v in zip(path, path[1:], strict=False)))
         hops = max(hops, len(path) - 1)
     return best / hops, hops
+
+
+MIN_CUT_MAX_MEMBERS = 16  # 2^15 bipartitions; larger groups keep the per-member bound
+
+
+def _min_cut(adj: dict[int, dict[int, float]], members: tuple[int, ...]) -> float:
+    """The smallest in-group bandwidth across any split of the group in two: ring traffic
+    (every ring, however many) crosses each split once each way, so the rings' summed per-rank
+    rate is at most the split's links per direction. A single member's split is its incident
+    bandwidth; on the MI250X node the 4 single links between GCDs {0,1,6,7} and {2,3,4,5}
+    (200 GB/s) bound an 8-GCD ring below a GCD's own 350 GB/s."""
+    if len(members) > MIN_CUT_MAX_MEMBERS:
+        return math.inf
+    best = math.inf
+    rest = members[1:]
+    for mask in range(1 << len(rest)):  # members[0] always on side A: each split once
+        side = {members[0], *(m for i, m in enumerate(rest) if mask >> i & 1)}
+        if len(side) == len(members):
+            continue
+        cut = sum(bw for a in side for b, bw in adj[a].items() if b in members and b not in side)
+        best = min(best, cut)
+    return best
 
 
 def _connected(adj: dict[int, dict[int, float]], group: set[int]) -> bool:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import hwmodels.profile as profile_module
 from hwmodels.catalog import load_device
 from hwmodels.dtypes import DType
 from hwmodels.ops import default_profile
+from simulator.serving import validation as serving_validation
 from simulator.serving.validation import validate_serving
 
 DEFAULTS = "catalog defaults"
@@ -56,6 +58,15 @@ def no_bundled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(profile_module, "bundled_profiles", lambda: {})
 
 
+def _plugin_rows() -> pd.DataFrame:
+    """Rows of simulator/data/serving_published_<accelerator>.csv (issue 18 plug-ins)."""
+    data = Path(serving_validation.__file__).parents[1] / "data"
+    files = sorted(data.glob("serving_published_*.csv"))
+    if not files:
+        return pd.DataFrame({"engine": []})
+    return pd.concat([serving_validation._read_rows(f) for f in files], ignore_index=True)
+
+
 def test_serving_json_schema_and_defaults(cli_json, a100_profile: Path, no_bundled) -> None:
     out = cli_json("validate", "serving", "--profile", str(a100_profile))
     assert list(out) == ["serving"]
@@ -66,7 +77,9 @@ def test_serving_json_schema_and_defaults(cli_json, a100_profile: Path, no_bundl
     reference = validate_serving()
     # 49 TRT-LLM rows + 20 SGL-BENCH060 end-to-end rows + 12 NIM-LLAMA33-CONC
     # fixed-concurrency rows (all added with issue 16)
-    assert len(data["rows"]) == len(reference["rows"]) == 81
+    # (+ the rows of the per-accelerator plug-in files, issue 18)
+    plugins = _plugin_rows()
+    assert len(data["rows"]) == len(reference["rows"]) == 81 + len(plugins)
     for row, ref in zip(data["rows"], reference["rows"], strict=True):
         # old keys: the catalog defaults' numbers, exactly
         assert row["predicted"] == ref["predicted"] and row["error_pct"] == ref["error_pct"]
@@ -94,7 +107,8 @@ def test_serving_json_schema_and_defaults(cli_json, a100_profile: Path, no_bundl
     assert everything["rows"] == 31  # the A100 rows only (21 TRT-LLM + 10 SGL-BENCH060)
     assert everything["defaults_mape_pct"] != summary["ALL"]["mape_pct"]
     assert summary["ALL"]["by_source"][DEFAULTS]["verdict"] == "unchanged"
-    assert {e["engine"] for e in data["engines"]} == {"trtllm", "sglang", "vllm-0.6", "ALL"}
+    assert {e["engine"] for e in data["engines"]} == {"trtllm", "sglang", "vllm-0.6", "ALL",
+                                                      *plugins.engine.dropna()}
 
 
 def test_table_prints_columns_side_by_side(cli, a100_profile: Path, no_bundled) -> None:

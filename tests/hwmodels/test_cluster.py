@@ -202,10 +202,11 @@ def test_catalog_device_by_name() -> None:
 
 
 def test_device_scale_up_bandwidth_wins_over_the_shared_link_figure() -> None:
-    # An MI250X GCD (100 GB/s) shares the 'infinity-fabric' entry written for MI300X (448).
+    # An MI250X GCD (350 GB/s over its 7 xGMI links) shares the 'infinity-fabric' entry
+    # written for MI300X (448).
     c = build_cluster("mi250x", 8)
     assert c.intra_node.name == "infinity-fabric"
-    assert c.intra_node.bandwidth_Bps == c.device.scale_up_bw_Bps == 100e9
+    assert c.intra_node.bandwidth_Bps == c.device.scale_up_bw_Bps == 350e9
 
 
 def test_unknown_device_and_bad_node_multiple() -> None:
