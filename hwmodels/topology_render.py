@@ -257,7 +257,7 @@ def group_lines(cluster: ClusterSpec) -> list[str]:
              "-" if g.intra_bw_Bps is None else f"{g.intra_bw_Bps / 1e9:.4g}", str(g.hops), "-" if g.inter_bw_Bps is None else f"{g.inter_bw_Bps / 1e9:.4g}")
             for g in rows]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    fmt = "  ".join("{:<%d}" % w for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return [fmt.format(*head).rstrip(), *(fmt.format(*r).rstrip() for r in body)]
 
 
