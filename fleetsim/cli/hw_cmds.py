@@ -49,9 +49,10 @@ def cluster_from_flags(device: str, *, num_devices: int | None = None,
     shape = parse_shape(slice_shape) if slice_shape is not None else None
     for key, value in (("--num-devices", num_devices), ("--devices-per-node", devices_per_node)):
         if value is not None and value < 1:
-            raise ConfigError(f"must be >= 1, got {value}", key=key)
+            raise ConfigError(f"must be >= 1, got {value}", key=key, allowed="an integer >= 1")
     if nics_per_node is not None and nics_per_node < 0:
-        raise ConfigError(f"must be >= 0, got {nics_per_node}", key="--nics-per-node")
+        raise ConfigError(f"must be >= 0, got {nics_per_node}", key="--nics-per-node",
+                          allowed="an integer >= 0 (0: one NIC per device)")
     dpn = devices_per_node
     if dpn is None and shape is not None:
         dpn = 1
@@ -103,7 +104,8 @@ def show_cluster(device: str | None, *, scenario: str | None, num_devices: int |
                               f"(got '{extra}')", key="--scenario",
                               allowed="--scenario FILE alone")
         if not Path(scenario).exists():
-            raise ConfigError("no such file", file=scenario, key="--scenario")
+            raise ConfigError("no such file", file=scenario, key="--scenario",
+                              allowed="a training or serving scenario YAML file")
         kind, cluster = cluster_from_scenario(scenario)
         return {"file": scenario, "kind": kind}, cluster
     if device is None:
