@@ -20,6 +20,9 @@ from hwmodels.topology import ScaleUpKind, ScaleUpTopology
 MAX_GRID_AXIS = 16  # a 16x16 grid of 3-digit ids fits 80 columns; larger: per-axis summary
 MAX_MATRIX = 16  # adjacency tables for nodes up to this many devices
 WRAP_MARK = "~"
+# the one-rank-per-node group is taken over at most this many nodes (group_info is O(ranks);
+# past a few leaves of nodes the per-rank figures no longer change)
+MAX_GROUP_NODES = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,8 +86,11 @@ def typical_groups(cluster: ClusterSpec) -> list[tuple[str, tuple[int, ...]]]:
     if dpn > 1:
         out.append((f"whole {noun} ({dpn})", tuple(range(dpn))))
     if cluster.num_nodes > 1:
-        out.append((f"one rank per {noun} ({cluster.num_nodes})",
-                    tuple(range(0, cluster.num_devices, cluster.devices_per_node))))
+        nodes = min(cluster.num_nodes, MAX_GROUP_NODES)
+        count = f"{nodes}" if nodes == cluster.num_nodes else f"first {nodes} of " \
+            f"{cluster.num_nodes}"
+        out.append((f"one rank per {noun} ({count})",
+                    tuple(range(0, nodes * cluster.devices_per_node, cluster.devices_per_node))))
     seen: set[tuple[int, ...]] = set()
     unique = []
     for name, ranks in out:

@@ -189,3 +189,12 @@ def test_tpu_cluster_speaks_of_slices() -> None:
     text = "\n".join(render_cluster(build_cluster("tpu-v5e", 512, devices_per_node=256)))
     assert "2 slices of 256" in text and "per slice" in text
     assert math.isfinite(topology_facts(build_cluster("tpu-v5e", 8))["groups"][0]["hops"])
+
+
+def test_huge_cluster_group_is_capped_not_enumerated() -> None:
+    from hwmodels.topology_render import MAX_GROUP_NODES
+
+    c = build_cluster("h100-sxm", 8 * 10**9)
+    name, ranks = typical_groups(c)[-1]
+    assert len(ranks) == MAX_GROUP_NODES and name.startswith("one rank per node (first")
+    assert group_rows(c)[-1].inter_bw_Bps == c.inter_node.bandwidth_Bps
