@@ -326,7 +326,9 @@ def build_topology(fabric: ScaleUpFabric, size: int, bandwidth_Bps: float,
             dims = tuple(shape)
             if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
                 raise ConfigError(f"expected positive integers, got {list(shape)}",
-                                  key="cluster.slice_shape")
+                                  key="cluster.slice_shape",
+                                  allowed=f"{len(fabric.max_dims)} positive integers whose "
+                                          f"product is {size}")
             if len(dims) != len(fabric.max_dims):
                 raise ConfigError(
                     f"torus shape {'x'.join(map(str, dims))} has {len(dims)} axes, the pod "
