@@ -10,10 +10,12 @@ uses (hwmodels.cluster.group_info), so what is drawn is what is simulated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hwmodels.cluster import describe_fabric, group_info
+from hwmodels.parallel import ParallelConfig
 from hwmodels.specs import ClusterSpec, DeviceKind, LinkKind
 from hwmodels.topology import ScaleUpKind, ScaleUpTopology
 
@@ -100,11 +102,34 @@ def typical_groups(cluster: ClusterSpec) -> list[tuple[str, tuple[int, ...]]]:
     return unique
 
 
-def group_rows(cluster: ClusterSpec) -> list[GroupRow]:
-    """group_info (concurrent, as training asks) for each typical group."""
+def plan_groups(parallel: ParallelConfig) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, ranks) of the process groups a training plan's first stage uses (Megatron rank
+    order, hwmodels.training.placement): TP, CP, DP, DP x CP, EP and the pipeline link."""
+    from hwmodels.training.placement import stage_groups
+
+    g = stage_groups(parallel, 0)
+    out = [(f"plan TP ({parallel.tp})", g.tp_group), (f"plan CP ({parallel.cp})", g.cp_group),
+           (f"plan DP ({parallel.dp})", g.dp_group),
+           (f"plan DP x CP ({parallel.dp * parallel.cp})", g.dp_cp_group),
+           (f"plan EP ({parallel.ep})", g.ep_group)]
+    if g.next_rank is not None:
+        out.append(("plan PP link (stage 0 -> 1)", (g.rank, g.next_rank)))
+    seen: set[tuple[int, ...]] = set()
+    unique = []
+    for name, ranks in out:
+        ranks = tuple(sorted(ranks))
+        if len(ranks) > 1 and ranks not in seen:
+            seen.add(ranks)
+            unique.append((name, ranks))
+    return unique
+
+
+def group_rows(cluster: ClusterSpec,
+               groups: Sequence[tuple[str, tuple[int, ...]]] | None = None) -> list[GroupRow]:
+    """group_info (concurrent, as training asks) for each group (default: typical_groups)."""
     rows = []
     lat = cluster.intra_node.latency_s
-    for name, ranks in typical_groups(cluster):
+    for name, ranks in (typical_groups(cluster) if groups is None else groups):
         info = group_info(cluster, ranks, concurrent=True)
         local = info.ranks_per_node > 1
         rows.append(GroupRow(
@@ -228,8 +253,10 @@ def scale_out_facts(cluster: ClusterSpec) -> dict[str, Any]:
     }
 
 
-def topology_facts(cluster: ClusterSpec) -> dict[str, Any]:
-    """Everything render_cluster draws, machine-readable (the `hw show --json` payload)."""
+def topology_facts(cluster: ClusterSpec,
+                   extra_groups: Sequence[tuple[str, tuple[int, ...]]] = ()) -> dict[str, Any]:
+    """Everything render_cluster draws, machine-readable (the `hw show --json` payload);
+    `extra_groups` (a scenario's plan_groups) come under "plan_groups"."""
     topo = cluster.scale_up
     intra = cluster.intra_node
     if topo is None:
@@ -250,14 +277,17 @@ def topology_facts(cluster: ClusterSpec) -> dict[str, Any]:
         "num_devices": cluster.num_devices, "scale_up": scale_up,
         "scale_up_latency_us": intra.latency_s * 1e6, "scale_up_efficiency": intra.efficiency,
         "groups": [g.as_dict() for g in group_rows(cluster)],
+        **({"plan_groups": [g.as_dict() for g in group_rows(cluster, extra_groups)]}
+           if extra_groups else {}),
         "scale_out": scale_out_facts(cluster),
         "fabric": describe_fabric(cluster),
     }
 
 
-def group_lines(cluster: ClusterSpec) -> list[str]:
-    """A fixed-width table of the typical groups' per-rank bandwidths."""
-    rows = group_rows(cluster)
+def group_lines(cluster: ClusterSpec,
+                groups: Sequence[tuple[str, tuple[int, ...]]] | None = None) -> list[str]:
+    """A fixed-width table of the groups' per-rank bandwidths (default: typical_groups)."""
+    rows = group_rows(cluster, groups)
     head = ("group", "ranks", "nodes", "scale-up GB/s", "hops", "NIC GB/s")
     body = [(g.name, _ranks_text(g.ranks), str(g.num_nodes),
              "-" if g.intra_bw_Bps is None else f"{g.intra_bw_Bps / 1e9:.4g}", str(g.hops), "-" if g.inter_bw_Bps is None else f"{g.inter_bw_Bps / 1e9:.4g}")
@@ -267,8 +297,10 @@ def group_lines(cluster: ClusterSpec) -> list[str]:
     return [fmt.format(*head).rstrip(), *(fmt.format(*r).rstrip() for r in body)]
 
 
-def render_cluster(cluster: ClusterSpec) -> list[str]:
-    """The cluster's topology as text lines: scale-up, typical groups, scale-out, fabric."""
+def render_cluster(cluster: ClusterSpec,
+                   extra_groups: Sequence[tuple[str, tuple[int, ...]]] = ()) -> list[str]:
+    """The cluster's topology as text lines: scale-up, typical groups (then `extra_groups`,
+    a scenario's plan_groups), scale-out, fabric."""
     noun = unit_noun(cluster)
     so = scale_out_facts(cluster)
     lines = [f"{cluster.num_devices} x {cluster.device.name} ({cluster.device.vendor}), "
@@ -281,6 +313,9 @@ def render_cluster(cluster: ClusterSpec) -> list[str]:
     lines += ["", "per-rank bandwidth of typical groups (group_info, concurrent SPMD groups; "
                   "before link efficiency):"]
     lines.extend("  " + ln for ln in group_lines(cluster))
+    if extra_groups:
+        lines += ["", "the scenario's process groups (first pipeline stage):"]
+        lines.extend("  " + ln for ln in group_lines(cluster, extra_groups))
     host = "" if so["host_link"] is None else \
         f", behind {so['host_link']} {so['host_link_gbps']:g} GB/s"
     lines += ["", "scale-out:",
@@ -298,6 +333,7 @@ def grid_cells(lines: list[str]) -> int:
     return sum(len([t for t in ln.replace("-", " ").split() if t.isdigit()]) for ln in lines)
 
 
-__all__ = ["GroupRow", "adjacency_table", "grid_cells", "group_rows", "render_cluster",
+__all__ = ["GroupRow", "adjacency_table", "grid_cells", "group_rows", "plan_groups",
+           "render_cluster",
            "scale_up_lines", "topology_facts", "torus_axes", "torus_grid", "typical_groups",
            "unit_noun", "MAX_GRID_AXIS"]

@@ -148,7 +148,8 @@ def hw_show(
                                   intra_node=intra_node, inter_node=inter_node,
                                   nics_per_node=nics_per_node)
     info = device_summary(cluster.device.name)
-    facts = topology_facts(cluster)
+    groups = where.pop("groups", []) if where else []
+    facts = topology_facts(cluster, groups)
     if json_out:
         emit_json({**info, **({"scenario": where} if where else {}), "topology": facts})
         return
@@ -161,7 +162,7 @@ def hw_show(
                   f"{info['memory_gib']:g} GiB at {info['memory_bw_gbps']:g} GB/s, scale-up "
                   f"{info['scale_up_link']} {info['scale_up_bw_gbps']:g} GB/s "
                   f"[{info['source']}]", highlight=False, soft_wrap=True, markup=False)
-    print_lines(render_cluster(cluster))
+    print_lines(render_cluster(cluster, groups))
 
 
 @models_app.command("list")

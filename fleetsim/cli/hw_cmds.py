@@ -76,16 +76,20 @@ def scenario_kind(raw: dict[str, Any]) -> str:
     return "serving" if ("serving" in raw or "workload" in raw) else "training"
 
 
-def cluster_from_scenario(path: str) -> tuple[str, ClusterSpec]:
-    """(kind, the ClusterSpec) a training or serving scenario simulates on."""
+def cluster_from_scenario(path: str) -> tuple[str, ClusterSpec, list[tuple[str, tuple[int, ...]]]]:
+    """(kind, the ClusterSpec a training or serving scenario simulates on, the process groups
+    of a training scenario's plan (hwmodels.topology_render.plan_groups; [] for serving))."""
     raw = load_scenario_file(path)
     if scenario_kind(raw) == "serving":
         from simulator.serving.scenario import scenario_cluster
 
-        return "serving", scenario_cluster(raw, file=str(path))
+        return "serving", scenario_cluster(raw, file=str(path)), []
+    from hwmodels.topology_render import plan_groups
     from simulator.training import load_training_scenario
 
-    return "training", load_training_scenario(raw, file=str(path)).cluster
+    sc = load_training_scenario(raw, file=str(path))
+    groups = [] if sc.pools else plan_groups(sc.parallel)
+    return "training", sc.cluster, groups
 
 
 def show_cluster(device: str | None, *, scenario: str | None, num_devices: int | None,
@@ -106,8 +110,8 @@ def show_cluster(device: str | None, *, scenario: str | None, num_devices: int |
         if not Path(scenario).exists():
             raise ConfigError("no such file", file=scenario, key="--scenario",
                               allowed="a training or serving scenario YAML file")
-        kind, cluster = cluster_from_scenario(scenario)
-        return {"file": scenario, "kind": kind}, cluster
+        kind, cluster, groups = cluster_from_scenario(scenario)
+        return {"file": scenario, "kind": kind, "groups": groups}, cluster
     if device is None:
         raise ConfigError("missing device name", key="NAME",
                           allowed="a catalog device or link (fleetsim hw list), or "

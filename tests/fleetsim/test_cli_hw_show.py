@@ -91,6 +91,9 @@ def test_training_scenario(cli_json, tmp_path: Path) -> None:
     assert d["scenario"]["kind"] == "training"
     assert d["topology"]["num_devices"] == 512
     assert d["topology"]["scale_up"]["dims"] == [16, 16]
+    (dp,) = d["topology"]["plan_groups"]  # FSDP over both slices: the DCN NIC bounds it
+    assert dp["name"] == "plan DP (512)" and dp["num_nodes"] == 2
+    assert dp["nic_gbps"] == pytest.approx(d["topology"]["scale_out"]["link_gbps"])
 
 
 def test_serving_scenario_carries_slice_shape(cli_json, tmp_path: Path) -> None:

@@ -198,3 +198,19 @@ def test_huge_cluster_group_is_capped_not_enumerated() -> None:
     name, ranks = typical_groups(c)[-1]
     assert len(ranks) == MAX_GROUP_NODES and name.startswith("one rank per node (first")
     assert group_rows(c)[-1].inter_bw_Bps == c.inter_node.bandwidth_Bps
+
+
+def test_plan_groups_are_the_placement_groups() -> None:
+    from hwmodels.parallel import ParallelConfig
+    from hwmodels.topology_render import plan_groups
+
+    groups = dict(plan_groups(ParallelConfig(tp=8, pp=2, dp=4)))
+    assert groups["plan TP (8)"] == tuple(range(8))
+    assert groups["plan DP (4)"] == (0, 8, 16, 24)
+    assert groups["plan PP link (stage 0 -> 1)"] == (0, 32)
+    assert "plan CP (1)" not in groups  # one-rank groups are left out
+    c = build_cluster("tpu-v5e", 64)
+    text = "\n".join(render_cluster(c, plan_groups(ParallelConfig(tp=8, pp=2, dp=4))))
+    assert "the scenario's process groups" in text and "plan PP link" in text
+    facts = topology_facts(c, plan_groups(ParallelConfig(tp=8, pp=2, dp=4)))
+    assert [g["name"] for g in facts["plan_groups"]][0] == "plan TP (8)"
