@@ -151,7 +151,8 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
     The device's own link (by default, or named) is taken at the device's own bandwidth: the
     catalog link is shared by devices of one family (an MI250X GCD has less Infinity Fabric
     than an MI300X). A host link makes the node a PCIe switch. Any other scale-up link is one
-    the device does not have: ConfigError.
+    the device does not have: ConfigError. A scale-out link (devices talking through their
+    NICs, as a KV transfer between pools does) is a switch as well.
     """
     own = _resolve_link(dev.scale_up_link, "cluster.intra_node")
     if intra_node is None or (not isinstance(intra_node, LinkSpec)
@@ -162,17 +163,17 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
     else:
         intra = _resolve_link(intra_node, "cluster.intra_node")
         allowed = {own.name, *(n.lower() for n in dev.alt_scale_up_links)}
-        if not isinstance(intra_node, LinkSpec) and intra.kind is not LinkKind.HOST \
+        if not isinstance(intra_node, LinkSpec) and intra.kind is LinkKind.SCALE_UP \
                 and intra.name not in allowed:
             from hwmodels.catalog import list_links, load_link
 
-            hosts = [n for n in list_links() if load_link(n).kind is LinkKind.HOST]
+            others = [n for n in list_links() if load_link(n).kind is not LinkKind.SCALE_UP]
             raise ConfigError(
                 f"{dev.name} has no {intra.name} link (its scale-up link is {own.name})",
-                key="cluster.intra_node", allowed=sorted(allowed) + hosts)
+                key="cluster.intra_node", allowed=sorted(allowed) + others)
     dpn = devices_per_node if devices_per_node is not None else dev.devices_per_node
     fabric = dev.scale_up_fabric
-    if intra.kind is LinkKind.HOST or intra.name != own.name or fabric.kind is ScaleUpKind.SWITCH:
+    if intra.name != own.name or fabric.kind is ScaleUpKind.SWITCH:
         if slice_shape is not None:
             raise ConfigError(f"slice_shape applies to torus fabrics; {dev.name} over "
                               f"{intra.name} is a switch", key="cluster.slice_shape",
