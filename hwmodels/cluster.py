@@ -181,6 +181,12 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
         return intra, None
     if not isinstance(dpn, int) or isinstance(dpn, bool) or dpn < 1:
         return intra, None  # ClusterSpec reports the bad devices_per_node
+    if fabric.kind is ScaleUpKind.MESH and dpn > dev.devices_per_node:
+        # a full mesh has a link per peer: the catalog's node is as many devices as it wires
+        raise ConfigError(
+            f"{dev.name}'s {intra.name} mesh links {dev.devices_per_node} devices; a node of "
+            f"{dpn} has no links between its meshes", key="cluster.devices_per_node",
+            allowed=f"1..{dev.devices_per_node} (or a host link as intra_node)")
     return intra, build_topology(fabric, dpn, intra.bandwidth_Bps, slice_shape)
 
 

@@ -233,9 +233,21 @@ def scale_up_lines(cluster: ClusterSpec) -> list[str]:
         lines.append(f"{what}, GB/s per direction ('.' no direct link):")
         lines.extend("  " + ln for ln in adjacency_table(topo))
     else:
-        degree = [len(p) for p in topo.neighbours().values()]
+        degree = _degrees(topo)
         lines.append(f"{topo.size} devices, {min(degree)}-{max(degree)} links each")
     return lines
+
+
+def _degrees(topo: ScaleUpTopology) -> list[int]:
+    """Links per device of a mesh or link graph, without building the adjacency (a mesh of
+    n devices has n(n-1)/2 links)."""
+    if topo.kind is ScaleUpKind.MESH:
+        return [topo.size - 1] * topo.size
+    degree = [0] * topo.size
+    for a, b, _ in topo.edges:
+        degree[a] += 1
+        degree[b] += 1
+    return degree
 
 
 def scale_out_facts(cluster: ClusterSpec) -> dict[str, Any]:
@@ -269,9 +281,14 @@ def topology_facts(cluster: ClusterSpec,
                     "link_gbps": topo.link_bw_Bps / 1e9, "describe": topo.describe()}
         if topo.kind is ScaleUpKind.TORUS:
             scale_up.update(dims=list(topo.dims), wrap=list(topo.wrap))
+        if topo.kind is ScaleUpKind.GRAPH:
+            scale_up["links"] = [[a, b, bw / 1e9] for a, b, bw in topo.edges]
+        elif topo.kind is ScaleUpKind.MESH and topo.size <= MAX_MATRIX:
+            scale_up["links"] = [[a, b, topo.link_bw_Bps / 1e9] for a in range(topo.size)
+                                 for b in range(a + 1, topo.size)]
         if topo.kind in (ScaleUpKind.MESH, ScaleUpKind.GRAPH):
-            scale_up["links"] = [[a, b, bw / 1e9] for a, peers in topo.neighbours().items()
-                                 for b, bw in sorted(peers.items()) if a < b]
+            scale_up["links_per_device"] = _degrees(topo) if topo.kind is ScaleUpKind.GRAPH \
+                else topo.size - 1
     return {
         "device": cluster.device.name, "vendor": cluster.device.vendor,
         "num_devices": cluster.num_devices, "scale_up": scale_up,

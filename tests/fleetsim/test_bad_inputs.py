@@ -775,6 +775,12 @@ train_case("topo-train-shape-on-switch",
 train_case("topo-train-shape-on-host-link",
            _train(cluster={**V5E_POD, "intra_node": "pcie4"}, parallelism=V5E_PAR),
            says=(T, "key 'cluster.slice_shape'", ALLOWED))
+train_case("topo-train-mesh-node-too-big",
+           _train(cluster={"device": "ascend-910b", "num_devices": 32, "devices_per_node": 16}),
+           says=(T, "key 'cluster.devices_per_node'", ALLOWED, "1..8"))
+train_case("topo-train-mesh-node-too-big-on-pcie",  # a PCIe switch may hold any number
+           _train(cluster={"device": "mi300x", "num_devices": 16, "devices_per_node": 16,
+                           "intra_node": "pcie5"}), expect=(0, 3))
 train_case("topo-train-intra-nvlink4-on-mi300x",
            _train(cluster={"device": "mi300x", "num_devices": 8, "intra_node": "nvlink4"}),
            says=(T, "key 'cluster.intra_node'", "nvlink4", ALLOWED, "infinity-fabric"))
@@ -822,6 +828,8 @@ case("hw-show-shape-zero", *HWS, "tpu-v5e", "--slice-shape", "0x16",
      says=("key '--slice-shape'", ALLOWED))
 case("hw-show-shape-on-mesh", *HWS, "mi300x", "--slice-shape", "2x4",
      says=("key '--slice-shape'", ALLOWED))
+case("hw-show-mesh-node-too-big", *HWS, "mi300x", "--devices-per-node", "16",
+     says=("key '--devices-per-node'", ALLOWED, "1..8"))
 case("hw-show-intra-foreign", *HWS, "mi300x", "--intra-node", "nvlink4",
      says=("key '--intra-node'", "nvlink4", ALLOWED, "infinity-fabric"))
 case("hw-show-inter-foreign", *HWS, "tpu-v5e", "--num-devices", "512", "--inter-node",

@@ -124,6 +124,7 @@ def test_serving_scenario_bad_slice_shape_exits_2(cli, tmp_path: Path) -> None:
     (("mi300x", "--inter-node", "warp-drive"), ("--inter-node", "warp-drive")),
     (("nvlink4", "--num-devices", "8"), ("NAME", "nvlink4")),
     (("tpu-v5e", "--num-devices", "0"), ("--num-devices",)),
+    (("ascend-910b", "--devices-per-node", "4096"), ("--devices-per-node", "hccs", "1..8")),
     (("tpu-v5e", "--nics-per-node", "-1"), ("--nics-per-node",)),
 ])
 def test_bad_cluster_flags(cli, args: tuple[str, ...], needles: tuple[str, ...]) -> None:
