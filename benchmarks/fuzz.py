@@ -1,5 +1,7 @@
 """Fuzz benchmark: N fuzzed `fleetsim simulate` runs (valid + invalid mix, training, long-run,
-serving) and CLI-option runs, in-process, on a pool of worker processes with a per-run timeout.
+serving, and scale-up topologies: TPU slices with slice_shape, xGMI/HCCS meshes, intra_node /
+inter_node variety and their bad mutations) and CLI-option runs (hw show with cluster flags
+among them), in-process, on a pool of worker processes with a per-run timeout.
 
 Run: python benchmarks/fuzz.py --n 10000 --out /tmp/fuzz [--seed 0] [--workers 2] [--timeout-s 20]
 Prints counts: runs, ok, tracebacks (any exception other than ConfigError/InfeasibleError

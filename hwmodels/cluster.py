@@ -106,6 +106,7 @@ def build_cluster(
     host_pcie = _resolve_link(dev.host_link, f"{dev.name}.host_link")
     inter = _resolve_link(default_nic(dev, host_pcie) if inter_node is None else inter_node,
                           "cluster.inter_node")
+    _check_inter(dev, inter_node, inter)
     cluster = ClusterSpec(
         device=dev,
         num_devices=num_devices,
@@ -123,6 +124,23 @@ def build_cluster(
     )
     check_host_link(cluster)
     return cluster
+
+
+def _check_inter(dev: DeviceSpec, inter_node: str | LinkSpec | None, inter: LinkSpec) -> None:
+    """A scale-up link named as inter_node must be one the device has (its own or an alt: a
+    scale-up domain spanning nodes); another device's (nvlink4 on an MI300X, ici on an H100)
+    is refused, as intra_node is."""
+    if inter_node is None or isinstance(inter_node, LinkSpec) or inter.kind is not LinkKind.SCALE_UP:
+        return
+    own = {dev.scale_up_link.lower(), *(n.lower() for n in dev.alt_scale_up_links)}
+    if inter.name in own:
+        return
+    from hwmodels.catalog import list_links, load_link
+
+    raise ConfigError(
+        f"{inter.name} is a scale-up link {dev.name} does not have; inter_node is the link "
+        f"between nodes", key="cluster.inter_node",
+        allowed=[n for n in list_links() if load_link(n).kind is LinkKind.SCALE_OUT])
 
 
 def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: int,
@@ -158,10 +176,17 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
     if intra.name != own.name or fabric.kind is ScaleUpKind.SWITCH:
         if slice_shape is not None:
             raise ConfigError(f"slice_shape applies to torus fabrics; {dev.name} over "
-                              f"{intra.name} is a switch", key="cluster.slice_shape")
+                              f"{intra.name} is a switch", key="cluster.slice_shape",
+                              allowed="no slice_shape (only a torus scale-up fabric takes one)")
         return intra, None
     if not isinstance(dpn, int) or isinstance(dpn, bool) or dpn < 1:
         return intra, None  # ClusterSpec reports the bad devices_per_node
+    if fabric.kind is ScaleUpKind.MESH and dpn > dev.devices_per_node:
+        # a full mesh has a link per peer: the catalog's node is as many devices as it wires
+        raise ConfigError(
+            f"{dev.name}'s {intra.name} mesh links {dev.devices_per_node} devices; a node of "
+            f"{dpn} has no links between its meshes", key="cluster.devices_per_node",
+            allowed=f"1..{dev.devices_per_node} (or a host link as intra_node)")
     return intra, build_topology(fabric, dpn, intra.bandwidth_Bps, slice_shape)
 
 

@@ -89,8 +89,8 @@ def _check_edges(edges: Sequence[tuple[int, int, float]], size: int, key: str) -
     seen: set[tuple[int, int]] = set()
     for a, b, bw in edges:
         if not (0 <= a < size and 0 <= b < size) or a == b:
-            raise ConfigError(f"edge [{a}, {b}] must join two distinct devices in 0..{size - 1}",
-                              key=key)
+            raise ConfigError(f"edge [{a}, {b}] must join two distinct devices", key=key,
+                              allowed=f"device indices 0..{size - 1}, a != b")
         if not bw > 0:
             raise ConfigError(f"edge [{a}, {b}] needs bandwidth > 0, got {bw!r}", key=key)
         pair = (min(a, b), max(a, b))
@@ -336,7 +336,8 @@ def build_topology(fabric: ScaleUpFabric, size: int, bandwidth_Bps: float,
     device's aggregate scale-up figure, used by a switch; `shape` a torus slice's dims)."""
     if shape is not None and fabric.kind is not ScaleUpKind.TORUS:
         raise ConfigError(f"slice_shape applies to torus fabrics; this device's scale-up "
-                          f"fabric is a {fabric.kind}", key="cluster.slice_shape")
+                          f"fabric is a {fabric.kind}", key="cluster.slice_shape",
+                          allowed="no slice_shape (only a torus scale-up fabric takes one)")
     if fabric.kind is ScaleUpKind.SWITCH:
         return ScaleUpTopology(kind=ScaleUpKind.SWITCH, size=size, link_bw_Bps=bandwidth_Bps)
     if fabric.kind is ScaleUpKind.MESH:
@@ -348,7 +349,9 @@ def build_topology(fabric: ScaleUpFabric, size: int, bandwidth_Bps: float,
             dims = tuple(shape)
             if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
                 raise ConfigError(f"expected positive integers, got {list(shape)}",
-                                  key="cluster.slice_shape")
+                                  key="cluster.slice_shape",
+                                  allowed=f"{len(fabric.max_dims)} positive integers whose "
+                                          f"product is {size}")
             if len(dims) != len(fabric.max_dims):
                 raise ConfigError(
                     f"torus shape {'x'.join(map(str, dims))} has {len(dims)} axes, the pod "

@@ -6,6 +6,7 @@ import typer
 
 from fleetsim.cli.common import console, emit_json, new_table
 from hwmodels import catalog, flops
+from hwmodels.errors import ConfigError
 from hwmodels.memory import kv_bytes_per_token
 from hwmodels.units import GiB
 
@@ -81,21 +82,87 @@ def hw_list(json_out: bool = typer.Option(False, "--json", help="Print one JSON 
 
 
 @hw_app.command("show")
-def hw_show(name: str, json_out: bool = typer.Option(False, "--json")) -> None:
-    """Show one device (or link) with its sources.
+def hw_show(
+    name: str = typer.Argument(None, help="Catalog device or link (omit with --scenario)."),
+    scenario: str = typer.Option(None, "--scenario",
+                                 help="Training or serving scenario: draw its cluster."),
+    num_devices: int = typer.Option(None, "--num-devices",
+                                    help="Devices in the cluster (default: one node)."),
+    devices_per_node: int = typer.Option(None, "--devices-per-node",
+                                         help="Devices per node (TPU: chips per slice)."),
+    slice_shape: str = typer.Option(None, "--slice-shape",
+                                    help="Torus slice shape, e.g. 16x16 or 4x4x8 (TPU)."),
+    intra_node: str = typer.Option(None, "--intra-node", help="Scale-up link (default: the "
+                                   "device's own)."),
+    inter_node: str = typer.Option(None, "--inter-node", help="Scale-out link (DCN/IB/RoCE; "
+                                   "default: the device's NIC)."),
+    nics_per_node: int = typer.Option(None, "--nics-per-node",
+                                      help="NICs per node (default: one per device)."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show one device (or link) with its sources, and a cluster's topology: the scale-up
+    fabric drawn (torus grid, mesh/link-graph table, switch), per-group bandwidths, the
+    scale-out side.
 
-    Example:
+    Examples:
 
         fleetsim hw show h100-sxm
+
+        fleetsim hw show tpu-v5e --num-devices 512 --devices-per-node 256 --slice-shape 16x16
+
+        fleetsim hw show --scenario simulator/scenarios/llama3-70b-h100.yaml
     """
-    info = link_summary(name) if name.lower() in catalog.list_links() else device_summary(name)
-    if json_out:
-        emit_json(info)
+    from fleetsim.cli.hw_cmds import cluster_from_flags, print_lines, show_cluster
+    from hwmodels.topology_render import render_cluster, topology_facts
+
+    options = (num_devices, devices_per_node, slice_shape, intra_node, inter_node,
+               nics_per_node)
+    if scenario is None and all(v is None for v in options):
+        if name is None:
+            raise ConfigError("missing device name", key="NAME",
+                              allowed="a catalog device or link (fleetsim hw list), or "
+                                      "--scenario FILE")
+        if name.lower() in catalog.list_links():
+            info = link_summary(name)
+            cluster = None
+        else:
+            info = device_summary(name)
+            cluster = cluster_from_flags(name)  # one node of the catalog's size
+        if json_out:
+            emit_json(info if cluster is None else {**info, "topology": topology_facts(cluster)})
+            return
+        t = new_table(info["name"], show_header=False)
+        for k, v in info.items():
+            t.add_row(k, str(v))
+        console.print(t)
+        if cluster is not None:
+            console.print(f"one node as catalogued ({cluster.devices_per_node} devices; "
+                          "--num-devices and friends draw others):", highlight=False)
+            print_lines(render_cluster(cluster))
         return
-    t = new_table(info["name"], show_header=False)
-    for k, v in info.items():
-        t.add_row(k, str(v))
-    console.print(t)
+    if name is not None and name.lower() in catalog.list_links():
+        raise ConfigError(f"'{name}' is a link; cluster options need a device", key="NAME",
+                          allowed="a catalog device (fleetsim hw list)")
+    where, cluster = show_cluster(name, scenario=scenario, num_devices=num_devices,
+                                  devices_per_node=devices_per_node, slice_shape=slice_shape,
+                                  intra_node=intra_node, inter_node=inter_node,
+                                  nics_per_node=nics_per_node)
+    info = device_summary(cluster.device.name)
+    groups = where.pop("groups", []) if where else []
+    facts = topology_facts(cluster, groups)
+    if json_out:
+        emit_json({**info, **({"scenario": where} if where else {}), "topology": facts})
+        return
+    pk = info["peak_tflops"]
+    peak = pk.get("bf16", pk.get("fp16", 0.0))
+    if where:
+        console.print(f"{where['kind']} scenario {where['file']}", highlight=False,
+                      soft_wrap=True, markup=False)
+    console.print(f"{info['name']} ({info['vendor']} {info['kind']}): {peak:g} TFLOP/s bf16, "
+                  f"{info['memory_gib']:g} GiB at {info['memory_bw_gbps']:g} GB/s, scale-up "
+                  f"{info['scale_up_link']} {info['scale_up_bw_gbps']:g} GB/s "
+                  f"[{info['source']}]", highlight=False, soft_wrap=True, markup=False)
+    print_lines(render_cluster(cluster, groups))
 
 
 @models_app.command("list")

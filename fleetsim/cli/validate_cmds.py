@@ -17,6 +17,14 @@ import pandas as pd
 import typer
 
 from fleetsim.cli.common import console, emit_json, new_table
+from fleetsim.cli.validate_accel import (
+    TABLE_HEADS,
+    accel_report,
+    before_files,
+    published_sources,
+    read_before,
+    table_rows,
+)
 from hwmodels.errors import ConfigError
 from hwmodels.profile import CATALOG_DEFAULTS_NAME, DeviceProfile
 
@@ -202,10 +210,15 @@ def validate_cmd(
         "replaces the bundled profile of the same name."),
     no_profile: bool = typer.Option(False, "--no-profile",
                                     help="Catalog defaults only (no profile columns)."),
+    before_dir: str = typer.Option(
+        None, "--before-dir", help="Folder of accel_before_*.csv (what the base commit "
+        "predicted) for the per-accelerator table; default: the source tree's "
+        "benchmarks/data."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Predict every bundled published measurement and print the errors of the catalog
-    defaults and of each profile (bundled or --profile) side by side.
+    defaults and of each profile (bundled or --profile) side by side, then MAPE per
+    accelerator with the base commit's ("before") beside it.
 
     Example:
 
@@ -214,12 +227,38 @@ def validate_cmd(
     if suite not in SUITES:
         raise ConfigError(f"unknown suite '{suite}'", key="suite", allowed=SUITES)
     sources = choose_sources(profile or (), no_profile)
+    before = read_before(before_files(before_dir))  # bad files fail before the long run
     out = validation_report(suite, sources)
+    add_accelerators(out, before)
     if json_out:
         emit_json(out)
         return
     for suite_name, data in out.items():
         _print_suite(suite_name, data, sources)
+        print_accelerators(suite_name, data)
+
+
+def add_accelerators(out: dict[str, Any], before: pd.DataFrame) -> None:
+    """Each suite of a validation report gets "accelerators" (MAPE per accelerator, catalog
+    defaults, with the before figures) and "before_unassigned" (before rows of no suite)."""
+    accel = accel_report(out, before, published_sources())
+    for suite_name, data in out.items():
+        data["accelerators"] = accel[suite_name]
+        data["before_unassigned"] = accel["unassigned_before"]
+
+
+def print_accelerators(name: str, data: Mapping[str, Any]) -> None:
+    """The per-accelerator table of one suite (and a note on unassigned before rows)."""
+    t = new_table(f"{name.capitalize()}: MAPE per accelerator (catalog defaults; before = "
+                  "base commit, benchmarks/data/accel_before_*.csv)", TABLE_HEADS)
+    for cells in table_rows(data.get("accelerators", [])):
+        t.add_row(*cells)
+    console.print(t)
+    loose = data.get("before_unassigned") or []
+    if loose:
+        console.print(f"{len(loose)} before row(s) match no validation source: "
+                      + ", ".join(sorted({f"{r['file']}:{r['source']}" for r in loose})),
+                      highlight=False, soft_wrap=True, markup=False)
 
 
 def _err(cell: Mapping[str, Any] | None, fmt: str = "{:+.1f}") -> str:

@@ -1,7 +1,8 @@
 """Serving scenarios: the YAML mapping of ARCHITECTURE.md -> a ServingScenario (a ServingPlan
 plus its workload spec) and the workload frame; simulator.serving.simulate runs the plan.
 
-Keys: model, cluster{device, num_devices, devices_per_node, intra_node, inter_node},
+Keys: model, cluster{device, num_devices, devices_per_node, intra_node, inter_node,
+slice_shape},
 serving{engine, replicas, tp, pp, scheduler, max_batch_tokens, max_num_seqs, chunk_size,
 kv_block_size, preemption, admission, router, gpu_memory_utilization, dtype, kv_dtype, prefix_caching, max_model_len,
 horizon_s, fast_forward, replica_groups, disaggregation, routers, migration, client_timeout_s},
@@ -23,9 +24,10 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from hwmodels.catalog import load_device, load_model
+from hwmodels.cluster import build_cluster
 from hwmodels.errors import ConfigError
 from hwmodels.profile import DeviceProfile
-from hwmodels.specs import DeviceSpec
+from hwmodels.specs import ClusterSpec, DeviceSpec
 from hwmodels.units import parse_duration_s
 from simulator.profiles import NO_CHOICE, ProfileChoice
 from simulator.schema import Seconds, apply_overrides, check_keys, read_section, with_file
@@ -47,7 +49,7 @@ from traces.synth import synthesize
 P = TypeVar("P", bound=ServingPlan)
 
 __all__ = ["ServingConfig", "ServingScenario", "apply_overrides", "load_serving_scenario",
-           "load_workload", "parse_serving_section", "with_groups"]
+           "load_workload", "parse_serving_section", "scenario_cluster", "with_groups"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,10 +66,23 @@ class ClusterSection:
     # efficiency profile of `device`: a path (relative to the scenario file), a bundled
     # profile's name or 'defaults'; None: the bundled profile for the device, else defaults
     profile: str | None = None
+    # a torus slice's shape (TPU: [2, 4] for a v5e-8 host); product = the slice's chips
+    slice_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         at_least(self, "cluster", "num_devices", 1)
         at_least(self, "cluster", "devices_per_node", 1)
+
+    def cluster_spec(self, device: DeviceSpec, num_devices: int, *,
+                     file: str | None = None) -> ClusterSpec:
+        """The ClusterSpec of `num_devices` devices these keys describe (hw show; load-time
+        checks of slice_shape and the links against the device's fabric)."""
+        kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
+                                                "slice_shape") if getattr(self, f) is not None}
+        try:
+            return build_cluster(device, num_devices, **kwargs)
+        except ConfigError as err:
+            raise with_file(err, file) from None
 
 
 # keys beside `clients: N` (closed loop; traces.closed_loop), meaningless without it
@@ -241,6 +256,7 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
     serving, groups = resolve_serving(top.serving, device=device, num_devices=cl.num_devices,
                                       file=file, profile=cl.profile, profiles=profiles)
     (profiles or NO_CHOICE).check_devices([g.device for g in groups], where=file)
+    _check_node(cl, device, file)
     disagg = serving.disaggregation
     return ServingScenario(
         model=model, device=device, serving=serving, workload=top.workload,
@@ -251,6 +267,24 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
         disagg_link=None if disagg is None else disagg.link,
         disagg_same_node=disagg is not None and disagg.same_node,
         power=top.power, failures=top.failures, autoscale=top.autoscale)
+
+
+def _check_node(cl: ClusterSection, device: DeviceSpec, file: str | None) -> None:
+    """Build one node (a TPU: one slice) from the cluster keys, so a slice_shape that does not
+    fit, or a link the device does not have, is refused at load (one node: the host-link check
+    of multi-node clusters stays where the serving path builds its clusters)."""
+    per_node = cl.devices_per_node or device.devices_per_node
+    cl.cluster_spec(device, min(cl.num_devices or per_node, per_node), file=file)
+
+
+def scenario_cluster(mapping: Mapping[str, Any], *, file: str | None = None) -> ClusterSpec:
+    """The whole cluster a serving scenario describes (`fleetsim hw show --scenario`): the
+    cluster keys over cluster.num_devices, else over the devices its replica groups use."""
+    sc = load_serving_scenario(mapping, file=file)
+    cl = read_section(mapping, ServingScenarioFile, file=file).cluster
+    n = cl.num_devices or sum(g.count * g.tp * g.pp for g in sc.groups
+                              if g.device.name == sc.device.name) or 1
+    return cl.cluster_spec(sc.device, n, file=file)
 
 
 def load_workload(scenario: ServingScenario, *, trace: str | Path | None = None,

@@ -136,6 +136,9 @@ class Case:
     expect: int | tuple[int, ...] = 2
     files: dict[str, str | bytes] = field(default_factory=dict)  # "x/" makes a folder
     check: Callable[[dict[str, Any]], str | None] | None = None  # on the --json stdout
+    # the error line must contain each (placeholders as argv): file, key, allowed values
+    says: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # e.g. FLEETSIM_CATALOG={tmp}/cat
 
 
 CASES: list[Case] = []
@@ -143,22 +146,23 @@ CASES: list[Case] = []
 
 def case(id: str, *argv: str, expect: int | tuple[int, ...] = 2,
          files: dict[str, str | bytes] | None = None,
-         check: Callable[[dict[str, Any]], str | None] | None = None) -> None:
+         check: Callable[[dict[str, Any]], str | None] | None = None,
+         says: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
     assert all(c.id != id for c in CASES), id
-    CASES.append(Case(id, tuple(argv), expect, files or {}, check))
+    CASES.append(Case(id, tuple(argv), expect, files or {}, check, says, env or {}))
 
 
 def serve_case(id: str, sc: dict[str, Any], *extra: str, expect: int | tuple[int, ...] = 2,
                check: Callable[[dict[str, Any]], str | None] | None = None,
-               files: dict[str, str | bytes] | None = None) -> None:
+               files: dict[str, str | bytes] | None = None, says: tuple[str, ...] = ()) -> None:
     case(id, "simulate", "serve", "{tmp}/s.yaml", "--json", *extra, expect=expect,
-         files={"s.yaml": _y(sc), **(files or {})}, check=check)
+         files={"s.yaml": _y(sc), **(files or {})}, check=check, says=says)
 
 
 def train_case(id: str, sc: dict[str, Any], *extra: str, expect: int | tuple[int, ...] = 2,
-               files: dict[str, str | bytes] | None = None) -> None:
+               files: dict[str, str | bytes] | None = None, says: tuple[str, ...] = ()) -> None:
     case(id, "simulate", "train", "{tmp}/t.yaml", "--json", *extra, expect=expect,
-         files={"t.yaml": _y(sc), **(files or {})})
+         files={"t.yaml": _y(sc), **(files or {})}, says=says)
 
 
 FILE = {"afile": "not a folder\n"}  # {tmp}/afile/sub/... cannot be created
@@ -733,6 +737,161 @@ case("plan-spot-negative-rate", "plan", "spot", "{sc}/llama3-70b-h100-spot.yaml"
 case("plan-spot-zero-seeds", "plan", "spot", "{sc}/llama3-70b-h100-spot.yaml", "--seeds", "0")
 
 
+# --- scale-up topologies (issue 18): torus shapes, links a device does not have, user fabrics
+# Each error line must name the file (scenario cases), the key and the allowed values.
+V5E_POD = {"device": "tpu-v5e", "num_devices": 512, "devices_per_node": 256,
+           "slice_shape": [16, 16]}
+V5E_PAR = {"tp": 1, "pp": 1, "dp": "auto", "zero": 3}
+T = "{tmp}/t.yaml"
+S = "{tmp}/s.yaml"
+ALLOWED = "(allowed:"
+train_case("topo-train-v5e-two-slices", _train(cluster=V5E_POD, parallelism=V5E_PAR,
+                                               training__global_batch=512), expect=(0, 3))
+train_case("topo-train-mi300x-mesh", _train(cluster={"device": "mi300x", "num_devices": 16}),
+           expect=(0, 3))
+train_case("topo-train-ascend-four-nodes", _train(cluster={"device": "ascend-910b",
+                                                           "num_devices": 32}), expect=(0, 3))
+train_case("topo-train-shape-chip-count",
+           _train(cluster={**V5E_POD, "slice_shape": [16, 8]}, parallelism=V5E_PAR),
+           says=(T, "key 'cluster.slice_shape'", "16x8", ALLOWED, "product is 256"))
+train_case("topo-train-shape-three-axes",
+           _train(cluster={**V5E_POD, "slice_shape": [4, 4, 16]}, parallelism=V5E_PAR),
+           says=(T, "key 'cluster.slice_shape'", "3 axes", ALLOWED, "2 dims"))
+train_case("topo-train-shape-one-axis",
+           _train(cluster={**V5E_POD, "slice_shape": [256]}, parallelism=V5E_PAR),
+           says=(T, "key 'cluster.slice_shape'", ALLOWED, "2 dims"))
+train_case("topo-train-shape-exceeds-pod",
+           _train(cluster={**V5E_POD, "slice_shape": [32, 8]}, parallelism=V5E_PAR),
+           says=(T, "key 'cluster.slice_shape'", ALLOWED, "at most"))
+train_case("topo-train-shape-negative",
+           _train(cluster={**V5E_POD, "slice_shape": [16, -16]}, parallelism=V5E_PAR),
+           says=(T, "key 'cluster.slice_shape'", ALLOWED))
+train_case("topo-train-shape-on-mesh",
+           _train(cluster={"device": "mi300x", "num_devices": 8, "slice_shape": [2, 4]}),
+           says=(T, "key 'cluster.slice_shape'", "mesh", ALLOWED))
+train_case("topo-train-shape-on-switch",
+           _train(cluster={"device": "h100-sxm", "num_devices": 8, "slice_shape": [2, 4]}),
+           says=(T, "key 'cluster.slice_shape'", ALLOWED))
+train_case("topo-train-shape-on-host-link",
+           _train(cluster={**V5E_POD, "intra_node": "pcie4"}, parallelism=V5E_PAR),
+           says=(T, "key 'cluster.slice_shape'", ALLOWED))
+train_case("topo-train-mesh-node-too-big",
+           _train(cluster={"device": "ascend-910b", "num_devices": 32, "devices_per_node": 16}),
+           says=(T, "key 'cluster.devices_per_node'", ALLOWED, "1..8"))
+train_case("topo-train-mesh-node-too-big-on-pcie",  # a PCIe switch may hold any number
+           _train(cluster={"device": "mi300x", "num_devices": 16, "devices_per_node": 16,
+                           "intra_node": "pcie5"}), expect=(0, 3))
+train_case("topo-train-intra-nvlink4-on-mi300x",
+           _train(cluster={"device": "mi300x", "num_devices": 8, "intra_node": "nvlink4"}),
+           says=(T, "key 'cluster.intra_node'", "nvlink4", ALLOWED, "infinity-fabric"))
+train_case("topo-train-intra-ici-on-h100",
+           _train(cluster={"device": "h100-sxm", "num_devices": 8, "intra_node": "ici"}),
+           says=(T, "key 'cluster.intra_node'", "ici", ALLOWED, "nvlink4"))
+train_case("topo-train-inter-nvlink4-on-mi300x",
+           _train(cluster={"device": "mi300x", "num_devices": 16, "inter_node": "nvlink4"}),
+           says=(T, "key 'cluster.inter_node'", "nvlink4", ALLOWED, "ib-ndr"))
+train_case("topo-train-inter-hccs-on-tpu",
+           _train(cluster={**V5E_POD, "inter_node": "hccs"}, parallelism=V5E_PAR),
+           says=(T, "key 'cluster.inter_node'", "hccs", ALLOWED, "eth-100g"))
+train_case("topo-train-inter-unknown",
+           _train(cluster={**V5E_POD, "inter_node": "dcn-9000"}, parallelism=V5E_PAR),
+           says=(T, "key 'cluster.inter_node'", "dcn-9000", ALLOWED, "eth-100g"))
+V5E_8 = {"device": "tpu-v5e", "num_devices": 8, "slice_shape": [4, 2]}
+serve_case("topo-serve-v5e-slice", _serve(cluster=V5E_8, serving={"replicas": 1, "tp": 8}),
+           expect=0, check=_serve_counts_add_up)
+serve_case("topo-serve-shape-chip-count",
+           _serve(cluster={**V5E_8, "slice_shape": [4, 4]}, serving={"replicas": 1, "tp": 8}),
+           says=(S, "key 'cluster.slice_shape'", "4x4", ALLOWED, "product is 8"))
+serve_case("topo-serve-shape-axes",
+           _serve(cluster={**V5E_8, "slice_shape": [2, 2, 2]}, serving={"replicas": 1, "tp": 8}),
+           says=(S, "key 'cluster.slice_shape'", "3 axes", ALLOWED))
+serve_case("topo-serve-shape-on-mesh",
+           _serve(cluster={"device": "mi300x", "num_devices": 2, "slice_shape": [1, 2]}),
+           says=(S, "key 'cluster.slice_shape'", ALLOWED))
+serve_case("topo-serve-intra-nvlink4-on-mi300x",
+           _serve(cluster={"device": "mi300x", "num_devices": 2, "intra_node": "nvlink4"}),
+           says=(S, "key 'cluster.intra_node'", "nvlink4", ALLOWED, "infinity-fabric"))
+serve_case("topo-serve-inter-ici-on-ascend",
+           _serve(cluster={"device": "ascend-910b", "num_devices": 2, "inter_node": "ici"}),
+           says=(S, "key 'cluster.inter_node'", "ici", ALLOWED, "roce-200g"))
+HWS = ("hw", "show")
+case("hw-show-v5e-two-slices", *HWS, "tpu-v5e", "--num-devices", "512", "--slice-shape",
+     "16x16", "--json", expect=0)
+case("hw-show-mi250x-node", *HWS, "mi250x", "--num-devices", "8", expect=0)
+case("hw-show-shape-chip-count", *HWS, "tpu-v5e", "--devices-per-node", "256",
+     "--slice-shape", "16x8", says=("key '--slice-shape'", ALLOWED, "product is 256"))
+case("hw-show-shape-axes", *HWS, "tpu-v5e", "--slice-shape", "4x4x4",
+     says=("key '--slice-shape'", "3 axes", ALLOWED))
+case("hw-show-shape-garbage", *HWS, "tpu-v5e", "--slice-shape", "16 by 16",
+     says=("key '--slice-shape'", ALLOWED))
+case("hw-show-shape-zero", *HWS, "tpu-v5e", "--slice-shape", "0x16",
+     says=("key '--slice-shape'", ALLOWED))
+case("hw-show-shape-on-mesh", *HWS, "mi300x", "--slice-shape", "2x4",
+     says=("key '--slice-shape'", ALLOWED))
+case("hw-show-mesh-node-too-big", *HWS, "mi300x", "--devices-per-node", "16",
+     says=("key '--devices-per-node'", ALLOWED, "1..8"))
+case("hw-show-intra-foreign", *HWS, "mi300x", "--intra-node", "nvlink4",
+     says=("key '--intra-node'", "nvlink4", ALLOWED, "infinity-fabric"))
+case("hw-show-inter-foreign", *HWS, "tpu-v5e", "--num-devices", "512", "--inter-node",
+     "nvlink4", says=("key '--inter-node'", "nvlink4", ALLOWED, "eth-100g"))
+case("hw-show-inter-unknown", *HWS, "ascend-910b", "--inter-node", "tin-can",
+     says=("key '--inter-node'", "tin-can", ALLOWED))
+case("hw-show-cluster-of-a-link", *HWS, "ici", "--num-devices", "8",
+     says=("key 'NAME'", ALLOWED))
+case("hw-show-scenario-and-device", *HWS, "tpu-v5e", "--scenario", "{tmp}/t.yaml",
+     files={"t.yaml": _y(_train())}, says=("key '--scenario'", ALLOWED))
+case("hw-show-scenario-missing", *HWS, "--scenario", "{tmp}/nope.yaml",
+     says=("{tmp}/nope.yaml", "key '--scenario'", ALLOWED))
+case("hw-show-scenario-bad-shape", *HWS, "--scenario", "{tmp}/t.yaml",
+     files={"t.yaml": _y(_train(cluster={**V5E_POD, "slice_shape": [8, 8]},
+                                parallelism=V5E_PAR))},
+     says=("{tmp}/t.yaml", "key 'cluster.slice_shape'", ALLOWED, "product is 256"))
+case("hw-show-scenario-serve-bad-shape", *HWS, "--scenario", "{tmp}/s.yaml",
+     files={"s.yaml": _y(_serve(cluster={**V5E_8, "slice_shape": [8, 8]},
+                                serving={"replicas": 1, "tp": 8}))},
+     says=("{tmp}/s.yaml", "key 'cluster.slice_shape'", ALLOWED, "product is 8"))
+case("estimate-inter-node-foreign-scale-up", "estimate", "step", "--model", "llama3-8b",
+     "--device", "mi300x", "--prefill-len", "128", "--inter-node", "nvlink4",
+     says=("key '--inter-node'", "nvlink4", ALLOWED, "ib-ndr"))
+case("estimate-inter-node-ici-on-h100", *EST, "--prefill-len", "128", "--inter-node", "ici",
+     says=("key '--inter-node'", "ici", ALLOWED))
+case("plan-train-inter-node-foreign", "plan", "train", "--model", "llama3-8b", "--device",
+     "mi300x", "--num-devices", "16", "--seq-len", "2048", "--global-batch", "64",
+     "--inter-node", "nvlink4", says=("nvlink4", ALLOWED, "ib-ndr"))
+_GCD = ("  vendor: amd\n  kind: gpu\n  peak_tflops: {bf16: 191.5}\n  memory_gib: 64\n"
+        "  memory_bw_gbps: 1638\n  scale_up_link: infinity-fabric\n  scale_up_bw_gbps: 100\n"
+        "  host_link: pcie4\n  tdp_w: 280\n  idle_w: 50\n  price_usd_per_hour: 1.0\n"
+        "  gemm_efficiency: {bf16: 0.5}\n  memory_efficiency: 0.8\n"
+        "  attention_efficiency: 0.4\n  kernel_overhead_us: 5\n  devices_per_node: 4\n"
+        "  source: bad-input campaign\n")
+USER_CAT = {"FLEETSIM_CATALOG": "{tmp}/cat"}
+
+
+def _gcd_catalog(fabric: str) -> dict[str, str | bytes]:
+    return {"cat/devices.yaml": f"my-gcd:\n{_GCD}  scale_up_fabric: {fabric}\n"}
+
+
+GRAPH_OK = "{kind: graph, size: 4, edges: [[0, 1, 200], [1, 2, 50], [2, 3, 200], [3, 0, 50]]}"
+case("catalog-graph-fabric-valid", *HWS, "my-gcd", "--num-devices", "8", "--json", expect=0,
+     files=_gcd_catalog(GRAPH_OK), env=USER_CAT)
+for _cmd, _extra in ((HWS, ("my-gcd",)), (("simulate", "train"), ("{tmp}/t.yaml", "--json"))):
+    case(f"catalog-graph-edge-out-of-range-{_cmd[0]}", *_cmd, *_extra,
+         files={**_gcd_catalog("{kind: graph, size: 4, edges: [[0, 1, 200], [2, 7, 50]]}"),
+                "t.yaml": _y(_train(cluster={"device": "my-gcd", "num_devices": 8}))},
+         env=USER_CAT, says=("{tmp}/cat/devices.yaml", "key 'my-gcd.scale_up_fabric.edges'",
+                             "[2, 7]", ALLOWED, "0..3"))
+    case(f"catalog-fabric-unknown-kind-{_cmd[0]}", *_cmd, *_extra,
+         files={**_gcd_catalog("{kind: hypercube, link_gbps: 50}"),
+                "t.yaml": _y(_train(cluster={"device": "my-gcd", "num_devices": 8}))},
+         env=USER_CAT, says=("{tmp}/cat/devices.yaml", "key 'my-gcd.scale_up_fabric.kind'",
+                             "hypercube", ALLOWED, "mesh"))
+case("catalog-graph-wrong-node-size", *HWS, "my-gcd", "--devices-per-node", "8",
+     files=_gcd_catalog(GRAPH_OK), env=USER_CAT,
+     says=("key '--devices-per-node'", ALLOWED, "4"))
+case("catalog-torus-no-dims", *HWS, "my-gcd", files=_gcd_catalog("{kind: torus, link_gbps: 45}"),
+     env=USER_CAT, says=("{tmp}/cat/devices.yaml", "key 'my-gcd.scale_up_fabric.max_dims'"))
+
+
 # --------------------------------------------------------------------------------- runner
 
 @dataclass(frozen=True)
@@ -740,6 +899,30 @@ class Result:
     outcome: str  # pass | wrong_exit | bad_stderr | traceback | wrong_answer
     rc: int | None
     detail: str
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Any:
+    """os.environ with `env` set for the case (the catalog re-read), restored after."""
+    import os
+
+    from hwmodels import catalog
+
+    if not env:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    catalog.clear_cache()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        catalog.clear_cache()
 
 
 def run_case(c: Case, tmp: Path) -> Result:
@@ -756,11 +939,15 @@ def run_case(c: Case, tmp: Path) -> Result:
             path.write_bytes(content)
         else:
             path.write_text(content)
-    argv = [a.replace("{tmp}", str(tmp)).replace("{sc}", str(SCENARIOS)) for a in c.argv]
+    def fill(text: str) -> str:
+        return text.replace("{tmp}", str(tmp)).replace("{sc}", str(SCENARIOS))
+
+    argv = [fill(a) for a in c.argv]
     out, err = io.StringIO(), io.StringIO()
     rc: int | None = None
     tb = ""
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            _environment({k: fill(v) for k, v in c.env.items()}):
         try:
             rc = main(argv)
         except BaseException:  # noqa: BLE001 - an escaping exception is the finding
@@ -789,6 +976,9 @@ def run_case(c: Case, tmp: Path) -> Result:
                 or (head.endswith((".yaml", ".yml", ".json", ".csv"))
                     and lines[0].count(f"{head}: {head}:")):
             return Result("bad_stderr", rc, f"repeats itself: {lines[0][:250]!r}")
+        missing = [fill(w) for w in c.says if fill(w) not in lines[0]]
+        if missing:
+            return Result("bad_stderr", rc, f"does not name {missing}: {lines[0][:250]!r}")
     if rc == 0 and c.check is not None:
         try:
             problem = c.check(json.loads(stdout))

@@ -297,6 +297,96 @@ def serving_scenario(c: Chooser) -> dict[str, Any]:
     return sc
 
 
+# ------------------------------------------------- scale-up topologies (issue 18)
+
+# device -> (its own scale-up link, a host link it may use instead, its default NIC)
+TOPO_DEVICES = {"tpu-v5e": ("ici", "pcie4", "eth-100g"), "mi300x": ("infinity-fabric", "pcie5",
+                                                                    "ib-ndr"),
+                "ascend-910b": ("hccs", "pcie4", "roce-200g"),
+                "h100-sxm": ("nvlink4", "pcie5", "ib-ndr")}
+TORUS_POD = (16, 16)  # tpu-v5e's max_dims (hwmodels/catalog/devices.yaml)
+
+
+def _shapes_2d(n: int) -> list[list[int]]:
+    """Every 2D slice shape of n chips that fits the v5e pod."""
+    return [[a, n // a] for a in range(1, n + 1)
+            if n % a == 0 and a <= TORUS_POD[0] and n // a <= TORUS_POD[1]]
+
+
+def topology_scenario(c: Chooser) -> dict[str, Any]:
+    """A valid training or serving scenario on a torus (TPU v5e: one or two slices, a chosen
+    or default slice_shape), a mesh (MI300X, Ascend 910B) or a switch (H100), with the
+    device's own scale-up link, a host link instead, or none named; small models."""
+    device = c.choice(sorted(TOPO_DEVICES))
+    own, host, nic = TOPO_DEVICES[device]
+    cluster: dict[str, Any] = {"device": device}
+    if device == "tpu-v5e":
+        per_slice = c.choice((4, 8, 16))
+        slices = c.choice((1, 1, 2))
+        cluster["num_devices"] = per_slice * slices
+        if slices > 1 or c.boolean():
+            cluster["devices_per_node"] = per_slice
+        if c.boolean():
+            cluster["slice_shape"] = c.choice(_shapes_2d(per_slice))
+    else:
+        per_node = c.choice((4, 8)) if device != "h100-sxm" else 8
+        cluster["devices_per_node"] = per_node
+        cluster["num_devices"] = per_node * c.choice((1, 2))
+    if device == "tpu-v5e" and "slice_shape" in cluster:
+        link = c.choice((None, own))  # a host link would make the slice a switch
+    else:
+        link = c.choice((None, own, host))
+    if link is not None:
+        cluster["intra_node"] = link
+    if c.boolean():
+        cluster["inter_node"] = nic
+    n = cluster["num_devices"]
+    tp = c.choice(_divisors(min(n, cluster.get("devices_per_node", n)), (1, 2, 4)))
+    if c.boolean():  # serving
+        sc: dict[str, Any] = {
+            "name": "fuzz-topology-serve", "model": "mpt-1b", "cluster": cluster,
+            "serving": {"tp": tp, "replicas": max(1, n // tp)}, "seed": c.integer(0, 5),
+            "workload": {"synthetic": {"num_requests": c.integer(1, 12),
+                                       "arrival": _arrival(c),
+                                       "input": _lengths(c, short=True),
+                                       "output": _lengths(c, short=True)}}}
+        return sc
+    dp = n // tp
+    micro = c.choice((1, 2))
+    return {"name": "fuzz-topology-train", "model": c.choice(("mpt-1b", "gpt-1.7b")),
+            "cluster": cluster,
+            "training": {"seq_len": c.choice((512, 1024)), "global_batch": micro * dp
+                         * c.choice((1, 2)), "micro_batch": micro, "dtype": "bf16"},
+            "parallelism": {"tp": tp, "pp": 1, "dp": "auto", "zero": c.integer(0, 3)}}
+
+
+def topology_mutation(c: Chooser, sc: dict[str, Any]) -> Mutation:
+    """One certainly-bad topology change: a slice shape whose chips do not match, one with
+    the wrong number of axes, a shape on a device without a torus, a scale-up link the device
+    does not have as intra_node or inter_node, an unknown inter_node."""
+    cl = sc["cluster"]
+    device = cl["device"]
+    n = cl.get("devices_per_node", cl["num_devices"]) if device == "tpu-v5e" else 0
+    options = ["intra_foreign", "inter_foreign", "inter_unknown"]
+    options += ["shape_count", "shape_axes"] if device == "tpu-v5e" else ["shape_not_torus"]
+    how = c.choice(options)
+    if how == "shape_count":
+        a = c.choice(_shapes_2d(n))[0]
+        return Mutation(("cluster", "slice_shape"), [a, n // a + 1],
+                        f"slice_shape not {n} chips")
+    if how == "shape_axes":
+        return Mutation(("cluster", "slice_shape"), c.choice(([n], [1, 1, n], [1, n, 1, 1])),
+                        "slice_shape wrong axes")
+    if how == "shape_not_torus":
+        return Mutation(("cluster", "slice_shape"), [2, 4], f"slice_shape on {device}")
+    foreign = c.choice([TOPO_DEVICES[d][0] for d in sorted(TOPO_DEVICES) if d != device])
+    if how == "intra_foreign":
+        return Mutation(("cluster", "intra_node"), foreign, f"intra_node {foreign} on {device}")
+    if how == "inter_foreign":
+        return Mutation(("cluster", "inter_node"), foreign, f"inter_node {foreign} on {device}")
+    return Mutation(("cluster", "inter_node"), "carrier-pigeon", "unknown inter_node")
+
+
 # ------------------------------------------------------------- shipped scenarios, mutated
 
 SHIPPED = Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
@@ -510,20 +600,25 @@ class FuzzCase:
 
 
 BUILDERS = {"training": training_scenario, "longrun": longrun_scenario,
-            "serving": serving_scenario, "shipped": shipped_scenario}
+            "serving": serving_scenario, "shipped": shipped_scenario,
+            "topology": topology_scenario}
 
 
 def fuzz_case(c: Chooser, *, kind: str | None = None, valid: bool | None = None) -> FuzzCase:
     # one run in ten replays a (shrunk, mutated) shipped scenario: slower, but the real shapes
     kind = kind or c.choice(("training", "training", "longrun", "longrun", "serving",
-                             "serving", "serving", "serving", "serving", "shipped"))
+                             "serving", "serving", "serving", "serving", "shipped",
+                             "topology"))
     sc = BUILDERS[kind](c)
     if valid is None:
         valid = c.boolean()
     if valid:
         # a training plan may legitimately not fit memory: infeasible (3) is a clean answer
         return FuzzCase(kind, sc, True, expect=(0,) if "serving" in sc else (0, 3))
-    if kind == "shipped":
+    if kind == "topology" and c.boolean():
+        return FuzzCase(kind, apply_mutation(sc, m := topology_mutation(c, sc)), False,
+                        m.what, expect=(2,))
+    if kind in ("shipped", "topology"):
         kind = "serving" if "serving" in sc else ("longrun" if "run" in sc else "training")
     m = mutation(c, sc, kind)
     # a huge count may also be reported as infeasible (does not fit) instead of rejected
@@ -552,7 +647,26 @@ ODD_NAMES = ("h100-sxm", "llama3-8b", "", "nope", "../etc/passwd", "h100-sxm ", 
 def cli_argv(c: Chooser) -> list[str]:
     """argv for the commands that take no scenario file, with odd option values; the answer
     must be exit 0, 2 or 3 with the one-line stderr contract, never a traceback."""
-    which = c.choice(("estimate", "hw", "models", "synth", "stats"))
+    which = c.choice(("estimate", "hw", "models", "synth", "stats", "hw-cluster"))
+    if which == "hw-cluster":  # hw show with cluster options (issue 18 topologies)
+        argv = ["hw", "show", c.choice(("tpu-v5e", "mi300x", "ascend-910b", "h100-sxm",
+                                        "mi250x", *ODD_NAMES))]
+        if c.boolean():
+            argv += ["--num-devices", c.choice(("8", "16", "256", "512", *ODD_INTS))]
+        if c.boolean():
+            argv += ["--devices-per-node", c.choice(("4", "8", "256", *ODD_INTS))]
+        if c.boolean():
+            argv += ["--slice-shape", c.choice(("16x16", "4x2", "2x4", "8x8", "16x8", "4x4x4",
+                                                "32x8", "0x8", "x", "16", "", "abc"))]
+        if c.boolean():
+            argv += ["--intra-node", c.choice(("ici", "nvlink4", "infinity-fabric", "hccs",
+                                               "pcie4", "pcie5", "ib-ndr", "nope", ""))]
+        if c.boolean():
+            argv += ["--inter-node", c.choice(("eth-100g", "ib-ndr", "roce-200g", "nvlink4",
+                                               "ici", "pcie4", "nope", ""))]
+        if c.boolean():
+            argv += ["--nics-per-node", c.choice(("0", "1", "8", *ODD_INTS))]
+        return [*argv, "--json"]
     if which == "estimate":
         argv = ["estimate", "step", "--model", c.choice(("llama3-8b", "llama3-70b", *ODD_NAMES)),
                 "--device", c.choice(("h100-sxm", "l4", *ODD_NAMES))]
