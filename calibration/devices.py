@@ -36,7 +36,14 @@ _NAME_RULES: tuple[tuple[str, str], ...] = (
     (r"MI325X", "mi325x"),
     (r"MI300X", "mi300x"),
     (r"MI250X|MI250", "mi250x"),  # torch sees one GCD per device
-    (r"910B", "ascend-910b"),  # "Ascend910B1" ... "Ascend910B4"
+    # npu-smi names the bin ("Ascend910B1" ... "Ascend910B4"); the catalog has one entry per
+    # bin, ascend-910b being the 910B2
+    (r"910B1", "ascend-910b1"),
+    (r"910B3", "ascend-910b3"),
+    (r"910B4", "ascend-910b4"),
+    (r"910B", "ascend-910b"),
+    (r"Gaudi ?3|HL-325", "gaudi3"),
+    (r"Gaudi ?2|HL-225", "gaudi2"),
 )
 
 

@@ -211,7 +211,7 @@ _DEVICE_KEYS = {"vendor", "kind", "peak_tflops", "memory_gib", "memory_bw_gbps",
                 "scale_up_link", "scale_up_bw_gbps", "host_link", "default_inter_node", "tdp_w",
                 "idle_w", "price_usd_per_hour", "gemm_efficiency", "memory_efficiency",
                 "attention_efficiency", "kernel_overhead_us", "devices_per_node", "source",
-                "notes", "aliases", "scale_up_fabric", "alt_scale_up_links", "package"}
+                "notes", "aliases", "scale_up_fabric", "alt_scale_up_links", "nics_per_device", "package"}
 _FABRIC_KEYS = {"kind", "link_gbps", "max_dims", "wrap", "size", "edges", "source", "notes"}
 
 
@@ -284,6 +284,7 @@ def device_from_entry(name: str, entry: Mapping[str, Any], file: Path | str) -> 
             kernel_overhead_s=f.num("kernel_overhead_us", 4.0, positive=False) * 1e-6,
             devices_per_node=int(f.num("devices_per_node", 8)),
             scale_up_fabric=fabric_from_entry(name, entry.get("scale_up_fabric"), file),
+            nics_per_device=f.num("nics_per_device", 1.0),
             alt_scale_up_links=tuple(str(n).lower()
                                      for n in entry.get("alt_scale_up_links") or ()),
             source=f.text("source", ""),

@@ -74,7 +74,8 @@ def build_cluster(
 
     intra_node defaults to the device's scale-up link at the device's own scale_up_bw_Bps;
     inter_node to the device's reference NIC (DeviceSpec.default_inter_node);
-    nics_per_node=0 means one NIC per device. A scale-out NIC faster than the device's host
+    nics_per_node=0 means the device's own NIC count (DeviceSpec.nics_per_device per device,
+    one unless the catalog says otherwise). A scale-out NIC faster than the device's host
     (PCIe) link is a ConfigError on clusters of more than one node (key cluster.inter_node).
     intra_node must be the device's own scale-up link (taken at the device's own figure), one
     of its alt_scale_up_links, or a host (PCIe) link (then the node is a PCIe switch); the
@@ -99,6 +100,9 @@ def build_cluster(
             and not isinstance(num_devices, bool) and 0 < num_devices < devices_per_node:
         devices_per_node = num_devices  # a slice smaller than the pod is its own torus (node)
     intra, scale_up = _scale_up(dev, intra_node, num_devices, devices_per_node, slice_shape)
+    if nics_per_node == 0 and dev.nics_per_device != 1.0 and isinstance(devices_per_node, int):
+        # the device's reference node has other than one NIC per device (catalog)
+        nics_per_node = max(1, round(devices_per_node * dev.nics_per_device))
     if host:
         from hwmodels.hosts import load_host
 

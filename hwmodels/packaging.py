@@ -130,5 +130,6 @@ def package_view(die: DeviceSpec, pkg: PackageSpec, name: str) -> DeviceSpec:
         scale_up_bw_Bps=scale_up_Bps, tdp_w=die.tdp_w * n, idle_w=die.idle_w * n,
         price_usd_per_hour=die.price_usd_per_hour * n,
         devices_per_node=die.devices_per_node // n, scale_up_fabric=fabric,
+        nics_per_device=die.nics_per_device * n,
         source=f"derived from {die.name} ({n} dies per package, hwmodels.packaging); "
                f"{die.source}")

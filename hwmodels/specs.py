@@ -77,6 +77,10 @@ class DeviceSpec:
     devices_per_node: int = 8
     # how the scale-up links are laid out (hwmodels.topology): NVSwitch-style switch by default
     scale_up_fabric: ScaleUpFabric = SWITCH_FABRIC
+    # scale-out NICs per device on its reference node (build_cluster's default nics_per_node =
+    # devices_per_node x this): 0.25 for a TPU v5e host (2 NICs per 8 chips), 0.5 for a
+    # Frontier MI250X GCD (one Slingshot NIC per package), 3 for a Gaudi card's scale-out ports
+    nics_per_device: float = 1.0
     # other scale-up links a node of this device may be built with (besides scale_up_link and
     # any host/PCIe link), e.g. an NVLink bridge on a PCIe card
     alt_scale_up_links: tuple[str, ...] = ()
@@ -87,6 +91,7 @@ class DeviceSpec:
                   "devices_per_node")
         _non_negative(self, "idle_w", "price_usd_per_hour", "kernel_overhead_s")
         _fraction(self, "memory_efficiency", "attention_efficiency")
+        _positive(self, "nics_per_device")
         if not self.peak_flops:
             raise ConfigError("needs at least one dtype", key="DeviceSpec.peak_flops",
                               allowed=[d.value for d in DType])

@@ -67,7 +67,8 @@ class ReplannedIterationTime:
             offload_optimizer=(p.offload_optimizer,), offload_params=(p.offload_params,),
             cp_mode=p.cp_mode, rank_order=p.rank_order,
             overlap_grad_reduce=p.overlap_grad_reduce,
-            overlap_param_gather=p.overlap_param_gather, overlap_tp_comm=p.overlap_tp_comm)
+            overlap_param_gather=p.overlap_param_gather, overlap_tp_comm=p.overlap_tp_comm,
+            tp_comm_overlap_impl=p.tp_comm_overlap_impl)
         cands, _ = enumerate_candidates(b.model, cluster, seq_len=b.training.seq_len,
                                         global_batch=b.training.global_batch,
                                         constraints=space, dtype=b.training.dtype)

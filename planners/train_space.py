@@ -42,6 +42,7 @@ from hwmodels.parallel import (
     ParallelConfig,
     PipelineSchedule,
     Recompute,
+    TPOverlapImpl,
     TrainingConfig,
     check_plan,
     stage_layer_counts,
@@ -114,6 +115,10 @@ class TrainConstraints:
     overlap_grad_reduce: bool = True
     overlap_param_gather: bool = True
     overlap_tp_comm: bool = False
+    # how TP collectives overlap their GEMMs (hwmodels.training.tp_overlap); None: by
+    # overlap_tp_comm alone. An implementation needing sequence parallelism is applied to the
+    # sequence-parallel variants only.
+    tp_comm_overlap_impl: TPOverlapImpl | None = None
     flash_attention: bool = True
     rank_order: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
 
@@ -332,6 +337,16 @@ def peak_memory_bytes(model: ModelSpec, training: TrainingConfig, parallel: Para
                for s in _stages_to_check(model.num_layers, parallel))
 
 
+def _tp_overlap(c: TrainConstraints, tp: int, v: dict[str, object]) -> TPOverlapImpl | None:
+    """The space's TP-overlap implementation for one variant (None where it needs sequence
+    parallelism the variant does not use: ParallelConfig would refuse it)."""
+    impl = c.tp_comm_overlap_impl
+    if impl is None or tp == 1 or v["sequence_parallel"]:
+        return impl
+    needs_sp = (TPOverlapImpl.TE_USERBUFFERS, TPOverlapImpl.MINDSPEED_MC2)
+    return None if TPOverlapImpl(str(impl)) in needs_sp else impl
+
+
 def _variants(c: TrainConstraints, tp: int) -> list[dict[str, object]]:
     """The (ZeRO, FSDP stack, offload, recompute, SP) settings tried on one structure."""
     sps = [sp for sp in c.sequence_parallel if tp > 1 or not sp]
@@ -386,6 +401,7 @@ def enumerate_candidates(model: ModelSpec, cluster: ClusterSpec, *, seq_len: int
                 plan = replace(base, overlap_grad_reduce=c.overlap_grad_reduce,
                                overlap_param_gather=c.overlap_param_gather,
                                overlap_tp_comm=c.overlap_tp_comm, fsdp_shard_size=shard,
+                               tp_comm_overlap_impl=_tp_overlap(c, base.tp, v),
                                **v)  # type: ignore[arg-type]
                 if launchable(plan):
                     counts.pruned_unlaunchable += 1

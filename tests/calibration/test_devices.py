@@ -28,7 +28,11 @@ from hwmodels.catalog import list_devices, load_device  # noqa: E402
     ("NVIDIA GB200", "gb200"),
     ("AMD Instinct MI300X", "mi300x"),
     ("AMD Instinct MI250X", "mi250x"),
-    ("Ascend910B3", "ascend-910b"),
+    ("Ascend910B3", "ascend-910b3"),
+    ("Ascend910B2", "ascend-910b"),
+    ("Ascend910B1", "ascend-910b1"),
+    ("GAUDI2", "gaudi2"),
+    ("GAUDI3", "gaudi3"),
     ("NVIDIA GeForce RTX 4090", None),
 ])
 def test_catalog_names(reported: str, name: str | None) -> None:

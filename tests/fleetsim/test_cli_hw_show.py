@@ -59,7 +59,10 @@ def test_two_v5e_slices_over_dcn(cli_json) -> None:
     groups = {g["name"]: g for g in topo["groups"]}
     across = groups["one rank per slice (2)"]
     assert across["num_nodes"] == 2 and across["scale_up_gbps"] is None
-    assert across["nic_gbps"] == pytest.approx(topo["scale_out"]["link_gbps"])
+    # a v5e host has 2 DCN NICs per 8 chips (nics_per_device 0.25): a chip's share is 1/4
+    out = topo["scale_out"]
+    assert out["nics_per_node"] == 64
+    assert across["nic_gbps"] == pytest.approx(out["link_gbps"] * 64 / 256)
     assert groups["axis 0 ring (16)"]["scale_up_gbps"] == pytest.approx(90)
     assert "2 nodes of 256 x tpu-v5e" in topo["fabric"]
 
@@ -93,7 +96,8 @@ def test_training_scenario(cli_json, tmp_path: Path) -> None:
     assert d["topology"]["scale_up"]["dims"] == [16, 16]
     (dp,) = d["topology"]["plan_groups"]  # FSDP over both slices: the DCN NIC bounds it
     assert dp["name"] == "plan DP (512)" and dp["num_nodes"] == 2
-    assert dp["nic_gbps"] == pytest.approx(d["topology"]["scale_out"]["link_gbps"])
+    out = d["topology"]["scale_out"]
+    assert dp["nic_gbps"] == pytest.approx(out["link_gbps"] * out["nics_per_node"] / 256)
 
 
 def test_serving_scenario_carries_slice_shape(cli_json, tmp_path: Path) -> None:

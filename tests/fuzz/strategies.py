@@ -414,6 +414,8 @@ def shipped_scenario(c: Chooser) -> dict[str, Any]:
         return sc
     par = sc["parallelism"]
     par["zero"] = c.integer(0, 3) if par.get("zero", 0) else par.get("zero", 0)
+    if par["zero"] != 3:
+        par.pop("fsdp_shard_size", None)  # hybrid sharding is a ZeRO-3 layout
     # DualPipe-style overlap needs the activations it overlaps (no full recompute)
     par["recompute"] = c.choice(RECOMPUTE_NAMES if par.get("ep_overlap") != "dualpipe"
                                 else ("none", "selective"))

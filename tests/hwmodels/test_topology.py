@@ -133,3 +133,16 @@ def test_graph_of_mesh_has_device_links() -> None:
     g = cluster_graph(build_cluster("mi300x", 8))
     links = [e for e in g.edges(data=True) if e[2]["kind"] == "scale_up"]
     assert len(links) == 28 and not any(n[0] == "nvswitch" for n in g.nodes)
+
+
+@pytest.mark.parametrize(("device", "n", "nics"), [
+    ("tpu-v5e", 512, 64),  # 2 DCN NICs per 8-chip host
+    ("tpu-v6e", 256, 128),  # 4 per 8-chip host
+    ("mi250x", 16, 4),  # one Slingshot NIC per package of 2 GCDs
+    ("mi250x-package", 8, 4),
+    ("gaudi2", 16, 24),  # 3 scale-out ports per card
+    ("h100-sxm", 16, 8),
+])
+def test_default_nics_follow_the_catalog(device: str, n: int, nics: int) -> None:
+    assert build_cluster(device, n).nics == nics
+    assert build_cluster(device, n, nics_per_node=2).nics == 2  # an explicit count wins
