@@ -153,12 +153,9 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
                 size = nparams / n_buckets * gbytes
                 t_bucket = (comm.reduce_scatter(ranks, size) if p.zero >= 1
                             else comm.all_reduce(ranks, size))
-                for k in range(n_buckets):
-                    ready = (start + (end - start) * (k + 1) / n_buckets
-                             if p.overlap_grad_reduce else compute_end_s)
-                    begin = max(channel_free, ready)
-                    channel_free = begin + t_bucket
-                    overlapped_s += max(0.0, min(channel_free, compute_end_s) - begin)
+                channel_free, overlapped_s = _drain_buckets(
+                    channel_free, overlapped_s, (start, end), n_buckets, t_bucket,
+                    p.overlap_grad_reduce, compute_end_s)
             sync_end = max(sync_end, channel_free)
     elif len(groups.replica_group) > 1:
         channel_free, overlapped_s = _replica_all_reduce(
@@ -253,12 +250,24 @@ def _replica_all_reduce(comm: CommModel, groups: StageGroups, params: StageParam
     for chunk in sorted(last_grad_window, key=lambda c: last_grad_window[c][0]):
         start, end = last_grad_window[chunk]
         n_buckets, t_bucket = _replica_buckets(comm, groups, params, parallel, chunk)
-        for k in range(n_buckets):
-            ready = (start + (end - start) * (k + 1) / n_buckets
-                     if parallel.overlap_grad_reduce else compute_end_s)
-            begin = max(channel_free, ready)
-            channel_free = begin + t_bucket
-            overlapped_s += max(0.0, min(channel_free, compute_end_s) - begin)
+        channel_free, overlapped_s = _drain_buckets(
+            channel_free, overlapped_s, (start, end), n_buckets, t_bucket,
+            parallel.overlap_grad_reduce, compute_end_s)
+    return channel_free, overlapped_s
+
+
+def _drain_buckets(channel_free: float, overlapped_s: float, window: tuple[float, float],
+                   n_buckets: int, t_bucket_s: float, overlap: bool, compute_end_s: float
+                   ) -> tuple[float, float]:
+    """Queue one chunk's gradient buckets on the DP channel: bucket k is ready k+1/n of the
+    way through the chunk's backward window (or at compute end without overlap) and runs when
+    the channel is free; returns (channel free time, seconds hidden behind compute)."""
+    start, end = window
+    for k in range(n_buckets):
+        ready = start + (end - start) * (k + 1) / n_buckets if overlap else compute_end_s
+        begin = max(channel_free, ready)
+        channel_free = begin + t_bucket_s
+        overlapped_s += max(0.0, min(channel_free, compute_end_s) - begin)
     return channel_free, overlapped_s
 
 
