@@ -11,9 +11,13 @@ in this order:
   96*B*s*l*h^2*(...), four passes because every run recomputes activations) x 3/4, which turns
   hardware FLOPs back into model FLOPs (the logits term, not recomputed, is ~1% of it).
 Rows timing one layer (layer_fwd_bwd_time_ms) say nothing about end-to-end MFU and are skipped.
+A row whose notes say FP8 is measured against the device's FP8 peak; an MoE row (MOE-*) has no
+"tokens x 6N" MFU (its params_B is the total, not the active parameters).
 The device class is the catalog device name up to its first '-' (a100-40gb and a100-80gb are
-both "a100"; h100-sxm and h100-pcie both "h100"); a row's device is the first word of its
-hardware column looked up in the catalog, its peak that device's dense bf16/fp16 peak.
+both "a100"; h100-sxm and h100-pcie both "h100"; a TPU keeps its generation, "tpu-v5e"); a
+row's device is the first word of its hardware column looked up in the catalog (else its first
+two words joined by '-': "TPU v5e" -> tpu-v5e), its peak that device's dense bf16/fp16 peak.
+Notes give an MFU as "MFU 56.3%" or "61.10% MFU".
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ from hwmodels.errors import ConfigError
 from hwmodels.specs import DeviceSpec
 
 DATA_GLOB = "training_published*.csv"
-_MFU_NOTE = re.compile(r"\bMFU\s*([0-9]+(?:\.[0-9]+)?)\s*%")
+_MFU_NOTE = re.compile(r"\bMFU\s*([0-9]+(?:\.[0-9]+)?)\s*%|([0-9]+(?:\.[0-9]+)?)\s*%\s*MFU\b")
 # SC'21 eq. 3 counts forward + backward + recomputed forward (4 passes); model FLOPs are 3.
 RECOMPUTE_COUNTED_SOURCES = ("SC21-",)
 RECOMPUTE_TO_MODEL_FLOPS = 3.0 / 4.0
+_FP8_NOTE = re.compile(r"\bfp8\b", re.IGNORECASE)
+MOE_SOURCES = ("MOE-",)  # rows whose params_B counts every expert
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,9 +90,11 @@ class Credibility:
 
 
 def device_class(device: DeviceSpec | str) -> str:
-    """'a100-80gb' -> 'a100' (the catalog name up to its first '-')."""
-    name = device.name if isinstance(device, DeviceSpec) else str(device)
-    return name.lower().split("-")[0]
+    """'a100-80gb' -> 'a100' (the catalog name up to its first '-'); a TPU keeps its
+    generation ('tpu-v5e', 'tpu-v5p': different chips under one prefix)."""
+    name = (device.name if isinstance(device, DeviceSpec) else str(device)).lower()
+    parts = name.split("-")
+    return "-".join(parts[:2]) if parts[0] == "tpu" and len(parts) > 1 else parts[0]
 
 
 def _data_files() -> list[Path]:
@@ -103,11 +111,17 @@ def load_rows() -> pd.DataFrame:
 
 
 def _row_device(hardware: str) -> DeviceSpec | None:
-    word = str(hardware).split()[0].lower() if str(hardware).strip() else ""
-    try:
-        return load_device(word)
-    except (ConfigError, KeyError, ValueError):
-        return None
+    """The catalog device of a hardware column: its first word ('A100-80GB (Selene)'), else its
+    first two words joined by '-' ('TPU v5e (2x v5e-256)' -> tpu-v5e)."""
+    words = str(hardware).lower().split()
+    for name in (words[:1], words[:2]):
+        if not name:
+            continue
+        try:
+            return load_device("-".join(name))
+        except (ConfigError, KeyError, ValueError):
+            continue
+    return None
 
 
 def _num(value: Any) -> float | None:
@@ -126,10 +140,16 @@ def row_mfu(row: pd.Series) -> PublishedMFU | None:
                   hardware=str(row.get("hardware", "")))
     m = _MFU_NOTE.search(str(row.get("notes", "")))
     if m:
-        return PublishedMFU(mfu=float(m.group(1)) / 100.0, basis="notes", **common)
+        return PublishedMFU(mfu=float(m.group(1) or m.group(2)) / 100.0, basis="notes",
+                            **common)
     if dev is None:
         return None
-    peak = dev.peak(DType.BF16)
+    notes = str(row.get("notes", ""))
+    # an FP8 run (its notes say so) is measured against the device's FP8 peak: against the
+    # 16-bit one its "MFU" would exceed what any 16-bit plan can reach (NeMo's FP8 405B row
+    # read 74% of H100's bf16 peak, Gaudi 2's MLPerf FP8 GPT-3 97%)
+    fp8 = _FP8_NOTE.search(notes) is not None and dev.supports(DType.FP8)
+    peak = dev.peak(DType.FP8 if fp8 else DType.BF16)
     metric, value = str(row.get("metric", "")), _num(row.get("value"))
     params = _num(row.get("params_B"))
     if value is None:
@@ -139,8 +159,8 @@ def row_mfu(row: pd.Series) -> PublishedMFU | None:
                  if common["source"].startswith(RECOMPUTE_COUNTED_SOURCES) else 1.0)
         basis = "TFLOP/s / peak" + (" x 3/4 (recompute counted)" if scale != 1.0 else "")
         return PublishedMFU(mfu=value * 1e12 * scale / peak, basis=basis, **common)
-    if params is None:
-        return None
+    if params is None or common["source"].startswith(MOE_SOURCES):
+        return None  # params_B of an MoE row is its total, not the active 6N would need
     if metric == "tokens_per_s_per_GPU":
         tokens_per_gpu_s = value
     elif metric == "iteration_time_s":
