@@ -200,7 +200,8 @@ class StepCostModel:
                  engine_overhead: str | None = None, ep: int = 1, dp_attention: bool = False,
                  moe_imbalance: float | None = None,
                  engine: EngineProfile | str | None = None,
-                 decode_slots: int | None = None, cache_len: int | None = None) -> None:
+                 decode_slots: int | None = None, cache_len: int | None = None,
+                 slice_shape: tuple[int, ...] | None = None) -> None:
         for key, value in (("tp", tp), ("pp", pp)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"must be an integer >= 1, got {value!r}", key=key)
@@ -251,7 +252,9 @@ class StepCostModel:
         self.kv_row_bytes = kv_row * BYTES_PER_ELEMENT[self.kv_dtype]
         self._tp_group = self._p2p_groups = self._ep_group = None
         if tp * pp > 1:
-            cluster = build_cluster(device, tp * pp, intra_node=intra_link, inter_node=inter_link)
+            # slice_shape: the torus slice one replica runs on (TPU), product tp x pp
+            cluster = build_cluster(device, tp * pp, intra_node=intra_link, inter_node=inter_link,
+                                    slice_shape=slice_shape)
             self._tp_group = group_info(cluster, range(tp)) if self.tp > 1 else None
             if self.moe_layout.active:
                 self._ep_group = group_info(cluster, range(tp))

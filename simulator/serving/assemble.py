@@ -39,7 +39,9 @@ def build_group_setup(plan: ServingPlan, group: ReplicaGroup) -> ReplicaSetup:
                              engine_overhead=sv.engine_overhead, ep=sv.ep,
                              dp_attention=sv.dp_attention, engine=plan.engine_of(group),
                              # fixed-shape engines (JetStream): slots and preallocated cache
-                             decode_slots=sv.max_num_seqs, cache_len=sv.max_model_len)
+                             decode_slots=sv.max_num_seqs, cache_len=sv.max_model_len,
+                             slice_shape=plan.slice_shape
+                             if group.device.name == plan.device.name else None)
     except ConfigError as err:  # an engine the profile has not fitted: name the scenario
         if err.key in ("serving.engine_overhead", "serving.engine"):
             raise err.with_context(file=plan.file) from None

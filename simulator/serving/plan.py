@@ -162,6 +162,8 @@ class ServingPlan:
     intra_node: str | None = None
     inter_node: str | None = None  # None: each device's default NIC (default_inter_node)
     devices_per_node: int | None = None
+    # a TPU replica's slice (cluster.slice_shape): its product is each replica's tp x pp
+    slice_shape: tuple[int, ...] | None = None
     disagg_link: str | None = None
     disagg_same_node: bool = False
     prefix_block_tokens: int | None = None  # workload.prefix_block_tokens

@@ -16,7 +16,8 @@ prefix_caching; replica_groups[i].engine overrides it per group (step costs only
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,6 +80,10 @@ class ClusterSection:
         checks of slice_shape and the links against the device's fabric)."""
         kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
                                                 "slice_shape") if getattr(self, f) is not None}
+        if self.slice_shape is not None and self.devices_per_node is None and all(
+                isinstance(d, int) and not isinstance(d, bool) and d > 0
+                for d in self.slice_shape):
+            kwargs["devices_per_node"] = math.prod(self.slice_shape)  # a slice per replica
         try:
             return build_cluster(device, num_devices, **kwargs)
         except ConfigError as err:
@@ -256,25 +261,40 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
     serving, groups = resolve_serving(top.serving, device=device, num_devices=cl.num_devices,
                                       file=file, profile=cl.profile, profiles=profiles)
     (profiles or NO_CHOICE).check_devices([g.device for g in groups], where=file)
-    _check_node(cl, device, file)
+    _check_node(cl, device, file, groups)
     disagg = serving.disaggregation
     return ServingScenario(
         model=model, device=device, serving=serving, workload=top.workload,
         slo_ttft_s=top.slo.ttft_s, slo_tpot_s=top.slo.tpot_s, seed=top.seed,
         intra_node=cl.intra_node, inter_node=cl.inter_node, name=top.name, file=file,
-        groups=groups, devices_per_node=cl.devices_per_node,
+        groups=groups, devices_per_node=cl.devices_per_node, slice_shape=cl.slice_shape,
         prefix_block_tokens=top.workload.prefix_block_tokens,
         disagg_link=None if disagg is None else disagg.link,
         disagg_same_node=disagg is not None and disagg.same_node,
         power=top.power, failures=top.failures, autoscale=top.autoscale)
 
 
-def _check_node(cl: ClusterSection, device: DeviceSpec, file: str | None) -> None:
-    """Build one node (a TPU: one slice) from the cluster keys, so a slice_shape that does not
-    fit, or a link the device does not have, is refused at load (one node: the host-link check
-    of multi-node clusters stays where the serving path builds its clusters)."""
-    per_node = cl.devices_per_node or device.devices_per_node
-    cl.cluster_spec(device, min(cl.num_devices or per_node, per_node), file=file)
+def _check_node(cl: ClusterSection, device: DeviceSpec, file: str | None,
+                groups: Sequence[ReplicaGroup] = ()) -> None:
+    """Build one node from the cluster keys, so a link the device does not have is refused at
+    load (one node: the host-link check of multi-node clusters stays where the serving path
+    builds its clusters). With slice_shape (a TPU), one slice is one replica: every replica
+    group of the cluster's device must have tp x pp = the shape's chips, as the step cost
+    builds each replica on that slice."""
+    if cl.slice_shape is None:
+        per_node = cl.devices_per_node or device.devices_per_node
+        cl.cluster_spec(device, min(cl.num_devices or per_node, per_node), file=file)
+        return
+    chips = math.prod(cl.slice_shape) if all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in cl.slice_shape) else 0
+    for g in groups:
+        if g.device.name == device.name and chips and g.tp * g.pp != chips:
+            raise ConfigError(
+                f"slice_shape {'x'.join(map(str, cl.slice_shape))} has {chips} chips, a "
+                f"replica has tp x pp = {g.tp * g.pp}: one replica runs on one slice",
+                file=file, key="cluster.slice_shape",
+                allowed=f"dims whose product is {g.tp * g.pp}")
+    cl.cluster_spec(device, chips or 1, file=file)
 
 
 def scenario_cluster(mapping: Mapping[str, Any], *, file: str | None = None) -> ClusterSpec:
