@@ -343,6 +343,8 @@ def topology_scenario(c: Chooser) -> dict[str, Any]:
     n = cluster["num_devices"]
     tp = c.choice(_divisors(min(n, cluster.get("devices_per_node", n)), (1, 2, 4)))
     if c.boolean():  # serving
+        if "slice_shape" in cluster:  # one replica per slice: tp x pp = the slice's chips
+            tp = math.prod(cluster["slice_shape"])
         sc: dict[str, Any] = {
             "name": "fuzz-topology-serve", "model": "mpt-1b", "cluster": cluster,
             "serving": {"tp": tp, "replicas": max(1, n // tp)}, "seed": c.integer(0, 5),
@@ -403,8 +405,14 @@ def shipped_scenario(c: Chooser) -> dict[str, Any]:
     sc = yaml.safe_load(path.read_text())
     if "serving" in sc:
         sc["serving"]["router"] = c.choice(ROUTER_NAMES)
-        sc["serving"]["scheduler"] = c.choice(
-            DISAGG_SCHEDULERS if "disaggregation" in sc["serving"] else SCHEDULER_NAMES)
+        schedulers = DISAGG_SCHEDULERS if "disaggregation" in sc["serving"] else SCHEDULER_NAMES
+        engine = sc["serving"].get("engine")
+        if engine:  # an engine preset runs only its own batching policies
+            from hwmodels.engine_profiles import load_engine
+
+            supported = set(load_engine(engine).supported_schedulers)
+            schedulers = tuple(s for s in schedulers if s in supported) or schedulers
+        sc["serving"]["scheduler"] = c.choice(schedulers)
         sc["seed"] = c.integer(0, 10)
         wl = sc["workload"]
         if "synthetic" in wl:
@@ -537,7 +545,9 @@ def mutation(c: Chooser, sc: dict[str, Any], kind: str) -> Mutation:
     how = c.choice(("unknown_key", "wrong_type", "negative", "nan", "null", "bad_enum",
                     "zero_count", "huge_count", "empty_string", "list_for_scalar"))
     if how == "unknown_key":
-        where = c.choice(mappings(sc))
+        # an inline model is an HF config.json mapping: unknown keys there are allowed (HF
+        # configs carry many keys fleetsim does not read)
+        where = c.choice([m for m in mappings(sc) if not m or m[0] != "model"])
         return Mutation((*where, "bogus_key"), 1, f"unknown key {'.'.join(map(str, where))}")
     if how in ("wrong_type", "negative", "nan", "list_for_scalar") and numeric:
         p, _ = c.choice(numeric)
