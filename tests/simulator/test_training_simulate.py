@@ -248,3 +248,21 @@ def test_training_plan_rejects_wrong_types_naming_the_field() -> None:
     with pytest.raises(ConfigError, match="plan.profile"):
         TrainingPlan(model=_gpt(), cluster=cluster, training=TrainingConfig(
             seq_len=2048, global_batch=32), parallel=ParallelConfig(), profile=3)  # type: ignore[arg-type]
+
+
+def test_bundled_serving_scenarios_load_and_build_their_replicas() -> None:
+    """Every shipped serving scenario (MI300X xGMI, TPU v5e JetStream included) loads and
+    builds each replica group's step cost and KV pool; a short window of each runs in
+    tests/fuzz (shipped kind)."""
+    from simulator.serving.assemble import build_group_setup
+    from simulator.serving.scenario import load_serving_scenario
+
+    serving = [p for p in sorted(SCENARIOS.glob("*.yaml"))
+               if "serving" in yaml.safe_load(p.read_text())]
+    assert {"mi300x-node-serve.yaml", "llama2-7b-tpu-v5e-jetstream-serve.yaml"} <= \
+        {p.name for p in serving}
+    for path in serving:
+        sc = load_serving_scenario(yaml.safe_load(path.read_text()), file=str(path))
+        for group in sc.groups:
+            setup = build_group_setup(sc, group)
+            assert setup.step_cost(0, 0.0, 8, 8 * 512, 0, 0.0) > 0, path.name

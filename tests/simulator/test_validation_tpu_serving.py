@@ -79,7 +79,7 @@ def test_before_figures_cover_every_row() -> None:
     assert (before.before_pred > before.published).all()  # the base over-predicted all
 
 
-SCENARIO = Path(__file__).parent / "data" / "llama2-7b-tpu-v5e-jetstream-serve.yaml"
+SCENARIO = Path(__file__).resolve().parents[2] / "simulator" / "scenarios" / "llama2-7b-tpu-v5e-jetstream-serve.yaml"
 
 
 def _tpot_p50(engine: str, rate: float) -> float:
