@@ -163,7 +163,9 @@ def test_typical_groups_cover_tp_node_and_one_per_node() -> None:
     assert rows["axis 0 ring (16)"].intra_bw_Bps == 2 * 45 * GBPS
     assert rows["TP4"].intra_bw_Bps == 45 * GBPS
     assert rows["whole slice (256)"].intra_bw_Bps == 4 * 45 * GBPS
-    assert rows["one rank per slice (2)"].inter_bw_Bps == c.inter_node.bandwidth_Bps
+    # 64 DCN NICs per 256-chip slice (2 per 8-chip host): a chip's share is a quarter NIC
+    assert c.nics == 64
+    assert rows["one rank per slice (2)"].inter_bw_Bps == c.inter_node.bandwidth_Bps / 4
 
 
 def test_mesh_group_bandwidth_grows_with_members() -> None:
