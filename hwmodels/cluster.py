@@ -99,7 +99,7 @@ def build_cluster(
     if dev.scale_up_fabric.kind is ScaleUpKind.TORUS and isinstance(num_devices, int) \
             and not isinstance(num_devices, bool) and 0 < num_devices < devices_per_node:
         devices_per_node = num_devices  # a slice smaller than the pod is its own torus (node)
-    intra, scale_up = _scale_up(dev, intra_node, num_devices, devices_per_node, slice_shape)
+    intra, scale_up = _scale_up(dev, intra_node, devices_per_node, slice_shape)
     if nics_per_node == 0 and dev.nics_per_device != 1.0 and isinstance(devices_per_node, int):
         # the device's reference node has other than one NIC per device (catalog)
         nics_per_node = max(1, round(devices_per_node * dev.nics_per_device))
@@ -136,8 +136,7 @@ def _check_inter(dev: DeviceSpec, inter_node: str | LinkSpec | None, inter: Link
     is refused, as intra_node is."""
     if inter_node is None or isinstance(inter_node, LinkSpec) or inter.kind is not LinkKind.SCALE_UP:
         return
-    own = {dev.scale_up_link.lower(), *(n.lower() for n in dev.alt_scale_up_links)}
-    if inter.name in own:
+    if inter.name in _own_scale_up_links(dev):
         return
     from hwmodels.catalog import list_links, load_link
 
@@ -147,9 +146,13 @@ def _check_inter(dev: DeviceSpec, inter_node: str | LinkSpec | None, inter: Link
         allowed=[n for n in list_links() if load_link(n).kind is LinkKind.SCALE_OUT])
 
 
-def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: int,
-              devices_per_node: int | None, slice_shape: Sequence[int] | None
-              ) -> tuple[LinkSpec, ScaleUpTopology | None]:
+def _own_scale_up_links(dev: DeviceSpec) -> set[str]:
+    """Catalog names of the scale-up links a device has: its own and its alternatives."""
+    return {dev.scale_up_link.lower(), *(n.lower() for n in dev.alt_scale_up_links)}
+
+
+def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, devices_per_node: int,
+              slice_shape: Sequence[int] | None) -> tuple[LinkSpec, ScaleUpTopology | None]:
     """The node's scale-up LinkSpec and topology (None: a switch, the model before topologies).
 
     The device's own link (by default, or named) is taken at the device's own bandwidth: the
@@ -166,7 +169,7 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
             intra = dataclasses.replace(intra, bandwidth_Bps=dev.scale_up_bw_Bps)
     else:
         intra = _resolve_link(intra_node, "cluster.intra_node")
-        allowed = {own.name, *(n.lower() for n in dev.alt_scale_up_links)}
+        allowed = _own_scale_up_links(dev)
         if not isinstance(intra_node, LinkSpec) and intra.kind is LinkKind.SCALE_UP \
                 and intra.name not in allowed:
             from hwmodels.catalog import list_links, load_link
@@ -175,7 +178,7 @@ def _scale_up(dev: DeviceSpec, intra_node: str | LinkSpec | None, num_devices: i
             raise ConfigError(
                 f"{dev.name} has no {intra.name} link (its scale-up link is {own.name})",
                 key="cluster.intra_node", allowed=sorted(allowed) + others)
-    dpn = devices_per_node if devices_per_node is not None else dev.devices_per_node
+    dpn = devices_per_node  # build_cluster has filled in the device's default
     fabric = dev.scale_up_fabric
     if intra.name != own.name or fabric.kind is ScaleUpKind.SWITCH:
         if slice_shape is not None:
