@@ -6,6 +6,7 @@ options, builds the ClusterSpec the way `simulate` would, and prints.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,7 @@ def cluster_from_flags(device: str, *, num_devices: int | None = None,
                           allowed="an integer >= 0 (0: one NIC per device)")
     dpn = devices_per_node
     if dpn is None and shape is not None:
-        dpn = 1
-        for d in shape:
-            dpn *= d
+        dpn = math.prod(shape)
     n = num_devices if num_devices is not None else (dpn or dev.devices_per_node)
     kwargs: dict[str, Any] = {"devices_per_node": dpn, "intra_node": intra_node,
                               "inter_node": inter_node, "slice_shape": shape,
@@ -71,16 +70,13 @@ def cluster_from_flags(device: str, *, num_devices: int | None = None,
         raise ConfigError(err.message, key=flag, allowed=err.allowed) from None
 
 
-def scenario_kind(raw: dict[str, Any]) -> str:
-    """'serving' when the file has a serving or workload section, else 'training'."""
-    return "serving" if ("serving" in raw or "workload" in raw) else "training"
-
-
 def cluster_from_scenario(path: str) -> tuple[str, ClusterSpec, list[tuple[str, tuple[int, ...]]]]:
     """(kind, the ClusterSpec a training or serving scenario simulates on, the process groups
     of a training scenario's plan (hwmodels.topology_render.plan_groups; [] for serving))."""
+    from planners.sweep import scenario_kind
+
     raw = load_scenario_file(path)
-    if scenario_kind(raw) == "serving":
+    if scenario_kind(raw, file=str(path)) == "serving":
         from simulator.serving.scenario import scenario_cluster
 
         return "serving", scenario_cluster(raw, file=str(path)), []
