@@ -80,10 +80,8 @@ class ClusterSection:
         checks of slice_shape and the links against the device's fabric)."""
         kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
                                                 "slice_shape") if getattr(self, f) is not None}
-        if self.slice_shape is not None and self.devices_per_node is None and all(
-                isinstance(d, int) and not isinstance(d, bool) and d > 0
-                for d in self.slice_shape):
-            kwargs["devices_per_node"] = math.prod(self.slice_shape)  # a slice per replica
+        if self.devices_per_node is None and _slice_chips(self.slice_shape):
+            kwargs["devices_per_node"] = _slice_chips(self.slice_shape)  # a slice per replica
         try:
             return build_cluster(device, num_devices, **kwargs)
         except ConfigError as err:
@@ -274,6 +272,15 @@ def load_serving_scenario(mapping: Mapping[str, Any], *, file: str | None = None
         power=top.power, failures=top.failures, autoscale=top.autoscale)
 
 
+def _slice_chips(shape: tuple[int, ...] | None) -> int:
+    """Chips of a slice_shape of positive integers; 0 when unset or malformed (build_cluster
+    then reports the bad shape, naming its key and allowed values)."""
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                            for d in shape):
+        return 0
+    return math.prod(shape)
+
+
 def _check_node(cl: ClusterSection, device: DeviceSpec, file: str | None,
                 groups: Sequence[ReplicaGroup] = ()) -> None:
     """Build one node from the cluster keys, so a link the device does not have is refused at
@@ -285,8 +292,7 @@ def _check_node(cl: ClusterSection, device: DeviceSpec, file: str | None,
         per_node = cl.devices_per_node or device.devices_per_node
         cl.cluster_spec(device, min(cl.num_devices or per_node, per_node), file=file)
         return
-    chips = math.prod(cl.slice_shape) if all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in cl.slice_shape) else 0
+    chips = _slice_chips(cl.slice_shape)
     for g in groups:
         if g.device.name == device.name and chips and g.tp * g.pp != chips:
             raise ConfigError(
