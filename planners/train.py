@@ -224,21 +224,23 @@ def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | 
                constraints: TrainConstraints | None = None, top_k: int = 10,
                simulate_top: int | None = None, executor: Executor | None = None,
                devices_per_node: int | None = None, intra_node: str | None = None,
-               inter_node: str | None = None, profile: DeviceProfile | str | Path | None = None
-               ) -> PlanResult:
+               inter_node: str | None = None, nics_per_node: int = 0,
+               profile: DeviceProfile | str | Path | None = None) -> PlanResult:
     """Plan training of `model` on `num_devices` (or each of a list of counts) x `device`.
 
     global_batch is in sequences (or give global_batch_tokens). Builds the cluster with
     hwmodels.cluster.build_cluster and calls plan_train_on; with a list of counts the tables
     are concatenated (column num_devices) and ranked together. inter_node None: the device
-    generation's default fabric (build_cluster's default).
+    generation's default fabric (build_cluster's default); nics_per_node 0: the device's own
+    NIC count (one per device unless the catalog says otherwise).
     """
     counts = [num_devices] if isinstance(num_devices, int) else list(num_devices)
     if not counts:
         raise ConfigError("needs at least one device count", key="num_devices")
     fabric = {} if inter_node is None else {"inter_node": inter_node}
     results = [plan_train_on(model, build_cluster(device, n, devices_per_node=devices_per_node,
-                                                  intra_node=intra_node, **fabric),
+                                                  intra_node=intra_node,
+                                                  nics_per_node=nics_per_node, **fabric),
                              seq_len=seq_len, global_batch=global_batch,
                              global_batch_tokens=global_batch_tokens, dtype=dtype,
                              constraints=constraints, top_k=top_k, simulate_top=simulate_top,

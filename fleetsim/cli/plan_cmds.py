@@ -279,6 +279,11 @@ def plan_train_cmd(
     headroom: float = typer.Option(0.05, "--memory-headroom", help="Fraction kept free."),
     inter_node: str = typer.Option(None, "--inter-node",
                                    help="Scale-out fabric (default: the device generation's)."),
+    nics_per_node: int = typer.Option(None, "--nics-per-node",
+                                      help="Scale-out NICs per node (default: the device's "
+                                           "own, one per GPU on DGX-style nodes); the NICs "
+                                           "are shared by the DP/PP/CP/EP traffic of the "
+                                           "node's ranks."),
     top_k: int = typer.Option(10, "--top-k"),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address."),
@@ -319,6 +324,10 @@ def plan_train_cmd(
                           key="--global-batch")
     if top_k < 1:
         raise ConfigError(f"must be >= 1, got {top_k}", key="--top-k", allowed=">= 1")
+    if nics_per_node is not None and nics_per_node < 1:
+        raise ConfigError(f"must be >= 1, got {nics_per_node}", key="--nics-per-node",
+                          allowed=">= 1")
+    nics = nics_per_node or 0
     counts = _int_list(num_devices, "--num-devices") or []
     constraints = TrainConstraints(
         tp=_int_list(tp, "--tp"), max_tp=max_tp, pp=_int_list(pp, "--pp"),
@@ -338,7 +347,7 @@ def plan_train_cmd(
                             seq_len=seq_len, global_batch=global_batch,
                             global_batch_tokens=global_batch_tokens, dtype=dtype,
                             constraints=constraints, top_k=top_k, executor=ex,
-                            inter_node=inter_node, profile=prof)
+                            inter_node=inter_node, nics_per_node=nics, profile=prof)
     if not result.feasible and not allow_infeasible:
         raise result.infeasible_error()
     out = add_assumptions(with_profiles(result.to_dict(), {spec.name: prof}),
@@ -347,8 +356,8 @@ def plan_train_cmd(
                           dtype=dtype)
     artefact = None
     if export and result.feasible:
-        artefact, rank, skipped = _export_best(result, model, device, inter_node, prof, export,
-                                               export_out)
+        artefact, rank, skipped = _export_best(result, model, device, inter_node, nics, prof,
+                                               export, export_out)
         out["export"] = {**artefact.to_dict(), "written": export_out, "plan_rank": rank,
                          "skipped": skipped}
     if json_out:
@@ -396,8 +405,9 @@ def plan_train_cmd(
         console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")
 
 
-def _export_best(result: Any, model: str, device: str, inter_node: str | None, prof: Any,
-                 target: str, out_dir: str | None) -> tuple[Any, int, list[str]]:
+def _export_best(result: Any, model: str, device: str, inter_node: str | None,
+                 nics_per_node: int, prof: Any, target: str, out_dir: str | None
+                 ) -> tuple[Any, int, list[str]]:
     """The best ranked plan `target` can launch, exported (files written under out_dir), its
     rank, and why each better plan could not be (e.g. a schedule the launcher lacks)."""
     from hwmodels.catalog import load_model
@@ -409,7 +419,7 @@ def _export_best(result: Any, model: str, device: str, inter_node: str | None, p
     skipped: list[str] = []
     for rank, ((parallel, training), (_, row)) in enumerate(
             zip(result.configs, result.plans.iterrows(), strict=True), 1):
-        cluster = build_cluster(device, int(row["num_devices"]),
+        cluster = build_cluster(device, int(row["num_devices"]), nics_per_node=nics_per_node,
                                 **({"inter_node": inter_node} if inter_node else {}))
         plan = TrainingPlan(model=load_model(model), cluster=cluster, training=training,
                             parallel=parallel, profile=prof)

@@ -49,3 +49,30 @@ def test_outputs_state_the_fabric(cli) -> None:
                          "--decode-seqs", "1", "--context", "16", "--json")
     assert code == 0, err
     assert "ib-ndr" in json.loads(out)["fabric"]
+
+
+PLAN_16 = ("plan", "train", "--model", "gpt-7.5b", "--device", "a100-80gb", "--num-devices",
+           "32", "--seq-len", "2048", "--global-batch", "64", "--tp", "1", "--pp", "1",
+           "--zero", "1", "--recompute", "full", "--micro-batches", "2", "--top-k", "1",
+           "--json")
+
+
+def test_plan_train_nics_per_node_changes_the_plan(cli) -> None:
+    """Pure DP over 4 nodes: two NICs per node instead of eight carry the same gradient
+    reduce-scatter at a quarter of the node's bandwidth, so the plan gets slower and says so."""
+    code, out, err = cli(*PLAN_16)
+    assert code == 0, err
+    eight = json.loads(out)
+    code, out, err = cli(*PLAN_16, "--nics-per-node", "2")
+    assert code == 0, err
+    two = json.loads(out)
+    assert "8 x ib-hdr" in eight["fabric"] and "2 x ib-hdr" in two["fabric"]
+    fast, slow = eight["plans"][0], two["plans"][0]
+    assert (fast["tp"], fast["dp"]) == (slow["tp"], slow["dp"]) == (1, 32)
+    assert slow["iteration_time_s"] > fast["iteration_time_s"] * 1.02
+    assert slow["breakdown"]["exposed_comm_s"] > fast["breakdown"]["exposed_comm_s"]
+
+
+def test_plan_train_nics_per_node_zero(cli) -> None:
+    code, _, err = cli(*PLAN_16, "--nics-per-node", "0")
+    _one_line_exit_2(code, err, "--nics-per-node", ">= 1")
