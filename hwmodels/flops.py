@@ -173,7 +173,8 @@ def model_flops_per_iteration(model: ModelSpec, *, batch: int, seq_len: int) -> 
 def hardware_flops_per_iteration(model: ModelSpec, *, batch: int, seq_len: int,
                                  recompute: Recompute | str = Recompute.NONE) -> float:
     """Model FLOPs plus recomputed forward work: full = every layer's forward again (not the
-    logits; Korthikanti's 96Bslh^2(1 + s/6h + V/16lh)), selective = one more QK^T/AV forward.
+    logits; Korthikanti's 96Bslh^2(1 + s/6h + V/16lh)), selective = one more QK^T/AV forward,
+    selective-op = every second matmul of each block once more (hwmodels.sac).
 
     Korthikanti et al. (MLSys'23) report selective-recompute HFU with s/(3h) in place of
     s/(6h), i.e. twice the extra attention work counted here; our HFU for their Table 5 rows
@@ -190,6 +191,11 @@ def hardware_flops_per_iteration(model: ModelSpec, *, batch: int, seq_len: int,
     elif mode is Recompute.SELECTIVE:
         flops += model.num_layers * batch * attention_core_flops(
             model, query_tokens=seq_len, key_tokens=seq_len)
+    elif mode is Recompute.SELECTIVE_OP:
+        from hwmodels import sac  # every second matmul of each block once more
+
+        flops += model.num_layers * batch * seq_len * sum(
+            2.0 * m.n * m.k for m in sac.recomputed_matmuls(model, 1))
     return flops
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwmodels import attention_impl as attn_impl
-from hwmodels import ops
+from hwmodels import ops, sac
 from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.kernel_stack import host_wait_s, kernels_per_op
@@ -519,6 +519,35 @@ def layer_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: in
 def layer_weight_grad_time(model: ModelSpec, device: DeviceSpec, **kwargs: object) -> float:
     """Seconds of the weight-gradient GEMMs alone (zero-bubble schedules' W pass)."""
     return layer_backward_time(model, device, **kwargs).weight_grad_s  # type: ignore[arg-type]
+
+
+def layer_op_sac_recompute_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
+                                seq_len: int, tp: int, cp: int = 1,
+                                sequence_parallel: bool = False,
+                                dtype: DType | str = DType.BF16, moe: bool = False, ep: int = 1,
+                                moe_imbalance: float = 1.0, profile: ProfileArg = None,
+                                dropout: bool | None = None,
+                                cp_mode: CPMode | str = CPMode.RING, flash: bool = True,
+                                attention_impl: AttentionImpl | str | None = None,
+                                kernels: KernelStack | str | None = None) -> LayerCost:
+    """Forward work backward re-runs under per-op selective AC (hwmodels.sac): the recomputed
+    matmuls and every memory-bound op of the forward; the attention kernel's output is saved.
+    (attention_impl and flash do not enter: no attention kernel is re-run.)"""
+    del attention_impl, flash
+    s = _setup(model, device, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
+               sequence_parallel=sequence_parallel, dtype=dtype, moe=moe, ep=ep,
+               moe_imbalance=moe_imbalance, profile=profile, dropout=dropout, cp_mode=cp_mode,
+               kernels=kernels)
+    gemms = [Gemm(s.tokens, m.n, m.k) for m in sac.recomputed_matmuls(model, tp)]
+    gemm_s = gemms_time(device, gemms, s.dtype, s.profile)
+    elt_s = elementwise_time(device, s.elementwise, s.profile)
+    n = gemm_kernels(gemms) + elementwise_kernels(s.elementwise)
+    wait = host_wait_s(n, gemm_s + elt_s) if kernels is not None else 0.0
+    return LayerCost(gemm_s=gemm_s, attention_s=0.0, elementwise_s=elt_s,
+                     total_s=gemm_s + elt_s + wait, flops=sum(g.flops for g in gemms),
+                     gemm_kernels=gemm_kernels(gemms),
+                     elementwise_kernels=elementwise_kernels(s.elementwise),
+                     kernel_overhead_s=s.profile.kernel_overhead_s or 0.0, host_wait_s=wait)
 
 
 # ---------------------------------------------------------------------------------------------

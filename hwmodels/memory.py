@@ -165,7 +165,8 @@ def activation_bytes_per_layer(model: ModelSpec, *, seq_len: int, micro_batch: i
 
     With flash_attention=False and dropout=True this is Korthikanti et al. Table 2 exactly:
     sbh(34 + 5as/h) at tp=1; sbh(10 + 24/t + 5as/(ht)) with TP; sbh(34/t + 5as/(ht)) with
-    TP+SP; selective recompute drops the 5as/(ht) term; full recompute keeps 2sbh (/t with SP).
+    TP+SP; selective recompute drops the 5as/(ht) term; full recompute keeps 2sbh (/t with SP);
+    selective-op keeps what torchtitan's per-op policy saves (hwmodels.sac).
     `moe` picks the layer kind (default: MoE for MoE models). cp divides the sequence.
     """
     _check_positive(seq_len=seq_len, micro_batch=micro_batch, tp=tp, cp=cp)
@@ -176,6 +177,11 @@ def activation_bytes_per_layer(model: ModelSpec, *, seq_len: int, micro_batch: i
     sp_div = tp if sequence_parallel else 1
     if mode is Recompute.FULL:
         return 2.0 * model.hidden_size * tokens * scale / sp_div
+    if mode is Recompute.SELECTIVE_OP:  # torchtitan per-op SAC (hwmodels.sac)
+        from hwmodels import sac
+
+        return sac.saved_bytes_per_token(model, tp=tp, sequence_parallel=sequence_parallel) \
+            * tokens * scale
     is_moe = model.is_moe if moe is None else moe
     if is_moe and not model.is_moe:
         raise ConfigError(f"model '{model.name}' has no MoE layers", key="moe", allowed=[False])
@@ -413,6 +419,10 @@ def _stage_memory(model: ModelSpec, training: TrainingConfig, parallel: Parallel
         # backward rematerializes one layer's full activations at a time
         act += max(activation_bytes_per_layer(model, recompute=Recompute.NONE, moe=moe, **common)
                    for moe in per_kind)
+    elif p.recompute is Recompute.SELECTIVE_OP and layers:
+        # backward re-runs one block at a time: its recomputed tensors beside the saved ones
+        act += max(activation_bytes_per_layer(model, recompute=Recompute.NONE, moe=moe, **common)
+                   - per_kind[moe] for moe in per_kind)
     act += _boundary_activations(model, t, p, stage, inflight, dropout)
     other = FRAMEWORK_OVERHEAD_BYTES + FRAGMENTATION_FRACTION * act
     total = weights + grads + optimizer + act + other

@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from hwmodels._compat import StrEnum
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
-from hwmodels.specs import ClusterSpec, ModelSpec
+from hwmodels.specs import AttentionKind, ClusterSpec, ModelSpec
 
 
 class Recompute(StrEnum):
     NONE = "none"
     SELECTIVE = "selective"  # Korthikanti et al.: recompute attention softmax/dropout only
     FULL = "full"  # store only each layer's input
+    # torchtitan's per-op selective AC (activation_checkpoint.selective_ac_option = "op"): in
+    # each block the outputs of matmuls are saved except every second one, and the attention
+    # kernel's; everything else is recomputed in backward (hwmodels.layers.OP_SAC_*)
+    SELECTIVE_OP = "selective-op"
 
 
 class PipelineSchedule(StrEnum):
@@ -510,6 +514,14 @@ def check_plan(model: ModelSpec, cluster: ClusterSpec, training: TrainingConfig,
                 raise ConfigError("ep_overlap dualpipe does not combine with recompute: full",
                                   key="parallelism.ep_overlap",
                                   allowed=["recompute: none|selective", "ep_overlap: none"])
+    if p.recompute is Recompute.SELECTIVE_OP and (model.is_moe
+                                                  or model.attention is AttentionKind.MLA):
+        # the per-op policy is modelled on the dense GQA block (torchtitan llama3): MoE layers'
+        # grouped GEMMs and router, and MLA's projections, save and recompute otherwise
+        raise ConfigError(f"recompute selective-op is modelled for dense GQA/MHA models only; "
+                          f"'{model.name}' has "
+                          f"{'MoE layers' if model.is_moe else 'MLA attention'}",
+                          key="parallelism.recompute", allowed=["none", "selective", "full"])
     if p.cp_mode is CPMode.ULYSSES and p.cp > 1 and model.num_heads % (p.tp * p.cp):
         raise ConfigError(f"ulysses needs num_heads divisible by tp*cp = {p.tp * p.cp}",
                           key="parallelism.cp")

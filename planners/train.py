@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwmodels import sac
 from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.dtypes import DType, parse_dtype
@@ -38,6 +39,7 @@ from hwmodels.ops import resolve_profile
 from hwmodels.parallel import (
     OffloadTarget,
     ParallelConfig,
+    Recompute,
     TrainingConfig,
     describe_split,
     shard_group_size,
@@ -306,6 +308,8 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
                                   or value < 0):
             raise ConfigError(f"must be an integer >= 0, got {value!r}", key=key)
     n_sim = top_k if simulate_top is None else simulate_top
+    if Recompute.SELECTIVE_OP in c.recompute:
+        sac.block_matmuls(spec, 1)  # the per-op policy is modelled on dense GQA/MHA blocks
     # validates seq_len/global_batch once, with the user's key names
     TrainingConfig(seq_len=seq_len, global_batch=batch, dtype=dt)
     candidates, counts = enumerate_candidates(spec, cluster, seq_len=seq_len,

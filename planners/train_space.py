@@ -106,7 +106,9 @@ class TrainConstraints:
     offload_optimizer: Sequence[bool | OffloadTarget | str] = (False,)
     offload_params: Sequence[OffloadTarget | str] = (OffloadTarget.NONE,)
     uneven: UnevenPolicy | str = UnevenPolicy.MEGATRON
-    recompute: Sequence[Recompute | str] = tuple(Recompute)
+    # selective-op (torchtitan's per-op AC) only when asked: the default search is unchanged
+    recompute: Sequence[Recompute | str] = (Recompute.NONE, Recompute.SELECTIVE,
+                                            Recompute.FULL)
     sequence_parallel: Sequence[bool] = (False, True)
     schedules: Sequence[PipelineSchedule | str] = (
         PipelineSchedule.ONE_F_ONE_B, PipelineSchedule.INTERLEAVED, PipelineSchedule.ZB_H1)

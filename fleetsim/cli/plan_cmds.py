@@ -260,7 +260,10 @@ def plan_train_cmd(
     ep: str = typer.Option(None, "--ep", help="Expert-parallel degrees (MoE; default: every "
                                               "divisor of the experts)."),
     zero: str = typer.Option("0,1,2,3", "--zero", help="ZeRO stages, e.g. 0,1,3."),
-    recompute: str = typer.Option("none,selective,full", "--recompute"),
+    recompute: str = typer.Option("none,selective,full", "--recompute",
+                                  help="none | selective (Megatron: core attention) | "
+                                       "selective-op (torchtitan's per-op AC; dense models) "
+                                       "| full."),
     schedules: str = typer.Option("1f1b,interleaved,zb-h1", "--schedules",
                                   help="Pipeline schedules: gpipe, 1f1b, interleaved, zb-h1."),
     fsdp_impl: str = typer.Option(None, "--fsdp-impl",

@@ -343,6 +343,17 @@ class ChunkCostModel:
             b_exposed += f_exposed
             b_flops += fwd.flops
             b_terms = _add(b_terms, f_terms)
+        elif p.recompute is Recompute.SELECTIVE_OP:
+            # torchtitan per-op SAC: every second matmul and all memory-bound ops re-run; the
+            # forward's TP all-gathers too (only the reduce-scatter outputs are saved), taken
+            # as half of the layer's forward TP traffic (two all-gathers of four collectives)
+            rec = layers.layer_op_sac_recompute_time(self.model, self.device, **common,
+                                                     **extra)
+            b_compute += rec.total_s
+            b_flops += rec.flops
+            b_terms = _add(b_terms, rec.terms())
+            b_comm += 0.5 * tp_s
+            b_exposed += 0.5 * exposed_tp(fwd_gemm)
         elif p.recompute is Recompute.SELECTIVE:
             b_compute += fwd.attention_s  # softmax/QK^T/AV only, no communication
             launch = fwd.kernel_overhead_s * fwd.attention_kernels

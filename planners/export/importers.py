@@ -328,11 +328,22 @@ def import_torchtitan(text: str, *, device: str, num_devices: int | None = None,
             else PipelineSchedule.ONE_F_ONE_B))
         if list(balanced) != counts:
             par["stage_layers"] = counts
-    ac = cfg.get("activation_checkpoint", {}).get("mode", "selective")
-    par["recompute"] = {"none": "none", "selective": "selective", "full": "full"}.get(ac)
+    ac_cfg = cfg.get("activation_checkpoint", {})
+    ac = ac_cfg.get("mode", "selective")
+    par["recompute"] = {"none": "none", "selective": "selective-op", "full": "full"}.get(ac)
     if par["recompute"] is None:
         raise ConfigError(f"activation_checkpoint mode {ac!r}", file=file,
                           key="activation_checkpoint.mode", allowed="none, selective, full")
+    # v0.2.2 job_config.ActivationCheckpoint: selective_ac_option defaults to "2" (every
+    # second layer fully checkpointed); "op" is the per-op policy (hwmodels.sac), "1" every
+    # layer (= full); other layer frequencies are not modelled
+    option = str(ac_cfg.get("selective_ac_option", "2"))
+    if ac == "selective" and option == "1":
+        par["recompute"] = "full"
+    elif ac == "selective" and option != "op":
+        raise ConfigError(f"selective_ac_option {option!r} (every n-th layer checkpointed) is "
+                          "not modelled", file=file,
+                          key="activation_checkpoint.selective_ac_option", allowed="op, 1")
     cpu = bool(tr.get("enable_cpu_offload", False))  # FSDP2 CPUOffloadPolicy: both
     par["offload_optimizer"] = par["offload_params"] = "cpu" if cpu else "none"
     converters = cfg.get("model", {}).get("converters", [])

@@ -122,6 +122,10 @@ def megatron_args(plan: TrainingPlan) -> tuple[str, ...]:
         a += ["--expert-tensor-parallel-size", str(p.expert_tp)] if p.expert_tp else []
     a += ["--sequence-parallel"] if p.sequence_parallel else []
     rec = Recompute(str(p.recompute))
+    if rec is Recompute.SELECTIVE_OP:
+        raise ConfigError("Megatron-LM has no per-op selective recompute (torchtitan's "
+                          "selective-op)", key="parallelism.recompute",
+                          allowed="none, selective, full (or export to torchtitan)")
     if rec is Recompute.FULL:  # every layer stores only its input (recompute_num_layers 1)
         a += ["--recompute-granularity", "full", "--recompute-method", "uniform",
               "--recompute-num-layers", "1"]

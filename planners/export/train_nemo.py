@@ -45,6 +45,10 @@ def nemo_overrides(plan: TrainingPlan) -> dict[str, object]:
         "model.optim.name": "distributed_fused_adam" if p.zero else "fused_adam",
     }
     rec = Recompute(str(p.recompute))
+    if rec is Recompute.SELECTIVE_OP:
+        raise ConfigError("NeMo has no per-op selective recompute (torchtitan's selective-op)",
+                          key="parallelism.recompute",
+                          allowed="none, selective, full (or export to torchtitan)")
     if rec is not Recompute.NONE:
         o["model.activations_checkpoint_granularity"] = str(rec)
     if rec is Recompute.FULL:

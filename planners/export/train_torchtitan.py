@@ -72,9 +72,15 @@ def torchtitan_config(plan: TrainingPlan) -> dict[str, dict[str, object]]:
                 "seq_len": t.seq_len, "mixed_precision_param": "bfloat16",
                 "enable_cpu_offload": offloads(plan)[1] is OffloadTarget.CPU}
     rec = Recompute(str(p.recompute))
-    ac = {"mode": {Recompute.NONE: "none", Recompute.SELECTIVE: "selective",
-                   Recompute.FULL: "full"}[rec]}
     if rec is Recompute.SELECTIVE:
+        # Megatron's selective (core attention only) is not one of torchtitan's policies: its
+        # "selective" is per-op (what selective-op models) or every n-th layer
+        raise ConfigError("torchtitan has no core-attention-only recompute (Megatron's "
+                          "selective); its per-op selective AC is recompute selective-op",
+                          key="parallelism.recompute", allowed="none, selective-op, full")
+    ac = {"mode": {Recompute.NONE: "none", Recompute.SELECTIVE_OP: "selective",
+                   Recompute.FULL: "full"}[rec]}
+    if rec is Recompute.SELECTIVE_OP:
         ac["selective_ac_option"] = "op"
     cfg = {"model": {"name": "llama3", "flavor": plan.model.name}, "training": training,
            "parallelism": par, "activation_checkpoint": ac}

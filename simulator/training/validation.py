@@ -79,7 +79,9 @@ Held-out H100 tables (HELDOUT_H100_TABLES; validation only, no constant was set 
   s x s attention: our count).
 - TITAN-H100 (torchtitan docs/performance.md, Jan 2025): llama3.1-8b from the catalog, seq
   8192 (the llama3_8b.toml default), local batch 2, FSDP2 over all GPUs (zero 3, fsdp_impl
-  fsdp2), selective recompute for "selective (op) AC", bf16 (Float8 rows left out);
+  fsdp2), recompute selective-op for "selective AC" (torchtitan's per-op policy: the
+  llama3_8b.toml of 9dec370, the torchtitan the tables ran, sets selective_ac_option = 'op';
+  hwmodels.sac), bf16 (Float8 rows left out);
   attention fa2 (PyTorch SDPA's flash backend is FlashAttention-2); kernels eager, or
   compiled for the torch.compile rows; Grand Teton H100 with the source's own memory: 96 GB
   HBM2e at 2.4 TB/s (the catalog h100-sxm's memory and bandwidth replaced); the 500 W power
@@ -364,7 +366,7 @@ def _titan_setup(row: pd.Series) -> RowSetup:
     compiled = "torch.compile" in str(row.notes)
     kernels = KernelStack.COMPILED if compiled else KernelStack.EAGER
     plan = ParallelConfig(tp=int(row.tp), pp=int(row.pp), dp=int(row.dp), zero=3,
-                          fsdp_impl=FSDPImpl.FSDP2, recompute=Recompute.SELECTIVE,
+                          fsdp_impl=FSDPImpl.FSDP2, recompute=Recompute.SELECTIVE_OP,
                           overlap_grad_reduce=True)
     training = TrainingConfig(seq_len=int(row.seq_len), global_batch=int(row.global_batch),
                               micro_batch=int(row.microbatch), dtype=DType.BF16,

@@ -33,6 +33,16 @@ SCHEDULER_NAMES = tuple(SCHEDULERS.names())
 DISAGG_SCHEDULERS = tuple(n for n in SCHEDULER_NAMES if n != "static")
 SCHEDULE_NAMES = tuple(str(s) for s in PipelineSchedule)
 RECOMPUTE_NAMES = tuple(str(r) for r in Recompute)
+
+
+def _recompute_names(model: str) -> tuple[str, ...]:
+    """The recompute modes valid for a catalog model (per-op SAC is dense-only)."""
+    from hwmodels import sac
+    from hwmodels.catalog import load_model
+
+    if sac.supports(load_model(model)):
+        return RECOMPUTE_NAMES
+    return tuple(r for r in RECOMPUTE_NAMES if r != Recompute.SELECTIVE_OP)
 CHECKPOINT_MODES = tuple(str(m) for m in CheckpointMode)
 
 
@@ -121,7 +131,7 @@ def training_scenario(c: Chooser) -> dict[str, Any]:
     par: dict[str, Any] = {"tp": tp, "pp": pp, "cp": cp, "ep": ep,
                            "dp": c.choice(("auto", dp)), "zero": c.integer(0, 3),
                            "sequence_parallel": tp > 1 and c.boolean(),
-                           "recompute": c.choice(RECOMPUTE_NAMES), "schedule": schedule}
+                           "recompute": c.choice(_recompute_names(name)), "schedule": schedule}
     if vpp > 1:
         par["vpp"] = vpp
     if c.boolean():
@@ -425,8 +435,8 @@ def shipped_scenario(c: Chooser) -> dict[str, Any]:
     if par["zero"] != 3:
         par.pop("fsdp_shard_size", None)  # hybrid sharding is a ZeRO-3 layout
     # DualPipe-style overlap needs the activations it overlaps (no full recompute)
-    par["recompute"] = c.choice(RECOMPUTE_NAMES if par.get("ep_overlap") != "dualpipe"
-                                else ("none", "selective"))
+    par["recompute"] = c.choice(_recompute_names(sc["model"])
+                                if par.get("ep_overlap") != "dualpipe" else ("none", "selective"))
     if "run" in sc:
         run = sc["run"]
         run["duration"] = c.choice(("1d", "3d", "7d"))

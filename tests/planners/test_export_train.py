@@ -33,8 +33,13 @@ PLANS = {
                                              "last_stage_layers": 17}, 1),
     "balanced-uneven": ("llama3-70b", 48, {"tp": 8, "pp": 6, "vpp": 3}, 1),
     "cp-selective": ("llama3-8b", 32, {"tp": 2, "cp": 2, "recompute": "selective"}, 2),
+    "cp-selective-op": ("llama3-8b", 32, {"tp": 2, "cp": 2, "recompute": "selective-op"}, 2),
     "fsdp2": ("llama3-8b", 16, {"tp": 2, "zero": 3}, 1),
 }
+
+
+# plans Megatron-LM can say (torchtitan's per-op AC is not one of its recompute modes)
+MEGATRON_PLANS = sorted(k for k, v in PLANS.items() if v[2].get("recompute") != "selective-op")
 
 
 def _plan(model: str, n: int, par: dict, mb: int = 1):
@@ -60,7 +65,7 @@ def _megatron_parser() -> argparse.ArgumentParser:
     return ap
 
 
-@pytest.mark.parametrize("name", sorted(PLANS))
+@pytest.mark.parametrize("name", MEGATRON_PLANS)
 def test_megatron_args_parse_with_pinned_parser(name):
     art = export_plan(_plan(*PLANS[name]), "megatron")
     flags = [a for a in art.args if a.startswith("--")]
@@ -78,7 +83,7 @@ def test_megatron_rejects_renamed_flag():
         _megatron_parser().parse_args(["--tensor-parallel-size", "8"])
 
 
-@pytest.mark.parametrize("name", sorted(PLANS))
+@pytest.mark.parametrize("name", MEGATRON_PLANS)
 def test_megatron_round_trip_same_plan(name):
     plan = _plan(*PLANS[name])
     art = export_plan(plan, "megatron")
@@ -131,7 +136,7 @@ def test_llama3_405b_scenario_as_written_round_trips_through_megatron_layout():
     assert a.iteration_time_s == pytest.approx(b.iteration_time_s, rel=0, abs=1e-9)
 
 
-@pytest.mark.parametrize("name", ["tp-pp-zero1-full", "fsdp2", "cp-selective"])
+@pytest.mark.parametrize("name", ["tp-pp-zero1-full", "fsdp2", "cp-selective-op"])
 def test_torchtitan_toml_keys_are_pinned(name):
     plan = _plan(*PLANS[name])
     try:
@@ -189,7 +194,7 @@ def test_nemo_overrides_are_pinned_keys():
             assert value in ("true", "false")
 
 
-@pytest.mark.parametrize("name", ["tp-pp-zero1-full", "fsdp2", "cp-selective", "vpp",
+@pytest.mark.parametrize("name", ["tp-pp-zero1-full", "fsdp2", "cp-selective-op", "vpp",
                                   "uneven-first-last", "balanced-uneven"])
 def test_torchtitan_round_trip_same_plan(name):
     from planners.export.importers import import_torchtitan
@@ -219,3 +224,39 @@ def test_megatron_refuses_zero2_it_cannot_launch():
     with pytest.raises(ConfigError, match="deepspeed"):
         export_plan(plan, "megatron")
     assert export_plan(plan, "deepspeed").command
+
+
+def test_recompute_modes_map_to_each_launchers_own():
+    """Megatron's selective (core attention) and torchtitan's per-op AC are different policies
+    with different memory and compute: each exporter says only its own and names the other."""
+    megatron_sel = _plan(*PLANS["cp-selective"])
+    titan_sel = _plan(*PLANS["cp-selective-op"])
+    assert "--recompute-granularity" in export_plan(megatron_sel, "megatron").args
+    with pytest.raises(ConfigError, match="selective-op"):
+        export_plan(megatron_sel, "torchtitan")
+    ac = tomllib.loads(export_plan(titan_sel, "torchtitan").files[0].text)["activation_checkpoint"]
+    assert ac == {"mode": "selective", "selective_ac_option": "op"}
+    for target in ("megatron", "nemo"):
+        with pytest.raises(ConfigError, match="torchtitan"):
+            export_plan(titan_sel, target)
+
+
+@pytest.mark.parametrize(("option", "recompute"), [("op", "selective-op"), ("1", "full")])
+def test_torchtitan_import_reads_the_selective_option(option, recompute):
+    from planners.export.importers import import_torchtitan
+
+    text = export_plan(_plan(*PLANS["cp-selective-op"]), "torchtitan").files[0].text
+    text = text.replace('selective_ac_option = "op"', f'selective_ac_option = "{option}"')
+    assert import_torchtitan(text, device="h100-sxm")["parallelism"]["recompute"] == recompute
+
+
+def test_torchtitan_import_refuses_layer_frequency_ac():
+    """v0.2.2's default selective_ac_option "2" (every second layer fully checkpointed) is a
+    policy fleetsim does not model: one clear error naming the key, not a silent mapping."""
+    from planners.export.importers import import_torchtitan
+
+    text = export_plan(_plan(*PLANS["cp-selective-op"]), "torchtitan").files[0].text
+    for new in ('selective_ac_option = "2"', ""):
+        with pytest.raises(ConfigError, match="activation_checkpoint.selective_ac_option"):
+            import_torchtitan(text.replace('selective_ac_option = "op"', new),
+                              device="h100-sxm")
