@@ -13,6 +13,7 @@ Run:
   python benchmarks/training_heldout.py --ref 5d54515         # errors before (REV) and after
   python benchmarks/training_heldout.py --markdown            # tables for docs/
   python benchmarks/training_heldout.py --tables BLOOM-176B,LLAMA3-T4
+  python benchmarks/training_heldout.py --tables FOUNDRY-A100  # held-out A100 rows
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Per table and over all held-out rows: rows, MAPE, mean signed error, worst |error|."""
     cols = ["error_pct"] + (["ref_error_pct"] if "ref_error_pct" in df else [])
     out = []
-    for name, part in [*df.groupby("source", sort=False), ("ALL H100 HELD-OUT", df)]:
+    total = ("ALL H100 HELD-OUT" if set(df.source) <= set(HELDOUT_H100_TABLES)
+             else "ALL ROWS SHOWN")
+    for name, part in [*df.groupby("source", sort=False), (total, df)]:
         rec: dict[str, Any] = {"table": name, "rows": len(part)}
         for col in cols:
             err = pd.to_numeric(part[col], errors="coerce").dropna()

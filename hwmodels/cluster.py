@@ -69,6 +69,7 @@ def build_cluster(
     name: str = "",
     host: str = "",
     slice_shape: Sequence[int] | None = None,
+    power_cap_w: float | None = None,
 ) -> ClusterSpec:
     """A ClusterSpec from catalog names or specs.
 
@@ -80,9 +81,15 @@ def build_cluster(
     intra_node must be the device's own scale-up link (taken at the device's own figure), one
     of its alt_scale_up_links, or a host (PCIe) link (then the node is a PCIe switch); the
     node's scale-up topology follows the device's fabric (hwmodels.topology); slice_shape
-    gives a torus slice's dims (TPU), product = devices_per_node.
+    gives a torus slice's dims (TPU), product = devices_per_node; power_cap_w a static board
+    power limit per device (hwmodels.power.power_capped: compute-bound kernels at the clock it
+    leaves).
     """
     dev = _resolve_device(device)
+    if power_cap_w is not None:
+        from hwmodels.power import power_capped
+
+        dev = power_capped(dev, power_cap_w, key="cluster.power_cap_w")
     try:
         topo = Topology(str(topology))
     except ValueError:
@@ -257,6 +264,10 @@ def describe_fabric(cluster: ClusterSpec) -> str:
                  f"{behind})")
     parts.append(f"{cluster.topology.value}, {cluster.nodes_per_leaf} nodes/leaf, "
                  f"oversubscription {cluster.oversubscription:g}")
+    dev = cluster.device
+    if dev.power_cap_w:
+        parts.append(f"power cap {dev.power_cap_w:g} W of {dev.tdp_w:g} W TDP (compute-bound "
+                     f"kernels at {dev.sm_clock_scale:.2f} x the uncapped SM clock)")
     return ", ".join(parts)
 
 

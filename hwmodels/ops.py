@@ -225,7 +225,7 @@ def _gemm(device: DeviceSpec, prof: DeviceProfile, m: float, n: float, k: float,
     flops = 2.0 * m * n * k * groups
     a_b, w_b, o_b = _operand_bytes(dt)
     nbytes = (m * k * a_b + k * n * w_b + m * n * o_b) * groups
-    t_compute = flops / (device.peak(compute) * prof.gemm_curve(dt)(flops))
+    t_compute = flops / (device.compute_peak(compute) * prof.gemm_curve(dt)(flops))
     t_memory = nbytes / (device.memory_bw_Bps * prof.gemm_memory_curve()(nbytes))
     return max(t_compute, t_memory) + prof.kernel_overhead_s
 
@@ -282,7 +282,7 @@ def _flash_time(device: DeviceSpec, prof: DeviceProfile, flops: float, nbytes: f
     if flops == 0:
         return 0.0
     eff = prof.attention_prefill(flops) * eff_scale
-    t_compute = flops / ((peak or _attention_peak(device, dtype)) * eff)
+    t_compute = flops / ((peak or _attention_peak(device, dtype) * device.sm_clock_scale) * eff)
     t_memory = nbytes / (device.memory_bw_Bps * prof.memory(nbytes))
     return max(t_compute, t_memory) + prof.kernel_overhead_s
 
@@ -343,7 +343,7 @@ def attention_kernel_time(device: DeviceSpec, prof: DeviceProfile, *, impl: Atte
     k_v = batch * q_len * num_kv_heads * (head_dim + v_head_dim) * elt
     flops = fwd_flops * (ATTN_BACKWARD_FLOPS_RATIO if backward else 1.0)
     nbytes = 2.0 * (q_o + k_v) + q_o if backward else q_o + k_v
-    t_compute = flops / (device.peak(DType.BF16) * eff * fill)
+    t_compute = flops / (device.compute_peak(DType.BF16) * eff * fill)
     t_memory = nbytes / (device.memory_bw_Bps * prof.memory(nbytes))
     return max(t_compute, t_memory) + prof.kernel_overhead_s
 
@@ -392,7 +392,7 @@ def _decode(device: DeviceSpec, prof: DeviceProfile, seqs: float, context: float
 
 def decode_compute_rate(device: DeviceSpec, prof: DeviceProfile) -> float:
     """FLOP/s of decode attention math: bf16 peak at the profile's large-attention efficiency."""
-    return device.peak(DType.BF16) * prof.attention_prefill.ys[-1]
+    return device.compute_peak(DType.BF16) * prof.attention_prefill.ys[-1]
 
 
 def attention_decode_time(device: DeviceSpec, *, num_seqs: int, total_context: float,

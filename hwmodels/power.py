@@ -25,7 +25,7 @@ decode step within 1%.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hwmodels.dtypes import compute_dtype_for, kv_cache_dtype, parse_dtype
 from hwmodels.errors import ConfigError
@@ -110,6 +110,21 @@ def freq_scale_for_cap(device: DeviceSpec, cap_w: float, *, compute_util: float,
         return 1.0
     capped = _clock_for_demand(target, compute_util, memory_util)
     return max(MIN_FREQ_SCALE, capped / uncapped)
+
+
+def power_capped(device: DeviceSpec, cap_w: float, *, key: str = "power_cap_w") -> DeviceSpec:
+    """`device` under a static board power limit (nvidia-smi -pl): compute-bound kernels run at
+    the SM clock the cap leaves a large GEMM (compute_util 1, its HBM traffic neglected), HBM
+    keeps its clock. A cap at TDP changes nothing; one at or below idle, or above TDP, is an
+    error naming `key`."""
+    allowed = f"({device.idle_w:g}, {device.tdp_w:g}] W for {device.name}"
+    if isinstance(cap_w, bool) or not isinstance(cap_w, int | float) or not (
+            device.idle_w < cap_w <= device.tdp_w):
+        raise ConfigError(f"power cap {cap_w!r} W must lie above {device.name}'s idle "
+                          f"{device.idle_w:g} W and at most its TDP {device.tdp_w:g} W",
+                          key=key, allowed=allowed)
+    scale = freq_scale_for_cap(device, float(cap_w), compute_util=1.0)  # vs the uncapped clock
+    return replace(device, power_cap_w=float(cap_w), sm_clock_scale=scale)
 
 
 def capped_time_s(time_s: float, *, compute_fraction: float, freq_scale: float) -> float:

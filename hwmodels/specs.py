@@ -85,12 +85,17 @@ class DeviceSpec:
     # any host/PCIe link), e.g. an NVLink bridge on a PCIe card
     alt_scale_up_links: tuple[str, ...] = ()
     source: str = ""
+    # a board power limit below TDP (W; 0: none) and the SM clock it leaves compute-bound
+    # kernels, as a fraction of the uncapped clock (hwmodels.power.power_capped sets both);
+    # compute time runs at compute_peak, MFU stays against the nameplate peak
+    power_cap_w: float = 0.0
+    sm_clock_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _positive(self, "memory_bytes", "memory_bw_Bps", "scale_up_bw_Bps", "tdp_w",
                   "devices_per_node")
-        _non_negative(self, "idle_w", "price_usd_per_hour", "kernel_overhead_s")
-        _fraction(self, "memory_efficiency", "attention_efficiency")
+        _non_negative(self, "idle_w", "price_usd_per_hour", "kernel_overhead_s", "power_cap_w")
+        _fraction(self, "memory_efficiency", "attention_efficiency", "sm_clock_scale")
         _positive(self, "nics_per_device")
         if not self.peak_flops:
             raise ConfigError("needs at least one dtype", key="DeviceSpec.peak_flops",
@@ -121,6 +126,11 @@ class DeviceSpec:
             return self.peak_flops[DType.FP16]
         raise ConfigError(f"device '{self.name}' has no {dtype} peak", key="dtype",
                           allowed=[d.value for d in self.peak_flops])
+
+    def compute_peak(self, dtype: DType) -> float:
+        """FLOP/s compute-bound kernels reach the roofline of: the dense peak at the SM clock
+        a power cap leaves (sm_clock_scale; 1 without a cap)."""
+        return self.peak(dtype) * self.sm_clock_scale
 
     def gemm_eff(self, dtype: DType) -> float:
         """Large-GEMM efficiency for `dtype` (falls back to bf16's, then 0.75)."""

@@ -18,6 +18,10 @@ both "a100"; h100-sxm and h100-pcie both "h100"; a TPU keeps its generation, "tp
 row's device is the first word of its hardware column looked up in the catalog (else its first
 two words joined by '-': "TPU v5e" -> tpu-v5e), its peak that device's dense bf16/fp16 peak.
 Notes give an MFU as "MFU 56.3%" or "61.10% MFU".
+A device class's best MFU is often a small run (llm-foundry's A100 7B on 8 GPUs: 64.2%), so a
+plan is also held against the best published MFU at its scale: rows of the class with at least
+1/SCALE_FRACTION of the plan's devices (1,024 A100 -> rows on >= 256: Korthikanti et al.'s 1T on
+512, 56.3%); above that, the output says no run at that scale has shown it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ RECOMPUTE_COUNTED_SOURCES = ("SC21-",)
 RECOMPUTE_TO_MODEL_FLOPS = 3.0 / 4.0
 _FP8_NOTE = re.compile(r"\bfp8\b", re.IGNORECASE)
 MOE_SOURCES = ("MOE-",)  # rows whose params_B counts every expert
+# "At the plan's scale": published rows with >= num_devices / SCALE_FRACTION devices.
+SCALE_FRACTION = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,16 +74,34 @@ class Credibility:
     device_class: str
     predicted_mfu: float
     ceiling: PublishedMFU | None  # None: no published row for this class
+    num_devices: int = 0  # the plan's devices; 0: unknown (no at-scale comparison)
+    at_scale: PublishedMFU | None = None  # best row with >= num_devices / SCALE_FRACTION
 
     @property
     def exceeds(self) -> bool:
         return self.ceiling is not None and self.predicted_mfu > self.ceiling.mfu
 
+    @property
+    def min_devices_at_scale(self) -> int:
+        return -(-self.num_devices // SCALE_FRACTION) if self.num_devices > 0 else 0
+
+    @property
+    def exceeds_at_scale(self) -> bool:
+        """Above every published run at the plan's scale (None there counts as above: no
+        run of that size is bundled)."""
+        if self.num_devices <= 0 or self.ceiling is None:
+            return False
+        return self.at_scale is None or self.predicted_mfu > self.at_scale.mfu
+
     def to_dict(self) -> dict[str, Any]:
-        c = self.ceiling
+        c, a = self.ceiling, self.at_scale
         return {"device_class": self.device_class, "predicted_mfu": self.predicted_mfu,
                 "best_published_mfu": None if c is None else c.mfu,
-                "source": None if c is None else c.describe(), "exceeds": self.exceeds}
+                "source": None if c is None else c.describe(), "exceeds": self.exceeds,
+                "min_devices_at_scale": self.min_devices_at_scale,
+                "best_published_mfu_at_scale": None if a is None else a.mfu,
+                "source_at_scale": None if a is None else a.describe(),
+                "exceeds_at_scale": self.exceeds_at_scale}
 
     def warning(self) -> str | None:
         """The line the CLI prints when the prediction is above anything published."""
@@ -87,6 +111,19 @@ class Credibility:
         return (f"WARNING: predicted MFU {self.predicted_mfu:.1%} exceeds the best published "
                 f"{self.device_class.upper()} MFU {c.mfu:.1%} ({c.describe()}); treat this "
                 "plan's speed as optimistic")
+
+    def scale_note(self) -> str | None:
+        """The line the CLI prints when the prediction is within the class's published range
+        but above every published run at the plan's scale."""
+        if self.exceeds or not self.exceeds_at_scale or self.ceiling is None:
+            return None
+        a, n = self.at_scale, self.min_devices_at_scale
+        at = ("no bundled run has that many devices" if a is None else
+              f"the best there is {a.mfu:.1%}, {a.describe()}")
+        return (f"NOTE: predicted MFU {self.predicted_mfu:.1%} is within the published "
+                f"{self.device_class.upper()} range (best {self.ceiling.mfu:.1%}, "
+                f"{self.ceiling.describe()}) but above every published run on >= {n} devices "
+                f"({at}): nobody has shown it at this scale")
 
 
 def device_class(device: DeviceSpec | str) -> str:
@@ -174,14 +211,17 @@ def row_mfu(row: pd.Series) -> PublishedMFU | None:
                         **common)
 
 
-@functools.lru_cache(maxsize=32)
-def best_published_mfu(dev_class: str) -> PublishedMFU | None:
-    """The highest MFU among the bundled rows of one device class (None: no such row)."""
+@functools.lru_cache(maxsize=64)
+def best_published_mfu(dev_class: str, min_devices: int = 0) -> PublishedMFU | None:
+    """The highest MFU among the bundled rows of one device class run on >= min_devices
+    devices (None: no such row)."""
     best: PublishedMFU | None = None
     rows = load_rows()
     for _, row in rows.iterrows():
         dev = _row_device(row.get("hardware", ""))
         if dev is None or device_class(dev) != dev_class:
+            continue
+        if min_devices > 0 and (_num(row.get("n_devices")) or 0) < min_devices:
             continue
         got = row_mfu(row)
         if got is not None and (best is None or got.mfu > best.mfu):
@@ -202,8 +242,12 @@ def published_mfus(dev_class: str) -> list[PublishedMFU]:
 
 
 def assess_mfu(predicted_mfu: float, device: DeviceSpec | str,
-               ceiling: PublishedMFU | None = None) -> Credibility:
-    """A predicted MFU against its device class's best published MFU (given, or looked up)."""
+               ceiling: PublishedMFU | None = None, *, num_devices: int = 0) -> Credibility:
+    """A predicted MFU against its device class's best published MFU (given, or looked up)
+    and, for a plan on `num_devices` > 0, against the best at that scale."""
     cls = device_class(device)
-    return Credibility(device_class=cls, predicted_mfu=float(predicted_mfu),
-                       ceiling=ceiling if ceiling is not None else best_published_mfu(cls))
+    best = ceiling if ceiling is not None else best_published_mfu(cls)
+    n = int(num_devices)
+    at_scale = best_published_mfu(cls, -(-n // SCALE_FRACTION)) if n > 0 else None
+    return Credibility(device_class=cls, predicted_mfu=float(predicted_mfu), ceiling=best,
+                       num_devices=max(n, 0), at_scale=at_scale)

@@ -227,6 +227,7 @@ def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | 
                simulate_top: int | None = None, executor: Executor | None = None,
                devices_per_node: int | None = None, intra_node: str | None = None,
                inter_node: str | None = None, nics_per_node: int = 0,
+               power_cap_w: float | None = None,
                profile: DeviceProfile | str | Path | None = None) -> PlanResult:
     """Plan training of `model` on `num_devices` (or each of a list of counts) x `device`.
 
@@ -234,7 +235,8 @@ def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | 
     hwmodels.cluster.build_cluster and calls plan_train_on; with a list of counts the tables
     are concatenated (column num_devices) and ranked together. inter_node None: the device
     generation's default fabric (build_cluster's default); nics_per_node 0: the device's own
-    NIC count (one per device unless the catalog says otherwise).
+    NIC count (one per device unless the catalog says otherwise); power_cap_w: a static board
+    power limit per device (None: TDP).
     """
     counts = [num_devices] if isinstance(num_devices, int) else list(num_devices)
     if not counts:
@@ -242,7 +244,8 @@ def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | 
     fabric = {} if inter_node is None else {"inter_node": inter_node}
     results = [plan_train_on(model, build_cluster(device, n, devices_per_node=devices_per_node,
                                                   intra_node=intra_node,
-                                                  nics_per_node=nics_per_node, **fabric),
+                                                  nics_per_node=nics_per_node,
+                                                  power_cap_w=power_cap_w, **fabric),
                              seq_len=seq_len, global_batch=global_batch,
                              global_batch_tokens=global_batch_tokens, dtype=dtype,
                              constraints=constraints, top_k=top_k, simulate_top=simulate_top,
@@ -260,7 +263,8 @@ def _merge(results: list[PlanResult], top_k: int) -> PlanResult:
     ranked = plans.loc[order].reset_index(drop=True)
     best = [r.credibility for r in results if r.credibility is not None]
     cred = (None if ranked.empty or not best else
-            assess_mfu(float(ranked.mfu.iloc[0]), best[0].device_class, best[0].ceiling))
+            assess_mfu(float(ranked.mfu.iloc[0]), best[0].device_class, best[0].ceiling,
+                       num_devices=int(ranked.num_devices.iloc[0])))
     return PlanResult(
         plans=ranked,
         configs=tuple(configs[i] for i in order),
@@ -337,7 +341,8 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
     # top_k = 0 (or simulate_top = 0) leaves every estimated plan unreported: an empty table
     # must say so rather than look like a search that found nothing
     not_simulated = len(candidates) - simulated if plans.empty else 0
-    cred = None if plans.empty else assess_mfu(float(plans.mfu.iloc[0]), cluster.device)
+    cred = None if plans.empty else assess_mfu(float(plans.mfu.iloc[0]), cluster.device,
+                                               num_devices=cluster.num_devices)
     return PlanResult(plans=plans, configs=tuple(configs[:top_k]), estimates=table,
                       considered=counts.considered,
                       pruned_divisibility=counts.pruned_divisibility,

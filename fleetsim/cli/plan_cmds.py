@@ -287,6 +287,10 @@ def plan_train_cmd(
                                            "own, one per GPU on DGX-style nodes); the NICs "
                                            "are shared by the DP/PP/CP/EP traffic of the "
                                            "node's ranks."),
+    power_cap_w: float = typer.Option(None, "--power-cap-w",
+                                      help="Static board power limit per GPU in W (nvidia-smi "
+                                           "-pl; default: TDP): compute-bound kernels run at "
+                                           "the SM clock it leaves."),
     top_k: int = typer.Option(10, "--top-k"),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address."),
@@ -331,6 +335,10 @@ def plan_train_cmd(
         raise ConfigError(f"must be >= 1, got {nics_per_node}", key="--nics-per-node",
                           allowed=">= 1")
     nics = nics_per_node or 0
+    if power_cap_w is not None:
+        from hwmodels.power import power_capped
+
+        power_capped(spec, power_cap_w, key="--power-cap-w")  # (idle, TDP] or exit 2
     counts = _int_list(num_devices, "--num-devices") or []
     constraints = TrainConstraints(
         tp=_int_list(tp, "--tp"), max_tp=max_tp, pp=_int_list(pp, "--pp"),
@@ -350,7 +358,8 @@ def plan_train_cmd(
                             seq_len=seq_len, global_batch=global_batch,
                             global_batch_tokens=global_batch_tokens, dtype=dtype,
                             constraints=constraints, top_k=top_k, executor=ex,
-                            inter_node=inter_node, nics_per_node=nics, profile=prof)
+                            inter_node=inter_node, nics_per_node=nics,
+                            power_cap_w=power_cap_w, profile=prof)
     if not result.feasible and not allow_infeasible:
         raise result.infeasible_error()
     out = add_assumptions(with_profiles(result.to_dict(), {spec.name: prof}),
@@ -359,7 +368,9 @@ def plan_train_cmd(
                           dtype=dtype)
     artefact = None
     if export and result.feasible:
-        artefact, rank, skipped = _export_best(result, model, device, inter_node, nics, prof,
+        cluster_kwargs = {"nics_per_node": nics, "power_cap_w": power_cap_w,
+                          **({"inter_node": inter_node} if inter_node else {})}
+        artefact, rank, skipped = _export_best(result, model, device, cluster_kwargs, prof,
                                                export, export_out)
         out["export"] = {**artefact.to_dict(), "written": export_out, "plan_rank": rank,
                          "skipped": skipped}
@@ -399,7 +410,8 @@ def plan_train_cmd(
                           f"{off['nvme_bytes'] / 1e9:.1f} GB in {off['nvme_s']:.2f} s; CPU-Adam "
                           f"{off['cpu_optimizer_s']:.2f} s; exposed {off['exposed_s']:.2f} s",
                           markup=False)
-    warning = result.credibility.warning() if result.credibility is not None else None
+    cred = result.credibility
+    warning = None if cred is None else cred.warning() or cred.scale_note()
     if warning:
         console.print(warning, style="bold yellow", markup=False)
     print_efficiency(out)
@@ -408,9 +420,8 @@ def plan_train_cmd(
         console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")
 
 
-def _export_best(result: Any, model: str, device: str, inter_node: str | None,
-                 nics_per_node: int, prof: Any, target: str, out_dir: str | None
-                 ) -> tuple[Any, int, list[str]]:
+def _export_best(result: Any, model: str, device: str, cluster_kwargs: dict[str, Any],
+                 prof: Any, target: str, out_dir: str | None) -> tuple[Any, int, list[str]]:
     """The best ranked plan `target` can launch, exported (files written under out_dir), its
     rank, and why each better plan could not be (e.g. a schedule the launcher lacks)."""
     from hwmodels.catalog import load_model
@@ -422,8 +433,7 @@ def _export_best(result: Any, model: str, device: str, inter_node: str | None,
     skipped: list[str] = []
     for rank, ((parallel, training), (_, row)) in enumerate(
             zip(result.configs, result.plans.iterrows(), strict=True), 1):
-        cluster = build_cluster(device, int(row["num_devices"]), nics_per_node=nics_per_node,
-                                **({"inter_node": inter_node} if inter_node else {}))
+        cluster = build_cluster(device, int(row["num_devices"]), **cluster_kwargs)
         plan = TrainingPlan(model=load_model(model), cluster=cluster, training=training,
                             parallel=parallel, profile=prof)
         try:

@@ -296,11 +296,16 @@ def _print_suite(name: str, data: dict[str, Any], sources: Sequence[Source]) -> 
                        f"{e['mape_kernel_only_pct']:.1f}", ", ".join(e["tables"]))
         console.print(et)
     if name == "training":
-        from simulator.training.validation import HELDOUT_H100_TABLES, TARGET_TABLES
+        from simulator.training.validation import (
+            HELDOUT_A100_TABLES,
+            HELDOUT_H100_TABLES,
+            TARGET_TABLES,
+        )
 
         console.print(f"TARGET = {', '.join(TARGET_TABLES)} (the fidelity target); "
-                      f"HELDOUT-H100 = {', '.join(HELDOUT_H100_TABLES)} (held out: no "
-                      "constant was set from them; benchmarks/training_heldout.py)",
+                      f"HELDOUT-H100 = {', '.join(HELDOUT_H100_TABLES)}; held-out A100: "
+                      f"{', '.join(HELDOUT_A100_TABLES)} (held out: no constant was set from "
+                      "them; benchmarks/training_heldout.py)",
                       highlight=False, soft_wrap=True)
     if not profiles:
         return

@@ -40,6 +40,7 @@ class PoolSection:
     inter_node: str | None = None
     nics_per_node: int | None = None
     profile: str | None = None  # as cluster.profile
+    power_cap_w: float | None = None  # as cluster.power_cap_w
 
     def __post_init__(self) -> None:
         for name, minimum in (("num_devices", 1), ("devices_per_node", 1), ("nics_per_node", 0)):
@@ -51,7 +52,8 @@ class PoolSection:
     def build(self, *, file: str | None = None) -> ClusterSpec:
         """The pool's own ClusterSpec."""
         kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
-                                                "nics_per_node") if getattr(self, f) is not None}
+                                                "nics_per_node", "power_cap_w")
+                  if getattr(self, f) is not None}
         try:
             return build_cluster(self.device, self.num_devices, **kwargs)
         except ConfigError as err:
@@ -79,6 +81,8 @@ class ClusterSection:
     host: str | None = None
     # a torus slice's shape (TPU: [16, 16] for a v5e pod); product = devices_per_node
     slice_shape: tuple[int, ...] | None = None
+    # a static board power limit per device, W (nvidia-smi -pl; hwmodels.power.power_capped)
+    power_cap_w: float | None = None
     # a heterogeneous job: device pools instead of device/num_devices (and their links)
     pools: tuple[PoolSection, ...] = ()
 
@@ -86,7 +90,8 @@ class ClusterSection:
         if self.pools:
             given = [f for f in ("device", "num_devices", "devices_per_node", "intra_node",
                                  "inter_node", "nics_per_node", "topology", "oversubscription",
-                                 "nodes_per_leaf", "profile", "host", "slice_shape")
+                                 "nodes_per_leaf", "profile", "host", "slice_shape",
+                                 "power_cap_w")
                      if getattr(self, f) is not None]
             if given:
                 raise ConfigError(f"give cluster.pools or cluster.{given[0]}, not both (each "
@@ -113,7 +118,8 @@ class ClusterSection:
             return replace(first, num_devices=sum(p.num_devices for p in self.pools))
         kwargs = {f: getattr(self, f) for f in ("devices_per_node", "intra_node", "inter_node",
                                                 "nics_per_node", "topology", "oversubscription",
-                                                "nodes_per_leaf", "host", "slice_shape")
+                                                "nodes_per_leaf", "host", "slice_shape",
+                                                "power_cap_w")
                   if getattr(self, f) is not None}
         try:
             return build_cluster(self.device, self.num_devices, **kwargs)

@@ -84,10 +84,12 @@ Held-out H100 tables (HELDOUT_H100_TABLES; validation only, no constant was set 
   hwmodels.sac), bf16 (Float8 rows left out);
   attention fa2 (PyTorch SDPA's flash backend is FlashAttention-2); kernels eager, or
   compiled for the torch.compile rows; Grand Teton H100 with the source's own memory: 96 GB
-  HBM2e at 2.4 TB/s (the catalog h100-sxm's memory and bandwidth replaced); the 500 W power
-  limit (vs 700 W TDP, lower sustained clocks) is NOT modelled: no kernel-level measurement
-  of H100 GEMM rate at 500 W was found, so these rows are expected to be over-predicted by
-  it; RoCE 400 Gb/s per GPU (roce-400g) across nodes.
+  HBM2e at 2.4 TB/s (the catalog h100-sxm's memory and bandwidth replaced) and its "default
+  500W power limit" (cluster power_cap_w 500 of the 700 W TDP: hwmodels.power.power_capped
+  runs compute-bound kernels at 0.81 x the uncapped SM clock, from the power model calibrated
+  on Splitwise's DGX-H100 capping runs; no measurement of H100 GEMM rate at 500 W was found,
+  so that factor is the model's, not measured); RoCE 400 Gb/s per GPU (roce-400g) across
+  nodes.
 - NEMO-H100 (Megatron-Bridge performance summary, 25.09 container, DGX-H100): catalog llama
   models; dtype fp8 for "FP8-CS" (Transformer Engine FP8 GEMMs; fleetsim's fp8 runs every
   GEMM at the catalog fp8 rate and keeps no bf16 master-weight traffic distinction, a
@@ -167,6 +169,8 @@ MAPE_TARGET_PCT = 10.0
 MAX_ROW_ERROR_PCT = 20.0
 # H100 rows no constant was set from (issue 15): reported by benchmarks/training_heldout.py.
 HELDOUT_H100_TABLES = ("FOUNDRY-H100", "LLAMA3-T4", "MEGATRON-H100", "TITAN-H100", "NEMO-H100")
+# A100 rows no constant was set from: the same llm-foundry stack as FOUNDRY-H100, on A100.
+HELDOUT_A100_TABLES = ("FOUNDRY-A100",)
 # Tables that run a published plan whose pp (x vpp) does not divide the layers (issue 15).
 UNEVEN_SPLIT_TABLES = ("LLAMA3-T4", "BLOOM-176B")
 MOE_PREFIX = "MOE-"  # rows set up by simulator.training.validation_moe.row_setup_moe
@@ -182,6 +186,8 @@ OMNIPATH_100G = LinkSpec(name="omnipath-100g", kind=LinkKind.SCALE_OUT, bandwidt
 # torchtitan's Grand Teton H100 (docs/performance.md): 96 GB HBM2e at 2.4 TB/s per GPU.
 GRAND_TETON_HBM2E_BYTES = 96e9
 GRAND_TETON_HBM2E_BW_BPS = 2.4e12
+# ... run at "the default 500W power limit" (same page; the H100 SXM's TDP is 700 W)
+GRAND_TETON_POWER_LIMIT_W = 500.0
 
 
 def _moe_row_setup() -> Callable[[pd.Series], RowSetup] | None:
@@ -253,6 +259,14 @@ def _mosaic_h100(n: int) -> ClusterSpec:
 
 
 @functools.lru_cache(maxsize=8)
+def _mosaic_a100(n: int) -> ClusterSpec:
+    """llm-foundry's A100 table: 8x A100-80GB SXM, NVLink3, "1600 Gbps node-node interconnect
+    (RoCE)" = 8 x 200 GbE RoCE per node."""
+    return build_cluster("a100-80gb", n, devices_per_node=8, intra_node="nvlink3",
+                         inter_node="roce-200g")
+
+
+@functools.lru_cache(maxsize=8)
 def _dgx_h100(n: int) -> ClusterSpec:
     """NVIDIA's DGX H100 clusters (Megatron-LM, NeMo tables): NVLink4, 8x NDR 400G per node."""
     return build_cluster("h100-sxm", n, devices_per_node=8, intra_node="nvlink4",
@@ -268,11 +282,12 @@ def _meta_roce_h100(n: int) -> ClusterSpec:
 
 @functools.lru_cache(maxsize=8)
 def _titan_h100(n: int) -> ClusterSpec:
-    """torchtitan's Grand Teton H100s: the source's 96 GB HBM2e at 2.4 TB/s, RoCE 400G."""
+    """torchtitan's Grand Teton H100s: the source's 96 GB HBM2e at 2.4 TB/s and 500 W power
+    limit, RoCE 400G."""
     device = replace(load_device("h100-sxm"), memory_bytes=GRAND_TETON_HBM2E_BYTES,
                      memory_bw_Bps=GRAND_TETON_HBM2E_BW_BPS)
     return build_cluster(device, n, devices_per_node=8, intra_node="nvlink4",
-                         inter_node="roce-400g")
+                         inter_node="roce-400g", power_cap_w=GRAND_TETON_POWER_LIMIT_W)
 
 
 @functools.lru_cache(maxsize=8)
@@ -461,7 +476,8 @@ def row_setup(row: pd.Series) -> RowSetup:
         training = TrainingConfig(seq_len=int(row.seq_len), global_batch=int(row.global_batch),
                                   micro_batch=micro, dtype=DType.BF16,
                                   attention_impl=AttentionImpl.FA2, kernels=KernelStack.EAGER)
-        return RowSetup(model=_mpt(row), cluster=_mosaic_h100(n), training=training,
+        cluster = _mosaic_a100(n) if source == "FOUNDRY-A100" else _mosaic_h100(n)
+        return RowSetup(model=_mpt(row), cluster=cluster, training=training,
                         parallel=plan, flash_attention=True,
                         config=f"FSDP dp{dp} mb{micro} {recompute}")
     if source == "KORTH-T4":

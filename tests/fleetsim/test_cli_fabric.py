@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 TRAIN = str(Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
             / "gpt3-175b-a100.yaml")
 
@@ -76,3 +78,38 @@ def test_plan_train_nics_per_node_changes_the_plan(cli) -> None:
 def test_plan_train_nics_per_node_zero(cli) -> None:
     code, _, err = cli(*PLAN_16, "--nics-per-node", "0")
     _one_line_exit_2(code, err, "--nics-per-node", ">= 1")
+
+
+PLAN_8B = ("plan", "train", "--model", "llama3-8b", "--device", "h100-sxm", "--num-devices", "8",
+           "--seq-len", "4096", "--global-batch", "16", "--tp", "1", "--pp", "1", "--zero", "3",
+           "--recompute", "full", "--micro-batches", "2", "--top-k", "1", "--json")
+
+
+def test_plan_train_power_cap_slows_the_plan_and_says_so(cli) -> None:
+    """A 500 W limit on 700 W H100s lowers the SM clock of compute-bound kernels: the same plan
+    takes longer, its MFU (against the nameplate peak) drops, and the fabric line states it."""
+    code, out, err = cli(*PLAN_8B)
+    assert code == 0, err
+    free = json.loads(out)
+    code, out, err = cli(*PLAN_8B, "--power-cap-w", "500")
+    assert code == 0, err
+    capped = json.loads(out)
+    assert "power cap" not in free["fabric"] and "power cap 500 W" in capped["fabric"]
+    fast, slow = free["plans"][0], capped["plans"][0]
+    ratio = slow["iteration_time_s"] / fast["iteration_time_s"]
+    assert 1.05 < ratio < 1.0 / 0.5  # slower, never beyond the clock floor
+    assert slow["mfu"] == pytest.approx(fast["mfu"] / ratio, rel=1e-6)
+
+
+@pytest.mark.parametrize("watts", ["50", "800"])
+def test_plan_train_power_cap_outside_idle_to_tdp(cli, watts: str) -> None:
+    code, _, err = cli(*PLAN_8B, "--power-cap-w", watts)
+    _one_line_exit_2(code, err, "--power-cap-w", "(75, 700] W")
+
+
+def test_simulate_train_power_cap_key(cli) -> None:
+    code, out, err = cli("simulate", "train", TRAIN, "--set", "cluster.power_cap_w=300", "--json")
+    assert code == 0, err
+    assert "power cap 300 W" in json.loads(out)["fabric"]
+    code, _, err = cli("simulate", "train", TRAIN, "--set", "cluster.power_cap_w=500")
+    _one_line_exit_2(code, err, "cluster.power_cap_w", "(60, 400] W")

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hwmodels import ops
 from hwmodels.catalog import load_device
+from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
 from hwmodels.power import (
     FREQ_EXPONENT,
@@ -14,6 +16,7 @@ from hwmodels.power import (
     capped_time_s,
     freq_scale_for_cap,
     operating_clock,
+    power_capped,
     power_w,
     utilization_from_roofline,
 )
@@ -98,3 +101,38 @@ def test_cap_respected_and_power_monotone(cu: float, mu: float, cap: float) -> N
     assert H100.idle_w <= power <= H100.tdp_w + 1e-9
     assert power_w(H100, compute_util=min(1.0, cu + 0.1), memory_util=mu) >= \
         power_w(H100, compute_util=cu, memory_util=mu) - 1e-9
+
+
+# --- a static power cap on a device (training: cluster.power_cap_w, plan train --power-cap-w)
+
+
+def test_power_cap_at_tdp_changes_nothing() -> None:
+    capped = power_capped(H100, H100.tdp_w)
+    assert capped.sm_clock_scale == 1.0
+    assert capped.compute_peak(DType.BF16) == H100.peak(DType.BF16)
+
+
+def test_lower_caps_leave_lower_clocks() -> None:
+    scales = [power_capped(H100, w).sm_clock_scale for w in (700, 600, 500, 400, 300)]
+    assert scales == sorted(scales, reverse=True) and scales[-1] < scales[0]
+    # 500 W of 700 W: below the uncapped clock, above the floor a cap can drive it to
+    assert MIN_FREQ_SCALE < power_capped(H100, 500).sm_clock_scale < 0.9
+    # the nameplate peak (MFU's denominator) is untouched
+    assert power_capped(H100, 500).peak(DType.BF16) == H100.peak(DType.BF16)
+
+
+def test_a_cap_slows_compute_bound_kernels_only() -> None:
+    capped = power_capped(H100, 500)
+    big = (ops.gemm_time(capped, 8192, 8192, 8192, "bf16", profile="defaults")
+           / ops.gemm_time(H100, 8192, 8192, 8192, "bf16", profile="defaults"))
+    assert big == pytest.approx(1.0 / capped.sm_clock_scale, rel=1e-3)
+    copy = (ops.memory_time(capped, 1e9, profile="defaults")
+            / ops.memory_time(H100, 1e9, profile="defaults"))
+    assert copy == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("watts", [H100.idle_w, 10.0, H100.tdp_w + 1, True])
+def test_a_cap_outside_idle_to_tdp_is_refused(watts: float) -> None:
+    with pytest.raises(ConfigError) as err:
+        power_capped(H100, watts, key="cluster.power_cap_w")
+    assert err.value.key == "cluster.power_cap_w" and "700" in str(err.value)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from planners.credibility import best_published_mfu, device_class, published_mfus, row_mfu
+from planners.credibility import (
+    SCALE_FRACTION,
+    assess_mfu,
+    best_published_mfu,
+    device_class,
+    published_mfus,
+    row_mfu,
+)
 
 
 @pytest.mark.parametrize(("name", "cls"), [
@@ -48,3 +55,37 @@ def test_every_ceiling_is_one_a_16_bit_plan_can_reach(cls: str) -> None:
     H800 628% from an MoE row's total parameters)."""
     rows = published_mfus(cls)
     assert rows and all(0 < r.mfu < 0.75 for r in rows), [r.describe() for r in rows[:3]]
+
+
+def test_the_at_scale_ceiling_only_counts_runs_of_comparable_size() -> None:
+    """best_published_mfu(cls, n) keeps rows on >= n devices: it never rises as n grows, and
+    each one it returns ran on >= n devices."""
+    last = 1.0
+    for n in (0, 8, 64, 256, 1024, 4096):
+        best = best_published_mfu("a100", n)
+        if best is None:
+            continue
+        assert best.n_devices >= n and best.mfu <= last
+        last = best.mfu
+    assert best_published_mfu("a100", 10**7) is None
+
+
+def test_a_plan_above_its_scale_but_within_the_class_gets_a_note() -> None:
+    whole = best_published_mfu("a100")
+    n = 1024
+    at = best_published_mfu("a100", n // SCALE_FRACTION)
+    assert whole is not None and at is not None and at.mfu < whole.mfu
+    between = assess_mfu((at.mfu + whole.mfu) / 2, "a100-80gb", num_devices=n)
+    assert not between.exceeds and between.exceeds_at_scale
+    assert between.warning() is None
+    note = between.scale_note()
+    assert note is not None and f">= {n // SCALE_FRACTION} devices" in note
+    assert at.source in note and whole.source in note
+    below = assess_mfu(at.mfu * 0.9, "a100-80gb", num_devices=n)
+    assert below.warning() is None and below.scale_note() is None
+    above = assess_mfu(whole.mfu + 0.01, "a100-80gb", num_devices=n)
+    assert above.warning() is not None and above.scale_note() is None
+    # no device count: only the class ceiling is consulted (as before)
+    assert assess_mfu((at.mfu + whole.mfu) / 2, "a100-80gb").scale_note() is None
+    huge = assess_mfu(at.mfu * 0.5, "a100-80gb", num_devices=10**7)
+    assert huge.exceeds_at_scale and "no bundled run has that many devices" in huge.scale_note()

@@ -20,6 +20,7 @@ from hwmodels.errors import ConfigError
 from hwmodels.parallel import stage_layer_counts
 from simulator.training import validation
 from simulator.training.validation import (
+    HELDOUT_A100_TABLES,
     HELDOUT_H100_TABLES,
     MAPE_TARGET_PCT,
     MAX_ROW_ERROR_PCT,
@@ -161,8 +162,23 @@ def test_heldout_h100_rows_are_reported_with_a_sanity_bound(table: pd.DataFrame)
     assert ratio.between(0.5, 2.0).all(), held[~ratio.between(0.5, 2.0)].to_string()
 
 
+def test_heldout_a100_rows_run_on_mosaicml_a100_nodes(table: pd.DataFrame) -> None:
+    """llm-foundry's A100 table (every seq-2048 row) runs on A100-80GB over 8 x 200 GbE RoCE
+    per node, the same FSDP1 plan as its H100 rows; same sanity bound, errors printed."""
+    held = table[table.source.isin(HELDOUT_A100_TABLES)]
+    assert set(held.source) == set(HELDOUT_A100_TABLES) and len(held) == 11
+    assert set(held.device) == {"a100-80gb"}
+    data = load_published()
+    setup = row_setup(data[data.source == "FOUNDRY-A100"].iloc[0])
+    assert setup.cluster.inter_node.name == "roce-200g"
+    assert setup.parallel.zero == 3 and setup.parallel.dp == setup.cluster.num_devices
+    print(held[["model", "published", "predicted", "error_pct"]].round(1).to_string())
+    ratio = held.predicted / held.published
+    assert ratio.between(0.5, 2.0).all(), held[~ratio.between(0.5, 2.0)].to_string()
+
+
 def test_heldout_tables_share_no_row_with_the_target() -> None:
-    assert not set(HELDOUT_H100_TABLES) & set(TARGET_TABLES)
+    assert not (set(HELDOUT_H100_TABLES) | set(HELDOUT_A100_TABLES)) & set(TARGET_TABLES)
 
 
 # -- issue 15: every training_published*.csv is read; MOE- rows need their module -----------
