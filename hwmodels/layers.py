@@ -19,7 +19,7 @@ from hwmodels import ops, sac
 from hwmodels.dtypes import DType, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.kernel_stack import host_wait_s, kernels_per_op
-from hwmodels.parallel import AttentionImpl, CPMode, KernelStack
+from hwmodels.parallel import AttentionImpl, CPMode, KernelStack, LossImpl
 from hwmodels.profile import DeviceProfile, ElementwiseKind
 from hwmodels.specs import AttentionKind, DeviceSpec, ModelSpec
 
@@ -40,6 +40,13 @@ ELEMENTWISE_BACKWARD_RATIO = 2.0
 CROSS_ENTROPY_BYTES_PER_LOGIT = 2.0 + 4.0 + 4.0
 # Backward of cross entropy: read the fp32 softmax, write the bf16 logit grad.
 CROSS_ENTROPY_BWD_BYTES_PER_LOGIT = 4.0 + 2.0
+# PyTorch eager F.cross_entropy(logits.float(), labels) (LossImpl.EAGER_FP32), one kernel each:
+# forward: the fp32 cast (read 2, write 4), log_softmax (read 4, write 4); nll_loss reads one
+# logit per token (negligible). Backward: nll_loss_backward zero-fills a dense fp32 grad (write
+# 4; its scatter is one value per token), log_softmax_backward (read grad 4 + saved output 4,
+# write 4), the cast back to bf16 (read 4, write 2).
+EAGER_CE_FWD_BYTES_PER_LOGIT = ((2.0 + 4.0), (4.0 + 4.0))
+EAGER_CE_BWD_BYTES_PER_LOGIT = (4.0, (4.0 + 4.0 + 4.0), (4.0 + 2.0))
 # Position embeddings: models with these types use ALiBi biases instead of rotary embeddings.
 ALIBI_MODEL_TYPES = frozenset({"bloom", "mpt"})
 
@@ -627,14 +634,25 @@ def _logits_parts(model: ModelSpec, tokens: float, tp: int, dt: DType,
     return Gemm(tokens, vocab, model.hidden_size), 2.0 * hidden, tokens * vocab
 
 
+def _loss_kernels(logits: float, loss_impl: LossImpl | str, *, backward: bool) -> list[Kernel]:
+    """The cross-entropy kernels over `logits` values of one rank, by LossImpl."""
+    if LossImpl(str(loss_impl)) is LossImpl.EAGER_FP32:
+        per = EAGER_CE_BWD_BYTES_PER_LOGIT if backward else EAGER_CE_FWD_BYTES_PER_LOGIT
+        return [(SOFTMAX, logits * b) for b in per]
+    per_logit = CROSS_ENTROPY_BWD_BYTES_PER_LOGIT if backward else CROSS_ENTROPY_BYTES_PER_LOGIT
+    return [(SOFTMAX, logits * per_logit)]
+
+
 def logits_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: int,
                         tp: int, cp: int = 1, sequence_parallel: bool = False,
-                        dtype: DType | str = DType.BF16, profile: ProfileArg = None) -> LayerCost:
-    """Final norm, logits GEMM over vocab/tp, vocab-parallel softmax cross entropy."""
+                        dtype: DType | str = DType.BF16, profile: ProfileArg = None,
+                        loss_impl: LossImpl | str = LossImpl.FUSED) -> LayerCost:
+    """Final norm, logits GEMM over vocab/tp, softmax cross entropy (vocab-parallel fused, or
+    PyTorch's eager fp32 one)."""
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     gemm, norm_bytes, logits = _logits_parts(model, tokens, tp, dt, sequence_parallel)
     gemm_s = gemms_time(device, [gemm], dt, prof)
-    sizes = [(NORM, norm_bytes), (SOFTMAX, logits * CROSS_ENTROPY_BYTES_PER_LOGIT)]
+    sizes = [(NORM, norm_bytes), *_loss_kernels(logits, loss_impl, backward=False)]
     elt_s = elementwise_time(device, sizes, prof)
     return _cost(gemm_s, elt_s, gemm.flops, gemm_k=gemm_kernels([gemm]),
                  elt_k=elementwise_kernels(sizes), overhead_s=prof.kernel_overhead_s or 0.0)
@@ -643,12 +661,13 @@ def logits_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: in
 def logits_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int,
                          seq_len: int, tp: int, cp: int = 1, sequence_parallel: bool = False,
                          dtype: DType | str = DType.BF16,
-                         profile: ProfileArg = None) -> LayerCost:
+                         profile: ProfileArg = None,
+                         loss_impl: LossImpl | str = LossImpl.FUSED) -> LayerCost:
     """Cross-entropy grad, logits dgrad + wgrad GEMMs, final-norm backward."""
     tokens, dt, prof = _end_setup(model, device, micro_batch, seq_len, tp, cp, dtype, profile)
     gemm, norm_bytes, logits = _logits_parts(model, tokens, tp, dt, sequence_parallel)
     dgrad_s, wgrad_s = _gemms_backward(device, [gemm], dt, prof)
-    sizes = [(SOFTMAX, logits * CROSS_ENTROPY_BWD_BYTES_PER_LOGIT)]
+    sizes = _loss_kernels(logits, loss_impl, backward=True)
     elt_s = elementwise_time(device, sizes, prof)
     elt_s += elementwise_time(device, [(NORM, norm_bytes)], prof, ELEMENTWISE_BACKWARD_RATIO)
     return _cost(dgrad_s + wgrad_s, elt_s, 2.0 * gemm.flops, wgrad_s,

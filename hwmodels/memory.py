@@ -27,6 +27,7 @@ from hwmodels import flops
 from hwmodels.dtypes import DType, bytes_per_element, kv_cache_dtype, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import (
+    LossImpl,
     OffloadTarget,
     ParallelConfig,
     PipelineSchedule,
@@ -44,6 +45,13 @@ from hwmodels.units import GiB
 # TP/PP/DP groups (~0.5-1 GiB at NCCL_BUFFSIZE=4 MiB x channels x peers) and cuBLAS/TE
 # workspaces: PyTorch's memory notes and NCCL env docs; Megatron runs typically show 1-3 GiB of
 # nvidia-smi usage beyond torch.cuda.max_memory_reserved. We take the middle of that range.
+# Loss memory at its peak, bytes per logit of the last stage (on top of the final norm and the
+# logits input). Fused (Megatron vocab-parallel CE): the fp32 softmax it keeps for backward.
+# PyTorch eager F.cross_entropy(logits.float()) (torchtitan train.py at 9dec370): log_softmax's
+# fp32 output is saved, and its backward holds it with nll_loss_backward's dense fp32 grad and
+# its own fp32 output: 3 x 4 bytes (the bf16 logits are freed before backward, `del pred`; the
+# forward's bf16 + fp32 copy + fp32 log_softmax, 10 bytes, is lower).
+LOSS_PEAK_BYTES_PER_LOGIT = {LossImpl.FUSED: 4.0, LossImpl.EAGER_FP32: 12.0}
 FRAMEWORK_OVERHEAD_BYTES = 1.5 * GiB
 # PyTorch caching-allocator fragmentation on activations (reserved/allocated ~1.05-1.15 in
 # Megatron memory reports); weights and grads live in contiguous buffers and do not fragment.
@@ -466,7 +474,8 @@ def _boundary_activations(model: ModelSpec, t: TrainingConfig, p: ParallelConfig
     if stage == p.pp - 1:
         # the loss backward frees the logits at once, except in GPipe's all-forward phase
         last_inflight = inflight if p.schedule is PipelineSchedule.GPIPE else 1.0
-        out += (4.0 * h * scale / sp_div + 4.0 * v / p.tp) * tokens * last_inflight
+        per_logit = LOSS_PEAK_BYTES_PER_LOGIT[LossImpl(str(t.loss_impl))]
+        out += (4.0 * h * scale / sp_div + per_logit * v / p.tp) * tokens * last_inflight
     return out
 
 

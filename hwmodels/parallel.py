@@ -62,6 +62,16 @@ class KernelStack(StrEnum):
     COMPILED = "compiled"  # torch.compile (Inductor) fused elementwise
 
 
+class LossImpl(StrEnum):
+    """How the framework computes the cross-entropy loss over the logits (TrainingConfig.loss_impl;
+    bytes per logit in hwmodels.layers, saved bytes in hwmodels.memory)."""
+
+    FUSED = "fused"  # Megatron vocab-parallel CE / flash-attn's fused CE: fp32 softmax kept
+    # PyTorch F.cross_entropy(logits.float(), ...) (torchtitan's loss_fn at 9dec370): an fp32
+    # copy of the logits, log_softmax's fp32 output saved, a dense fp32 nll grad in backward
+    EAGER_FP32 = "eager-fp32"
+
+
 class EPOverlap(StrEnum):
     """Whether MoE all-to-all is hidden behind compute (ParallelConfig.ep_overlap)."""
 
@@ -111,6 +121,7 @@ class TrainingConfig:
     dtype: DType = DType.BF16
     attention_impl: AttentionImpl = AttentionImpl.AUTO
     kernels: KernelStack = KernelStack.FUSED
+    loss_impl: LossImpl = LossImpl.FUSED
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "global_batch", "micro_batch"):
@@ -119,6 +130,7 @@ class TrainingConfig:
                                   key=f"training.{name}")
         _enum(self.attention_impl, AttentionImpl, "training.attention_impl")
         _enum(self.kernels, KernelStack, "training.kernels")
+        _enum(self.loss_impl, LossImpl, "training.loss_impl")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -534,7 +534,7 @@ class ChunkCostModel:
             return None
         g = self.groups[stage]
         key = (g.tp_group, t.micro_batch, t.seq_len, t.dtype, p.tp, p.cp, p.sequence_parallel,
-               virtual_stage == 0, virtual_stage == last)
+               virtual_stage == 0, virtual_stage == last, t.loss_impl)
         hit = self.cache.ends.get(key)
         if hit is not None:
             return hit
@@ -558,8 +558,10 @@ class ChunkCostModel:
             f_fl += e_f.flops
             b_fl += e_b.flops
         if virtual_stage == last:
-            l_f = layers.logits_forward_time(self.model, self.device, **common)
-            l_b = layers.logits_backward_time(self.model, self.device, **common)
+            l_f = layers.logits_forward_time(self.model, self.device, **common,
+                                             loss_impl=t.loss_impl)
+            l_b = layers.logits_backward_time(self.model, self.device, **common,
+                                              loss_impl=t.loss_impl)
             f_c += l_f.total_s
             b_c += l_b.total_s
             b_w += l_b.weight_grad_s

@@ -146,6 +146,7 @@ from hwmodels.parallel import (
     AttentionImpl,
     FSDPImpl,
     KernelStack,
+    LossImpl,
     ParallelConfig,
     PipelineSchedule,
     Recompute,
@@ -385,7 +386,8 @@ def _titan_setup(row: pd.Series) -> RowSetup:
                           overlap_grad_reduce=True)
     training = TrainingConfig(seq_len=int(row.seq_len), global_batch=int(row.global_batch),
                               micro_batch=int(row.microbatch), dtype=DType.BF16,
-                              attention_impl=AttentionImpl.FA2, kernels=kernels)
+                              attention_impl=AttentionImpl.FA2, kernels=kernels,
+                              loss_impl=LossImpl.EAGER_FP32)
     model = load_model(str(row.model))
     return RowSetup(model=model, cluster=_titan_h100(int(row.n_devices)), training=training,
                     parallel=plan, flash_attention=True,
@@ -510,6 +512,15 @@ def row_setup(row: pd.Series) -> RowSetup:
                     flash_attention=False, config=config)
 
 
+_MEMORY_NOTE = re.compile(r"\bmemory ([0-9]+(?:\.[0-9]+)?) GiB\b")
+
+
+def published_memory_gib(row: pd.Series) -> float | None:
+    """The peak memory per GPU a row's source measured ("memory 82.4 GiB" in its notes)."""
+    found = _MEMORY_NOTE.search(str(row.notes))
+    return float(found.group(1)) if found else None
+
+
 def row_device(row: pd.Series) -> str:
     """Catalog name of the device a published row ran on (the cluster row_setup builds)."""
     return row_setup(row).cluster.device.name
@@ -534,6 +545,7 @@ class RowPrediction:
     predicted: float
     fits_memory: bool | None  # None: the metric times one layer, no full plan is run
     pipeline_split: str
+    peak_memory_gib: float | None = None  # our peak per GPU (None for one-layer rows)
 
 
 def predict_row_full(row: pd.Series, profile: ProfileArg = CATALOG_DEFAULTS) -> RowPrediction:
@@ -554,7 +566,8 @@ def predict_row_full(row: pd.Series, profile: ProfileArg = CATALOG_DEFAULTS) -> 
     if metric not in values:
         raise ValueError(f"unknown metric {metric}")
     return RowPrediction(config=setup.config, predicted=values[metric],
-                         fits_memory=result.fits_memory, pipeline_split=result.pipeline_split)
+                         fits_memory=result.fits_memory, pipeline_split=result.pipeline_split,
+                         peak_memory_gib=result.peak_memory_gib)
 
 
 def predict_row(row: pd.Series, profile: ProfileArg = CATALOG_DEFAULTS) -> tuple[str, float]:

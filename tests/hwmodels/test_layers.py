@@ -199,3 +199,20 @@ def test_bad_input_raises_config_error() -> None:
     with pytest.raises(ConfigError, match="cp_mode"):
         layers.layer_forward_time(LLAMA3_70B, H100, micro_batch=1, seq_len=128, tp=1, cp=2,
                                   cp_mode="spiral")
+
+
+def test_eager_fp32_loss_moves_more_bytes_than_the_fused_one() -> None:
+    """PyTorch's F.cross_entropy(logits.float()) (LossImpl.EAGER_FP32) streams 14 + 22 bytes per
+    logit in 2 + 3 kernels; the fused vocab-parallel CE 10 + 6 in one each. GEMMs unchanged."""
+    from hwmodels.parallel import LossImpl
+
+    kw = dict(micro_batch=2, seq_len=8192, tp=1, dtype=DType.BF16, profile=CATALOG_DEFAULTS)
+    model = load_model("llama3.1-8b")
+    for fn, extra in ((layers.logits_forward_time, 1), (layers.logits_backward_time, 2)):
+        fused = fn(model, H100, **kw)
+        eager = fn(model, H100, loss_impl=LossImpl.EAGER_FP32, **kw)
+        assert eager.gemm_s == fused.gemm_s and eager.flops == fused.flops
+        assert eager.elementwise_s > 1.3 * fused.elementwise_s
+        assert eager.elementwise_kernels == fused.elementwise_kernels + extra
+    with pytest.raises(ValueError):
+        layers.logits_forward_time(model, H100, loss_impl="bogus", **kw)

@@ -276,3 +276,22 @@ def test_kv_capacity_does_not_fit_message() -> None:
         kv_cache_capacity(LLAMA2_70B, H100, tp=1)
     with pytest.raises(ConfigError, match="gpu_memory_utilization"):
         kv_cache_capacity(LLAMA2_70B, H100, tp=8, gpu_memory_utilization=1.5)
+
+
+def test_eager_fp32_loss_holds_three_fp32_copies_of_the_logits_on_the_last_stage() -> None:
+    """LossImpl.EAGER_FP32 keeps 12 bytes per logit at its peak against the fused CE's 4
+    (LOSS_PEAK_BYTES_PER_LOGIT), only on the stage that computes the loss."""
+    from hwmodels.memory import FRAGMENTATION_FRACTION, LOSS_PEAK_BYTES_PER_LOGIT
+    from hwmodels.parallel import LossImpl
+
+    assert LOSS_PEAK_BYTES_PER_LOGIT[LossImpl.EAGER_FP32] == 3 * 4.0
+    fused = TrainingConfig(seq_len=4096, global_batch=64, micro_batch=1)
+    eager = dataclasses.replace(fused, loss_impl=LossImpl.EAGER_FP32)
+    plan = ParallelConfig(tp=2, pp=2, dp=2)
+    logits = 4096 * LLAMA3_70B.vocab_size / plan.tp
+    first = [training_memory(LLAMA3_70B, t, plan, stage=0).total_bytes for t in (fused, eager)]
+    last = [training_memory(LLAMA3_70B, t, plan, stage=1).total_bytes for t in (fused, eager)]
+    assert first[0] == first[1]
+    # activations carry the allocator's fragmentation allowance on top
+    extra = 8.0 * logits * (1 + FRAGMENTATION_FRACTION)
+    assert last[1] - last[0] == pytest.approx(extra, rel=1e-9)

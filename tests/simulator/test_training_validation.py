@@ -177,6 +177,25 @@ def test_heldout_a100_rows_run_on_mosaicml_a100_nodes(table: pd.DataFrame) -> No
     assert ratio.between(0.5, 2.0).all(), held[~ratio.between(0.5, 2.0)].to_string()
 
 
+def test_torchtitan_rows_memory_against_the_measured_peak() -> None:
+    """torchtitan measured each row's peak memory (docs/performance.md at d4c86e3: 82.4 / 77.0
+    GiB on 8 GPUs, 67.0 / 62.0 on 128, eager / compiled). With its eager fp32 loss
+    (LossImpl.EAGER_FP32) ours is within 10% of each: -1..-2% eager, +6% compiled (Inductor's
+    saved-tensor savings are not modelled); with the fused loss it read -16..-28%."""
+    data = load_published()
+    rows = data[data.source == "TITAN-H100"]
+    assert len(rows) == 4
+    for _, row in rows.iterrows():
+        measured = validation.published_memory_gib(row)
+        assert measured is not None
+        got = predict_row_full(row).peak_memory_gib
+        assert got is not None
+        print(row.n_devices, row.notes, f"{got:.1f} GiB vs {measured} GiB")
+        assert abs(got - measured) / measured < 0.10, (row.notes, got, measured)
+        if "compile" not in str(row.notes):
+            assert abs(got - measured) / measured < 0.03, (row.notes, got, measured)
+
+
 def test_heldout_tables_share_no_row_with_the_target() -> None:
     assert not (set(HELDOUT_H100_TABLES) | set(HELDOUT_A100_TABLES)) & set(TARGET_TABLES)
 
