@@ -59,15 +59,20 @@ PLAN_16 = ("plan", "train", "--model", "gpt-7.5b", "--device", "a100-80gb", "--n
            "--json")
 
 
+def _plan_with_and_without(cli, plan: tuple[str, ...], *option: str) -> tuple[dict, dict]:
+    """(plan train --json as given, the same with `option` added)."""
+    runs = []
+    for args in (plan, (*plan, *option)):
+        code, out, err = cli(*args)
+        assert code == 0, err
+        runs.append(json.loads(out))
+    return runs[0], runs[1]
+
+
 def test_plan_train_nics_per_node_changes_the_plan(cli) -> None:
     """Pure DP over 4 nodes: two NICs per node instead of eight carry the same gradient
     reduce-scatter at a quarter of the node's bandwidth, so the plan gets slower and says so."""
-    code, out, err = cli(*PLAN_16)
-    assert code == 0, err
-    eight = json.loads(out)
-    code, out, err = cli(*PLAN_16, "--nics-per-node", "2")
-    assert code == 0, err
-    two = json.loads(out)
+    eight, two = _plan_with_and_without(cli, PLAN_16, "--nics-per-node", "2")
     assert "8 x ib-hdr" in eight["fabric"] and "2 x ib-hdr" in two["fabric"]
     fast, slow = eight["plans"][0], two["plans"][0]
     assert (fast["tp"], fast["dp"]) == (slow["tp"], slow["dp"]) == (1, 32)
@@ -88,12 +93,7 @@ PLAN_8B = ("plan", "train", "--model", "llama3-8b", "--device", "h100-sxm", "--n
 def test_plan_train_power_cap_slows_the_plan_and_says_so(cli) -> None:
     """A 500 W limit on 700 W H100s lowers the SM clock of compute-bound kernels: the same plan
     takes longer, its MFU (against the nameplate peak) drops, and the fabric line states it."""
-    code, out, err = cli(*PLAN_8B)
-    assert code == 0, err
-    free = json.loads(out)
-    code, out, err = cli(*PLAN_8B, "--power-cap-w", "500")
-    assert code == 0, err
-    capped = json.loads(out)
+    free, capped = _plan_with_and_without(cli, PLAN_8B, "--power-cap-w", "500")
     assert "power cap" not in free["fabric"] and "power cap 500 W" in capped["fabric"]
     fast, slow = free["plans"][0], capped["plans"][0]
     ratio = slow["iteration_time_s"] / fast["iteration_time_s"]
