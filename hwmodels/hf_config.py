@@ -113,6 +113,7 @@ _BASE_KEYS: dict[str, tuple[str, ...]] = {
 # Keys read somewhere below (for misspelling detection) beyond _BASE_KEYS and aliases.
 _OTHER_KEYS = {
     "model_type", "name", "_name_or_path", "source", "notes", "gated_mlp", "attention",
+    "trains_with_dropout",
     "num_experts", "experts_per_token", "moe_ffn_hidden_size", "num_shared_experts",
     "shared_expert_ffn_hidden_size", "first_dense_layers", "kv_lora_rank", "q_lora_rank",
     "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "qkv_bias", "linear_bias", "norm_bias",
@@ -322,6 +323,37 @@ def _family_flags(r: _Reader, model_type: str) -> dict[str, bool]:
     }
 
 
+# Dropout probabilities of HF / llm-foundry configs (any > 0: the model trains with dropout).
+_DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "emb_pdrop", "attn_pdrop", "attention_dropout",
+                 "hidden_dropout", "hidden_dropout_prob", "attention_probs_dropout_prob")
+
+
+def _trains_with_dropout(r: _Reader, model_type: str) -> bool | None:
+    """From the config's dropout probabilities (and MPT's attn_config.attn_pdrop); None where
+    it gives none. llm-foundry's MPTConfig defaults every one of them to 0.0, so an MPT config
+    without them trains without dropout."""
+    if "trains_with_dropout" in r.m:
+        value = r.m["trains_with_dropout"]
+        if value is not None and not isinstance(value, bool):
+            raise r.error("trains_with_dropout", f"expected true or false, got {value!r}",
+                          allowed=["true", "false"])
+        return value
+    probs: list[tuple[str, object]] = [(k, r.m[k]) for k in _DROPOUT_KEYS
+                                       if r.m.get(k) is not None]
+    attn_cfg = r.m.get("attn_config")
+    if model_type == "mpt" and isinstance(attn_cfg, Mapping) and \
+            attn_cfg.get("attn_pdrop") is not None:
+        probs.append(("attn_config.attn_pdrop", attn_cfg["attn_pdrop"]))
+    for key, value in probs:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not 0.0 <= float(value) <= 1.0:
+            raise r.error(key, f"expected a dropout probability, got {value!r}",
+                          allowed="0 <= p <= 1")
+    if probs:
+        return any(float(v) > 0.0 for _, v in probs)  # type: ignore[arg-type]
+    return False if model_type == "mpt" else None
+
+
 def _kv_heads(r: _Reader, model_type: str, num_heads: int) -> int:
     if model_type == "mpt":
         attn_cfg = r.m.get("attn_config") or {}
@@ -384,6 +416,7 @@ def model_from_config(mapping: Mapping[str, Any], *, name: str, file: str | None
     if model_type == "mpt":
         spec["tie_embeddings"] = r.bool_(("tie_embeddings",), True)  # MPT always ties wte
     spec.update(_family_flags(r, model_type))
+    spec["trains_with_dropout"] = _trains_with_dropout(r, model_type)
     spec.update(_moe_fields(r, model_type, num_layers, ffn))
     attention = str(mapping.get("attention", "mha")).lower()
     if attention not in [a.value for a in AttentionKind]:

@@ -256,8 +256,8 @@ def activation_elt_bytes(dtype: DType) -> float:
 
 
 def _uses_dropout(model: ModelSpec, dropout: bool | None) -> bool:
-    """Default as hwmodels.memory: GPT-style (plain MLP) models train with dropout, Llama not."""
-    return (not model.gated_mlp) if dropout is None else dropout
+    """`dropout` if given, else the model's own (ModelSpec.uses_dropout)."""
+    return model.uses_dropout(dropout)
 
 
 def layer_elementwise(model: ModelSpec, tokens: float, tp: int, *, moe: bool,

@@ -92,8 +92,8 @@ def _activation_scale(dtype: DType) -> float:
 
 
 def _uses_dropout(model: ModelSpec, dropout: bool | None) -> bool:
-    """Default: GPT-style (plain GELU MLP) models train with dropout 0.1, Llama-style with 0."""
-    return (not model.gated_mlp) if dropout is None else dropout
+    """`dropout` if given, else the model's own (ModelSpec.uses_dropout)."""
+    return model.uses_dropout(dropout)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

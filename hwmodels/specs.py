@@ -208,6 +208,10 @@ class ModelSpec:
     norm_bias: bool = False  # LayerNorm with bias (vs RMSNorm / bias-free LayerNorm)
     learned_pos_emb: bool = False  # learned absolute positions, max_seq_len x hidden_size
     qk_norm: bool = False  # per-head RMSNorm on q and k (Qwen3)
+    # Trains with dropout (masks saved, dropout kernels run); None: the family rule of
+    # uses_dropout (GPT-style plain-MLP models yes, gated-MLP ones no). hf_config sets it from
+    # the config's dropout probabilities where it gives them.
+    trains_with_dropout: bool | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -216,6 +220,10 @@ class ModelSpec:
         _non_negative(self, "num_experts", "experts_per_token", "moe_ffn_hidden_size",
                       "num_shared_experts", "first_dense_layers", "kv_lora_rank", "q_lora_rank",
                       "qk_rope_head_dim", "v_head_dim", "shared_expert_ffn_hidden_size")
+        if self.trains_with_dropout is not None and not isinstance(self.trains_with_dropout,
+                                                                    bool):
+            raise ConfigError(f"expected true, false or null, got {self.trains_with_dropout!r}",
+                              key="trains_with_dropout", allowed=[True, False, None])
         if self.num_heads % self.num_kv_heads:
             raise ConfigError(
                 f"num_attention_heads {self.num_heads} not divisible by "
@@ -235,6 +243,15 @@ class ModelSpec:
         if self.attention is AttentionKind.MLA and self.qk_rope_head_dim >= self.head_dim:
             raise ConfigError(f"MLA head_dim {self.head_dim} must exceed qk_rope_head_dim "
                               f"{self.qk_rope_head_dim}", key="qk_rope_head_dim")
+
+    def uses_dropout(self, override: bool | None = None) -> bool:
+        """Whether training runs dropout: `override`, else the config's, else the family rule
+        (GPT-style plain-MLP models train with dropout 0.1, Llama-style gated ones with 0)."""
+        if override is not None:
+            return override
+        if self.trains_with_dropout is not None:
+            return self.trains_with_dropout
+        return not self.gated_mlp
 
     @property
     def is_moe(self) -> bool:

@@ -297,3 +297,38 @@ def test_malformed_json_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="malformed JSON") as info:
         catalog.load_model(path)
     assert str(path) in str(info.value)
+
+
+_GPT2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 100}
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({}, True),  # no dropout keys: the family rule (plain-MLP GPT-style trains with dropout)
+    ({"resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1}, True),
+    ({"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}, False),
+    ({"resid_pdrop": 0.0, "attn_pdrop": 0.1}, True),
+    ({"trains_with_dropout": False, "resid_pdrop": 0.1}, False),  # the explicit key wins
+])
+def test_dropout_follows_the_configs_probabilities(extra: dict, expected: bool) -> None:
+    model = model_from_config({**_GPT2, **extra}, name="g")
+    assert model.uses_dropout() is expected
+    assert model.uses_dropout(not expected) is (not expected)  # a caller's override wins
+
+
+def test_mpt_trains_without_dropout_by_default() -> None:
+    """llm-foundry's MPTConfig defaults resid_pdrop, emb_pdrop and attn_pdrop to 0.0."""
+    mpt = {"model_type": "mpt", "n_layers": 2, "d_model": 64, "n_heads": 4, "vocab_size": 100}
+    assert model_from_config(mpt, name="m").uses_dropout() is False
+    with_drop = {**mpt, "attn_config": {"attn_pdrop": 0.1}}
+    assert model_from_config(with_drop, name="m").uses_dropout() is True
+    assert catalog.load_model("mpt-7b").uses_dropout() is False
+    llama = catalog.load_model("llama3-8b")
+    assert llama.uses_dropout() is False and catalog.load_model("gpt3-175b").uses_dropout()
+
+
+@pytest.mark.parametrize("bad", [{"resid_pdrop": "x"}, {"attn_pdrop": 1.5},
+                                 {"resid_pdrop": True}, {"trains_with_dropout": "yes"}])
+def test_a_bad_dropout_value_names_its_key(bad: dict) -> None:
+    with pytest.raises(ConfigError) as err:
+        model_from_config({**_GPT2, **bad}, name="g")
+    assert next(iter(bad)) in str(err.value)
