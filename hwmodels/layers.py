@@ -255,11 +255,6 @@ def activation_elt_bytes(dtype: DType) -> float:
     return 4.0 if dtype in (DType.FP32, DType.TF32) else 2.0
 
 
-def _uses_dropout(model: ModelSpec, dropout: bool | None) -> bool:
-    """`dropout` if given, else the model's own (ModelSpec.uses_dropout)."""
-    return model.uses_dropout(dropout)
-
-
 def layer_elementwise(model: ModelSpec, tokens: float, tp: int, *, moe: bool,
                       sequence_parallel: bool, dropout: bool, dtype: DType,
                       ep: int = 1, imbalance: float = 1.0,
@@ -372,7 +367,7 @@ def _setup(model: ModelSpec, device: DeviceSpec, *, micro_batch: int, seq_len: i
         gemms=layer_gemms(model, tokens, tp, moe=moe, ep=ep, imbalance=moe_imbalance),
         elementwise=layer_elementwise(
             model, tokens, tp, moe=moe, sequence_parallel=sequence_parallel,
-            dropout=_uses_dropout(model, dropout), dtype=dt, ep=ep, imbalance=moe_imbalance,
+            dropout=model.uses_dropout(dropout), dtype=dt, ep=ep, imbalance=moe_imbalance,
             kernels=kernels),
         profile=prof,
         dtype=dt,
@@ -478,7 +473,7 @@ def layer_forward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: int
     gemm_s = gemms_time(device, s.gemms, s.dtype, s.profile)
     attn_s, attn_flops, attn_k = _attention(
         model, device, s, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
-        cp_mode=cp_mode, backward=False, flash=flash, dropout=_uses_dropout(model, dropout),
+        cp_mode=cp_mode, backward=False, flash=flash, dropout=model.uses_dropout(dropout),
         impl=impl)
     elt_s = elementwise_time(device, s.elementwise, s.profile)
     n = gemm_kernels(s.gemms) + attn_k + elementwise_kernels(s.elementwise)
@@ -508,7 +503,7 @@ def layer_backward_time(model: ModelSpec, device: DeviceSpec, *, micro_batch: in
     dgrad_s, wgrad_s = _gemms_backward(device, s.gemms, s.dtype, s.profile)
     attn_s, attn_flops, attn_k = _attention(
         model, device, s, micro_batch=micro_batch, seq_len=seq_len, tp=tp, cp=cp,
-        cp_mode=cp_mode, backward=True, flash=flash, dropout=_uses_dropout(model, dropout),
+        cp_mode=cp_mode, backward=True, flash=flash, dropout=model.uses_dropout(dropout),
         impl=impl)
     elt_s = elementwise_time(device, s.elementwise, s.profile, ELEMENTWISE_BACKWARD_RATIO)
     gemm_s = dgrad_s + wgrad_s
@@ -588,7 +583,7 @@ def _embedding_dropout(model: ModelSpec, tokens: float, tp: int, dt: DType,
     """Megatron's embedding dropout (GPT-style models): read the embedding output, write it and
     a 1-byte mask; on the sequence-parallel shard with SP. Its backward reads the grad and the
     mask and writes the grad: the same bytes."""
-    if not _uses_dropout(model, dropout):
+    if not model.uses_dropout(dropout):
         return []
     elt = activation_elt_bytes(dt)
     hidden = tokens * model.hidden_size * elt / (tp if sequence_parallel else 1)

@@ -91,11 +91,6 @@ def _activation_scale(dtype: DType) -> float:
                       allowed=["bf16", "fp16", "fp8", "fp32"])
 
 
-def _uses_dropout(model: ModelSpec, dropout: bool | None) -> bool:
-    """`dropout` if given, else the model's own (ModelSpec.uses_dropout)."""
-    return model.uses_dropout(dropout)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _LayerActivations:
     """Per-token bytes of one layer on one TP rank, split by how they shard."""
@@ -194,7 +189,7 @@ def activation_bytes_per_layer(model: ModelSpec, *, seq_len: int, micro_batch: i
     if is_moe and not model.is_moe:
         raise ConfigError(f"model '{model.name}' has no MoE layers", key="moe", allowed=[False])
     acts = _layer_activations(model, seq_len=seq_len, moe=is_moe, flash=flash_attention,
-                              dropout=_uses_dropout(model, dropout), tp=tp)
+                              dropout=model.uses_dropout(dropout), tp=tp)
     per_token = acts.replicated / sp_div + acts.tp_split / tp + acts.unsplit
     if mode is Recompute.NONE:
         per_token += acts.scores / tp
@@ -469,7 +464,7 @@ def _boundary_activations(model: ModelSpec, t: TrainingConfig, p: ParallelConfig
     sp_div = p.tp if p.sequence_parallel else 1
     scale = _activation_scale(t.dtype)
     out = 0.0
-    if stage == 0 and _uses_dropout(model, dropout):
+    if stage == 0 and model.uses_dropout(dropout):
         out += tokens * h / sp_div * inflight
     if stage == p.pp - 1:
         # the loss backward frees the logits at once, except in GPipe's all-forward phase

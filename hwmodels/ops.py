@@ -203,6 +203,11 @@ def _attention_peak(device: DeviceSpec, dtype: DType) -> float:
     return device.peak(DType.BF16)
 
 
+def _attention_compute_peak(device: DeviceSpec, dtype: DType) -> float:
+    """_attention_peak at the SM clock a power cap leaves (DeviceSpec.compute_peak's rule)."""
+    return _attention_peak(device, dtype) * device.sm_clock_scale
+
+
 def _operand_bytes(dtype: DType) -> tuple[float, float, float]:
     """(activation in, weight, output) bytes per element for a GEMM whose weights are `dtype`."""
     if dtype in (DType.FP32, DType.TF32):
@@ -282,7 +287,7 @@ def _flash_time(device: DeviceSpec, prof: DeviceProfile, flops: float, nbytes: f
     if flops == 0:
         return 0.0
     eff = prof.attention_prefill(flops) * eff_scale
-    t_compute = flops / ((peak or _attention_peak(device, dtype) * device.sm_clock_scale) * eff)
+    t_compute = flops / ((peak or _attention_compute_peak(device, dtype)) * eff)
     t_memory = nbytes / (device.memory_bw_Bps * prof.memory(nbytes))
     return max(t_compute, t_memory) + prof.kernel_overhead_s
 
@@ -290,7 +295,7 @@ def _flash_time(device: DeviceSpec, prof: DeviceProfile, flops: float, nbytes: f
 def _varlen(device: DeviceSpec, prof: DeviceProfile, pairs: float, q_tokens: float,
             kv_tokens: float, heads: float, kv_heads: float, dqk: float, dv: float, dt: DType,
             backward: bool = False, peak: float | None = None) -> float:
-    """Unchecked body of attention_varlen_time (peak: precomputed _attention_peak)."""
+    """Unchecked body of attention_varlen_time (peak: precomputed _attention_compute_peak)."""
     flops = 2.0 * pairs * heads * (dqk + dv)
     elt = BYTES_PER_ELEMENT[dt if dt in _ACT_DTYPES or dt is DType.FP8 else DType.BF16]
     q_o = q_tokens * heads * (dqk + dv) * elt

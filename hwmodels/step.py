@@ -263,7 +263,7 @@ class StepCostModel:
             self._cluster = cluster
         self.num_dense, self.num_moe = model.num_dense_layers, model.num_moe_layers
         self.num_layers, self.v_head_dim = model.num_layers, model.value_head_dim
-        self._attn_peak = ops._attention_peak(device, self.act_dtype) * device.sm_clock_scale
+        self._attn_peak = ops._attention_compute_peak(device, self.act_dtype)
         self._decode_rate = ops.decode_compute_rate(device, self.profile)
         self.attn_flops_per_pair = attention_core_flops(model, query_tokens=1.0, key_tokens=1.0)
         self._time_memo: dict[tuple[float, ...], float] = {}

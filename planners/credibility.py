@@ -83,7 +83,7 @@ class Credibility:
 
     @property
     def min_devices_at_scale(self) -> int:
-        return -(-self.num_devices // SCALE_FRACTION) if self.num_devices > 0 else 0
+        return min_devices_at_scale(self.num_devices)
 
     @property
     def exceeds_at_scale(self) -> bool:
@@ -124,6 +124,12 @@ class Credibility:
                 f"{self.device_class.upper()} range (best {self.ceiling.mfu:.1%}, "
                 f"{self.ceiling.describe()}) but above every published run on >= {n} devices "
                 f"({at}): nobody has shown it at this scale")
+
+
+def min_devices_at_scale(num_devices: int) -> int:
+    """The fewest devices a published run needs to count as at a plan's scale (0: no plan
+    size known)."""
+    return -(-num_devices // SCALE_FRACTION) if num_devices > 0 else 0
 
 
 def device_class(device: DeviceSpec | str) -> str:
@@ -248,6 +254,6 @@ def assess_mfu(predicted_mfu: float, device: DeviceSpec | str,
     cls = device_class(device)
     best = ceiling if ceiling is not None else best_published_mfu(cls)
     n = int(num_devices)
-    at_scale = best_published_mfu(cls, -(-n // SCALE_FRACTION)) if n > 0 else None
+    at_scale = best_published_mfu(cls, min_devices_at_scale(n)) if n > 0 else None
     return Credibility(device_class=cls, predicted_mfu=float(predicted_mfu), ceiling=best,
                        num_devices=max(n, 0), at_scale=at_scale)
