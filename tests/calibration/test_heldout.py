@@ -39,6 +39,23 @@ EXPECTED = {
 OVER_TARGET = {"attention_prefill"}
 
 
+def _close(want: object, got: object, rel: float = 1e-9) -> bool:
+    """Same structure and strings; floats within `rel` of each other."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        return want.keys() == got.keys() and all(_close(want[k], got[k], rel) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(want) == len(got) and all(_close(w, g, rel) for w, g in zip(want, got, strict=True))
+    if isinstance(want, float) and isinstance(got, float):
+        return want == pytest.approx(got, rel=rel, abs=0.0)
+    return want == got
+
+
+def test_close_tells_last_bits_from_changes() -> None:
+    assert _close({"a": [0.002312004497227851]}, {"a": [0.0023120044972278504]})
+    assert not _close({"a": [0.0023]}, {"a": [0.0024]})
+    assert not _close({"a": 1.0}, {"b": 1.0}) and not _close([1.0], [1.0, 2.0])
+
+
 @pytest.fixture(scope="module", params=sorted(EXPECTED))
 def built(request: pytest.FixtureRequest) -> tuple[str, dict]:
     root = SHARED / VIDUR
@@ -72,7 +89,9 @@ def test_shipped_profile_is_what_the_tables_give(built: tuple[str, dict]) -> Non
     shipped = PROFILES_DIR / f"{device}.json"
     if not shipped.exists():
         pytest.skip(f"{shipped.name} is not bundled on this branch")
-    assert json.loads(shipped.read_text()) == json.loads(json.dumps(prof))
+    # equal up to the last bits of a float: the least-squares fits (engine overheads) round
+    # differently across numpy/LAPACK builds (1e-16 relative seen with numpy 2.4.6)
+    assert _close(json.loads(shipped.read_text()), json.loads(json.dumps(prof)))
     assert shipped.stat().st_size < 400_000
 
 
