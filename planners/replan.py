@@ -4,7 +4,8 @@ with fewer data-parallel replicas and the best pipeline layout that fits the k n
 Elastic training systems re-configure pipelines after losing nodes instead of only dropping
 whole data-parallel replicas (Oobleck, SOSP'23: pipeline templates; Bamboo, NSDI'23). Here the
 re-plan keeps the scenario's TP, ZeRO stage, schedule and micro-batch (the kernels the job was
-built with) and re-chooses PP, DP and recompute: candidates from the planner's own space and
+built with; its kernel stack, attention and loss are costed as the scenario runs them) and
+re-chooses PP, DP and recompute: candidates from the planner's own space and
 closed-form estimate, the best one confirmed by the iteration simulator. The long-run engine
 sees the job in node units (one "replica" per node), so a missing node costs its own GPUs
 rather than a whole replica.
@@ -68,14 +69,15 @@ class ReplannedIterationTime:
             cp_mode=p.cp_mode, rank_order=p.rank_order,
             overlap_grad_reduce=p.overlap_grad_reduce,
             overlap_param_gather=p.overlap_param_gather, overlap_tp_comm=p.overlap_tp_comm,
-            tp_comm_overlap_impl=p.tp_comm_overlap_impl)
+            tp_comm_overlap_impl=p.tp_comm_overlap_impl, kernels=b.training.kernels,
+            attention_impl=b.training.attention_impl, loss_impl=b.training.loss_impl)
         cands, _ = enumerate_candidates(b.model, cluster, seq_len=b.training.seq_len,
                                         global_batch=b.training.global_batch,
                                         constraints=space, dtype=b.training.dtype)
         if cands:
             est = TrainEstimator(b.model, cluster, profile=b.profile).estimate(
                 cands, seq_len=b.training.seq_len, global_batch=b.training.global_batch,
-                dtype=b.training.dtype)
+                dtype=b.training.dtype, space=space)
             top = cands[int(est.est_iteration_time_s.to_numpy().argmin())]
             par = top.parallel
             r = simulate_iteration(b.model, cluster, b.training, par, profile=b.profile)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodels import sac
+from hwmodels.attention_impl import resolve as resolve_attention
 from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
 from hwmodels.dtypes import DType, parse_dtype
@@ -61,6 +62,10 @@ PLAN_COLUMNS = ("tp", "pp", "vpp", "dp", "cp", "ep", "micro_batch", "zero", "rec
                 "schedule", "sequence_parallel", "pipeline_split", "fsdp_impl",
                 "offload_optimizer")
 BREAKDOWN_COLUMNS = ("compute_s", "exposed_comm_s", "bubble_s", "optimizer_s")
+# A plan's parallel shape: how the devices are cut into TP x PP x CP x EP groups (DP follows).
+# The ranked table lists the best plans, which are often one shape with different vpp,
+# recompute or micro-batch; PlanResult.shapes is the best plan of each shape instead.
+SHAPE_COLUMNS = ("num_devices", "tp", "pp", "cp", "ep")
 ESTIMATE_COLUMNS = ("est_iteration_time_s", "est_tokens_per_s", "est_compute_s",
                     "est_exposed_comm_s", "est_bubble_s", "est_optimizer_s")
 
@@ -87,11 +92,13 @@ class TrainEstimator:
         self.cache = CostCache()
 
     def estimate(self, candidates: Sequence[Candidate], *, seq_len: int, global_batch: int,
-                 dtype: DType) -> pd.DataFrame:
-        """One row per candidate: est_iteration_time_s and its breakdown."""
+                 dtype: DType, space: TrainConstraints | None = None) -> pd.DataFrame:
+        """One row per candidate: est_iteration_time_s and its breakdown, with the kernels,
+        attention and loss of `space` (default: TrainConstraints(), Megatron's fused stack)."""
+        space = space or TrainConstraints()
         rows = []
         for c in candidates:
-            t = TrainingConfig(seq_len=seq_len, global_batch=global_batch,
+            t = space.training(seq_len=seq_len, global_batch=global_batch,
                                micro_batch=c.micro_batch, dtype=dtype)
             e = estimate_iteration(self.model, t, c.parallel, self.comm,
                                    flash_attention=self.flash_attention, cache=self.cache)
@@ -145,6 +152,9 @@ class PlanResult:
     fabric: str = ""  # the cluster's fabric in words (hwmodels.cluster.describe_fabric)
     credibility: Credibility | None = None  # best plan's MFU vs the best published one
     pruned_unlaunchable: int = 0  # plans no training stack runs (train_space.launchable)
+    # the best simulated plan of each parallel shape (SHAPE_COLUMNS), best first, top_k rows;
+    # shapes with no plan among the simulated top get their best-estimated plan simulated
+    shapes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def best(self) -> pd.Series:
@@ -192,9 +202,12 @@ class PlanResult:
             if "offload" in full and isinstance(full["offload"], dict):
                 d["breakdown"]["offload"] = dict(full["offload"])
             out_rows.append(d)
+        shapes = [{k: _jsonable(v) for k, v in row.items() if k not in BREAKDOWN_COLUMNS
+                   and k != "offload"} for _, row in self.shapes.iterrows()]
         return {"plans": out_rows, **self.counts(), "rejections": self.rejections(),
                 "fabric": self.fabric,
-                "credibility": None if self.credibility is None else self.credibility.to_dict()}
+                "credibility": None if self.credibility is None else self.credibility.to_dict(),
+                "shapes": shapes}
 
 
 def _jsonable(v: Any) -> Any:
@@ -279,7 +292,8 @@ def _merge(results: list[PlanResult], top_k: int) -> PlanResult:
         elapsed_s=sum(r.elapsed_s for r in results),
         failures=tuple(f for r in results for f in r.failures),
         not_simulated=sum(r.not_simulated for r in results),
-        fabric="; ".join(dict.fromkeys(r.fabric for r in results)), credibility=cred)
+        fabric="; ".join(dict.fromkeys(r.fabric for r in results)), credibility=cred,
+        shapes=best_per_shape(pd.concat([r.shapes for r in results], ignore_index=True), top_k))
 
 
 def _batch(seq_len: int, global_batch: int | None, global_batch_tokens: int | None) -> int:
@@ -314,12 +328,14 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
     n_sim = top_k if simulate_top is None else simulate_top
     if Recompute.SELECTIVE_OP in c.recompute:
         sac.block_matmuls(spec, 1)  # the per-op policy is modelled on dense GQA/MHA blocks
-    # validates seq_len/global_batch once, with the user's key names
+    # validates seq_len/global_batch once, with the user's key names, and the attention kernel
+    # on this device (FlashAttention-3 is Hopper-only)
     TrainingConfig(seq_len=seq_len, global_batch=batch, dtype=dt)
+    resolve_attention(c.attention_impl, cluster.device.name, c.kernels, c.flash_attention)
     candidates, counts = enumerate_candidates(spec, cluster, seq_len=seq_len,
                                               global_batch=batch, constraints=c, dtype=dt)
     estimator = TrainEstimator(spec, cluster, flash_attention=c.flash_attention, profile=profile)
-    est = estimator.estimate(candidates, seq_len=seq_len, global_batch=batch, dtype=dt)
+    est = estimator.estimate(candidates, seq_len=seq_len, global_batch=batch, dtype=dt, space=c)
     table = pd.concat([pd.DataFrame([_row(x, spec.num_layers) for x in candidates],
                                     columns=list(PLAN_COLUMNS)), est], axis=1)
     table.insert(0, "num_devices", cluster.num_devices)
@@ -336,6 +352,10 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
     plans, configs, failures, rejected = _simulate(spec, cluster, ranked[:n_sim],
                                                    table.iloc[:n_sim], seq_len, batch, dt, c,
                                                    executor, estimator.profile)
+    probe = _shape_probes(table, n_sim, top_k)
+    probed, _, _, _ = _simulate(spec, cluster, [ranked[i] for i in probe], table.iloc[probe],
+                                seq_len, batch, dt, c, executor, estimator.profile)
+    shapes = best_per_shape(pd.concat([plans, probed], ignore_index=True), top_k)
     plans = plans.iloc[:top_k].reset_index(drop=True)
     simulated = min(n_sim, len(candidates))
     # top_k = 0 (or simulate_top = 0) leaves every estimated plan unreported: an empty table
@@ -351,7 +371,26 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
                       simulated=simulated, failed=len(failures),
                       rejected_memory=rejected, elapsed_s=time.perf_counter() - start,
                       failures=tuple(failures), not_simulated=not_simulated,
-                      fabric=fabric_of(cluster), credibility=cred)
+                      fabric=fabric_of(cluster), credibility=cred, shapes=shapes)
+
+
+def _shape_probes(table: pd.DataFrame, n_sim: int, top_k: int) -> list[int]:
+    """Rows of the estimate-ranked `table` to simulate besides its first n_sim: the
+    best-estimated plan of each of the first top_k shapes that has none among them."""
+    if table.empty or top_k == 0:
+        return []
+    key = table.loc[:, list(SHAPE_COLUMNS)].apply(tuple, axis=1)
+    first = key.drop_duplicates()  # index = the best-estimated row of each shape, in rank order
+    covered = set(key.iloc[:n_sim])
+    return [int(i) for i, k in first.iloc[:top_k].items() if k not in covered]
+
+
+def best_per_shape(plans: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """The best plan (tokens/s) of each parallel shape in `plans`, best first, top_k rows."""
+    if plans.empty:
+        return plans.iloc[:0]
+    ranked = plans.sort_values("tokens_per_s", ascending=False, kind="stable")
+    return ranked.drop_duplicates(list(SHAPE_COLUMNS)).iloc[:top_k].reset_index(drop=True)
 
 
 def _simulate(model: ModelSpec, cluster: ClusterSpec, ranked: list[Candidate],
@@ -360,8 +399,8 @@ def _simulate(model: ModelSpec, cluster: ClusterSpec, ranked: list[Candidate],
               ) -> tuple[pd.DataFrame, list[tuple[ParallelConfig, TrainingConfig]], list[str],
                          int]:
     """Simulate the ranked candidates; keep those whose every stage fits, best first."""
-    trainings = [TrainingConfig(seq_len=seq_len, global_batch=batch, micro_batch=x.micro_batch,
-                                dtype=dtype) for x in ranked]
+    trainings = [c.training(seq_len=seq_len, global_batch=batch, micro_batch=x.micro_batch,
+                            dtype=dtype) for x in ranked]
     tasks = [TrainingPlan(model=model, cluster=cluster, training=t, parallel=x.parallel,
                           profile=profile, flash_attention=c.flash_attention)
              for x, t in zip(ranked, trainings, strict=True)]

@@ -36,8 +36,11 @@ from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
 from hwmodels.memory import DEFAULT_HEADROOM, training_memory
 from hwmodels.parallel import (
+    AttentionImpl,
     CPMode,
     FSDPImpl,
+    KernelStack,
+    LossImpl,
     OffloadTarget,
     ParallelConfig,
     PipelineSchedule,
@@ -122,6 +125,12 @@ class TrainConstraints:
     # sequence-parallel variants only.
     tp_comm_overlap_impl: TPOverlapImpl | None = None
     flash_attention: bool = True
+    # the training stack's kernels, as the framework runs them (not searched: a plan is for
+    # one framework): fused (Megatron/TE) | eager (PyTorch eager, e.g. llm-foundry,
+    # torchtitan without compile) | compiled; the attention kernel; the loss
+    kernels: KernelStack = KernelStack.FUSED
+    attention_impl: AttentionImpl = AttentionImpl.AUTO
+    loss_impl: LossImpl = LossImpl.FUSED
     rank_order: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
 
     def __post_init__(self) -> None:
@@ -168,6 +177,22 @@ class TrainConstraints:
                               key="constraints.fsdp_shard",
                               allowed="all, node or integers >= 1")
         object.__setattr__(self, "fsdp_shard", shard)
+        for key, enum_cls in (("kernels", KernelStack), ("attention_impl", AttentionImpl),
+                              ("loss_impl", LossImpl)):
+            object.__setattr__(self, key, _enums((getattr(self, key),), enum_cls,
+                                                 f"constraints.{key}")[0])
+
+    @property
+    def memory_flash_attention(self) -> bool:
+        """Whether memory is counted without the s x s scores (unfused attention keeps them)."""
+        return self.flash_attention and self.attention_impl is not AttentionImpl.UNFUSED
+
+    def training(self, *, seq_len: int, global_batch: int, micro_batch: int,
+                 dtype: DType) -> TrainingConfig:
+        """The TrainingConfig of one candidate: its batch shape with the space's stack."""
+        return TrainingConfig(seq_len=seq_len, global_batch=global_batch,
+                              micro_batch=micro_batch, dtype=dtype, kernels=self.kernels,
+                              attention_impl=self.attention_impl, loss_impl=self.loss_impl)
 
 
 def _offload(value: object, key: str) -> OffloadTarget:
@@ -386,8 +411,8 @@ def enumerate_candidates(model: ModelSpec, cluster: ClusterSpec, *, seq_len: int
             if n % (tp * cp * pp) or global_batch % mb:
                 counts.pruned_divisibility += len(variants)
                 continue
-            training = TrainingConfig(seq_len=seq_len, global_batch=global_batch,
-                                      micro_batch=mb, dtype=dtype)
+            training = c.training(seq_len=seq_len, global_batch=global_batch,
+                                  micro_batch=mb, dtype=dtype)
             try:
                 base = ParallelConfig(tp=tp, pp=pp, dp=n // (tp * cp * pp), cp=cp, ep=ep,
                                       vpp=vpp, schedule=sched, cp_mode=c.cp_mode,
@@ -409,7 +434,7 @@ def enumerate_candidates(model: ModelSpec, cluster: ClusterSpec, *, seq_len: int
                     counts.pruned_unlaunchable += 1
                     continue
                 if peak_memory_bytes(model, training, plan,
-                                     flash_attention=c.flash_attention) > capacity:
+                                     flash_attention=c.memory_flash_attention) > capacity:
                     counts.pruned_memory += 1
                     continue
                 kept.append(Candidate(parallel=plan, micro_batch=mb))

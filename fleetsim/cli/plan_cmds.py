@@ -197,6 +197,25 @@ def _choices(text: str | None, enum_cls: type, key: str) -> tuple[Any, ...] | No
     return tuple(enum_cls(v) for v in values)
 
 
+def _one_choice(text: str, enum_cls: type, key: str) -> Any:
+    """One enum value of an option that takes a single choice (exit 2 otherwise)."""
+    values = _choices(text, enum_cls, key) or ()
+    if len(values) != 1:
+        raise ConfigError(f"takes one value, got '{text}'", key=key,
+                          allowed=[e.value for e in enum_cls])
+    return values[0]
+
+
+def _stack_of(constraints: Any, device: str) -> dict[str, str]:
+    """The kernels, attention (as asked and as resolved on `device`) and loss a plan costs."""
+    from hwmodels.attention_impl import resolve
+
+    kernel = resolve(constraints.attention_impl, device, constraints.kernels,
+                     constraints.flash_attention)
+    return {"kernels": str(constraints.kernels), "attention_impl": str(constraints.attention_impl),
+            "attention_kernel": str(kernel), "loss_impl": str(constraints.loss_impl)}
+
+
 def _shard_list(text: str) -> tuple[str | int, ...]:
     """--fsdp-shard all,node,16 -> ("all", "node", 16)."""
     out: list[str | int] = []
@@ -280,6 +299,19 @@ def plan_train_cmd(
                                help="Uneven pipeline splits: none | megatron (vpp 1) | any."),
     micro_batches: str = typer.Option("1,2,4,8", "--micro-batches"),
     headroom: float = typer.Option(0.05, "--memory-headroom", help="Fraction kept free."),
+    kernels: str = typer.Option("fused", "--kernels",
+                                help="The framework's non-GEMM kernels (one value, not "
+                                     "searched): fused (Megatron / Transformer Engine) | eager "
+                                     "(PyTorch eager: llm-foundry, torchtitan without compile) "
+                                     "| compiled (torch.compile)."),
+    attention_impl: str = typer.Option("auto", "--attention-impl",
+                                       help="Attention kernel: auto (the stack's usual one on "
+                                            "the device) | fa2 | fa3 (Hopper) | cudnn | "
+                                            "unfused."),
+    loss_impl: str = typer.Option("fused", "--loss-impl",
+                                  help="Cross-entropy: fused (vocab-parallel / fused CE) | "
+                                       "eager-fp32 (F.cross_entropy(logits.float()), "
+                                       "torchtitan)."),
     inter_node: str = typer.Option(None, "--inter-node",
                                    help="Scale-out fabric (default: the device generation's)."),
     nics_per_node: int = typer.Option(None, "--nics-per-node",
@@ -304,8 +336,10 @@ def plan_train_cmd(
 ) -> None:
     """Search parallel plans (pruned by divisibility and memory), simulate the best ones.
 
-    Prints each plan's pipeline split and the cluster fabric; warns when the best plan's MFU
-    exceeds the best published MFU for its device class. No plan that fits exits 3 unless
+    Prints each plan's pipeline split, the best plan of each other parallel shape (tp x pp x cp
+    x ep), the cluster fabric and the training stack costed (--kernels, --attention-impl,
+    --loss-impl); warns when the best plan's MFU exceeds the best published MFU for its device
+    class. No plan that fits exits 3 unless
     --allow-infeasible (then: the empty report and the candidates rejected per reason).
 
     Example:
@@ -313,7 +347,14 @@ def plan_train_cmd(
         fleetsim plan train --model gpt3-175b --device a100-80gb --num-devices 1024 --seq-len 2048 --global-batch 1536 --inter-node ib-hdr --tp 4,8 --pp 8,12,16
     """
     from hwmodels.catalog import load_device
-    from hwmodels.parallel import FSDPImpl, PipelineSchedule, Recompute
+    from hwmodels.parallel import (
+        AttentionImpl,
+        FSDPImpl,
+        KernelStack,
+        LossImpl,
+        PipelineSchedule,
+        Recompute,
+    )
     from planners.train import plan_train
     from planners.train_space import TrainConstraints, UnevenPolicy
 
@@ -352,7 +393,13 @@ def plan_train_cmd(
         offload_params=("none", "cpu", "nvme") if offload else ("none",),
         uneven=(_choices(uneven, UnevenPolicy, "--uneven") or (UnevenPolicy.MEGATRON,))[0],
         micro_batches=tuple(_int_list(micro_batches, "--micro-batches") or ()),
-        memory_headroom=headroom)
+        memory_headroom=headroom, kernels=_one_choice(kernels, KernelStack, "--kernels"),
+        attention_impl=_one_choice(attention_impl, AttentionImpl, "--attention-impl"),
+        loss_impl=_one_choice(loss_impl, LossImpl, "--loss-impl"))
+    try:
+        stack = _stack_of(constraints, spec.name)  # FA3 off Hopper fails before the search
+    except ConfigError as err:
+        raise ConfigError(err.message, key="--attention-impl", allowed=err.allowed) from None
     with _executor(executor, address) as ex:
         result = plan_train(model, device, counts if len(counts) > 1 else counts[0],
                             seq_len=seq_len, global_batch=global_batch,
@@ -366,6 +413,7 @@ def plan_train_cmd(
                           fabric=result.to_dict()["fabric"],
                           engine="training iteration simulator (simulator.training)",
                           dtype=dtype)
+    out["stack"] = stack
     artefact = None
     if export and result.feasible:
         cluster_kwargs = {"nics_per_node": nics, "power_cap_w": power_cap_w,
@@ -390,18 +438,28 @@ def plan_train_cmd(
     for c in ("plan", "pipeline split", "tokens/s", "MFU", "memory GiB"):
         t.add_column(c)
     for i, row in enumerate(out["plans"], 1):
-        stack = f" {row['fsdp_impl']}" if row["fsdp_impl"] else ""
-        if row.get("fsdp_shard_size") and row["fsdp_shard_size"] != row["dp"]:
-            stack += f" shard{row['fsdp_shard_size']}"  # hybrid sharding
-        plan = (f"tp{row['tp']} pp{row['pp']} vpp{row['vpp']} dp{row['dp']} cp{row['cp']} "
-                f"ep{row['ep']} mb{row['micro_batch']} zero{row['zero']}{stack} "
-                f"recompute={row['recompute']} {row['schedule']}"
-                f"{' sp' if row['sequence_parallel'] else ''}"
-                f"{' offload ' + row['offload_optimizer'] if row['offload_optimizer'] else ''}")
-        t.add_row(str(i), plan, row["pipeline_split"], f"{row['tokens_per_s']:,.0f}",
+        t.add_row(str(i), _plan_words(row), row["pipeline_split"], f"{row['tokens_per_s']:,.0f}",
                   f"{row['mfu']:.1%}", f"{row['peak_memory_gib']:.1f}")
     console.print(t)
+    shown = {_shape(row) for row in out["plans"]}
+    others = [row for row in out["shapes"] if _shape(row) not in shown]
+    if others:
+        # the ranked table is often one shape in several variants: name the best of the others
+        best = out["plans"][0]["tokens_per_s"]
+        s = Table(title="best plan of each other parallel shape (tp x pp x cp x ep)")
+        for c in ("shape", "plan", "tokens/s", "MFU", "vs #1"):
+            s.add_column(c)
+        for row in others:
+            s.add_row(f"tp{row['tp']} pp{row['pp']} cp{row['cp']} ep{row['ep']}",
+                      _plan_words(row), f"{row['tokens_per_s']:,.0f}", f"{row['mfu']:.1%}",
+                      f"{row['tokens_per_s'] / best - 1:+.1%}")
+        console.print(s)
     console.print(f"fabric: {out['fabric']}")
+    st = out["stack"]
+    console.print(f"stack: kernels {st['kernels']}, attention {st['attention_kernel']}"
+                  + (f" (--attention-impl {st['attention_impl']})"
+                     if st["attention_impl"] != st["attention_kernel"] else "")
+                  + f", loss {st['loss_impl']}", markup=False)
     for i, row in enumerate(out["plans"], 1):
         off = row["breakdown"].get("offload")
         if off:
@@ -418,6 +476,22 @@ def plan_train_cmd(
     print_assumptions(out)
     if not result.feasible:
         console.print(f"INFEASIBLE: no plan fits; {result.describe_rejections()}")
+
+
+def _shape(row: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(int(row[k]) for k in ("num_devices", "tp", "pp", "cp", "ep"))
+
+
+def _plan_words(row: dict[str, Any]) -> str:
+    """One plan row of plan train --json in words (tp.. pp.. zero.. recompute= schedule)."""
+    stack = f" {row['fsdp_impl']}" if row["fsdp_impl"] else ""
+    if row.get("fsdp_shard_size") and row["fsdp_shard_size"] != row["dp"]:
+        stack += f" shard{row['fsdp_shard_size']}"  # hybrid sharding
+    return (f"tp{row['tp']} pp{row['pp']} vpp{row['vpp']} dp{row['dp']} cp{row['cp']} "
+            f"ep{row['ep']} mb{row['micro_batch']} zero{row['zero']}{stack} "
+            f"recompute={row['recompute']} {row['schedule']}"
+            f"{' sp' if row['sequence_parallel'] else ''}"
+            f"{' offload ' + row['offload_optimizer'] if row['offload_optimizer'] else ''}")
 
 
 def _export_best(result: Any, model: str, device: str, cluster_kwargs: dict[str, Any],

@@ -354,8 +354,28 @@ def import_torchtitan(text: str, *, device: str, num_devices: int | None = None,
                          "global_batch": tr.get("global_batch_size", -1) if
                          tr.get("global_batch_size", -1) > 0 else local * dp,
                          "micro_batch": par_in.get("pipeline_parallel_microbatch_size", 1),
-                         "dtype": "fp8" if "float8" in converters else "bf16"},
+                         "dtype": "fp8" if "float8" in converters else "bf16",
+                         **_titan_compile(cfg.get("compile", {}), file)},
             "parallelism": par}
+
+
+def _titan_compile(section: Mapping[str, Any], file: str | None) -> dict[str, str]:
+    """kernels and loss_impl from torchtitan's [compile] (v0.2.2 CompileConfig: enable false,
+    components ["model", "loss"] by default): an uncompiled model runs eager kernels, an
+    uncompiled loss is F.cross_entropy(logits.float()) (eager-fp32); SDPA's flash backend is
+    the attention (attention_impl auto resolves to FA2 for eager and compiled stacks)."""
+    enable = section.get("enable", False)
+    components = section.get("components", ["model", "loss"])
+    if not isinstance(enable, bool):
+        raise ConfigError(f"must be true or false, got {enable!r}", file=file,
+                          key="compile.enable", allowed="true, false")
+    if isinstance(components, str) or not isinstance(components, list) or \
+            any(c not in ("model", "loss") for c in components):
+        raise ConfigError(f"unknown components {components!r}", file=file,
+                          key="compile.components", allowed="model, loss")
+    on = set(components) if enable else set()
+    return {"kernels": "compiled" if "model" in on else "eager",
+            "loss_impl": "fused" if "loss" in on else "eager-fp32"}
 
 
 IMPORTERS: dict[str, Callable[..., dict[str, Any]]] = {"megatron": import_megatron,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import (
+    KernelStack,
+    LossImpl,
     OffloadTarget,
     PipelineSchedule,
     Recompute,
@@ -83,10 +85,20 @@ def torchtitan_config(plan: TrainingPlan) -> dict[str, dict[str, object]]:
     if rec is Recompute.SELECTIVE_OP:
         ac["selective_ac_option"] = "op"
     cfg = {"model": {"name": "llama3", "flavor": plan.model.name}, "training": training,
-           "parallelism": par, "activation_checkpoint": ac}
+           "parallelism": par, "activation_checkpoint": ac, "compile": compile_section(plan)}
     if str(t.dtype) == "fp8":
         cfg["model"]["converters"] = ["float8"]
     return cfg
+
+
+def compile_section(plan: TrainingPlan) -> dict[str, object]:
+    """[compile] as the plan was costed: kernels compiled (or fused, which fleetsim prices the
+    same, hwmodels.kernel_stack) compile the model; a fused loss is the compiled loss, the
+    eager-fp32 loss is torchtitan's uncompiled F.cross_entropy(logits.float())."""
+    t = plan.training
+    components = ([] if KernelStack(str(t.kernels)) is KernelStack.EAGER else ["model"]) + \
+        ([] if LossImpl(str(t.loss_impl)) is LossImpl.EAGER_FP32 else ["loss"])
+    return {"enable": bool(components), "components": components or ["model", "loss"]}
 
 
 def to_toml(cfg: dict[str, dict[str, object]]) -> str:
@@ -112,6 +124,10 @@ def export_torchtitan(plan: TrainingPlan) -> Artefact:
              "torchtitan flavor (e.g. 70B) and set the tokenizer path",
              "local_batch_size = global_batch / dp; torchtitan accumulates gradients to "
              "global_batch_size")
+    if KernelStack(str(plan.training.kernels)) is KernelStack.FUSED:
+        notes += ("fleetsim costed fused (Megatron / Transformer Engine) kernels; torchtitan's "
+                  "nearest is torch.compile, priced the same, so [compile] is enabled; cost it "
+                  "as torchtitan runs it with plan train --kernels compiled|eager",)
     if plan.parallel.tp > 1 and not plan.parallel.sequence_parallel:
         notes += ("torchtitan's tensor parallelism always shards the sequence (SequenceParallel"
                   "); this plan has sequence_parallel false",)

@@ -1,5 +1,6 @@
-"""The fabric in the CLI: a NIC faster than the host link is one line and exit 2; predictions
-state the fabric they assumed."""
+"""The fabric and stack in the CLI: a NIC faster than the host link is one line and exit 2;
+predictions state the fabric, power cap and training stack (kernels, attention, loss) they
+assumed."""
 
 from __future__ import annotations
 
@@ -113,3 +114,38 @@ def test_simulate_train_power_cap_key(cli) -> None:
     assert "power cap 300 W" in json.loads(out)["fabric"]
     code, _, err = cli("simulate", "train", TRAIN, "--set", "cluster.power_cap_w=500")
     _one_line_exit_2(code, err, "cluster.power_cap_w", "(60, 400] W")
+
+
+def test_plan_train_costs_the_named_stack_and_states_it(cli) -> None:
+    """--kernels eager --loss-impl eager-fp32 (torchtitan without compile) costs the same plan
+    with PyTorch's per-op kernels and the fp32 loss: slower, more memory at the loss, and the
+    output names the stack and the attention kernel it resolved to (FA2 for eager on H100)."""
+    fused, eager = _plan_with_and_without(cli, PLAN_8B, "--kernels", "eager", "--loss-impl",
+                                          "eager-fp32")
+    assert fused["stack"] == {"kernels": "fused", "attention_impl": "auto",
+                              "attention_kernel": "cudnn", "loss_impl": "fused"}
+    assert eager["stack"] == {"kernels": "eager", "attention_impl": "auto",
+                              "attention_kernel": "fa2", "loss_impl": "eager-fp32"}
+    fast, slow = fused["plans"][0], eager["plans"][0]
+    assert (fast["tp"], fast["dp"], fast["micro_batch"]) == (slow["tp"], slow["dp"],
+                                                             slow["micro_batch"])
+    assert slow["iteration_time_s"] > fast["iteration_time_s"] * 1.05
+    assert slow["peak_memory_gib"] > fast["peak_memory_gib"]
+    code, out, err = cli(*PLAN_8B[:-1], "--kernels", "compiled")
+    assert code == 0, err
+    assert "stack: kernels compiled, attention fa2 (--attention-impl auto), loss fused" in out
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (("--kernels", "eager,fused"), ("--kernels", "takes one value", "fused, eager, compiled")),
+    (("--loss-impl", "fp32"), ("--loss-impl", "fused, eager-fp32")),
+    (("--attention-impl", "fa4"), ("--attention-impl", "fa3")),
+])
+def test_plan_train_bad_stack_is_one_line(cli, args, needles) -> None:
+    code, _, err = cli(*PLAN_8B, *args)
+    _one_line_exit_2(code, err, *needles)
+
+
+def test_plan_train_fa3_off_hopper_names_the_flag(cli) -> None:
+    code, _, err = cli(*PLAN_16, "--attention-impl", "fa3")
+    _one_line_exit_2(code, err, "--attention-impl", "Hopper", "a100-80gb")

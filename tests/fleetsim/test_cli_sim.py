@@ -128,6 +128,28 @@ def test_plan_train_table_names_split_fabric_and_warns(cli) -> None:
     assert ("WARNING: predicted MFU" in out) == cred["exceeds"]
 
 
+def test_plan_train_lists_the_best_plan_of_each_other_shape(cli) -> None:
+    """--json "shapes": one row per (devices, tp, pp, cp, ep), best tokens/s first, each a
+    simulated plan; the text output prints the shapes its ranked table does not show."""
+    import json
+
+    code, data, err = cli(*PLAN_SMALL, "--pp", "1,2", "--top-k", "2", "--json")
+    assert code == 0, err
+    out = json.loads(data)
+    key = ("num_devices", "tp", "pp", "cp", "ep")
+    shapes = [tuple(r[k] for k in key) for r in out["shapes"]]
+    assert len(shapes) == len(set(shapes)) == 2
+    rates = [r["tokens_per_s"] for r in out["shapes"]]
+    assert rates == sorted(rates, reverse=True) and rates[0] >= out["plans"][0]["tokens_per_s"]
+    assert all(r["mfu"] > 0 and r["peak_memory_gib"] > 0 for r in out["shapes"])
+    hidden = set(shapes) - {tuple(r[k] for k in key) for r in out["plans"]}
+    code, text, err = cli(*PLAN_SMALL, "--pp", "1,2", "--top-k", "2")
+    assert code == 0, err
+    assert ("best plan of each other parallel shape" in text) == bool(hidden)
+    for shape in hidden:
+        assert f"tp{shape[1]} pp{shape[2]} cp{shape[3]} ep{shape[4]}" in text
+
+
 def test_sweep_writes_table(cli_json, tmp_path: Path) -> None:
     table = tmp_path / "sweep.csv"
     out = cli_json("sweep", TRAIN, *SMALL_TRAIN, "--grid", "parallelism.pp=4,8",

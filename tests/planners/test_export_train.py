@@ -42,9 +42,9 @@ PLANS = {
 MEGATRON_PLANS = sorted(k for k, v in PLANS.items() if v[2].get("recompute") != "selective-op")
 
 
-def _plan(model: str, n: int, par: dict, mb: int = 1):
+def _plan(model: str, n: int, par: dict, mb: int = 1, **training):
     raw = {"model": model, "cluster": {"device": "h100-sxm", "num_devices": n},
-           "training": {"seq_len": 4096, "global_batch": 256, "micro_batch": mb},
+           "training": {"seq_len": 4096, "global_batch": 256, "micro_batch": mb, **training},
            "parallelism": {"dp": "auto", **par}}
     return load_training_scenario(raw).plan()
 
@@ -201,7 +201,7 @@ def test_torchtitan_round_trip_same_plan(name):
 
     model, n, par, mb = PLANS[name]
     par = {**par, "zero": 3 if par.get("zero") == 3 else 0}
-    plan = _plan(model, n, par, mb)
+    plan = _plan(model, n, par, mb, kernels="compiled")  # torchtitan's kernels (torch.compile)
     if name == "balanced-uneven":  # 4x5+5x8+4x5 virtual stages: not torchtitan's one shape
         with pytest.raises(ConfigError, match="megatron"):
             export_plan(plan, "torchtitan")
@@ -215,6 +215,49 @@ def test_torchtitan_round_trip_same_plan(name):
     assert stage_layer_counts(back.model.num_layers, back.parallel) == \
         stage_layer_counts(plan.model.num_layers, plan.parallel)
     assert replace(back.parallel, **{k: getattr(plan.parallel, k) for k in split}) == plan.parallel
+
+
+@pytest.mark.parametrize(("kernels", "loss", "enable", "components"), [
+    ("eager", "eager-fp32", False, None), ("eager", "fused", True, ["loss"]),
+    ("compiled", "eager-fp32", True, ["model"]), ("compiled", "fused", True, ["model", "loss"])])
+def test_torchtitan_compile_section_round_trips_the_stack(kernels, loss, enable, components):
+    """[compile] says what the plan was costed with: torchtitan at 9dec370 (the TITAN rows'
+    stack) compiles neither by default and runs the loss as F.cross_entropy(logits.float())."""
+    from planners.export.importers import import_torchtitan
+
+    plan = _plan("llama3-8b", 8, {"zero": 3}, kernels=kernels, loss_impl=loss)
+    text = export_plan(plan, "torchtitan").files[0].text
+    section = tomllib.loads(text)["compile"]
+    assert section["enable"] is enable
+    if enable:
+        assert section["components"] == components
+    assert set(section) <= set(PINNED["torchtitan"]["sections"]["compile"])
+    back = load_training_scenario(import_torchtitan(text, device="h100-sxm")).plan()
+    assert back.training == plan.training
+
+
+def test_torchtitan_export_of_fused_kernels_compiles_and_says_so():
+    """torchtitan has no Megatron/TE fused kernels: a fused-costed plan exports with the
+    model and loss compiled (priced the same) and a note naming the flag that costs it as run."""
+    art = export_plan(_plan("llama3-8b", 8, {"zero": 3}), "torchtitan")
+    assert tomllib.loads(art.files[0].text)["compile"] == {"enable": True,
+                                                          "components": ["model", "loss"]}
+    assert any("--kernels compiled|eager" in note for note in art.assumptions)
+
+
+@pytest.mark.parametrize(("section", "key"), [({"enable": "yes"}, "compile.enable"),
+                                              ({"enable": True, "components": ["opt"]},
+                                               "compile.components")])
+def test_torchtitan_import_refuses_a_bad_compile_section(section, key):
+    from planners.export.importers import import_torchtitan
+
+    cfg = {"model": {"flavor": "llama3-8b"}, "activation_checkpoint": {"mode": "none"},
+           "compile": section}
+    text = "\n".join(f"[{sec}]\n" + "\n".join(
+        f"{k} = {json.dumps(v)}" for k, v in body.items()) for sec, body in cfg.items())
+    with pytest.raises(ConfigError) as err:
+        import_torchtitan(text, device="h100-sxm")
+    assert err.value.key == key
 
 
 def test_megatron_refuses_zero2_it_cannot_launch():

@@ -48,3 +48,29 @@ def test_replanned_long_run_keeps_its_invariants() -> None:
     c, j, r = replanned(cfg, job, fn)
     res = simulate_longrun(c, j, r, seed=0)
     assert res.ettr <= 1.0 and res.time_to_train_s is not None
+
+
+def test_replan_searches_with_the_scenario_stack(monkeypatch) -> None:
+    """The re-plan's candidates are pruned and estimated with the kernels, attention and loss
+    the job runs (not the planner's fused default), like the simulation that confirms them."""
+    import planners.replan as replan
+
+    seen = []
+    original = replan.enumerate_candidates
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["constraints"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(replan, "enumerate_candidates", spy)
+    raw = yaml.safe_load(open(SPOT).read())
+    raw["cluster"]["num_devices"] = 128
+    raw["parallelism"].update(tp=8, pp=8)
+    raw["training"].update(global_batch=64, kernels="eager", loss_impl="eager-fp32")
+    raw["run"]["min_dp"] = 1
+    sc = load_training_scenario(raw)
+    cfg, job = run_config(sc)
+    _, _, r = replanned(cfg, job, default_iteration_time_fn(sc))
+    r(15)
+    assert seen and all((str(c.kernels), str(c.loss_impl)) == ("eager", "eager-fp32")
+                        for c in seen)
