@@ -27,6 +27,7 @@ from hwmodels import flops
 from hwmodels.dtypes import DType, bytes_per_element, kv_cache_dtype, parse_dtype
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import (
+    GradReduceDType,
     LossImpl,
     OffloadTarget,
     ParallelConfig,
@@ -376,6 +377,8 @@ def _stage_memory(model: ModelSpec, training: TrainingConfig, parallel: Parallel
     p, t = parallel, training
     params = _stage_params(model, p, stage)
     w_b, g_b, o_b = _training_param_bytes(t.dtype)
+    if p.zero < 3 and p.grad_reduce_dtype is GradReduceDType.BF16 and w_b == 2.0:
+        g_b = 2.0  # Megatron --grad-reduce-in-bf16: the DDP grad buffer is bf16, not fp32
     # Megatron shards over the DP x CP group (same weights); hybrid sharding (zero 3,
     # fsdp_shard_size) over one shard group of it, the other groups holding replicas
     shard_dp = shard_group_size(p)
@@ -452,7 +455,8 @@ def _zero3_unsharded_bytes(model: ModelSpec, p: ParallelConfig, n_layers: int,
     unit = largest_layer * plan.layers_per_unit / plan.units_per_layer
     units = n_layers * plan.units_per_layer / plan.layers_per_unit
     live = min(plan.depth + 1 + (1 if t.copy_out else 0), max(1.0, units))
-    return live * unit * w_b, min(plan.reduce_every, max(1.0, units)) * unit * t.grad_bytes
+    return (live * unit * w_b,
+            min(plan.reduce_every, max(1.0, units)) * unit * fsdp.grad_wire_bytes(p))
 
 
 def _boundary_activations(model: ModelSpec, t: TrainingConfig, p: ParallelConfig, stage: int,

@@ -79,6 +79,15 @@ class EPOverlap(StrEnum):
     DUALPIPE = "dualpipe"  # DeepSeek-V3 DualPipe-style: one microbatch's a2a behind another's
 
 
+class GradReduceDType(StrEnum):
+    """The dtype data-parallel gradients are reduced in (ParallelConfig.grad_reduce_dtype):
+    Megatron --grad-reduce-in-bf16, FSDP MixedPrecision(Policy).reduce_dtype, torchtitan
+    mixed_precision_reduce, DeepSpeed communication_data_type."""
+
+    BF16 = "bf16"
+    FP32 = "fp32"
+
+
 class TPOverlapImpl(StrEnum):
     """How tensor-parallel collectives are overlapped with the GEMMs that produce or consume
     them (ParallelConfig.tp_comm_overlap_impl; per-implementation achievable overlap and
@@ -193,6 +202,10 @@ class ParallelConfig:
     moe_capacity_factor: float | None = None
     moe_imbalance: float | None = None
     ep_overlap: EPOverlap = EPOverlap.NONE
+    # dtype of the data-parallel gradient reduction (None: the stack's own: Megatron's DDP
+    # fp32 main grads for bf16, hwmodels.training.gradsync; FSDP_TRAITS grad_bytes for
+    # zero 3). With zero < 3, bf16 also keeps Megatron's grad buffer in bf16 (2 B/param).
+    grad_reduce_dtype: GradReduceDType | None = None
     # Heterogeneous jobs (cluster.pools): the pool index of each pipeline stage (() = contiguous
     # stages per pool, in pool order) and how layers are split over stages on unlike pools.
     stage_pools: tuple[int, ...] = ()
@@ -215,6 +228,10 @@ class ParallelConfig:
         if self.vpp > 1 and self.schedule is not PipelineSchedule.INTERLEAVED:
             raise ConfigError("vpp > 1 needs schedule: interleaved", key="parallelism.vpp")
         _enum(self.ep_overlap, EPOverlap, "parallelism.ep_overlap")
+        if self.grad_reduce_dtype is not None:
+            _enum(self.grad_reduce_dtype, GradReduceDType, "parallelism.grad_reduce_dtype")
+            object.__setattr__(self, "grad_reduce_dtype",
+                               GradReduceDType(str(self.grad_reduce_dtype)))
         if self.tp_comm_overlap_impl is not None:
             _enum(self.tp_comm_overlap_impl, TPOverlapImpl, "parallelism.tp_comm_overlap_impl")
             impl = TPOverlapImpl(str(self.tp_comm_overlap_impl))

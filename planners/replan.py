@@ -70,7 +70,8 @@ class ReplannedIterationTime:
             overlap_grad_reduce=p.overlap_grad_reduce,
             overlap_param_gather=p.overlap_param_gather, overlap_tp_comm=p.overlap_tp_comm,
             tp_comm_overlap_impl=p.tp_comm_overlap_impl, kernels=b.training.kernels,
-            attention_impl=b.training.attention_impl, loss_impl=b.training.loss_impl)
+            attention_impl=b.training.attention_impl, loss_impl=b.training.loss_impl,
+            grad_reduce_dtype=p.grad_reduce_dtype)
         cands, _ = enumerate_candidates(b.model, cluster, seq_len=b.training.seq_len,
                                         global_batch=b.training.global_batch,
                                         constraints=space, dtype=b.training.dtype)

@@ -39,6 +39,7 @@ from hwmodels.parallel import (
     AttentionImpl,
     CPMode,
     FSDPImpl,
+    GradReduceDType,
     KernelStack,
     LossImpl,
     OffloadTarget,
@@ -131,6 +132,9 @@ class TrainConstraints:
     kernels: KernelStack = KernelStack.FUSED
     attention_impl: AttentionImpl = AttentionImpl.AUTO
     loss_impl: LossImpl = LossImpl.FUSED
+    # the DP gradient reduction's dtype on every plan (None: each stack's own, see
+    # ParallelConfig.grad_reduce_dtype)
+    grad_reduce_dtype: GradReduceDType | None = None
     rank_order: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
 
     def __post_init__(self) -> None:
@@ -181,6 +185,9 @@ class TrainConstraints:
                               ("loss_impl", LossImpl)):
             object.__setattr__(self, key, _enums((getattr(self, key),), enum_cls,
                                                  f"constraints.{key}")[0])
+        if self.grad_reduce_dtype is not None:
+            object.__setattr__(self, "grad_reduce_dtype", _enums(
+                (self.grad_reduce_dtype,), GradReduceDType, "constraints.grad_reduce_dtype")[0])
 
     @property
     def memory_flash_attention(self) -> bool:
@@ -428,6 +435,7 @@ def enumerate_candidates(model: ModelSpec, cluster: ClusterSpec, *, seq_len: int
                 plan = replace(base, overlap_grad_reduce=c.overlap_grad_reduce,
                                overlap_param_gather=c.overlap_param_gather,
                                overlap_tp_comm=c.overlap_tp_comm, fsdp_shard_size=shard,
+                               grad_reduce_dtype=c.grad_reduce_dtype,
                                tp_comm_overlap_impl=_tp_overlap(c, base.tp, v),
                                **v)  # type: ignore[arg-type]
                 if launchable(plan):

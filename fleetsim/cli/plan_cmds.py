@@ -212,8 +212,10 @@ def _stack_of(constraints: Any, device: str) -> dict[str, str]:
 
     kernel = resolve(constraints.attention_impl, device, constraints.kernels,
                      constraints.flash_attention)
+    reduce = constraints.grad_reduce_dtype
     return {"kernels": str(constraints.kernels), "attention_impl": str(constraints.attention_impl),
-            "attention_kernel": str(kernel), "loss_impl": str(constraints.loss_impl)}
+            "attention_kernel": str(kernel), "loss_impl": str(constraints.loss_impl),
+            "grad_reduce_dtype": "stack default" if reduce is None else str(reduce)}
 
 
 def _shard_list(text: str) -> tuple[str | int, ...]:
@@ -312,6 +314,11 @@ def plan_train_cmd(
                                   help="Cross-entropy: fused (vocab-parallel / fused CE) | "
                                        "eager-fp32 (F.cross_entropy(logits.float()), "
                                        "torchtitan)."),
+    grad_reduce_dtype: str = typer.Option(None, "--grad-reduce-dtype",
+                                          help="DP gradient reduction dtype: bf16 | fp32 "
+                                               "(default: each stack's own: Megatron fp32 "
+                                               "main grads, FSDP2/torchtitan fp32, FSDP1 and "
+                                               "DeepSpeed bf16)."),
     inter_node: str = typer.Option(None, "--inter-node",
                                    help="Scale-out fabric (default: the device generation's)."),
     nics_per_node: int = typer.Option(None, "--nics-per-node",
@@ -350,6 +357,7 @@ def plan_train_cmd(
     from hwmodels.parallel import (
         AttentionImpl,
         FSDPImpl,
+        GradReduceDType,
         KernelStack,
         LossImpl,
         PipelineSchedule,
@@ -395,7 +403,9 @@ def plan_train_cmd(
         micro_batches=tuple(_int_list(micro_batches, "--micro-batches") or ()),
         memory_headroom=headroom, kernels=_one_choice(kernels, KernelStack, "--kernels"),
         attention_impl=_one_choice(attention_impl, AttentionImpl, "--attention-impl"),
-        loss_impl=_one_choice(loss_impl, LossImpl, "--loss-impl"))
+        loss_impl=_one_choice(loss_impl, LossImpl, "--loss-impl"),
+        grad_reduce_dtype=(None if grad_reduce_dtype is None else
+                           _one_choice(grad_reduce_dtype, GradReduceDType, "--grad-reduce-dtype")))
     try:
         stack = _stack_of(constraints, spec.name)  # FA3 off Hopper fails before the search
     except ConfigError as err:
@@ -459,7 +469,8 @@ def plan_train_cmd(
     console.print(f"stack: kernels {st['kernels']}, attention {st['attention_kernel']}"
                   + (f" (--attention-impl {st['attention_impl']})"
                      if st["attention_impl"] != st["attention_kernel"] else "")
-                  + f", loss {st['loss_impl']}", markup=False)
+                  + f", loss {st['loss_impl']}, grad reduce {st['grad_reduce_dtype']}",
+                  markup=False)
     for i, row in enumerate(out["plans"], 1):
         off = row["breakdown"].get("offload")
         if off:

@@ -236,7 +236,8 @@ class ChunkCostModel:
         params = flops.layer_param_count(self.model, moe=moe) / p.tp
         k = traits.gathers_per_layer
         ag = k * self._all_gather(g, params * ZERO3_PARAM_BYTES / k, traits.channels)
-        rs = self._reduce_scatter(g, params * ZERO3_GRAD_BYTES, traits.channels)
+        rs = self._reduce_scatter(g, params * fsdp.grad_wire_bytes(p, ZERO3_GRAD_BYTES),
+                                  traits.channels)
         if self._offload_params:
             fetch, down = offload.unit_copy_s(self.comm.cluster, p, params / len(g.dp_cp_group))
             ag, rs = ag + fetch, rs + down
@@ -452,7 +453,8 @@ class ChunkCostModel:
             share = count / n_units  # layers per unit
             f_layer, b_layer = self.layer(stage, is_moe)
             ag = self._all_gather(g, params * share * ZERO3_PARAM_BYTES, traits.channels)
-            rs = self._reduce_scatter(g, params * share * traits.grad_bytes, traits.channels)
+            rs = self._reduce_scatter(g, params * share * fsdp.grad_wire_bytes(p),
+                                      traits.channels)
             if self._offload_params:  # ZeRO-Infinity: host copies ride the unit's collectives
                 fetch, down = offload.unit_copy_s(self.comm.cluster, p,
                                                   params * share / len(g.dp_cp_group))

@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hwmodels.parallel import FSDPImpl, ParallelConfig
+from hwmodels.parallel import FSDPImpl, GradReduceDType, ParallelConfig
 
 # DeepSpeed ZeRO-3 defaults (deepspeed/runtime/zero/config.py, DeepSpeedZeroConfig, >= 0.10):
 # stage3_prefetch_bucket_size = 5e7 elements fetched ahead of use, stage3_max_live_parameters
@@ -129,13 +129,18 @@ FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
     # PyTorch FSDP2 (fully_shard, per-parameter DTensor sharding; docs "FSDP Prefetch
     # Nuances"): implicit forward prefetch of the next module (all-gathers on their own
     # stream), explicit backward prefetch of one module, reduce-scatter on a separate stream
-    # per block after its backward. FSDPParamGroup.wait_for_unshard (torch/distributed/fsdp/
-    # _fully_shard/_fsdp_param_group.py) copies the all-gather output out into the
+    # per block after its backward, in fp32: torchtitan (the FSDP2 launcher fleetsim exports
+    # to) builds MixedPrecisionPolicy(reduce_dtype=float32), its job_config
+    # training.mixed_precision_reduce allowing only "float32" at v0.2.2 (73a0e697; pinned in
+    # tests/data/launchers/torchtitan.json). PyTorch's own default with bf16 params would
+    # reduce in bf16: grad_reduce_dtype bf16 says so.
+    # FSDPParamGroup.wait_for_unshard (torch/distributed/fsdp/_fully_shard/
+    # _fsdp_param_group.py) copies the all-gather output out into the
     # per-parameter tensors on the current (compute) stream and, in forward, frees the
     # previous all-gather result only after the next copy-out (copy_out). The copy-in of the
     # local shard runs on the all-gather stream and is small (1/dp of the unit): not charged.
     FSDPImpl.FSDP2: FSDPTraits(channels=None, gathers_per_layer=1, regather_on_recompute=False,
-                               prefetch=1, grad_bytes=2.0, copy_out=True,
+                               prefetch=1, grad_bytes=4.0, copy_out=True,
                                replica_reduce_per_microbatch=True),
     # Megatron-FSDP (megatron/core/distributed/fsdp; --use-megatron-fsdp, user guide): one
     # bucket per fsdp unit module (TransformerLayer), all-gathers overlapped with forward one
@@ -158,6 +163,17 @@ FSDP_TRAITS: dict[FSDPImpl, FSDPTraits] = {
 def traits(parallel: ParallelConfig) -> FSDPTraits:
     """The FSDP traits of a plan's stack."""
     return FSDP_TRAITS[FSDPImpl(parallel.fsdp_impl)]
+
+
+REDUCE_DTYPE_BYTES = {GradReduceDType.BF16: 2.0, GradReduceDType.FP32: 4.0}
+
+
+def grad_wire_bytes(parallel: ParallelConfig, default: float | None = None) -> float:
+    """Bytes per gradient element a ZeRO-3 plan reduces: parallel.grad_reduce_dtype when
+    set, else `default` (None: the stack's FSDPTraits.grad_bytes)."""
+    if parallel.grad_reduce_dtype is not None:
+        return REDUCE_DTYPE_BYTES[GradReduceDType(str(parallel.grad_reduce_dtype))]
+    return traits(parallel).grad_bytes if default is None else default
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

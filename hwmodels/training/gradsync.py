@@ -20,6 +20,7 @@ from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
+    GradReduceDType,
     OffloadTarget,
     ParallelConfig,
     TrainingConfig,
@@ -31,6 +32,7 @@ from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import DeviceSpec, ModelSpec
 from hwmodels.training import offload
 from hwmodels.training.comm import CommModel
+from hwmodels.training.fsdp import REDUCE_DTYPE_BYTES, grad_wire_bytes
 from hwmodels.training.fsdp import traits as fsdp_traits
 from hwmodels.training.placement import StageGroups
 
@@ -51,10 +53,13 @@ ADAM_PASSES = 2
 PARAM_GATHER_BYTES = 2.0
 
 
-def grad_reduce_bytes(dtype: DType) -> float:
-    """Bytes per gradient element on the DP wire: Megatron reduces fp32 main grads for bf16
-    (arguments.py forces accumulate_allreduce_grads_in_fp32 with --bf16) and fp32 training;
-    fp16 runs (SC'21) reduce the fp16 grad buffer."""
+def grad_reduce_bytes(dtype: DType, parallel: ParallelConfig | None = None) -> float:
+    """Bytes per gradient element on the DP wire: parallel.grad_reduce_dtype when set
+    (--grad-reduce-in-bf16), else Megatron's: fp32 main grads for bf16 (arguments.py forces
+    accumulate_allreduce_grads_in_fp32 with --bf16) and fp32 training; fp16 runs (SC'21)
+    reduce the fp16 grad buffer."""
+    if parallel is not None and parallel.grad_reduce_dtype is not None:
+        return REDUCE_DTYPE_BYTES[GradReduceDType(str(parallel.grad_reduce_dtype))]
     return 2.0 if dtype is DType.FP16 else 4.0
 
 
@@ -132,7 +137,7 @@ def finish_stage(*, stage: int, params: StageParams, groups: StageGroups, comm: 
     """Grad reduction (bucketed, overlapped or not), embedding sync, optimizer, param gather."""
     p = parallel
     device = comm.cluster.device
-    gbytes = grad_reduce_bytes(training.dtype)
+    gbytes = grad_reduce_bytes(training.dtype, p)
     dp_size = len(groups.dp_cp_group)
     bucket_params = max(BUCKET_MIN_PARAMS, BUCKET_PARAMS_PER_DP_RANK * dp_size)
     contention = overlap_contention(p)
@@ -220,7 +225,7 @@ def _replica_buckets(comm: CommModel, groups: StageGroups, params: StageParams,
         return 0, 0.0
     t = fsdp_traits(parallel)
     n_buckets = max(1, math.ceil(nparams / (t.reduce_bucket_params or BUCKET_MIN_PARAMS)))
-    size = nparams / n_buckets / len(groups.dp_cp_group) * t.grad_bytes
+    size = nparams / n_buckets / len(groups.dp_cp_group) * grad_wire_bytes(parallel)
     return n_buckets, comm.all_reduce(groups.replica_group, size)
 
 

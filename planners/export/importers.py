@@ -52,7 +52,8 @@ MEGATRON_VALUE = {
 }
 MEGATRON_BOOL = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf16",
                            "--fp16", "--use-torch-fsdp2", "--use-megatron-fsdp",
-                           "--optimizer-cpu-offload", "--overlap-grad-reduce"})
+                           "--optimizer-cpu-offload", "--overlap-grad-reduce",
+                           "--grad-reduce-in-bf16"})
 _CHOICES = {"--recompute-granularity": ("full", "selective"), "--fp8-format": ("e4m3", "hybrid"),
             "--outer-dp-sharding-strategy": ("no_shard", "optim")}
 
@@ -200,6 +201,8 @@ def import_megatron(text: str, *, device: str, num_devices: int | None = None,
     _megatron_hsdp(f, par, num_devices, file=file)
     par["offload_optimizer"] = "cpu" if f.get("--optimizer-cpu-offload") else "none"
     par["overlap_grad_reduce"] = bool(f.get("--overlap-grad-reduce"))
+    if f.get("--grad-reduce-in-bf16"):
+        par["grad_reduce_dtype"] = "bf16"
     if par["zero"] in (1, 2):
         par["overlap_param_gather"] = bool(f.get("--overlap-param-gather"))
     par["account_for_embedding_in_split"] = bool(f.get("--account-for-embedding-in-pipeline-split"))
@@ -344,6 +347,10 @@ def import_torchtitan(text: str, *, device: str, num_devices: int | None = None,
         raise ConfigError(f"selective_ac_option {option!r} (every n-th layer checkpointed) is "
                           "not modelled", file=file,
                           key="activation_checkpoint.selective_ac_option", allowed="op, 1")
+    reduce = tr.get("mixed_precision_reduce", "float32")
+    if reduce != "float32":  # v0.2.2 allows only float32, fsdp2's own reduce dtype
+        raise ConfigError(f"mixed_precision_reduce {reduce!r}", file=file,
+                          key="training.mixed_precision_reduce", allowed="float32")
     cpu = bool(tr.get("enable_cpu_offload", False))  # FSDP2 CPUOffloadPolicy: both
     par["offload_optimizer"] = par["offload_params"] = "cpu" if cpu else "none"
     converters = cfg.get("model", {}).get("converters", [])

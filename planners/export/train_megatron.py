@@ -10,7 +10,14 @@ import shlex
 
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
-from hwmodels.parallel import FSDPImpl, OffloadTarget, PipelineSchedule, Recompute, replica_count
+from hwmodels.parallel import (
+    FSDPImpl,
+    GradReduceDType,
+    OffloadTarget,
+    PipelineSchedule,
+    Recompute,
+    replica_count,
+)
 from planners.export.base import EXPORTERS, Artefact, ArtefactFile, ExportTarget
 from planners.export.train_common import (
     check_dtype,
@@ -133,6 +140,8 @@ def megatron_args(plan: TrainingPlan) -> tuple[str, ...]:
         a += ["--recompute-granularity", "selective"]
     a += _zero_args(plan)
     a += ["--overlap-grad-reduce"] if p.overlap_grad_reduce else []
+    # Megatron reduces fp32 main grads with --bf16 (its default = grad_reduce_dtype fp32)
+    a += ["--grad-reduce-in-bf16"] if p.grad_reduce_dtype is GradReduceDType.BF16 else []
     a += ["--micro-batch-size", str(t.micro_batch), "--global-batch-size", str(t.global_batch),
           "--seq-length", str(t.seq_len), "--max-position-embeddings", str(t.seq_len)]
     a += ["--num-layers", str(m.num_layers), "--hidden-size", str(m.hidden_size),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import (
+    GradReduceDType,
     KernelStack,
     LossImpl,
     OffloadTarget,
@@ -70,8 +71,13 @@ def torchtitan_config(plan: TrainingPlan) -> dict[str, dict[str, object]]:
     if p.expert_tp is not None:
         par["expert_tensor_parallel_degree"] = p.expert_tp
     local = t.global_batch // p.dp
+    if p.grad_reduce_dtype is GradReduceDType.BF16:
+        raise ConfigError("torchtitan reduces gradients in float32 only (mixed_precision_reduce)"
+                          ", this plan reduces in bf16", key="parallelism.grad_reduce_dtype",
+                          allowed="fp32 or unset (or export to megatron: --grad-reduce-in-bf16)")
     training = {"local_batch_size": local, "global_batch_size": t.global_batch,
                 "seq_len": t.seq_len, "mixed_precision_param": "bfloat16",
+                "mixed_precision_reduce": "float32",
                 "enable_cpu_offload": offloads(plan)[1] is OffloadTarget.CPU}
     rec = Recompute(str(p.recompute))
     if rec is Recompute.SELECTIVE:

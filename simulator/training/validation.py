@@ -191,6 +191,14 @@ GRAND_TETON_HBM2E_BW_BPS = 2.4e12
 GRAND_TETON_POWER_LIMIT_W = 500.0
 
 
+def _grad_reduce(dtype: str) -> dict[str, str]:
+    """{'grad_reduce_dtype': dtype} where ParallelConfig has the field: benchmarks/
+    training_heldout.py --ref runs today's row setups on older models, which reduce as their
+    stacks did."""
+    return {"grad_reduce_dtype": dtype} if "grad_reduce_dtype" in ParallelConfig.__dataclass_fields__ \
+        else {}
+
+
 def _moe_row_setup() -> Callable[[pd.Series], RowSetup] | None:
     """validation_moe.row_setup_moe where that module exists (helper moe's branch), else None."""
     try:
@@ -472,9 +480,15 @@ def row_setup(row: pd.Series) -> RowSetup:
     if source.startswith("FOUNDRY"):
         recompute = Recompute.FULL if "; AC" in notes else Recompute.NONE
         # llm-foundry: PyTorch FSDP1 (FullyShardedDataParallel FULL_SHARD), eager PyTorch
-        # kernels (no torch.compile in its benchmarking YAMLs), flash-attn (FA2) attention
+        # kernels (no torch.compile in its benchmarking YAMLs), flash-attn (FA2) attention.
+        # Both tables were measured in llm-foundry b2a43a147 (2023-10-19, mosaicml>=0.16.4,
+        # <0.17); Composer 0.16.4 get_mixed_precision: 'DEFAULT' (the tables' MP Mode for
+        # every amp_bf16 row) gathers bf16 params and reduces grads in fp32, 'PURE' (the A100
+        # 70B rows) reduces in bf16
+        reduce = "bf16" if "PURE" in notes else "fp32"
         plan = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=3, recompute=recompute,
-                              overlap_grad_reduce=True, fsdp_impl=FSDPImpl.FSDP1)
+                              overlap_grad_reduce=True, fsdp_impl=FSDPImpl.FSDP1,
+                              **_grad_reduce(reduce))
         training = TrainingConfig(seq_len=int(row.seq_len), global_batch=int(row.global_batch),
                                   micro_batch=micro, dtype=DType.BF16,
                                   attention_impl=AttentionImpl.FA2, kernels=KernelStack.EAGER)

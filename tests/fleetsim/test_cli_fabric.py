@@ -123,9 +123,11 @@ def test_plan_train_costs_the_named_stack_and_states_it(cli) -> None:
     fused, eager = _plan_with_and_without(cli, PLAN_8B, "--kernels", "eager", "--loss-impl",
                                           "eager-fp32")
     assert fused["stack"] == {"kernels": "fused", "attention_impl": "auto",
-                              "attention_kernel": "cudnn", "loss_impl": "fused"}
+                              "attention_kernel": "cudnn", "loss_impl": "fused",
+                              "grad_reduce_dtype": "stack default"}
     assert eager["stack"] == {"kernels": "eager", "attention_impl": "auto",
-                              "attention_kernel": "fa2", "loss_impl": "eager-fp32"}
+                              "attention_kernel": "fa2", "loss_impl": "eager-fp32",
+                              "grad_reduce_dtype": "stack default"}
     fast, slow = fused["plans"][0], eager["plans"][0]
     assert (fast["tp"], fast["dp"], fast["micro_batch"]) == (slow["tp"], slow["dp"],
                                                              slow["micro_batch"])
@@ -133,10 +135,24 @@ def test_plan_train_costs_the_named_stack_and_states_it(cli) -> None:
     assert slow["peak_memory_gib"] > fast["peak_memory_gib"]
     code, out, err = cli(*PLAN_8B[:-1], "--kernels", "compiled")
     assert code == 0, err
-    assert "stack: kernels compiled, attention fa2 (--attention-impl auto), loss fused" in out
+    assert ("stack: kernels compiled, attention fa2 (--attention-impl auto), loss fused, grad "
+            "reduce stack default") in " ".join(out.split())  # the console wraps at 80
+
+
+def test_plan_train_bf16_grad_reduce_halves_the_dp_traffic(cli) -> None:
+    """Pure DP over 4 HDR nodes with Megatron's distributed optimizer: --grad-reduce-dtype
+    bf16 (--grad-reduce-in-bf16) reduce-scatters half the bytes of its fp32 main grads and
+    keeps a bf16 grad buffer; the stack line names it."""
+    fp32, bf16 = _plan_with_and_without(cli, PLAN_16, "--grad-reduce-dtype", "bf16")
+    assert bf16["stack"]["grad_reduce_dtype"] == "bf16"
+    slow, fast = fp32["plans"][0], bf16["plans"][0]
+    assert (slow["tp"], slow["dp"], slow["zero"]) == (fast["tp"], fast["dp"], fast["zero"])
+    assert fast["breakdown"]["exposed_comm_s"] < slow["breakdown"]["exposed_comm_s"]
+    assert fast["peak_memory_gib"] < slow["peak_memory_gib"]
 
 
 @pytest.mark.parametrize(("args", "needles"), [
+    (("--grad-reduce-dtype", "fp16"), ("--grad-reduce-dtype", "bf16, fp32")),
     (("--kernels", "eager,fused"), ("--kernels", "takes one value", "fused, eager, compiled")),
     (("--loss-impl", "fp32"), ("--loss-impl", "fused, eager-fp32")),
     (("--attention-impl", "fa4"), ("--attention-impl", "fa3")),

@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 
 from hwmodels.catalog import load_model
 from hwmodels.cluster import build_cluster
+from hwmodels.errors import ConfigError
 from hwmodels.memory import training_memory
-from hwmodels.parallel import FSDPImpl, ParallelConfig, Recompute, TrainingConfig
+from hwmodels.parallel import (
+    FSDPImpl,
+    GradReduceDType,
+    ParallelConfig,
+    Recompute,
+    TrainingConfig,
+)
 from hwmodels.training import fsdp
 from hwmodels.training.comm import CommModel
 from hwmodels.training.estimate import estimate_iteration
@@ -175,3 +182,49 @@ def test_fsdp2_copy_out_costs_time_and_one_more_unit_of_memory():
            for impl in (FSDPImpl.FSDP1, FSDPImpl.FSDP2)}
     extra = mem[FSDPImpl.FSDP2].weights_bytes - mem[FSDPImpl.FSDP1].weights_bytes
     assert extra == pytest.approx(2.0 * 12 * model.hidden_size ** 2, rel=0.05)  # one layer
+
+
+# -- the gradient reduction's dtype (parallelism.grad_reduce_dtype) --------------------------
+
+def test_grad_reduce_dtype_is_validated_and_normalized():
+    assert ParallelConfig(grad_reduce_dtype="bf16").grad_reduce_dtype is GradReduceDType.BF16
+    assert ParallelConfig().grad_reduce_dtype is None
+    with pytest.raises(ConfigError) as err:
+        ParallelConfig(grad_reduce_dtype="fp16")
+    assert err.value.key == "parallelism.grad_reduce_dtype"
+
+
+def test_zero3_reduce_dtype_sets_the_wire_bytes_and_the_live_grads():
+    """fp32 reduce-scatters (torchtitan's FSDP2, Composer's DEFAULT) carry twice the bytes of
+    bf16 ones (FSDP1 as llm-foundry's PURE runs it): the unit's reduce-scatter and the
+    unsharded grads it holds double; unset = the stack's own."""
+    assert fsdp.grad_wire_bytes(ParallelConfig(zero=3, fsdp_impl=FSDPImpl.FSDP2)) == 4.0
+    assert fsdp.grad_wire_bytes(ParallelConfig(zero=3, fsdp_impl=FSDPImpl.FSDP1)) == 2.0
+    fp32 = ParallelConfig(zero=3, fsdp_impl=FSDPImpl.FSDP1, grad_reduce_dtype="fp32")
+    assert fsdp.grad_wire_bytes(fp32) == 4.0
+    bf16, _ = _gpt3_plan(FSDPImpl.FSDP1)
+    slow, _ = _gpt3_plan(FSDPImpl.FSDP1, grad_reduce_dtype="fp32")
+    assert slow > bf16
+    model = load_model("gpt-7.5b")
+    t = TrainingConfig(seq_len=2048, global_batch=512, micro_batch=1)
+    base = ParallelConfig(dp=64, zero=3, fsdp_impl=FSDPImpl.FSDP1)
+    extra = (training_memory(model, t, dataclasses.replace(base, grad_reduce_dtype="fp32"))
+             .grads_bytes - training_memory(model, t, base).grads_bytes)
+    assert extra == pytest.approx(2.0 * 12 * model.hidden_size ** 2, rel=0.05)  # +2 B a param
+
+
+def test_megatron_bf16_grad_reduce_halves_dp_traffic_and_the_grad_buffer():
+    """--grad-reduce-in-bf16: Megatron's DDP buffer and its reduce-scatter in bf16 instead of
+    fp32 main grads: half the grad bytes in memory, less exposed DP communication."""
+    model = load_model("gpt-7.5b")
+    cluster = build_cluster("a100-80gb", 64, inter_node="ib-hdr")
+    t = TrainingConfig(seq_len=2048, global_batch=512, micro_batch=4)
+    comm = CommModel(cluster)
+    fp32 = ParallelConfig(dp=64, zero=1, overlap_grad_reduce=False)
+    bf16 = dataclasses.replace(fp32, grad_reduce_dtype="bf16")
+    assert training_memory(model, t, bf16).grads_bytes == pytest.approx(
+        training_memory(model, t, fp32).grads_bytes / 2)
+    e32, e16 = estimate_iteration(model, t, fp32, comm), estimate_iteration(model, t, bf16, comm)
+    assert e16.exposed_comm_s < e32.exposed_comm_s
+    assert estimate_iteration(model, t, dataclasses.replace(fp32, grad_reduce_dtype="fp32"),
+                              comm).iteration_time_s == e32.iteration_time_s

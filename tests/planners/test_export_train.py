@@ -303,3 +303,30 @@ def test_torchtitan_import_refuses_layer_frequency_ac():
         with pytest.raises(ConfigError, match="activation_checkpoint.selective_ac_option"):
             import_torchtitan(text.replace('selective_ac_option = "op"', new),
                               device="h100-sxm")
+
+
+def test_grad_reduce_dtype_reaches_the_launchers():
+    """bf16 gradient reduction: Megatron's --grad-reduce-in-bf16 (read back by the importer);
+    torchtitan reduces in float32 only, so a bf16 plan is refused naming the key, and its
+    job.toml states the float32 reduce it was costed with."""
+    from planners.export.importers import import_torchtitan
+
+    plan = _plan("llama3-8b", 16, {"zero": 1, "grad_reduce_dtype": "bf16"})
+    art = export_plan(plan, "megatron")
+    assert "--grad-reduce-in-bf16" in art.args
+    assert "--grad-reduce-in-bf16" in PINNED["megatron"]["flags"]
+    back = load_training_scenario(import_megatron(art.command, device="h100-sxm")).plan()
+    assert str(back.parallel.grad_reduce_dtype) == "bf16"
+    assert "--grad-reduce-in-bf16" not in export_plan(_plan("llama3-8b", 16, {"zero": 1}),
+                                                      "megatron").args
+    with pytest.raises(ConfigError) as err:
+        export_plan(_plan("llama3-8b", 8, {"zero": 3, "grad_reduce_dtype": "bf16"}),
+                    "torchtitan")
+    assert err.value.key == "parallelism.grad_reduce_dtype"
+    text = export_plan(_plan("llama3-8b", 8, {"zero": 3}), "torchtitan").files[0].text
+    reduce = tomllib.loads(text)["training"]["mixed_precision_reduce"]
+    assert reduce in PINNED["torchtitan"]["sections"]["training"]["mixed_precision_reduce"][
+        "choices"]
+    with pytest.raises(ConfigError) as err:
+        import_torchtitan(text.replace('"float32"', '"bfloat16"'), device="h100-sxm")
+    assert err.value.key == "training.mixed_precision_reduce"

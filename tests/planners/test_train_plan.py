@@ -223,7 +223,9 @@ def test_finds_published_megatron_plans(executor):
             micro_batches=(s.training.micro_batch,), recompute=(p.recompute,),
             sequence_parallel=(p.sequence_parallel,), zero=(p.zero,),
             schedules=(PipelineSchedule.ONE_F_ONE_B, PipelineSchedule.INTERLEAVED),
-            overlap_grad_reduce=p.overlap_grad_reduce, flash_attention=s.flash_attention)
+            overlap_grad_reduce=p.overlap_grad_reduce, flash_attention=s.flash_attention,
+            # the published ZeRO-3 stack (SC'21 Table 2: deepspeed-2021), not the default one
+            fsdp_impl=(p.fsdp_impl,) if p.zero == 3 else None)
         res = plan_train_on(s.model, s.cluster, seq_len=s.training.seq_len,
                             global_batch=s.training.global_batch, dtype=s.training.dtype,
                             constraints=c, top_k=TOP_RANK, simulate_top=3, executor=executor)

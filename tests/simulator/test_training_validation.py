@@ -262,3 +262,12 @@ def test_torchtitan_rows_fit_the_memory_they_ran_in() -> None:
     for _, row in rows.iterrows():
         assert str(row_setup(row).parallel.recompute) == "selective-op"
         assert predict_row_full(row).fits_memory, row.to_dict()
+
+
+def test_foundry_rows_reduce_grads_as_their_mixed_precision_mode_says():
+    """llm-foundry's tables ran Composer 0.16.4 (b2a43a147): MP Mode DEFAULT reduces the
+    FSDP grads in fp32, PURE (the A100 70B rows) in bf16."""
+    data = load_published()
+    rows = data[data.source.str.startswith("FOUNDRY")]
+    modes = [str(row_setup(row).parallel.grad_reduce_dtype) for _, row in rows.iterrows()]
+    assert modes.count("bf16") == 2 and modes.count("fp32") == len(rows) - 2

@@ -50,9 +50,10 @@ def training_pair(gemm_up: DeviceProfile) -> tuple[pd.DataFrame, pd.DataFrame]:
 # Defaults as they were before the efficiency source became an argument (commit fc54720).
 # issue 15 moved rows 0/1 (attention tables, cross-entropy all-reduces, Adam launches) and row
 # 36 (FOUNDRY: FSDP1 unit schedule, eager kernels, FA2; then MPT trains without dropout,
-# llm-foundry MPTConfig's defaults: 1199.588437127614 -> 1220.22...)
+# llm-foundry MPTConfig's defaults: 1199.588437127614 -> 1220.22...; then the fp32 gradient
+# reduce-scatter of Composer 0.16.4's DEFAULT mixed precision: 1220.2211129816615 -> 1213.88...)
 PINNED_TRAINING = {0: 155.27249540887766, 1: 151.98076928883577, 31: 20.37042059164137,
-                   33: 27.84950491061409, 36: 1220.2211129816615}
+                   33: 27.84950491061409, 36: 1213.8781123673714}
 PINNED_SERVING = {0: 24045.399525083823, 20: 5133.612961616489, 30: 29.97936854331851,
                   48: 535.8259142047909}
 
