@@ -53,6 +53,9 @@ def main() -> None:
     cols = ["tp", "pp", "vpp", "dp", "micro_batch", "zero", "recompute", "schedule",
             "sequence_parallel", "est_rank", "tokens_per_s", "mfu", "peak_memory_gib"]
     print(res.plans[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    # the best plan of each parallel shape (PlanResult.shapes; its probes are simulated apart)
+    print(f"{'shapes':>20}: {len(res.shapes)}")
+    print(res.shapes[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
 
 
 if __name__ == "__main__":

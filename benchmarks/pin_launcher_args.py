@@ -179,6 +179,9 @@ def pin_deepspeed(repo: str, rev: str) -> dict[str, Any]:
     top = {consts[k]: {"type": "int"} for k in
            ("TRAIN_BATCH_SIZE", "TRAIN_MICRO_BATCH_SIZE_PER_GPU", "GRADIENT_ACCUMULATION_STEPS")}
     top.update({consts[k]: {"type": "float"} for k in ("GRADIENT_CLIPPING",) if k in consts})
+    if "COMMUNICATION_DATA_TYPE" in consts:  # runtime/config.py get_communication_data_type
+        top[consts["COMMUNICATION_DATA_TYPE"]] = {"type": "str", "choices": ["fp16", "bf16",
+                                                                              "fp32"]}
     zero = _dataclass_fields(_git(repo, "show", f"{rev}:{paths[1]}"))["DeepSpeedZeroConfig"]
     off = _dataclass_fields(_git(repo, "show", f"{rev}:{paths[2]}"))
     prec = _dataclass_fields(_git(repo, "show", f"{rev}:{paths[3]}"))

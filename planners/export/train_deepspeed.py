@@ -1,8 +1,8 @@
 """DeepSpeed ds_config.json + `deepspeed` launcher line for a (data-parallel) TrainingPlan.
 
 Keys follow deepspeedai/DeepSpeed edaa7221 (2026-08-22): deepspeed/runtime/constants.py,
-runtime/zero/config.py (stage3_* aliases), zero/offload_config.py, precision_config.py
-(pinned in tests/data/launchers/deepspeed.json).
+runtime/zero/config.py (stage3_* aliases), zero/offload_config.py, precision_config.py,
+communication_data_type (runtime/config.py) (pinned in tests/data/launchers/deepspeed.json).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
 from hwmodels.parallel import OffloadTarget
+from hwmodels.training.fsdp import grad_wire_bytes
+from hwmodels.training.gradsync import grad_reduce_bytes
 from planners.export.base import EXPORTERS, Artefact, ArtefactFile, ExportTarget
 from planners.export.train_common import check_dtype, offloads
 from simulator.training.plan import TrainingPlan
@@ -61,7 +63,21 @@ def ds_config(plan: TrainingPlan) -> dict[str, object]:
     accum = t.global_batch // (t.micro_batch * p.dp)
     return {"train_batch_size": t.global_batch, "train_micro_batch_size_per_gpu": t.micro_batch,
             "gradient_accumulation_steps": accum, "zero_optimization": zero,
+            "communication_data_type": _communication_dtype(plan, dtype),
             "bf16": {"enabled": dtype is DType.BF16}, "fp16": {"enabled": dtype is DType.FP16}}
+
+
+def _communication_dtype(plan: TrainingPlan, dtype: DType) -> str:
+    """The gradient reduction's dtype the plan was costed with, as DeepSpeed names it
+    (runtime/config.py get_communication_data_type: fp16 | bf16 | fp32). Written always: left
+    unset, DeepSpeed would pick the model dtype, which is not what fleetsim charges for a
+    ZeRO-1/2 plan (Megatron's fp32 main grads, parallelism.grad_reduce_dtype)."""
+    p = plan.parallel
+    nbytes = (grad_wire_bytes(p) if p.zero == 3
+              else grad_reduce_bytes(plan.training.dtype, p))
+    if nbytes == 4.0:
+        return "fp32"
+    return "bf16" if dtype is DType.BF16 else "fp16"
 
 
 @EXPORTERS.register(ExportTarget.DEEPSPEED)

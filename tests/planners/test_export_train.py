@@ -162,8 +162,9 @@ def test_deepspeed_config_keys_are_pinned():
     cfg = json.loads(export_plan(plan, "deepspeed").files[0].text)
     pin = PINNED["deepspeed"]
     for key in ("train_batch_size", "train_micro_batch_size_per_gpu",
-                "gradient_accumulation_steps"):
+                "gradient_accumulation_steps", "communication_data_type"):
         assert isinstance(cfg[key], TYPES[pin["top"][key]["type"]])
+    assert cfg["communication_data_type"] in pin["top"]["communication_data_type"]["choices"]
     assert cfg["train_batch_size"] == cfg["train_micro_batch_size_per_gpu"] * \
         cfg["gradient_accumulation_steps"] * 16
     for key, value in cfg["zero_optimization"].items():
@@ -330,3 +331,16 @@ def test_grad_reduce_dtype_reaches_the_launchers():
     with pytest.raises(ConfigError) as err:
         import_torchtitan(text.replace('"float32"', '"bfloat16"'), device="h100-sxm")
     assert err.value.key == "training.mixed_precision_reduce"
+
+
+@pytest.mark.parametrize(("par", "want"), [
+    ({"zero": 1}, "fp32"),  # costed as Megatron's fp32 main grads
+    ({"zero": 1, "grad_reduce_dtype": "bf16"}, "bf16"),
+    ({"zero": 3, "fsdp_impl": "deepspeed"}, "bf16"),  # DeepSpeed ZeRO-3: the model dtype
+    ({"zero": 3, "fsdp_impl": "deepspeed", "grad_reduce_dtype": "fp32"}, "fp32"),
+])
+def test_deepspeed_communication_dtype_is_what_was_costed(par, want):
+    """DeepSpeed left alone reduces in the model dtype; the exported config names the dtype
+    the plan was costed with instead."""
+    cfg = json.loads(export_plan(_plan("llama3-8b", 16, par), "deepspeed").files[0].text)
+    assert cfg["communication_data_type"] == want
