@@ -241,7 +241,8 @@ def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | 
                devices_per_node: int | None = None, intra_node: str | None = None,
                inter_node: str | None = None, nics_per_node: int = 0,
                power_cap_w: float | None = None,
-               profile: DeviceProfile | str | Path | None = None) -> PlanResult:
+               profile: DeviceProfile | str | Path | None = None,
+               shape_probes: int | None = None) -> PlanResult:
     """Plan training of `model` on `num_devices` (or each of a list of counts) x `device`.
 
     global_batch is in sequences (or give global_batch_tokens). Builds the cluster with
@@ -249,7 +250,7 @@ def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | 
     are concatenated (column num_devices) and ranked together. inter_node None: the device
     generation's default fabric (build_cluster's default); nics_per_node 0: the device's own
     NIC count (one per device unless the catalog says otherwise); power_cap_w: a static board
-    power limit per device (None: TDP).
+    power limit per device (None: TDP); shape_probes: see plan_train_on.
     """
     counts = [num_devices] if isinstance(num_devices, int) else list(num_devices)
     if not counts:
@@ -262,7 +263,7 @@ def plan_train(model: ModelSpec | str | Mapping[str, Any], device: DeviceSpec | 
                              seq_len=seq_len, global_batch=global_batch,
                              global_batch_tokens=global_batch_tokens, dtype=dtype,
                              constraints=constraints, top_k=top_k, simulate_top=simulate_top,
-                             executor=executor, profile=profile)
+                             executor=executor, profile=profile, shape_probes=shape_probes)
                for n in counts]
     if len(results) == 1:
         return results[0]
@@ -313,15 +314,18 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
                   global_batch_tokens: int | None = None, dtype: DType | str = DType.BF16,
                   constraints: TrainConstraints | None = None, top_k: int = 10,
                   simulate_top: int | None = None, executor: Executor | None = None,
-                  profile: DeviceProfile | str | Path | None = None) -> PlanResult:
+                  profile: DeviceProfile | str | Path | None = None,
+                  shape_probes: int | None = None) -> PlanResult:
     """Enumerate, prune, estimate, simulate the best `simulate_top` (default top_k) and
-    return the top_k plans that fit, ranked by simulated tokens/s."""
+    return the top_k plans that fit, ranked by simulated tokens/s. `shape_probes` (default:
+    as many as simulate_top, 0: none) caps the extra simulations of PlanResult.shapes."""
     start = time.perf_counter()
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     batch = _batch(seq_len, global_batch, global_batch_tokens)
     dt = parse_dtype(dtype, key="training.dtype")
     c = constraints or TrainConstraints()
-    for key, value in (("top_k", top_k), ("simulate_top", simulate_top)):
+    for key, value in (("top_k", top_k), ("simulate_top", simulate_top),
+                       ("shape_probes", shape_probes)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < 0):
             raise ConfigError(f"must be an integer >= 0, got {value!r}", key=key)
@@ -352,7 +356,7 @@ def plan_train_on(model: ModelSpec | str | Mapping[str, Any], cluster: ClusterSp
     plans, configs, failures, rejected = _simulate(spec, cluster, ranked[:n_sim],
                                                    table.iloc[:n_sim], seq_len, batch, dt, c,
                                                    executor, estimator.profile)
-    probe = _shape_probes(table, n_sim, top_k)
+    probe = _shape_probes(table, n_sim, top_k)[:n_sim if shape_probes is None else shape_probes]
     probed, _, _, _ = _simulate(spec, cluster, [ranked[i] for i in probe], table.iloc[probe],
                                 seq_len, batch, dt, c, executor, estimator.profile)
     shapes = best_per_shape(pd.concat([plans, probed], ignore_index=True), top_k)

@@ -228,7 +228,8 @@ def test_finds_published_megatron_plans(executor):
             fsdp_impl=(p.fsdp_impl,) if p.zero == 3 else None)
         res = plan_train_on(s.model, s.cluster, seq_len=s.training.seq_len,
                             global_batch=s.training.global_batch, dtype=s.training.dtype,
-                            constraints=c, top_k=TOP_RANK, simulate_top=3, executor=executor)
+                            constraints=c, top_k=TOP_RANK, simulate_top=3, executor=executor,
+                            shape_probes=0)  # the ranked plans are what this checks
         best = res.best.tokens_per_s
         where = (row.source, row.model, s.config)
         assert best >= pub.tokens_per_s * (1 - 1e-9), (where, pub.tokens_per_s, best)
@@ -514,3 +515,19 @@ def test_unfused_attention_counts_the_scores_in_memory():
     """attention_impl unfused materializes s x s scores: the pruning's memory says so."""
     assert TrainConstraints().memory_flash_attention
     assert not TrainConstraints(attention_impl="unfused").memory_flash_attention
+
+
+def test_shape_probes_cap_the_extra_simulations():
+    """shape_probes=0 leaves the shapes to the ranked table's own plans; the default spends
+    at most simulate_top more simulations; a negative count is refused."""
+    kw = dict(seq_len=2048, global_batch=512, top_k=4, simulate_top=2,
+              constraints=TrainConstraints(pp=(1, 2), micro_batches=(4,)))
+    none = plan_train("gpt-7.5b", "a100-80gb", 64, shape_probes=0, **kw)
+    some = plan_train("gpt-7.5b", "a100-80gb", 64, **kw)
+    key = ["tp", "pp", "cp", "ep"]
+    assert set(map(tuple, none.shapes[key].to_numpy())) <= set(map(tuple, none.plans[key]
+                                                                   .to_numpy()))
+    assert len(none.shapes) < len(some.shapes) <= len(none.shapes) + 2
+    with pytest.raises(ConfigError) as err:
+        plan_train("gpt-7.5b", "a100-80gb", 64, shape_probes=-1, **kw)
+    assert err.value.key == "shape_probes"
