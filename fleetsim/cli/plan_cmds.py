@@ -331,6 +331,11 @@ def plan_train_cmd(
                                            "-pl; default: TDP): compute-bound kernels run at "
                                            "the SM clock it leaves."),
     top_k: int = typer.Option(10, "--top-k"),
+    shape_probes: int = typer.Option(None, "--shape-probes",
+                                     help="Extra simulations for the best plan of each other "
+                                          "parallel shape (default: as many as the ranked "
+                                          "table's; 0: none, the shapes table then lists "
+                                          "only shapes already simulated)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     address: str = typer.Option(None, "--address", help="Ray cluster address."),
     allow_infeasible: bool = typer.Option(False, "--allow-infeasible", help=INFEASIBLE_HELP),
@@ -380,6 +385,9 @@ def plan_train_cmd(
                           key="--global-batch")
     if top_k < 1:
         raise ConfigError(f"must be >= 1, got {top_k}", key="--top-k", allowed=">= 1")
+    if shape_probes is not None and shape_probes < 0:
+        raise ConfigError(f"must be >= 0, got {shape_probes}", key="--shape-probes",
+                          allowed=">= 0")
     if nics_per_node is not None and nics_per_node < 1:
         raise ConfigError(f"must be >= 1, got {nics_per_node}", key="--nics-per-node",
                           allowed=">= 1")
@@ -416,7 +424,7 @@ def plan_train_cmd(
                             global_batch_tokens=global_batch_tokens, dtype=dtype,
                             constraints=constraints, top_k=top_k, executor=ex,
                             inter_node=inter_node, nics_per_node=nics,
-                            power_cap_w=power_cap_w, profile=prof)
+                            power_cap_w=power_cap_w, profile=prof, shape_probes=shape_probes)
     if not result.feasible and not allow_infeasible:
         raise result.infeasible_error()
     out = add_assumptions(with_profiles(result.to_dict(), {spec.name: prof}),

@@ -150,6 +150,20 @@ def test_plan_train_lists_the_best_plan_of_each_other_shape(cli) -> None:
         assert f"tp{shape[1]} pp{shape[2]} cp{shape[3]} ep{shape[4]}" in text
 
 
+def test_plan_train_shape_probes_option(cli) -> None:
+    import json
+
+    code, data, err = cli(*PLAN_SMALL, "--pp", "1,2", "--top-k", "2", "--shape-probes", "0",
+                          "--json")
+    assert code == 0, err
+    out = json.loads(data)
+    key = ("num_devices", "tp", "pp", "cp", "ep")
+    assert {tuple(r[k] for k in key) for r in out["shapes"]} <= \
+        {tuple(r[k] for k in key) for r in out["plans"]}
+    code, _, err = cli(*PLAN_SMALL, "--shape-probes", "-1")
+    assert code == 2 and "--shape-probes" in err and len(err.strip().splitlines()) == 1
+
+
 def test_sweep_writes_table(cli_json, tmp_path: Path) -> None:
     table = tmp_path / "sweep.csv"
     out = cli_json("sweep", TRAIN, *SMALL_TRAIN, "--grid", "parallelism.pp=4,8",
