@@ -35,10 +35,12 @@ Assumptions per source:
   gradient-reduce overlap (Sec. 6.3 states it); the Sec. 6.3 row is Table 5's 530B setting
   (interleaved, 3 virtual stages) with DP = 8. T4 rows: one 22B layer fwd+bwd on TP8, micro
   batch 4, including its exposed TP collectives.
-- FOUNDRY-H100 (llm-foundry): bf16, FSDP FULL_SHARD = ZeRO-3 over all GPUs, AC = full
-  recompute, FlashAttention; MosaicML H100 nodes: 8x H100-SXM, NVLink4, 8x 400 Gb/s NDR NICs
-  (3.2 Tb/s per node, MosaicML/Databricks cluster description). fsdp_impl stays nccl (the
-  v0.1 stack these rows were first reported with); llm-foundry ran PyTorch FSDP1.
+- FOUNDRY-H100 (llm-foundry): bf16, FSDP FULL_SHARD = ZeRO-3 over all GPUs (fsdp_impl fsdp1,
+  PyTorch FSDP1 as llm-foundry ran it), AC = full recompute, eager kernels, no dropout, grads
+  reduced in fp32 ('DEFAULT' mixed precision; 'PURE' rows in bf16); MPT's Triton
+  FlashAttention priced as FA2 (row_setup says why); MosaicML H100 nodes: 8x H100-SXM,
+  NVLink4, 8x 400 Gb/s NDR NICs (3.2 Tb/s per node, MosaicML/Databricks cluster
+  description). FOUNDRY-A100: the same stack and sweep on A100-80GB nodes.
 - LLAMA3-T4 (Dubey et al. 2024, Table 4; uneven split): llama3.1-405b from the catalog, bf16;
   Grand Teton nodes (8x H100-80GB SXM, NVLink4) on RoCE 400 Gb/s per GPU (roce-400g); TP8 with
   sequence parallelism; PP16 with the interleaved schedule at vpp = 2 (the paper says
@@ -480,11 +482,16 @@ def row_setup(row: pd.Series) -> RowSetup:
     if source.startswith("FOUNDRY"):
         recompute = Recompute.FULL if "; AC" in notes else Recompute.NONE
         # llm-foundry: PyTorch FSDP1 (FullyShardedDataParallel FULL_SHARD), eager PyTorch
-        # kernels (no torch.compile in its benchmarking YAMLs), flash-attn (FA2) attention.
-        # Both tables were measured in llm-foundry b2a43a147 (2023-10-19, mosaicml>=0.16.4,
-        # <0.17); Composer 0.16.4 get_mixed_precision: 'DEFAULT' (the tables' MP Mode for
-        # every amp_bf16 row) gathers bf16 params and reduces grads in fp32, 'PURE' (the A100
-        # 70B rows) reduces in bf16
+        # kernels (no torch.compile in its benchmarking YAMLs). Both tables were measured in
+        # llm-foundry b2a43a147 (2023-10-19, mosaicml>=0.16.4,<0.17, image
+        # mosaicml/pytorch:2.1.0_cu121); Composer 0.16.4 get_mixed_precision: 'DEFAULT' (the
+        # tables' MP Mode for every amp_bf16 row) gathers bf16 params and reduces grads in
+        # fp32, 'PURE' (the A100 70B rows) reduces in bf16. Attention: sweep.sh leaves
+        # submit_benchmarks.py's --attn_impl default, 'triton' (MPT's triton_flash_attn_fn,
+        # the Triton FlashAttention kernel built with triton-pre-mlir, sm90 branch), not
+        # flash-attn's CUDA FA2; no kernel-level timing of that kernel is in our sources, so
+        # it is priced as FA2 (an assumption that flatters H100, where FA2 itself reaches
+        # ~35% of peak)
         reduce = "bf16" if "PURE" in notes else "fp32"
         plan = ParallelConfig(tp=tp, pp=pp, dp=dp, zero=3, recompute=recompute,
                               overlap_grad_reduce=True, fsdp_impl=FSDPImpl.FSDP1,
