@@ -280,13 +280,19 @@ def plan_train_cmd(
     cp: str = typer.Option("1", "--cp", help="Context-parallel degrees, e.g. 1,2,4."),
     ep: str = typer.Option(None, "--ep", help="Expert-parallel degrees (MoE; default: every "
                                               "divisor of the experts)."),
-    zero: str = typer.Option("0,1,2,3", "--zero", help="ZeRO stages, e.g. 0,1,3."),
-    recompute: str = typer.Option("none,selective,full", "--recompute",
+    stack: str = typer.Option(None, "--stack",
+                              help="Plan for one framework: megatron | torchtitan | "
+                                   "llm-foundry. Searches only what it launches and costs its "
+                                   "kernels, attention, loss and grad reduction "
+                                   "(planners/stacks.py); options given here win."),
+    zero: str = typer.Option(None, "--zero", help="ZeRO stages, e.g. 0,1,3 (default 0,1,2,3)."),
+    recompute: str = typer.Option(None, "--recompute",
                                   help="none | selective (Megatron: core attention) | "
                                        "selective-op (torchtitan's per-op AC; dense models) "
-                                       "| full."),
-    schedules: str = typer.Option("1f1b,interleaved,zb-h1", "--schedules",
-                                  help="Pipeline schedules: gpipe, 1f1b, interleaved, zb-h1."),
+                                       "| full (default none,selective,full)."),
+    schedules: str = typer.Option(None, "--schedules",
+                                  help="Pipeline schedules: gpipe, 1f1b, interleaved, zb-h1 "
+                                       "(default 1f1b,interleaved,zb-h1)."),
     fsdp_impl: str = typer.Option(None, "--fsdp-impl",
                                   help="FSDP stacks for ZeRO-3 plans, e.g. fsdp2,deepspeed "
                                        "(default: the plan default)."),
@@ -301,19 +307,19 @@ def plan_train_cmd(
                                help="Uneven pipeline splits: none | megatron (vpp 1) | any."),
     micro_batches: str = typer.Option("1,2,4,8", "--micro-batches"),
     headroom: float = typer.Option(0.05, "--memory-headroom", help="Fraction kept free."),
-    kernels: str = typer.Option("fused", "--kernels",
+    kernels: str = typer.Option(None, "--kernels",
                                 help="The framework's non-GEMM kernels (one value, not "
                                      "searched): fused (Megatron / Transformer Engine) | eager "
                                      "(PyTorch eager: llm-foundry, torchtitan without compile) "
-                                     "| compiled (torch.compile)."),
-    attention_impl: str = typer.Option("auto", "--attention-impl",
+                                     "| compiled (torch.compile). Default fused."),
+    attention_impl: str = typer.Option(None, "--attention-impl",
                                        help="Attention kernel: auto (the stack's usual one on "
                                             "the device) | fa2 | fa3 (Hopper) | cudnn | "
-                                            "unfused."),
-    loss_impl: str = typer.Option("fused", "--loss-impl",
+                                            "unfused (default auto)."),
+    loss_impl: str = typer.Option(None, "--loss-impl",
                                   help="Cross-entropy: fused (vocab-parallel / fused CE) | "
                                        "eager-fp32 (F.cross_entropy(logits.float()), "
-                                       "torchtitan)."),
+                                       "torchtitan). Default fused."),
     grad_reduce_dtype: str = typer.Option(None, "--grad-reduce-dtype",
                                           help="DP gradient reduction dtype: bf16 | fp32 "
                                                "(default: each stack's own: Megatron fp32 "
@@ -368,6 +374,7 @@ def plan_train_cmd(
         PipelineSchedule,
         Recompute,
     )
+    from planners.stacks import stack_constraints
     from planners.train import plan_train
     from planners.train_space import TrainConstraints, UnevenPolicy
 
@@ -397,25 +404,32 @@ def plan_train_cmd(
 
         power_capped(spec, power_cap_w, key="--power-cap-w")  # (idle, TDP] or exit 2
     counts = _int_list(num_devices, "--num-devices") or []
-    constraints = TrainConstraints(
-        tp=_int_list(tp, "--tp"), max_tp=max_tp, pp=_int_list(pp, "--pp"),
-        vpp=_int_list(vpp, "--vpp"), cp=tuple(_int_list(cp, "--cp") or ()),
-        ep=_int_list(ep, "--ep"), zero=_zero_list(zero),
-        recompute=_choices(recompute, Recompute, "--recompute") or (),
-        schedules=_choices(schedules, PipelineSchedule, "--schedules") or (),
-        fsdp_impl=_choices(fsdp_impl, FSDPImpl, "--fsdp-impl"),
-        fsdp_shard=_shard_list(fsdp_shard),
-        offload_optimizer=("none", "cpu", "nvme") if offload else (False,),
-        offload_params=("none", "cpu", "nvme") if offload else ("none",),
-        uneven=(_choices(uneven, UnevenPolicy, "--uneven") or (UnevenPolicy.MEGATRON,))[0],
-        micro_batches=tuple(_int_list(micro_batches, "--micro-batches") or ()),
-        memory_headroom=headroom, kernels=_one_choice(kernels, KernelStack, "--kernels"),
-        attention_impl=_one_choice(attention_impl, AttentionImpl, "--attention-impl"),
-        loss_impl=_one_choice(loss_impl, LossImpl, "--loss-impl"),
-        grad_reduce_dtype=(None if grad_reduce_dtype is None else
-                           _one_choice(grad_reduce_dtype, GradReduceDType, "--grad-reduce-dtype")))
+    given = {
+        "tp": _int_list(tp, "--tp"), "max_tp": max_tp, "pp": _int_list(pp, "--pp"),
+        "vpp": _int_list(vpp, "--vpp"), "cp": tuple(_int_list(cp, "--cp") or ()),
+        "ep": _int_list(ep, "--ep"), "zero": None if zero is None else _zero_list(zero),
+        "recompute": _choices(recompute, Recompute, "--recompute"),
+        "schedules": _choices(schedules, PipelineSchedule, "--schedules"),
+        "fsdp_impl": _choices(fsdp_impl, FSDPImpl, "--fsdp-impl"),
+        "fsdp_shard": _shard_list(fsdp_shard),
+        "offload_optimizer": ("none", "cpu", "nvme") if offload else (False,),
+        "offload_params": ("none", "cpu", "nvme") if offload else ("none",),
+        "uneven": (_choices(uneven, UnevenPolicy, "--uneven") or (UnevenPolicy.MEGATRON,))[0],
+        "micro_batches": tuple(_int_list(micro_batches, "--micro-batches") or ()),
+        "memory_headroom": headroom,
+        "kernels": None if kernels is None else _one_choice(kernels, KernelStack, "--kernels"),
+        "attention_impl": None if attention_impl is None else _one_choice(
+            attention_impl, AttentionImpl, "--attention-impl"),
+        "loss_impl": None if loss_impl is None else _one_choice(loss_impl, LossImpl,
+                                                                "--loss-impl"),
+        "grad_reduce_dtype": None if grad_reduce_dtype is None else _one_choice(
+            grad_reduce_dtype, GradReduceDType, "--grad-reduce-dtype")}
+    # explicit options win over the stack's defaults, which win over TrainConstraints' own
+    preset = {} if stack is None else dict(stack_constraints(stack, key="--stack"))
+    constraints = TrainConstraints(**{**preset,
+                                      **{k: v for k, v in given.items() if v is not None}})
     try:
-        stack = _stack_of(constraints, spec.name)  # FA3 off Hopper fails before the search
+        costed = _stack_of(constraints, spec.name)  # FA3 off Hopper fails before the search
     except ConfigError as err:
         raise ConfigError(err.message, key="--attention-impl", allowed=err.allowed) from None
     with _executor(executor, address) as ex:
@@ -431,7 +445,7 @@ def plan_train_cmd(
                           fabric=result.to_dict()["fabric"],
                           engine="training iteration simulator (simulator.training)",
                           dtype=dtype)
-    out["stack"] = stack
+    out["stack"] = {**costed, "preset": stack or "none"}
     artefact = None
     if export and result.feasible:
         cluster_kwargs = {"nics_per_node": nics, "power_cap_w": power_cap_w,
@@ -474,7 +488,8 @@ def plan_train_cmd(
         console.print(s)
     console.print(f"fabric: {out['fabric']}")
     st = out["stack"]
-    console.print(f"stack: kernels {st['kernels']}, attention {st['attention_kernel']}"
+    console.print(f"stack: {st['preset'] + ': ' if st['preset'] != 'none' else ''}"
+                  f"kernels {st['kernels']}, attention {st['attention_kernel']}"
                   + (f" (--attention-impl {st['attention_impl']})"
                      if st["attention_impl"] != st["attention_kernel"] else "")
                   + f", loss {st['loss_impl']}, grad reduce {st['grad_reduce_dtype']}",

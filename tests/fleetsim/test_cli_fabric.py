@@ -124,10 +124,10 @@ def test_plan_train_costs_the_named_stack_and_states_it(cli) -> None:
                                           "eager-fp32")
     assert fused["stack"] == {"kernels": "fused", "attention_impl": "auto",
                               "attention_kernel": "cudnn", "loss_impl": "fused",
-                              "grad_reduce_dtype": "stack default"}
+                              "grad_reduce_dtype": "stack default", "preset": "none"}
     assert eager["stack"] == {"kernels": "eager", "attention_impl": "auto",
                               "attention_kernel": "fa2", "loss_impl": "eager-fp32",
-                              "grad_reduce_dtype": "stack default"}
+                              "grad_reduce_dtype": "stack default", "preset": "none"}
     fast, slow = fused["plans"][0], eager["plans"][0]
     assert (fast["tp"], fast["dp"], fast["micro_batch"]) == (slow["tp"], slow["dp"],
                                                              slow["micro_batch"])
@@ -151,7 +151,21 @@ def test_plan_train_bf16_grad_reduce_halves_the_dp_traffic(cli) -> None:
     assert fast["peak_memory_gib"] < slow["peak_memory_gib"]
 
 
+def test_plan_train_stack_preset_and_explicit_options_win(cli) -> None:
+    """--stack torchtitan: FSDP2 or replication only (no ZeRO-1/2), eager kernels, fp32 loss
+    and fp32 reduce, named on the stack line; an option given beside it wins."""
+    plan = (*PLAN_8B[:PLAN_8B.index("--zero")], "--top-k", "3", "--json")
+    titan, mixed = _plan_with_and_without(cli, (*plan, "--stack", "torchtitan"),
+                                          "--kernels", "compiled")
+    assert titan["stack"] == {"kernels": "eager", "attention_impl": "auto",
+                              "attention_kernel": "fa2", "loss_impl": "eager-fp32",
+                              "grad_reduce_dtype": "fp32", "preset": "torchtitan"}
+    assert {r["zero"] for r in titan["plans"]} <= {0, 3}
+    assert mixed["stack"]["kernels"] == "compiled" and mixed["stack"]["preset"] == "torchtitan"
+
+
 @pytest.mark.parametrize(("args", "needles"), [
+    (("--stack", "nemo"), ("--stack", "megatron, torchtitan, llm-foundry")),
     (("--grad-reduce-dtype", "fp16"), ("--grad-reduce-dtype", "bf16, fp32")),
     (("--kernels", "eager,fused"), ("--kernels", "takes one value", "fused, eager, compiled")),
     (("--loss-impl", "fp32"), ("--loss-impl", "fused, eager-fp32")),
