@@ -33,6 +33,7 @@ class TrainStack(StrEnum):
     MEGATRON = "megatron"
     TORCHTITAN = "torchtitan"
     LLM_FOUNDRY = "llm-foundry"
+    DEEPSPEED = "deepspeed"
 
 
 _STACKS: dict[TrainStack, Mapping[str, Any]] = {
@@ -69,6 +70,18 @@ _STACKS: dict[TrainStack, Mapping[str, Any]] = {
         "schedules": (PipelineSchedule.ONE_F_ONE_B,), "kernels": KernelStack.EAGER,
         "attention_impl": AttentionImpl.FA2, "loss_impl": LossImpl.FUSED,
         "grad_reduce_dtype": GradReduceDType.FP32}),
+    # Plain DeepSpeed (the exporter's edaa7221) around the user's train.py: data parallel
+    # ZeRO 0-3 only (tensor/pipeline parallelism need Megatron-DeepSpeed); gradients reduced in
+    # the model dtype (runtime/engine.py communication_data_type: bf16 when bf16 is enabled);
+    # activation checkpointing on or off. Assumptions for the model code, a Hugging Face
+    # transformers causal LM (the common train.py): eager PyTorch kernels, SDPA/flash
+    # attention (auto: FA2), the loss on logits upcast to fp32 (eager-fp32).
+    TrainStack.DEEPSPEED: MappingProxyType({
+        "tp": (1,), "pp": (1,), "zero": (0, 1, 2, 3), "fsdp_impl": (FSDPImpl.DEEPSPEED,),
+        "recompute": (Recompute.NONE, Recompute.FULL),
+        "schedules": (PipelineSchedule.ONE_F_ONE_B,), "kernels": KernelStack.EAGER,
+        "attention_impl": AttentionImpl.AUTO, "loss_impl": LossImpl.EAGER_FP32,
+        "grad_reduce_dtype": GradReduceDType.BF16}),
 }
 
 

@@ -282,7 +282,7 @@ def plan_train_cmd(
                                               "divisor of the experts)."),
     stack: str = typer.Option(None, "--stack",
                               help="Plan for one framework: megatron | torchtitan | "
-                                   "llm-foundry. Searches only what it launches and costs its "
+                                   "llm-foundry | deepspeed. Searches only what it launches and costs its "
                                    "kernels, attention, loss and grad reduction "
                                    "(planners/stacks.py); options given here win."),
     zero: str = typer.Option(None, "--zero", help="ZeRO stages, e.g. 0,1,3 (default 0,1,2,3)."),

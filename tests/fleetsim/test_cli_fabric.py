@@ -165,7 +165,7 @@ def test_plan_train_stack_preset_and_explicit_options_win(cli) -> None:
 
 
 @pytest.mark.parametrize(("args", "needles"), [
-    (("--stack", "nemo"), ("--stack", "megatron, torchtitan, llm-foundry")),
+    (("--stack", "nemo"), ("--stack", "megatron, torchtitan, llm-foundry, deepspeed")),
     (("--grad-reduce-dtype", "fp16"), ("--grad-reduce-dtype", "bf16, fp32")),
     (("--kernels", "eager,fused"), ("--kernels", "takes one value", "fused, eager, compiled")),
     (("--loss-impl", "fp32"), ("--loss-impl", "fused, eager-fp32")),

@@ -27,7 +27,8 @@ def _plan(stack: TrainStack, n: int = 16, top_k: int = 6):
                                                    micro_batches=(1, 2)))
 
 
-@pytest.mark.parametrize("stack", [TrainStack.MEGATRON, TrainStack.TORCHTITAN])
+@pytest.mark.parametrize("stack", [TrainStack.MEGATRON, TrainStack.TORCHTITAN,
+                                   TrainStack.DEEPSPEED])
 def test_every_ranked_plan_exports_to_its_own_framework(stack):
     """The point of a stack: nothing the planner ranks is refused by that framework's
     exporter (torchtitan has no ZeRO-1/2, Megatron no ZeRO-2 or per-op AC)."""
@@ -50,3 +51,20 @@ def test_llm_foundry_searches_fsdp1_data_parallel_only_with_its_kernels():
     for parallel, training in res.configs:
         assert (str(training.kernels), str(training.loss_impl)) == ("eager", "fused")
         assert str(parallel.grad_reduce_dtype) == "fp32"
+
+
+def test_deepspeed_reduces_in_the_model_dtype_and_exports_it():
+    """DeepSpeed's engine reduces in bf16 when bf16 is on: the preset costs that, and the
+    exported ds_config says it."""
+    import json
+
+    from hwmodels.catalog import load_model
+    from hwmodels.cluster import build_cluster
+
+    res = _plan(TrainStack.DEEPSPEED, top_k=3)
+    parallel, training = res.configs[0]
+    assert str(parallel.grad_reduce_dtype) == "bf16" and parallel.tp == parallel.pp == 1
+    plan = TrainingPlan(model=load_model("llama3-8b"), cluster=build_cluster("h100-sxm", 16),
+                        training=training, parallel=parallel)
+    cfg = json.loads(export_plan(plan, "deepspeed").files[0].text)
+    assert cfg["communication_data_type"] == "bf16"
