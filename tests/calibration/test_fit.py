@@ -210,3 +210,22 @@ def test_profile_without_attention_leaves_it_to_the_defaults() -> None:
     parsed = profile_from_json(prof)
     assert parsed.attention_prefill is None and "attention_prefill" not in parsed.measured
     assert parsed.provenance["description"] == "synthetic tables"
+
+
+def test_an_overhead_probe_above_a_real_kernel_is_capped_to_it() -> None:
+    """Every kernel costs at least the per-kernel overhead in the model, so a null-kernel
+    probe that reads above a real kernel of the same run (timing noise: on a 2-core VM a
+    2.9 us probe beside a 2.4 us kernel) is capped to that kernel, and the fit says so."""
+    peak, bw, ov = 989e12, 3.35e12, 4e-6
+    raw = _synthetic_raw(peak, bw, ov)
+    smallest = min(r["median_s"] for fam in ("memory", "gemm") for r in raw[fam])
+    raw["kernel_overhead"] = {"median_s": 1.5 * smallest}
+    prof = fit_profile(raw, {"flops": {"bf16": peak}, "memory_bw_Bps": bw},
+                       device="h100-sxm", device_reported="synthetic", env={})
+    assert prof["kernel_overhead_s"] == smallest
+    assert any("capped" in n for n in prof["fit"]["notes"])
+    raw["kernel_overhead"] = {"median_s": ov}  # below every kernel: kept as measured
+    prof = fit_profile(raw, {"flops": {"bf16": peak}, "memory_bw_Bps": bw},
+                       device="h100-sxm", device_reported="synthetic", env={})
+    assert prof["kernel_overhead_s"] == ov
+    assert not any("capped" in n for n in prof["fit"]["notes"])
