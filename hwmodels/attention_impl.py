@@ -98,6 +98,12 @@ def generation(device_name: str) -> Generation:
     return GENERATION_OF.get(device_name.lower(), Generation.OTHER)
 
 
+def flash_memory(impl: AttentionImpl | str, flash_attention: bool = True) -> bool:
+    """Whether training memory is counted without the s x s scores: any flash-style kernel;
+    flash_attention=False or attention_impl unfused materializes them."""
+    return flash_attention and AttentionImpl(str(impl)) is not AttentionImpl.UNFUSED
+
+
 def resolve(impl: AttentionImpl | str, device_name: str, kernels: KernelStack | str,
             flash_attention: bool = True) -> AttentionImpl:
     """The kernel a run uses: flash_attention=False forces unfused; auto picks the stack's

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from hwmodels._compat import StrEnum
+from hwmodels.attention_impl import flash_memory
 from hwmodels.dtypes import DType
 from hwmodels.errors import ConfigError
 from hwmodels.memory import DEFAULT_HEADROOM, training_memory
@@ -192,7 +193,7 @@ class TrainConstraints:
     @property
     def memory_flash_attention(self) -> bool:
         """Whether memory is counted without the s x s scores (unfused attention keeps them)."""
-        return self.flash_attention and self.attention_impl is not AttentionImpl.UNFUSED
+        return flash_memory(self.attention_impl, self.flash_attention)
 
     def training(self, *, seq_len: int, global_batch: int, micro_batch: int,
                  dtype: DType) -> TrainingConfig:

@@ -282,9 +282,9 @@ def plan_train_cmd(
                                               "divisor of the experts)."),
     stack: str = typer.Option(None, "--stack",
                               help="Plan for one framework: megatron | torchtitan | "
-                                   "llm-foundry | deepspeed. Searches only what it launches and costs its "
-                                   "kernels, attention, loss and grad reduction "
-                                   "(planners/stacks.py); options given here win."),
+                                   "llm-foundry | deepspeed. Searches only what it launches "
+                                   "and costs its kernels, attention, loss and grad "
+                                   "reduction (planners/stacks.py); options given here win."),
     zero: str = typer.Option(None, "--zero", help="ZeRO stages, e.g. 0,1,3 (default 0,1,2,3)."),
     recompute: str = typer.Option(None, "--recompute",
                                   help="none | selective (Megatron: core attention) | "
@@ -513,7 +513,9 @@ def plan_train_cmd(
 
 
 def _shape(row: dict[str, Any]) -> tuple[int, ...]:
-    return tuple(int(row[k]) for k in ("num_devices", "tp", "pp", "cp", "ep"))
+    from planners.train import SHAPE_COLUMNS
+
+    return tuple(int(row[k]) for k in SHAPE_COLUMNS)
 
 
 def _plan_words(row: dict[str, Any]) -> str:

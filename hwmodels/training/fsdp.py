@@ -169,10 +169,10 @@ REDUCE_DTYPE_BYTES = {GradReduceDType.BF16: 2.0, GradReduceDType.FP32: 4.0}
 
 
 def grad_wire_bytes(parallel: ParallelConfig, default: float | None = None) -> float:
-    """Bytes per gradient element a ZeRO-3 plan reduces: parallel.grad_reduce_dtype when
-    set, else `default` (None: the stack's FSDPTraits.grad_bytes)."""
+    """Bytes per gradient element a plan reduces: parallel.grad_reduce_dtype when set, else
+    `default` (None: the ZeRO-3 stack's FSDPTraits.grad_bytes)."""
     if parallel.grad_reduce_dtype is not None:
-        return REDUCE_DTYPE_BYTES[GradReduceDType(str(parallel.grad_reduce_dtype))]
+        return REDUCE_DTYPE_BYTES[parallel.grad_reduce_dtype]
     return traits(parallel).grad_bytes if default is None else default
 
 

@@ -20,7 +20,6 @@ from hwmodels.dtypes import DType
 from hwmodels.layers import ProfileArg
 from hwmodels.ops import memory_time, resolve_profile
 from hwmodels.parallel import (
-    GradReduceDType,
     OffloadTarget,
     ParallelConfig,
     TrainingConfig,
@@ -32,7 +31,7 @@ from hwmodels.profile import ElementwiseKind
 from hwmodels.specs import DeviceSpec, ModelSpec
 from hwmodels.training import offload
 from hwmodels.training.comm import CommModel
-from hwmodels.training.fsdp import REDUCE_DTYPE_BYTES, grad_wire_bytes
+from hwmodels.training.fsdp import grad_wire_bytes
 from hwmodels.training.fsdp import traits as fsdp_traits
 from hwmodels.training.placement import StageGroups
 
@@ -54,13 +53,13 @@ PARAM_GATHER_BYTES = 2.0
 
 
 def grad_reduce_bytes(dtype: DType, parallel: ParallelConfig | None = None) -> float:
-    """Bytes per gradient element on the DP wire: parallel.grad_reduce_dtype when set
-    (--grad-reduce-in-bf16), else Megatron's: fp32 main grads for bf16 (arguments.py forces
+    """Bytes per gradient element of the DDP / distributed-optimizer reduction:
+    parallel.grad_reduce_dtype when set (--grad-reduce-in-bf16; fsdp.grad_wire_bytes), else
+    Megatron's: fp32 main grads for bf16 (arguments.py forces
     accumulate_allreduce_grads_in_fp32 with --bf16) and fp32 training; fp16 runs (SC'21)
     reduce the fp16 grad buffer."""
-    if parallel is not None and parallel.grad_reduce_dtype is not None:
-        return REDUCE_DTYPE_BYTES[GradReduceDType(str(parallel.grad_reduce_dtype))]
-    return 2.0 if dtype is DType.FP16 else 4.0
+    megatron = 2.0 if dtype is DType.FP16 else 4.0
+    return megatron if parallel is None else grad_wire_bytes(parallel, megatron)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

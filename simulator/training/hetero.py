@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from hwmodels import flops
+from hwmodels.attention_impl import flash_memory
 from hwmodels.attention_impl import resolve as resolve_attention
 from hwmodels.errors import ConfigError
 from hwmodels.memory import training_memory
 from hwmodels.ops import resolve_profile
 from hwmodels.parallel import (
-    AttentionImpl,
     ParallelConfig,
     PoolSplit,
     TrainingConfig,
@@ -174,8 +174,7 @@ def simulate_pools(model: ModelSpec, training: TrainingConfig, parallel: Paralle
             for s, k in enumerate(stage_pools)]
     iteration_s = max(e.end_s for e in ends)
 
-    flash_mem = flash_attention and AttentionImpl(str(training.attention_impl)) is not \
-        AttentionImpl.UNFUSED
+    flash_mem = flash_memory(training.attention_impl, flash_attention)
     memories = [training_memory(model, training, p, stage=s, flash_attention=flash_mem)
                 .total_bytes for s in range(p.pp)]
     capacities = [memory_capacity_bytes(costs[k].cluster) for k in stage_pools]

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from hwmodels import flops
+from hwmodels.attention_impl import flash_memory
 from hwmodels.attention_impl import resolve as resolve_attention
 from hwmodels.errors import ConfigError
 from hwmodels.layers import ProfileArg
 from hwmodels.memory import DEFAULT_HEADROOM, training_memory
 from hwmodels.ops import resolve_profile
 from hwmodels.parallel import (
-    AttentionImpl,
     ParallelConfig,
     TrainingConfig,
     check_plan,
@@ -110,8 +110,7 @@ def simulate_iteration(model: ModelSpec, cluster: ClusterSpec, training: Trainin
     iteration_s = max(e.end_s for e in ends)
 
     # attention_impl=unfused materializes the scores like flash_attention=False
-    flash_mem = flash_attention and AttentionImpl(str(training.attention_impl)) is not \
-        AttentionImpl.UNFUSED
+    flash_mem = flash_memory(training.attention_impl, flash_attention)
     memories = [training_memory(model, training, p, stage=s, flash_attention=flash_mem)
                 .total_bytes for s in range(p.pp)]
     capacity = device.memory_bytes * (1.0 - MEMORY_HEADROOM)
